@@ -1,0 +1,52 @@
+//! `kakehashi`: the one binary of the kakehashi stack.
+//!
+//! Owns: argument parsing, logging setup, the tokio runtime, and the translation of library
+//! results into stdout JSON / exit codes. Does not own any protocol logic: every subcommand
+//! calls into a library crate (`kh-qbft`, `kh-evm-chain`, `kh-ledger`, ...).
+//!
+//! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
+
+mod output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// kakehashi: QBFT EVM <-> Corda-model ledger interoperability.
+///
+/// Exit codes: 0 success, 1 operation failed, 2 usage or config error.
+#[derive(Debug, Parser)]
+#[command(name = "kakehashi", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result: anyhow::Result<()> = match cli.command {};
+    output::conclude(result)
+}
