@@ -30,7 +30,9 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    // One variant per subcommand; each lives in its own module with `Args` and `run`.
+}
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
@@ -44,9 +46,12 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> std::process::ExitCode {
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        // Command::Foo(args) => foo::run(args).await,
+    };
     output::conclude(result)
 }
