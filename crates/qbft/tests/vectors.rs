@@ -1,0 +1,423 @@
+#![allow(clippy::unwrap_used)] // test helpers: a malformed vector file should fail the test loudly
+//! Every QBFT case of `vectors/qbft/` (copied from the shared compatibility vectors) with the
+//! expected result documented in `vectors/qbft/README.md`.
+
+use kh_qbft::{
+    Address, B256, ExtraData, Header, QbftError, Seal, VoteKind, quorum, verify_commit_seals,
+    verify_skip,
+};
+use serde_json::Value;
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/../../vectors/qbft/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap().trim_start_matches("0x")).unwrap()
+}
+
+fn b256(v: &Value) -> B256 {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+fn addresses(v: &Value) -> Vec<Address> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+// ---- Besu block 7528 (besu-qbft-elc) ----
+
+#[test]
+fn block_7528_parses_with_expected_fields() {
+    let v = load("besu-block-7528.json");
+    let raw = bytes(&v["header_rlp_with_seals"]);
+    let header = Header::decode(&raw).unwrap();
+    assert_eq!(
+        header.encode(),
+        raw,
+        "re-encoding must reproduce the header byte for byte"
+    );
+    assert_eq!(header.field_count(), 15);
+    assert_eq!(header.number(), 7528);
+    assert_eq!(
+        header.timestamp(),
+        v["decoded"]["timestamp"].as_u64().unwrap()
+    );
+    assert_eq!(header.state_root(), b256(&v["decoded"]["stateRoot"]));
+    let extra = header.extra_data();
+    assert_eq!(extra.round, 1);
+    assert_eq!(extra.validators, addresses(&v["validators"]));
+    assert_eq!(extra.seals.len(), 3);
+    assert_eq!(extra.vote, None);
+    header.check_bft_constants().unwrap();
+
+    let sealing = Header::decode(&bytes(&v["header_rlp_sealing"])).unwrap();
+    assert!(sealing.extra_data().seals.is_empty());
+    assert_eq!(sealing.number(), 7528);
+}
+
+#[test]
+fn block_7528_seal_digest_and_signers() {
+    let v = load("besu-block-7528.json");
+    let header = Header::decode(&bytes(&v["header_rlp_with_seals"])).unwrap();
+    let expected = b256(&v["expected_seal_digest"]);
+    assert_eq!(header.seal_digest(), expected);
+    // The committed-seal preimage is exactly the sealing header of the vector.
+    let sealing = bytes(&v["header_rlp_sealing"]);
+    assert_eq!(alloy_primitives::keccak256(&sealing), expected);
+    let without_seals = header.with_extra_data(&ExtraData {
+        seals: vec![],
+        ..header.extra_data().clone()
+    });
+    assert_eq!(without_seals.encode(), sealing);
+
+    let validators = addresses(&v["validators"]);
+    let signers = verify_commit_seals(&header, &validators).unwrap();
+    assert_eq!(signers, addresses(&v["expected_signers"]));
+    assert_eq!(
+        quorum(validators.len()),
+        v["quorum"]["besu_quorum_required"].as_u64().unwrap() as usize
+    );
+    let non_signer: Address = v["non_signing_validator"]
+        .as_str()
+        .unwrap_or_else(|| v["non_signing_validator"]["address"].as_str().unwrap())
+        .parse()
+        .unwrap();
+    assert!(!signers.contains(&non_signer));
+}
+
+#[test]
+fn block_7528_wrong_digest_recovers_non_validators() {
+    let v = load("besu-block-7528.json");
+    let header = Header::decode(&bytes(&v["header_rlp_with_seals"])).unwrap();
+    let wrong = b256(&v["negative_derived"]["wrong_digest"]);
+    assert_eq!(header.raw_hash(), wrong);
+    let validators = addresses(&v["validators"]);
+    let recovered: Vec<Address> = header
+        .extra_data()
+        .seals
+        .iter()
+        .map(|s| s.recover(wrong).unwrap())
+        .collect();
+    assert_eq!(
+        recovered,
+        addresses(&v["negative_derived"]["recovered_with_wrong_digest"])
+    );
+    assert!(recovered.iter().all(|a| !validators.contains(a)));
+}
+
+#[test]
+fn block_7528_onchain_block_hash() {
+    let v = load("besu-block-7528.json");
+    let header = Header::decode(&bytes(&v["header_rlp_with_seals"])).unwrap();
+    assert_eq!(
+        header.block_hash(),
+        b256(&v["block_hash_onchain_derived"]["value"])
+    );
+    // Round 1 makes the block hash differ from the seal digest.
+    assert_ne!(header.block_hash(), header.seal_digest());
+}
+
+#[test]
+fn block_7528_tampered_seal_or_header_fails() {
+    let v = load("besu-block-7528.json");
+    let raw = bytes(&v["header_rlp_with_seals"]);
+    let header = Header::decode(&raw).unwrap();
+    let validators = addresses(&v["validators"]);
+    // Drop one seal: 2 of 4 is below quorum 3.
+    let mut extra = header.extra_data().clone();
+    extra.seals.pop();
+    let err = verify_commit_seals(&header.with_extra_data(&extra), &validators).unwrap_err();
+    assert_eq!(
+        err,
+        QbftError::InsufficientSeals {
+            height: 7528,
+            got: 2,
+            need: 3
+        }
+    );
+    // Duplicate a seal.
+    let mut extra = header.extra_data().clone();
+    extra.seals[2] = extra.seals[0];
+    assert!(matches!(
+        verify_commit_seals(&header.with_extra_data(&extra), &validators),
+        Err(QbftError::DuplicateSigner { .. })
+    ));
+    // Change the vanity: the digest changes, the seals recover to strangers.
+    let mut extra = header.extra_data().clone();
+    extra.vanity[0] ^= 1;
+    assert!(matches!(
+        verify_commit_seals(&header.with_extra_data(&extra), &validators),
+        Err(QbftError::UnknownSigner { .. }) | Err(QbftError::InvalidSignature { .. })
+    ));
+}
+
+#[test]
+fn block_7528_extra_data_vectors() {
+    let v = load("besu-block-7528.json");
+    for case in v["extra_data_vectors"].as_array().unwrap() {
+        let raw = bytes(&case["extra_rlp"]);
+        let extra = ExtraData::decode(&raw).unwrap();
+        assert_eq!(extra.encode(), raw, "{}", case["name"]);
+        if let Some(exp) = case.get("expected") {
+            if let Some(r) = exp.get("round") {
+                assert_eq!(u64::from(extra.round), r.as_u64().unwrap());
+            }
+            if let Some(vals) = exp.get("validators") {
+                assert_eq!(extra.validators, addresses(vals));
+            }
+            if let Some(n) = exp.get("committed_seal_count") {
+                assert_eq!(extra.seals.len() as u64, n.as_u64().unwrap());
+            }
+        }
+    }
+    let genesis = &v["genesis_extra_data"];
+    let raw = bytes(&genesis["extra_rlp"]);
+    let extra = ExtraData::decode(&raw).unwrap();
+    assert_eq!(extra.encode(), raw);
+    assert_eq!(
+        extra.validators,
+        addresses(&genesis["decoded"]["validators"])
+    );
+    assert_eq!(extra.round, 0);
+    assert!(extra.seals.is_empty() && extra.vote.is_none());
+}
+
+// ---- Besu QbftExtraDataCodecTest ----
+
+#[test]
+fn besu_extra_data_codec_cases() {
+    let v = load("besu-extradata-codec.json");
+    let cases = v["cases"].as_array().unwrap();
+    let mut checked = 0;
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let raw = bytes(&case["extra_rlp"]);
+        let result = ExtraData::decode(&raw);
+        match name {
+            "known_raw_hex_string" => {
+                let extra = result.unwrap();
+                assert_eq!(extra.encode(), raw);
+                let exp = &case["expected_decoded"];
+                assert_eq!(extra.vanity.to_vec(), bytes(&exp["vanity"]));
+                assert_eq!(extra.validators, addresses(&exp["validators"]));
+                let vote = extra.vote.unwrap();
+                assert_eq!(vote.kind, VoteKind::Add);
+                assert_eq!(
+                    vote.recipient,
+                    exp["vote"]["recipient"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<Address>()
+                        .unwrap()
+                );
+                assert_eq!(u64::from(extra.round), exp["round"].as_u64().unwrap());
+                let seals: Vec<Seal> = exp["committed_seals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| Seal::from_slice(&bytes(&s["hex"])).unwrap())
+                    .collect();
+                assert_eq!(extra.seals, seals);
+                // The two digest forms of the same data.
+                let find =
+                    |n: &str| bytes(&cases.iter().find(|c| c["name"] == n).unwrap()["extra_rlp"]);
+                assert_eq!(
+                    extra.encode_for_seal(),
+                    find("known_data_encoded_without_commit_seals")
+                );
+                assert_eq!(
+                    extra.encode_for_hash(),
+                    find("known_data_encoded_without_commit_seals_and_round")
+                );
+            }
+            "known_data_encoded_without_commit_seals" => {
+                let extra = result.unwrap();
+                assert!(extra.seals.is_empty());
+                assert_eq!(extra.round, 0xFEDCBA);
+                assert_eq!(extra.encode(), raw);
+            }
+            "known_data_encoded_without_commit_seals_and_round" => {
+                let extra = result.unwrap();
+                assert!(extra.seals.is_empty());
+                assert_eq!(extra.round, 0);
+                assert_eq!(extra.encode(), raw);
+            }
+            "correctly_coded_short_round" => {
+                let extra = result.unwrap();
+                assert_eq!(extra.round, 0xDCBA);
+                assert_eq!(extra.vote.unwrap().kind, VoteKind::Add);
+                assert!(extra.validators.is_empty() && extra.seals.is_empty());
+                assert_eq!(extra.encode(), raw);
+            }
+            "null_vote_and_empty_lists" => {
+                let extra = result.unwrap();
+                assert_eq!(extra.vote, None);
+                assert_eq!(extra.round, 0xFEDCBA);
+                assert_eq!(extra.encode(), raw);
+            }
+            "drop_vote_empty_lists" => {
+                let extra = result.unwrap();
+                assert_eq!(extra.vote.unwrap().kind, VoteKind::Drop);
+                assert_eq!(extra.encode(), raw);
+            }
+            "zero_padded_round_only_derived" => {
+                assert_eq!(result.unwrap_err(), QbftError::ZeroPaddedRound);
+            }
+            "zero_padded_round_besu_test"
+            | "six_items_and_4byte_round"
+            | "invalid_vote_type"
+            | "empty_extra_data" => {
+                assert!(result.is_err(), "{name} must be rejected");
+            }
+            other => panic!("unexpected case {other}: add its expectation"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, cases.len());
+    assert!(checked >= 10);
+}
+
+// ---- cosmos/ibc-contracts live Besu QBFT fixture (20-field Cancun headers) ----
+
+#[test]
+fn ibc_contracts_fixture_cases() {
+    let fixture = load("ibc-contracts-qbft-fixture.json");
+    let derived = load("ibc-contracts-qbft-fixture.derived.json");
+    let trusted = addresses(&fixture["initialTrustedValidators"]);
+    let cases = derived["cases"].as_object().unwrap();
+    assert_eq!(cases.len(), 5);
+    for (name, d) in cases {
+        let raw = bytes(&fixture[name]["headerRlp"]);
+        let header = Header::decode(&raw).unwrap();
+        assert_eq!(header.encode(), raw, "{name}: re-encode");
+        assert_eq!(
+            header.field_count() as u64,
+            d["header_item_count"].as_u64().unwrap()
+        );
+        assert_eq!(header.number(), d["height"].as_u64().unwrap());
+        assert_eq!(header.timestamp(), d["timestamp"].as_u64().unwrap());
+        assert_eq!(header.parent_hash(), b256(&d["parent_hash"]));
+        assert_eq!(header.state_root(), b256(&d["state_root"]));
+        assert_eq!(
+            header.extra_data().validators,
+            addresses(&d["header_validators"])
+        );
+        header.check_bft_constants().unwrap();
+        assert_eq!(
+            header.seal_digest(),
+            b256(&d["seal_digest_derived"]),
+            "{name}: digest"
+        );
+        assert_eq!(
+            header.block_hash(),
+            b256(&d["block_hash_onchain_rule_derived"]),
+            "{name}: hash"
+        );
+        let signers: Vec<Address> = header
+            .extra_data()
+            .seals
+            .iter()
+            .map(|s| s.recover(header.seal_digest()).unwrap())
+            .collect();
+        assert_eq!(
+            signers,
+            addresses(&d["recovered_signers_derived"]),
+            "{name}: signers"
+        );
+
+        let overlap = d["trusted_overlap"]["count"].as_u64().unwrap() as usize;
+        let need_overlap = d["trusted_overlap"]["required"].as_u64().unwrap() as usize;
+        let count = d["new_set_quorum"]["count"].as_u64().unwrap() as usize;
+        let need = d["new_set_quorum"]["required"].as_u64().unwrap() as usize;
+        let result = verify_skip(&header, &trusted);
+        match name.as_str() {
+            "updateHeight11" | "updateHeight12" | "conflictingHeight12" => {
+                let ok = result.unwrap();
+                assert_eq!(ok.trusted_overlap, overlap);
+                assert_eq!(ok.signers.len(), count);
+                verify_commit_seals(&header, &header.extra_data().validators).unwrap();
+            }
+            "lowQuorumHeight12" => assert_eq!(
+                result.unwrap_err(),
+                QbftError::InsufficientSeals {
+                    height: 35,
+                    got: count,
+                    need
+                }
+            ),
+            "lowOverlapHeight13" => assert_eq!(
+                result.unwrap_err(),
+                QbftError::InsufficientTrustedOverlap {
+                    height: 36,
+                    got: overlap,
+                    need: need_overlap
+                }
+            ),
+            other => panic!("unexpected case {other}"),
+        }
+    }
+}
+
+#[test]
+fn ibc_contracts_fixture_hash_chain() {
+    // Header 35's parentHash is the on-chain hash of header 34: confirms the block-hash rule.
+    let fixture = load("ibc-contracts-qbft-fixture.json");
+    let h34 = Header::decode(&bytes(&fixture["updateHeight11"]["headerRlp"])).unwrap();
+    let h35 = Header::decode(&bytes(&fixture["updateHeight12"]["headerRlp"])).unwrap();
+    assert_eq!(h35.parent_hash(), h34.block_hash());
+}
+
+#[test]
+fn ibc_contracts_fixture_vanity_of_31_bytes_is_rejected() {
+    let fixture = load("ibc-contracts-qbft-fixture.json");
+    let header = Header::decode(&bytes(&fixture["updateHeight11"]["headerRlp"])).unwrap();
+    let extra = header.extra_data().encode();
+    // Rebuild the extra with a 31-byte vanity: 0xa0 prefix (32 bytes) becomes 0x9f (31 bytes).
+    let inner_start = if extra[0] >= 0xf8 {
+        1 + usize::from(extra[0] - 0xf7)
+    } else {
+        1
+    };
+    let mut items = extra[inner_start..].to_vec();
+    assert_eq!(items[0], 0xa0);
+    items.remove(1);
+    items[0] = 0x9f;
+    let mut shortened = Vec::new();
+    alloy_rlp::Header {
+        list: true,
+        payload_length: items.len(),
+    }
+    .encode(&mut shortened);
+    shortened.extend_from_slice(&items);
+    assert_eq!(
+        ExtraData::decode(&shortened).unwrap_err(),
+        QbftError::VanityLength { got: 31 }
+    );
+}
+
+// ---- IBFT 2.0 block (not QBFT) ----
+
+#[test]
+fn ibft2_block_is_rejected_by_the_qbft_decoder() {
+    let v = load("ibft2-mainnet-block-5618555.json");
+    let raw = bytes(&v["header_rlp"]);
+    // The header is well-formed RLP, but its IBFT2 extraData carries the vote as a plain
+    // string (0x80) and a 4-byte zero-padded round: the strict QBFT decoder rejects it.
+    let err = Header::decode(&raw).unwrap_err();
+    assert_eq!(
+        err,
+        QbftError::ItemKind {
+            what: "vote",
+            expected: "list"
+        }
+    );
+    // The header itself is 15 well-formed fields (the failure is the extraData, not the RLP).
+    let top = alloy_rlp::Header::decode(&mut raw.as_slice()).unwrap();
+    assert!(top.list);
+}
