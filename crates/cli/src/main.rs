@@ -7,6 +7,7 @@
 //! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
 
 mod output;
+mod qbft;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -32,6 +33,9 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subcommand; each lives in its own module with `Args` and `run`.
+    /// QBFT header tools.
+    #[command(subcommand)]
+    Qbft(qbft::Command),
 }
 
 fn init_logging(format: LogFormat) {
@@ -51,7 +55,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
-        // Command::Foo(args) => foo::run(args).await,
+        Command::Qbft(cmd) => qbft::run(cmd),
     };
     output::conclude(result)
 }
