@@ -1,0 +1,128 @@
+//! Errors of the devnet.
+
+use alloy_primitives::{Address, B256, U256};
+
+/// Why a transaction was refused at submission (JSON-RPC code -32000 family).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// Not a decodable EIP-2718 transaction.
+    #[error("invalid transaction encoding: {0}")]
+    Decode(String),
+    /// The signature does not recover a sender.
+    #[error("invalid transaction signature")]
+    BadSignature,
+    /// Blob and set-code transactions are not supported.
+    #[error("transaction type {0} is not supported")]
+    UnsupportedType(u8),
+    /// Signed for another chain.
+    #[error("invalid chain id: expected {expected}, got {got}")]
+    WrongChainId {
+        /// This chain's id.
+        expected: u64,
+        /// The transaction's.
+        got: u64,
+    },
+    /// The nonce was already used.
+    #[error("nonce too low: address {sender}, tx nonce {tx}, state nonce {state}")]
+    NonceTooLow {
+        /// Sender.
+        sender: Address,
+        /// Transaction nonce.
+        tx: u64,
+        /// Account nonce.
+        state: u64,
+    },
+    /// The sender cannot pay for gas and value.
+    #[error("insufficient funds for gas * price + value: address {sender} have {have} want {want}")]
+    InsufficientFunds {
+        /// Sender.
+        sender: Address,
+        /// Balance.
+        have: U256,
+        /// gas limit × max fee + value.
+        want: U256,
+    },
+    /// Below the intrinsic gas.
+    #[error("intrinsic gas too low: have {have}, want {want}")]
+    IntrinsicGas {
+        /// The gas limit.
+        have: u64,
+        /// The minimum.
+        want: u64,
+    },
+    /// Above the block gas limit.
+    #[error("exceeds block gas limit: {gas} > {limit}")]
+    GasLimit {
+        /// The gas limit.
+        gas: u64,
+        /// The block's.
+        limit: u64,
+    },
+    /// The max fee is below the current base fee.
+    #[error("max fee per gas less than block base fee: {max_fee} < {base_fee}")]
+    FeeTooLow {
+        /// Offered.
+        max_fee: u128,
+        /// Required.
+        base_fee: u64,
+    },
+    /// The priority fee exceeds the max fee.
+    #[error("max priority fee per gas higher than max fee per gas")]
+    TipAboveFeeCap,
+    /// The same transaction is already pending or mined.
+    #[error("already known: {0}")]
+    AlreadyKnown(B256),
+    /// The transaction pool is full.
+    #[error("transaction pool is full")]
+    PoolFull,
+}
+
+/// Failures of the devnet itself (storage, configuration).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The data directory could not be read or written.
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The block log is corrupt beyond a torn last record.
+    #[error("block log corrupt at record {index}: {reason}")]
+    CorruptLog {
+        /// Record number.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Replaying the stored chain gave a different block.
+    #[error("replay of block {number} gave hash {got}, the log has {expected}")]
+    ReplayMismatch {
+        /// Block number.
+        number: u64,
+        /// Stored hash.
+        expected: B256,
+        /// Recomputed hash.
+        got: B256,
+    },
+    /// The data directory belongs to another chain configuration.
+    #[error("data directory was created with {key} = {stored}, this run has {given}")]
+    ConfigMismatch {
+        /// The setting.
+        key: &'static str,
+        /// Stored value.
+        stored: String,
+        /// Given value.
+        given: String,
+    },
+    /// Invalid configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A header the devnet produced failed QBFT encoding.
+    #[error(transparent)]
+    Qbft(#[from] kh_qbft::QbftError),
+}

@@ -1,0 +1,25 @@
+//! The QBFT EVM devnet: an embedded GoQuorum/Besu-compatible chain.
+//!
+//! Owns: the world state and Ethereum's tries (state, storage, transactions, receipts roots and
+//! `eth_getProof`), block production with revm (Cancun rules, EIP-1559 fees), sealing by the
+//! devnet's QBFT validators, validator-set votes, persistence in a data directory, and the
+//! Ethereum JSON-RPC server (HTTP and WebSocket on one address).
+//!
+//! Does not own: the QBFT header codec and quorum rules (`kh-qbft`, used here for every
+//! header), Solidity contracts (`kh-contracts`), the relayer's chain client (`kh-relayer`).
+//!
+//! Seams: revm's `DatabaseRef` over [`WorldState`] snapshots.
+//!
+//! ## Feature Flags
+//! None.
+
+mod chain;
+mod error;
+mod state;
+
+pub use chain::{
+    Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE,
+    MinedReceipt, MinedTx, PendingTx, effective_price,
+};
+pub use error::{ChainError, TxError};
+pub use state::{Account, AccountProof, WorldState, decode_node};
