@@ -6,8 +6,11 @@
 //!
 //! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
 
+mod devnet;
+mod devnet_evm;
 mod output;
 mod qbft;
+mod signal;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -33,6 +36,9 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subcommand; each lives in its own module with `Args` and `run`.
+    /// Local development networks (EVM devnet, ledger network).
+    #[command(subcommand)]
+    Devnet(devnet::Command),
     /// QBFT header tools.
     #[command(subcommand)]
     Qbft(qbft::Command),
@@ -55,6 +61,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
+        Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Qbft(cmd) => qbft::run(cmd),
     };
     output::conclude(result)

@@ -14,12 +14,19 @@
 //! None.
 
 mod chain;
+mod devnet;
 mod error;
+mod rpc;
 mod state;
+mod store;
 
 pub use chain::{
     Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE,
     MinedReceipt, MinedTx, PendingTx, effective_price,
+};
+pub use devnet::{
+    BlockProduction, DevAccount, Devnet, DevnetConfig, DevnetError, TEST_MNEMONIC, dev_accounts,
+    validator_key,
 };
 pub use error::{ChainError, TxError};
 pub use state::{Account, AccountProof, WorldState, decode_node};

@@ -1,0 +1,19 @@
+//! `kakehashi devnet ...`: local development networks.
+
+use clap::Subcommand;
+
+use crate::devnet_evm;
+
+/// Local development networks.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a QBFT EVM devnet with Ethereum JSON-RPC.
+    Evm(devnet_evm::Args),
+}
+
+/// Runs a `devnet` subcommand.
+pub(crate) async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Evm(args) => devnet_evm::run(args).await,
+    }
+}

@@ -1,0 +1,96 @@
+//! `kakehashi devnet evm`: the QBFT EVM devnet as a foreground process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
+
+use crate::output::UsageError;
+
+/// Arguments of `devnet evm`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Number of validators (keys derived from --validator-seed).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Seed of the deterministic validator keys.
+    #[arg(long, default_value = "kakehashi-devnet")]
+    validator_seed: String,
+    /// Block interval in milliseconds.
+    #[arg(long, default_value_t = 1000, conflicts_with = "instant")]
+    block_time: u64,
+    /// Mine a block for every transaction, before eth_sendRawTransaction returns.
+    #[arg(long)]
+    instant: bool,
+    /// JSON-RPC address (HTTP and WebSocket).
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    rpc: SocketAddr,
+    /// Data directory (blocks survive restarts); in memory when absent.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// EIP-155 chain id.
+    #[arg(long, default_value_t = 1337)]
+    chain_id: u64,
+    /// Number of prefunded dev accounts (standard test mnemonic).
+    #[arg(long, default_value_t = 10)]
+    accounts: usize,
+}
+
+impl Args {
+    pub(crate) fn config(&self) -> anyhow::Result<DevnetConfig> {
+        if self.validators == 0 {
+            return Err(UsageError("--validators must be at least 1".into()).into());
+        }
+        if !self.instant && self.block_time == 0 {
+            return Err(UsageError("--block-time must be positive".into()).into());
+        }
+        Ok(DevnetConfig {
+            validators: self.validators,
+            validator_seed: self.validator_seed.clone(),
+            production: if self.instant {
+                BlockProduction::Instant
+            } else {
+                BlockProduction::Interval(Duration::from_millis(self.block_time))
+            },
+            rpc_addr: self.rpc,
+            data_dir: self.data.clone(),
+            chain_id: self.chain_id,
+            dev_accounts: self.accounts,
+            ..DevnetConfig::default()
+        })
+    }
+}
+
+/// Starts the devnet, prints its endpoints and accounts, and runs until Ctrl-C / SIGTERM.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let devnet = Devnet::start(args.config()?)
+        .await
+        .context("starting the EVM devnet")?;
+    print_banner(&devnet, args.chain_id);
+    crate::signal::shutdown_signal().await;
+    devnet.shutdown().await.context("stopping the EVM devnet")?;
+    Ok(())
+}
+
+pub(crate) fn print_banner(devnet: &Devnet, chain_id: u64) {
+    let addr = devnet.rpc_addr();
+    println!(
+        "kakehashi QBFT EVM devnet (chain id {chain_id}, head #{})",
+        devnet.head_number()
+    );
+    println!("RPC: http://{addr}");
+    println!("WS:  ws://{addr}");
+    println!("Validators:");
+    for v in devnet.validators() {
+        println!("  {v}");
+    }
+    println!(
+        "Dev accounts (mnemonic \"{}\"):",
+        kh_evm_chain::TEST_MNEMONIC
+    );
+    for (i, a) in devnet.dev_accounts().iter().enumerate() {
+        println!("  ({i}) {} key {}", a.address, a.private_key);
+    }
+}

@@ -1,0 +1,372 @@
+//! The devnet service: configuration, dev accounts, the block producer task, persistence and
+//! the JSON-RPC server, started and stopped as one unit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
+use k256::ecdsa::SigningKey;
+use kh_qbft::address_of;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::chain::{Chain, ChainSpec, DEFAULT_GAS_LIMIT};
+use crate::error::{ChainError, TxError};
+use crate::store::{BlockLog, Meta, Record};
+
+/// The mnemonic every Ethereum tool knows.
+pub const TEST_MNEMONIC: &str = "test test test test test test test test test test test junk";
+
+/// How blocks are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockProduction {
+    /// A block every interval (empty blocks included, as Besu does).
+    Interval(Duration),
+    /// A block per submitted transaction, mined before `eth_sendRawTransaction` returns.
+    Instant,
+}
+
+/// Devnet settings.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Number of validators generated from `validator_seed` (ignored when `validator_keys` is set).
+    pub validators: usize,
+    /// Seed for deterministic validator keys.
+    pub validator_seed: String,
+    /// Explicit validator secret keys (32 bytes each) instead of generated ones.
+    pub validator_keys: Vec<B256>,
+    /// Block production mode.
+    pub production: BlockProduction,
+    /// JSON-RPC listen address (HTTP and WebSocket).
+    pub rpc_addr: SocketAddr,
+    /// Data directory; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// EIP-155 chain id.
+    pub chain_id: u64,
+    /// Number of prefunded accounts from `mnemonic`.
+    pub dev_accounts: usize,
+    /// BIP-39 mnemonic of the dev accounts.
+    pub mnemonic: String,
+    /// Balance of each dev account (wei).
+    pub dev_balance: U256,
+    /// Recent blocks whose state is kept for calls and proofs.
+    pub history: usize,
+    /// Largest JSON-RPC request body accepted (bytes).
+    pub max_request_body: u32,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            validators: 4,
+            validator_seed: "kakehashi-devnet".into(),
+            validator_keys: vec![],
+            production: BlockProduction::Interval(Duration::from_millis(1000)),
+            rpc_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            data_dir: None,
+            chain_id: 1337,
+            dev_accounts: 10,
+            mnemonic: TEST_MNEMONIC.into(),
+            // 10,000 ether
+            dev_balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
+            history: 1024,
+            max_request_body: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// A prefunded account (address and its private key, like anvil prints them).
+#[derive(Debug, Clone)]
+pub struct DevAccount {
+    /// The address.
+    pub address: Address,
+    /// The secret key.
+    pub private_key: B256,
+}
+
+/// State shared by the producer and the RPC handlers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) chain: RwLock<Chain>,
+    pub(crate) log: Mutex<Option<BlockLog>>,
+    pub(crate) blocks: broadcast::Sender<u64>,
+    pub(crate) production: BlockProduction,
+    pub(crate) dev_accounts: Vec<DevAccount>,
+}
+
+impl Shared {
+    /// Produces the next block and persists it. Blocking: call from a blocking thread.
+    pub(crate) fn produce(&self) -> Result<u64, ChainError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut chain = self.chain.write();
+        let number = chain.produce_block(now)?.header.number;
+        if let Some(log) = self.log.lock().as_mut() {
+            log.append(&record_of(&chain, number)?)?;
+        }
+        drop(chain);
+        // Nobody listening is fine.
+        let _ = self.blocks.send(number);
+        Ok(number)
+    }
+
+    /// Submits a transaction; in instant mode mines it before returning.
+    pub(crate) fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
+        let hash = self.chain.write().submit(raw)?;
+        if self.production == BlockProduction::Instant {
+            self.produce()?;
+        }
+        Ok(hash)
+    }
+}
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+fn record_of(chain: &Chain, number: u64) -> Result<Record, ChainError> {
+    let block = chain
+        .block(number)
+        .ok_or_else(|| ChainError::Config(format!("block {number} missing")))?;
+    let txs = chain
+        .raw_block_txs(number)
+        .map(<[Bytes]>::to_vec)
+        .unwrap_or_default();
+    Ok(Record {
+        header: Bytes::from(alloy_rlp::encode(&block.header)),
+        txs,
+    })
+}
+
+/// Deterministic validator key `i` from a seed.
+pub fn validator_key(seed: &str, i: usize) -> SigningKey {
+    let mut counter = 0u64;
+    loop {
+        let secret = keccak256(format!("{seed}/validator/{i}/{counter}"));
+        if let Ok(key) = SigningKey::from_slice(secret.as_slice()) {
+            return key;
+        }
+        counter += 1;
+    }
+}
+
+/// The dev accounts of a mnemonic (path m/44'/60'/0'/0/i).
+pub fn dev_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevAccount>, ChainError> {
+    (0..count)
+        .map(|i| {
+            let index =
+                u32::try_from(i).map_err(|_| ChainError::Config("too many dev accounts".into()))?;
+            let signer: PrivateKeySigner = MnemonicBuilder::<English>::default()
+                .phrase(mnemonic)
+                .index(index)
+                .map_err(|e| ChainError::Config(format!("mnemonic path: {e}")))?
+                .build()
+                .map_err(|e| ChainError::Config(format!("mnemonic: {e}")))?;
+            Ok(DevAccount {
+                address: signer.address(),
+                private_key: B256::from_slice(&signer.credential().to_bytes()),
+            })
+        })
+        .collect()
+}
+
+/// A running devnet.
+#[derive(Debug)]
+pub struct Devnet {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: jsonrpsee::server::ServerHandle,
+    producer: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    validators: Vec<Address>,
+}
+
+impl Devnet {
+    /// Builds (or reopens from `data_dir`) the chain, starts block production and the RPC server.
+    pub async fn start(config: DevnetConfig) -> Result<Self, DevnetError> {
+        let keys: Vec<SigningKey> = if config.validator_keys.is_empty() {
+            if config.validators == 0 {
+                return Err(ChainError::Config("--validators must be at least 1".into()).into());
+            }
+            (0..config.validators)
+                .map(|i| validator_key(&config.validator_seed, i))
+                .collect()
+        } else {
+            config
+                .validator_keys
+                .iter()
+                .map(|k| SigningKey::from_slice(k.as_slice()))
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    ChainError::Config("a validator key is not a valid secp256k1 secret".into())
+                })?
+        };
+        let validators: Vec<Address> = keys.iter().map(|k| address_of(k.verifying_key())).collect();
+        let accounts = dev_accounts(&config.mnemonic, config.dev_accounts)?;
+        let spec = ChainSpec {
+            chain_id: config.chain_id,
+            validator_keys: keys,
+            alloc: accounts
+                .iter()
+                .map(|a| (a.address, config.dev_balance))
+                .collect(),
+            genesis_timestamp: 0,
+            gas_limit: DEFAULT_GAS_LIMIT,
+            history: config.history,
+        };
+        let data_dir = config.data_dir.clone();
+        let (chain, log) = tokio::task::spawn_blocking(move || open_chain(spec, data_dir))
+            .await
+            .map_err(|e| DevnetError::Task(e.to_string()))??;
+        let (blocks, _) = broadcast::channel(1024);
+        let shared = Arc::new(Shared {
+            chain: RwLock::new(chain),
+            log: Mutex::new(log),
+            blocks,
+            production: config.production,
+            dev_accounts: accounts,
+        });
+        let (server, addr) =
+            crate::rpc::serve(shared.clone(), config.rpc_addr, config.max_request_body).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let producer = match config.production {
+            BlockProduction::Interval(every) => Some(tokio::spawn(
+                produce_every(shared.clone(), every, stop_rx)
+                    .instrument(info_span!("evm.seal", chain = config.chain_id)),
+            )),
+            BlockProduction::Instant => None,
+        };
+        info!(rpc = %addr, validators = validators.len(), "devnet started");
+        Ok(Self {
+            shared,
+            addr,
+            server,
+            producer,
+            stop,
+            validators,
+        })
+    }
+
+    /// The bound JSON-RPC address.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The genesis validator set.
+    pub fn validators(&self) -> &[Address] {
+        &self.validators
+    }
+
+    /// The prefunded accounts.
+    pub fn dev_accounts(&self) -> &[DevAccount] {
+        &self.shared.dev_accounts
+    }
+
+    /// The latest block number.
+    pub fn head_number(&self) -> u64 {
+        self.shared.chain.read().head_number()
+    }
+
+    /// Produces one block now (any mode).
+    pub async fn mine(&self) -> Result<u64, DevnetError> {
+        let shared = self.shared.clone();
+        Ok(tokio::task::spawn_blocking(move || shared.produce())
+            .await
+            .map_err(|e| DevnetError::Task(e.to_string()))??)
+    }
+
+    /// Stops block production and the server, and syncs the data directory.
+    pub async fn shutdown(mut self) -> Result<(), DevnetError> {
+        let _ = self.stop.send(true);
+        if let Some(p) = self.producer.take() {
+            let _ = p.await;
+        }
+        let _ = self.server.stop();
+        self.server.clone().stopped().await;
+        if let Some(log) = self.shared.log.lock().as_mut() {
+            log.sync()?;
+        }
+        info!("devnet stopped");
+        Ok(())
+    }
+}
+
+fn open_chain(
+    spec: ChainSpec,
+    data_dir: Option<PathBuf>,
+) -> Result<(Chain, Option<BlockLog>), ChainError> {
+    let mut chain = Chain::new(spec)?;
+    let Some(dir) = data_dir else {
+        return Ok((chain, None));
+    };
+    let meta = Meta {
+        chain_id: chain.chain_id(),
+        genesis_hash: chain.head().hash,
+    };
+    let (log, records) = BlockLog::open(&dir, &meta)?;
+    for (i, record) in records.iter().enumerate() {
+        let header =
+            kh_qbft::Header::decode(&record.header).map_err(|e| ChainError::CorruptLog {
+                index: i as u64,
+                reason: format!("header: {e}"),
+            })?;
+        chain.replay_block(
+            header.timestamp(),
+            &record.txs,
+            header.extra_data().vote,
+            header.block_hash(),
+        )?;
+    }
+    if !records.is_empty() {
+        info!(
+            blocks = records.len(),
+            height = chain.head_number(),
+            "replayed block log"
+        );
+    }
+    Ok((chain, Some(log)))
+}
+
+async fn produce_every(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let s = shared.clone();
+        match tokio::task::spawn_blocking(move || s.produce()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => warn!(error = %err, "block production failed"),
+            Err(err) => warn!(error = %err, "block production task failed"),
+        }
+    }
+}
+
+/// Failures starting or running the devnet.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The chain or its storage.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The RPC server could not bind or register methods.
+    #[error("JSON-RPC server: {0}")]
+    Rpc(String),
+    /// A background task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
