@@ -371,13 +371,13 @@ impl Chain {
         let from = envelope
             .recover_signer()
             .map_err(|_| TxError::BadSignature)?;
-        if let Some(id) = envelope.chain_id() {
-            if id != self.spec.chain_id {
-                return Err(TxError::WrongChainId {
-                    expected: self.spec.chain_id,
-                    got: id,
-                });
-            }
+        if let Some(id) = envelope.chain_id()
+            && id != self.spec.chain_id
+        {
+            return Err(TxError::WrongChainId {
+                expected: self.spec.chain_id,
+                got: id,
+            });
         }
         let state_nonce = self.state.account(&from).map(|a| a.nonce).unwrap_or(0);
         if envelope.nonce() < state_nonce {
@@ -400,10 +400,10 @@ impl Chain {
                 limit: self.spec.gas_limit,
             });
         }
-        if let Some(tip) = envelope.max_priority_fee_per_gas() {
-            if tip > envelope.max_fee_per_gas() {
-                return Err(TxError::TipAboveFeeCap);
-            }
+        if let Some(tip) = envelope.max_priority_fee_per_gas()
+            && tip > envelope.max_fee_per_gas()
+        {
+            return Err(TxError::TipAboveFeeCap);
         }
         let base_fee = self.next_base_fee();
         if envelope.max_fee_per_gas() < u128::from(base_fee) {
@@ -544,16 +544,7 @@ impl Chain {
         let validators = self.validators.clone();
         let proposer = validators[(number as usize) % validators.len()];
 
-        let mut block_env = BlockEnv::default();
-        block_env.number = U256::from(number);
-        block_env.beneficiary = proposer;
-        block_env.timestamp = U256::from(timestamp);
-        block_env.gas_limit = self.spec.gas_limit;
-        block_env.basefee = base_fee;
-        block_env.difficulty = U256::ZERO;
-        block_env.prevrandao = Some(BFT_MIX_HASH);
-        block_env.blob_excess_gas_and_price =
-            Some(BlobExcessGasAndPrice::new(0, CANCUN_BLOB_UPDATE_FRACTION));
+        let block_env = block_env(number, proposer, timestamp, self.spec.gas_limit, base_fee);
 
         let mut txs = Vec::with_capacity(candidates.len());
         let mut raws = Vec::with_capacity(candidates.len());
@@ -739,7 +730,7 @@ impl Chain {
                 .tally
                 .get(candidate)
                 .is_some_and(|t| t.contains_key(&proposer));
-            (useful && !already).then(|| Vote {
+            (useful && !already).then_some(Vote {
                 recipient: *candidate,
                 kind: if *add { VoteKind::Add } else { VoteKind::Drop },
             })
@@ -779,15 +770,13 @@ impl Chain {
     pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
         let state = self.state_at(number)?;
         let block = self.block(number)?;
-        let mut block_env = BlockEnv::default();
-        block_env.number = U256::from(number);
-        block_env.beneficiary = block.header.beneficiary;
-        block_env.timestamp = U256::from(block.header.timestamp);
-        block_env.gas_limit = self.spec.gas_limit;
-        block_env.basefee = 0;
-        block_env.prevrandao = Some(BFT_MIX_HASH);
-        block_env.blob_excess_gas_and_price =
-            Some(BlobExcessGasAndPrice::new(0, CANCUN_BLOB_UPDATE_FRACTION));
+        let block_env = block_env(
+            number,
+            block.header.beneficiary,
+            block.header.timestamp,
+            self.spec.gas_limit,
+            0,
+        );
         let db = CacheDB::new(StateDb {
             state,
             block_hashes: &self.hashes,
@@ -860,6 +849,27 @@ impl Chain {
             }
         }
         Some(Ok(hi))
+    }
+}
+
+/// The block environment revm executes in (Cancun, no blobs, the BFT mix hash as prevrandao).
+fn block_env(
+    number: u64,
+    beneficiary: Address,
+    timestamp: u64,
+    gas_limit: u64,
+    basefee: u64,
+) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(number),
+        beneficiary,
+        timestamp: U256::from(timestamp),
+        gas_limit,
+        basefee,
+        difficulty: U256::ZERO,
+        prevrandao: Some(BFT_MIX_HASH),
+        blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, CANCUN_BLOB_UPDATE_FRACTION)),
+        ..Default::default()
     }
 }
 

@@ -199,10 +199,10 @@ fn module(
     m.register_method("eth_getTransactionByHash", |p, s, _| -> RpcResult<Value> {
         let hash: B256 = p.one()?;
         let chain = s.chain.read();
-        if let Some((number, index)) = chain.tx_location(&hash) {
-            if let Some(block) = chain.block(number) {
-                return to_json(&rpc_tx(block, index));
-            }
+        if let Some((number, index)) = chain.tx_location(&hash)
+            && let Some(block) = chain.block(number)
+        {
+            return to_json(&rpc_tx(block, index));
         }
         match chain.pending_tx(&hash) {
             Some(tx) => to_json(&RpcTx {
@@ -290,6 +290,7 @@ fn module(
 /// Tip suggested by `eth_maxPriorityFeePerGas` (1 gwei).
 const SUGGESTED_TIP: u64 = 1_000_000_000;
 
+#[allow(clippy::redundant_allocation)] // jsonrpsee hands the module context over in its own Arc
 async fn subscribe(
     params: Params<'static>,
     pending: PendingSubscriptionSink,

@@ -126,12 +126,12 @@ impl WorldState {
             entry.nonce = account.info.nonce;
             entry.balance = account.info.balance;
             entry.code_hash = account.info.code_hash;
-            if let Some(code) = &account.info.code {
-                if account.info.code_hash != KECCAK_EMPTY {
-                    self.codes
-                        .entry(account.info.code_hash)
-                        .or_insert_with(|| code.original_bytes());
-                }
+            if let Some(code) = &account.info.code
+                && account.info.code_hash != KECCAK_EMPTY
+            {
+                self.codes
+                    .entry(account.info.code_hash)
+                    .or_insert_with(|| code.original_bytes());
             }
             let mut storage_changed = account.is_created() && !entry.storage.is_empty();
             for (slot, value) in account.storage.iter() {
@@ -203,7 +203,7 @@ impl WorldState {
             .iter()
             .map(|(addr, acc)| (keccak256(addr), alloy_rlp::encode(acc.trie_account())))
             .collect();
-        leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        leaves.sort_unstable_by_key(|a| a.0);
         build_trie(leaves.iter().map(|(k, v)| (*k, v.as_slice())), targets)
     }
 }
@@ -218,7 +218,7 @@ fn storage_trie(storage: &imbl::OrdMap<U256, U256>, targets: &[Nibbles]) -> (B25
             )
         })
         .collect();
-    leaves.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    leaves.sort_unstable_by_key(|a| a.0);
     build_trie(leaves.iter().map(|(k, v)| (*k, v.as_slice())), targets)
 }
 
