@@ -1,0 +1,597 @@
+//! KhNft executed in revm from the committed artifact: minting, transfers, approvals, safe
+//! transfers to receivers and non-receivers, events and custom errors.
+#![allow(clippy::unwrap_used)]
+
+use alloy_primitives::{Address, Bytes, Log, TxKind, U256};
+use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
+use kh_contracts::{KhNft, TestReceiver, kh_nft_owner_slot};
+use revm::context::TxEnv;
+use revm::context::result::ExecutionResult;
+use revm::database::{CacheDB, EmptyDB};
+use revm::primitives::hardfork::SpecId;
+use revm::state::AccountInfo;
+use revm::{Context, DatabaseRef, ExecuteCommitEvm, MainBuilder, MainContext};
+
+const OWNER: Address = Address::repeat_byte(0x0a);
+const ALICE: Address = Address::repeat_byte(0xa1);
+const BOB: Address = Address::repeat_byte(0xb0);
+
+type Evm = revm::handler::MainnetEvm<revm::handler::MainnetContext<CacheDB<EmptyDB>>>;
+
+struct Chain {
+    evm: Evm,
+    nonces: std::collections::HashMap<Address, u64>,
+}
+
+enum Outcome {
+    Ok(Bytes, Vec<Log>),
+    Revert(Bytes),
+}
+
+impl Chain {
+    fn new() -> Self {
+        let mut db = CacheDB::<EmptyDB>::default();
+        for a in [OWNER, ALICE, BOB] {
+            db.insert_account_info(
+                a,
+                AccountInfo {
+                    balance: U256::from(10u64).pow(U256::from(20u64)),
+                    ..Default::default()
+                },
+            );
+        }
+        let evm = Context::mainnet()
+            .with_db(db)
+            .modify_cfg_chained(|c| c.set_spec_and_mainnet_gas_params(SpecId::CANCUN))
+            .build_mainnet();
+        Self {
+            evm,
+            nonces: Default::default(),
+        }
+    }
+
+    fn exec(&mut self, from: Address, kind: TxKind, data: Vec<u8>) -> Outcome {
+        let nonce = self.nonces.entry(from).or_default();
+        let tx = TxEnv {
+            caller: from,
+            kind,
+            data: data.into(),
+            gas_limit: 5_000_000,
+            nonce: *nonce,
+            ..Default::default()
+        };
+        *nonce += 1;
+        match self.evm.transact_commit(tx).unwrap() {
+            ExecutionResult::Success { output, logs, .. } => Outcome::Ok(output.into_data(), logs),
+            ExecutionResult::Revert { output, .. } => Outcome::Revert(output),
+            ExecutionResult::Halt { reason, .. } => panic!("halt: {reason:?}"),
+        }
+    }
+
+    fn deploy(&mut self, from: Address, code: &[u8], args: Vec<u8>) -> Address {
+        let nonce = *self.nonces.get(&from).unwrap_or(&0);
+        let mut data = code.to_vec();
+        data.extend(args);
+        match self.exec(from, TxKind::Create, data) {
+            Outcome::Ok(..) => from.create(nonce),
+            Outcome::Revert(r) => panic!("deploy reverted: {r}"),
+        }
+    }
+
+    fn call<C: SolCall>(
+        &mut self,
+        from: Address,
+        to: Address,
+        call: C,
+    ) -> Result<(C::Return, Vec<Log>), Bytes> {
+        match self.exec(from, TxKind::Call(to), call.abi_encode()) {
+            Outcome::Ok(out, logs) => Ok((C::abi_decode_returns(&out).unwrap(), logs)),
+            Outcome::Revert(r) => Err(r),
+        }
+    }
+
+    fn storage(&self, address: Address, slot: U256) -> U256 {
+        self.evm
+            .ctx
+            .journaled_state
+            .database
+            .storage_ref(address, slot)
+            .unwrap()
+    }
+}
+
+fn deploy_nft(chain: &mut Chain) -> Address {
+    let args = KhNft::constructorCall {
+        name_: "Kakehashi NFT".into(),
+        symbol_: "KHN".into(),
+        baseUri_: "kh://nft/".into(),
+    }
+    .abi_encode();
+    chain.deploy(OWNER, &KhNft::BYTECODE, args)
+}
+
+fn assert_error<E: SolError + PartialEq + std::fmt::Debug>(
+    result: Result<impl Sized, Bytes>,
+    expected: E,
+) {
+    let data = result.err().expect("expected a revert");
+    assert_eq!(E::abi_decode(&data).unwrap(), expected);
+}
+
+#[test]
+fn metadata_roles_and_minting() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    assert_eq!(
+        chain.call(ALICE, nft, KhNft::nameCall {}).unwrap().0,
+        "Kakehashi NFT"
+    );
+    assert_eq!(
+        chain.call(ALICE, nft, KhNft::symbolCall {}).unwrap().0,
+        "KHN"
+    );
+    assert!(
+        chain
+            .call(
+                ALICE,
+                nft,
+                KhNft::supportsInterfaceCall {
+                    interfaceId: [0x80, 0xac, 0x58, 0xcd].into()
+                }
+            )
+            .unwrap()
+            .0
+    );
+    assert!(
+        !chain
+            .call(
+                ALICE,
+                nft,
+                KhNft::supportsInterfaceCall {
+                    interfaceId: [0xff; 4].into()
+                }
+            )
+            .unwrap()
+            .0
+    );
+
+    // Only minters mint.
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: U256::from(1),
+            },
+        ),
+        KhNft::NotMinter { caller: ALICE },
+    );
+    let (_, logs) = chain
+        .call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: U256::from(1),
+            },
+        )
+        .unwrap();
+    let ev = KhNft::Transfer::decode_log(&logs[0]).unwrap();
+    assert_eq!(
+        (ev.from, ev.to, ev.tokenId),
+        (Address::ZERO, ALICE, U256::from(1))
+    );
+    assert_error(
+        chain.call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: BOB,
+                tokenId: U256::from(1),
+            },
+        ),
+        KhNft::TokenExists {
+            tokenId: U256::from(1),
+        },
+    );
+    assert_eq!(
+        chain
+            .call(
+                BOB,
+                nft,
+                KhNft::tokenURICall {
+                    tokenId: U256::from(1)
+                }
+            )
+            .unwrap()
+            .0,
+        "kh://nft/1"
+    );
+    assert_error(
+        chain.call(
+            BOB,
+            nft,
+            KhNft::tokenURICall {
+                tokenId: U256::from(2),
+            },
+        ),
+        KhNft::NoSuchToken {
+            tokenId: U256::from(2),
+        },
+    );
+
+    // The owner grants and revokes minters.
+    assert_error(
+        chain.call(ALICE, nft, KhNft::addMinterCall { account: ALICE }),
+        KhNft::NotOwner { caller: ALICE },
+    );
+    let (_, logs) = chain
+        .call(OWNER, nft, KhNft::addMinterCall { account: ALICE })
+        .unwrap();
+    assert_eq!(
+        KhNft::MinterAdded::decode_log(&logs[0]).unwrap().account,
+        ALICE
+    );
+    chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: U256::from(12345),
+            },
+        )
+        .unwrap();
+    chain
+        .call(OWNER, nft, KhNft::removeMinterCall { account: ALICE })
+        .unwrap();
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: U256::from(3),
+            },
+        ),
+        KhNft::NotMinter { caller: ALICE },
+    );
+    assert_eq!(
+        chain
+            .call(BOB, nft, KhNft::balanceOfCall { account: ALICE })
+            .unwrap()
+            .0,
+        U256::from(2)
+    );
+    assert_eq!(
+        chain
+            .call(
+                BOB,
+                nft,
+                KhNft::tokenURICall {
+                    tokenId: U256::from(12345)
+                }
+            )
+            .unwrap()
+            .0,
+        "kh://nft/12345"
+    );
+
+    // The documented storage slot holds ownerOf (what eth_getProof proves).
+    let word = chain.storage(nft, U256::from_be_bytes(kh_nft_owner_slot(U256::from(1)).0));
+    assert_eq!(Address::from_word(word.into()), ALICE);
+}
+
+#[test]
+fn transfers_and_approvals() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    let id = U256::from(7);
+    chain
+        .call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+
+    assert_error(
+        chain.call(
+            BOB,
+            nft,
+            KhNft::transferFromCall {
+                from: ALICE,
+                to: BOB,
+                tokenId: id,
+            },
+        ),
+        KhNft::NotAuthorized {
+            caller: BOB,
+            tokenId: id,
+        },
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::transferFromCall {
+                from: BOB,
+                to: ALICE,
+                tokenId: id,
+            },
+        ),
+        KhNft::WrongFrom {
+            from: BOB,
+            owner: ALICE,
+        },
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::transferFromCall {
+                from: ALICE,
+                to: Address::ZERO,
+                tokenId: id,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+
+    // A single-token approval lets BOB move it once; it is cleared by the transfer.
+    let (_, logs) = chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::approveCall {
+                approved: BOB,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    let ev = KhNft::Approval::decode_log(&logs[0]).unwrap();
+    assert_eq!((ev.owner, ev.approved), (ALICE, BOB));
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::getApprovedCall { tokenId: id })
+            .unwrap()
+            .0,
+        BOB
+    );
+    let (_, logs) = chain
+        .call(
+            BOB,
+            nft,
+            KhNft::transferFromCall {
+                from: ALICE,
+                to: BOB,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    let ev = KhNft::Transfer::decode_log(&logs[0]).unwrap();
+    assert_eq!((ev.from, ev.to, ev.tokenId), (ALICE, BOB, id));
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::ownerOfCall { tokenId: id })
+            .unwrap()
+            .0,
+        BOB
+    );
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::getApprovedCall { tokenId: id })
+            .unwrap()
+            .0,
+        Address::ZERO
+    );
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::balanceOfCall { account: ALICE })
+            .unwrap()
+            .0,
+        U256::ZERO
+    );
+
+    // An operator moves any token of its owner.
+    chain
+        .call(
+            BOB,
+            nft,
+            KhNft::setApprovalForAllCall {
+                operator: ALICE,
+                approved: true,
+            },
+        )
+        .unwrap();
+    assert!(
+        chain
+            .call(
+                BOB,
+                nft,
+                KhNft::isApprovedForAllCall {
+                    account: BOB,
+                    operator: ALICE
+                }
+            )
+            .unwrap()
+            .0
+    );
+    chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::transferFromCall {
+                from: BOB,
+                to: ALICE,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::ownerOfCall { tokenId: id })
+            .unwrap()
+            .0,
+        ALICE
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::approveCall {
+                approved: ALICE,
+                tokenId: id,
+            },
+        ),
+        KhNft::ApproveToOwner { owner: ALICE },
+    );
+}
+
+#[test]
+fn safe_transfers_check_the_receiver() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    let yes = chain.deploy(
+        OWNER,
+        &TestReceiver::BYTECODE,
+        TestReceiver::constructorCall { accept_: true }.abi_encode(),
+    );
+    let no = chain.deploy(
+        OWNER,
+        &TestReceiver::BYTECODE,
+        TestReceiver::constructorCall { accept_: false }.abi_encode(),
+    );
+    for id in 1..=3u64 {
+        chain
+            .call(
+                OWNER,
+                nft,
+                KhNft::mintCall {
+                    to: ALICE,
+                    tokenId: U256::from(id),
+                },
+            )
+            .unwrap();
+    }
+    // To an accepting contract, with data.
+    chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::safeTransferFrom_1Call {
+                from: ALICE,
+                to: yes,
+                tokenId: U256::from(1),
+                data: Bytes::from_static(b"hi"),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        chain
+            .call(
+                ALICE,
+                nft,
+                KhNft::ownerOfCall {
+                    tokenId: U256::from(1)
+                }
+            )
+            .unwrap()
+            .0,
+        yes
+    );
+    assert_eq!(
+        chain
+            .call(ALICE, yes, TestReceiver::lastFromCall {})
+            .unwrap()
+            .0,
+        ALICE
+    );
+    assert_eq!(
+        chain
+            .call(ALICE, yes, TestReceiver::lastDataCall {})
+            .unwrap()
+            .0,
+        Bytes::from_static(b"hi")
+    );
+    // A contract answering the wrong selector, and one without the hook, are refused.
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::safeTransferFrom_0Call {
+                from: ALICE,
+                to: no,
+                tokenId: U256::from(2),
+            },
+        ),
+        KhNft::NotReceiver { to: no },
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::safeTransferFrom_0Call {
+                from: ALICE,
+                to: nft,
+                tokenId: U256::from(2),
+            },
+        ),
+        KhNft::NotReceiver { to: nft },
+    );
+    assert_eq!(
+        chain
+            .call(
+                ALICE,
+                nft,
+                KhNft::ownerOfCall {
+                    tokenId: U256::from(2)
+                }
+            )
+            .unwrap()
+            .0,
+        ALICE
+    );
+    // To an account without code, a safe transfer is a plain transfer.
+    chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::safeTransferFrom_0Call {
+                from: ALICE,
+                to: BOB,
+                tokenId: U256::from(3),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        chain
+            .call(
+                ALICE,
+                nft,
+                KhNft::ownerOfCall {
+                    tokenId: U256::from(3)
+                }
+            )
+            .unwrap()
+            .0,
+        BOB
+    );
+}
+
+#[test]
+fn bindings_carry_the_committed_artifact_bytecode() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/KhNft.json");
+    let artifact: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let hex = artifact["bytecode"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("0x");
+    assert_eq!(KhNft::BYTECODE.to_vec(), hex::decode(hex).unwrap());
+    assert!(!KhNft::DEPLOYED_BYTECODE.is_empty());
+}
