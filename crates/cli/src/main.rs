@@ -10,6 +10,7 @@ mod devnet;
 mod devnet_evm;
 mod output;
 mod qbft;
+mod run;
 mod signal;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +43,8 @@ enum Command {
     /// QBFT header tools.
     #[command(subcommand)]
     Qbft(qbft::Command),
+    /// Run the whole stack on embedded defaults in one process.
+    Run(run::Args),
 }
 
 fn init_logging(format: LogFormat) {
@@ -63,6 +66,7 @@ async fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Qbft(cmd) => qbft::run(cmd),
+        Command::Run(args) => run::run(args).await,
     };
     output::conclude(result)
 }
