@@ -6,6 +6,8 @@
 //!
 //! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
 
+mod bench;
+mod bench_evm;
 mod devnet;
 mod devnet_evm;
 mod output;
@@ -37,6 +39,9 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     // One variant per subcommand; each lives in its own module with `Args` and `run`.
+    /// Benchmarks printing one JSON object.
+    #[command(subcommand)]
+    Bench(bench::Command),
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
@@ -64,6 +69,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result: anyhow::Result<()> = match cli.command {
+        Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,

@@ -26,8 +26,8 @@ use tracing::{debug, info, warn};
 use crate::error::{ChainError, TxError};
 use crate::state::{StateDb, WorldState};
 
-/// Default block gas limit.
-pub const DEFAULT_GAS_LIMIT: u64 = 60_000_000;
+/// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
+pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;
 /// Base fee of the genesis block (1 gwei).
 pub const GENESIS_BASE_FEE: u64 = 1_000_000_000;
 const MAX_POOL: usize = 100_000;

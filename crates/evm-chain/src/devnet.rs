@@ -58,6 +58,8 @@ pub struct DevnetConfig {
     pub history: usize,
     /// Largest JSON-RPC request body accepted (bytes).
     pub max_request_body: u32,
+    /// Block gas limit.
+    pub gas_limit: u64,
 }
 
 impl Default for DevnetConfig {
@@ -76,6 +78,7 @@ impl Default for DevnetConfig {
             dev_balance: U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64)),
             history: 1024,
             max_request_body: 10 * 1024 * 1024,
+            gas_limit: DEFAULT_GAS_LIMIT,
         }
     }
 }
@@ -223,7 +226,7 @@ impl Devnet {
                 .map(|a| (a.address, config.dev_balance))
                 .collect(),
             genesis_timestamp: 0,
-            gas_limit: DEFAULT_GAS_LIMIT,
+            gas_limit: config.gas_limit,
             history: config.history,
         };
         let data_dir = config.data_dir.clone();
