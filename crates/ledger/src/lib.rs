@@ -1,0 +1,35 @@
+//! The Corda-model UTXO ledger.
+//!
+//! Owns: transactions (component groups, the Merkle transaction id, filtered transactions,
+//! Ed25519 signatures, the size limit), contracts and their registry, the stablecoin contract,
+//! identities (X.500 legal names), the notary (uniqueness persisted, time windows, validating
+//! and non-validating), and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
+//!
+//! Does not own (yet, see issue 3): the vault with soft locks, accounts, checkpointed flows and
+//! node-to-node messaging (next slices of this crate), node RPC over gRPC (`kh-ledger-node`), the
+//! IBC host (`kh-ibc-ledger`).
+//!
+//! ## Feature Flags
+//! None.
+
+mod contract;
+mod hash;
+mod identity;
+mod notary;
+mod stablecoin;
+mod store;
+mod tx;
+
+pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
+pub use hash::{ParseHashError, SecureHash, TxId};
+pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
+pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
+pub use stablecoin::{
+    STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
+};
+pub use store::{Backend, Store, StoreError};
+pub use tx::{
+    Command, ComponentGroup, ContractId, DEFAULT_MAX_TRANSACTION_SIZE, FilterError,
+    FilteredComponent, FilteredGroup, FilteredTransaction, GROUPS, SignedTransaction, StateRef,
+    TimeWindow, TransactionError, TransactionSignature, TransactionState, WireTransaction,
+};
