@@ -355,6 +355,13 @@ impl Chain {
 
     /// Validates a raw transaction and adds it to the pool.
     pub fn submit(&mut self, raw: &[u8]) -> Result<B256, TxError> {
+        let tx = Self::decode_tx(raw)?;
+        self.submit_decoded(tx)
+    }
+
+    /// Decodes a raw transaction and recovers its sender: the expensive, stateless half of
+    /// submission, done before taking the chain lock.
+    pub fn decode_tx(raw: &[u8]) -> Result<PendingTx, TxError> {
         let envelope =
             TxEnvelope::decode_2718_exact(raw).map_err(|e| TxError::Decode(e.to_string()))?;
         match envelope.tx_type() {
@@ -362,15 +369,36 @@ impl Chain {
             other => return Err(TxError::UnsupportedType(other as u8)),
         }
         let hash = *envelope.tx_hash();
+        let from = envelope
+            .recover_signer()
+            .map_err(|_| TxError::BadSignature)?;
+        Ok(PendingTx {
+            tx: MinedTx {
+                envelope,
+                from,
+                hash,
+            },
+            raw: Bytes::copy_from_slice(raw),
+        })
+    }
+
+    /// Checks a decoded transaction against the state and adds it to the pool.
+    pub fn submit_decoded(&mut self, pending: PendingTx) -> Result<B256, TxError> {
+        let PendingTx {
+            tx:
+                MinedTx {
+                    envelope,
+                    from,
+                    hash,
+                },
+            raw,
+        } = pending;
         if self.pool_hashes.contains_key(&hash) || self.tx_index.contains_key(&hash) {
             return Err(TxError::AlreadyKnown(hash));
         }
         if self.pool.len() >= MAX_POOL {
             return Err(TxError::PoolFull);
         }
-        let from = envelope
-            .recover_signer()
-            .map_err(|_| TxError::BadSignature)?;
         if let Some(id) = envelope.chain_id()
             && id != self.spec.chain_id
         {
@@ -435,7 +463,7 @@ impl Chain {
                 from,
                 hash,
             },
-            raw: Bytes::copy_from_slice(raw),
+            raw,
         });
         Ok(hash)
     }

@@ -122,7 +122,8 @@ impl Shared {
 
     /// Submits a transaction; in instant mode mines it before returning.
     pub(crate) fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
-        let hash = self.chain.write().submit(raw)?;
+        let decoded = Chain::decode_tx(raw)?;
+        let hash = self.chain.write().submit_decoded(decoded)?;
         if self.production == BlockProduction::Instant {
             self.produce()?;
         }
