@@ -53,6 +53,8 @@ struct Report {
     senders: usize,
     elapsed_ms: u128,
     transfers_per_second: u64,
+    submit_ms: u128,
+    accepted_per_second: u64,
     blocks: u64,
     max_transfers_per_block: usize,
     get_proof: Latency,
@@ -225,6 +227,7 @@ async fn bench(devnet: &Devnet, args: &Args) -> anyhow::Result<Report> {
     let start_block = devnet.head_number();
     let started = Instant::now();
     let hashes = send_all(&client, transfers, args.concurrency).await?;
+    let submitted = started.elapsed();
     let mut last_block = start_block;
     for hash in hashes.iter().rev().take(senders.len()) {
         let receipt = wait_receipt(&client, *hash, deadline).await?;
@@ -291,6 +294,8 @@ async fn bench(devnet: &Devnet, args: &Args) -> anyhow::Result<Report> {
         senders: senders.len(),
         elapsed_ms,
         transfers_per_second: (args.txs as u128 * 1000 / elapsed_ms) as u64,
+        submit_ms: submitted.as_millis(),
+        accepted_per_second: (args.txs as u128 * 1000 / submitted.as_millis().max(1)) as u64,
         blocks: last_block - start_block,
         max_transfers_per_block: max_per_block,
         get_proof: Latency {

@@ -3,11 +3,12 @@
 //! Owns: transactions (component groups, the Merkle transaction id, filtered transactions,
 //! Ed25519 signatures, the size limit), contracts and their registry, the stablecoin contract,
 //! identities (X.500 legal names), the notary (uniqueness persisted, time windows, validating
-//! and non-validating), and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
+//! and non-validating), the vault (states relevant to the node's keys, soft locks for coin
+//! selection, accounts whose keys the node holds, archiving of consumed states), and the node
+//! database seam ([`Store`], SQLite or PostgreSQL via sqlx).
 //!
-//! Does not own (yet, see issue 3): the vault with soft locks, accounts, checkpointed flows and
-//! node-to-node messaging (next slices of this crate), node RPC over gRPC (`kh-ledger-node`), the
-//! IBC host (`kh-ibc-ledger`).
+//! Does not own (yet, see issue 3): checkpointed flows and node-to-node messaging (next slices
+//! of this crate), node RPC over gRPC, the IBC host on the ledger (`kh-ibc-ledger`).
 //!
 //! ## Feature Flags
 //! None.
@@ -19,6 +20,7 @@ mod notary;
 mod stablecoin;
 mod store;
 mod tx;
+mod vault;
 
 pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
 pub use hash::{ParseHashError, SecureHash, TxId};
@@ -33,3 +35,4 @@ pub use tx::{
     FilteredComponent, FilteredGroup, FilteredTransaction, GROUPS, SignedTransaction, StateRef,
     TimeWindow, TransactionError, TransactionSignature, TransactionState, WireTransaction,
 };
+pub use vault::{Account, StateStatus, Vault, VaultError};

@@ -1,0 +1,462 @@
+//! The vault: the node's transactions and the states relevant to its keys, consumed or not,
+//! with queries, soft locks (lock id + expiry) for coin selection, accounts (UUID → key held
+//! by the node) and archiving of consumed states.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::TxId;
+use crate::contract::StateAndRef;
+use crate::identity::{KeyPair, PublicKey};
+use crate::stablecoin::{StablecoinState, stablecoin_id};
+use crate::store::{Store, StoreError, db};
+use crate::tx::{SignedTransaction, StateRef, TransactionState};
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS vault_transactions (
+        tx_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        recorded_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS vault_states (
+        tx_id TEXT NOT NULL,
+        output_index BIGINT NOT NULL,
+        contract TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        recorded_ms BIGINT NOT NULL,
+        consumed_by TEXT,
+        consumed_ms BIGINT,
+        lock_id TEXT,
+        lock_expiry_ms BIGINT,
+        PRIMARY KEY (tx_id, output_index))",
+    "CREATE INDEX IF NOT EXISTS vault_states_owner ON vault_states (owner, contract, consumed_by)",
+    "CREATE INDEX IF NOT EXISTS vault_states_consumed ON vault_states (consumed_ms)",
+    "CREATE TABLE IF NOT EXISTS vault_archive (
+        tx_id TEXT NOT NULL,
+        output_index BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        consumed_by TEXT NOT NULL,
+        consumed_ms BIGINT NOT NULL,
+        PRIMARY KEY (tx_id, output_index))",
+    "CREATE TABLE IF NOT EXISTS accounts (
+        id TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        secret TEXT NOT NULL)",
+];
+
+/// An account: a UUID with a key held by the node, which signs for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account id.
+    pub id: Uuid,
+    /// A human label.
+    pub label: String,
+    /// The account's key.
+    pub public_key: PublicKey,
+}
+
+/// Which states a query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateStatus {
+    /// Not yet consumed.
+    Unconsumed,
+    /// Consumed by a recorded transaction.
+    Consumed,
+}
+
+/// Vault errors.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// Not enough unlocked, unconsumed value.
+    #[error("insufficient funds: {available} available (unlocked) for {owner}, {wanted} wanted")]
+    InsufficientFunds {
+        /// The owner key.
+        owner: PublicKey,
+        /// What could be selected.
+        available: u64,
+        /// What was asked.
+        wanted: u64,
+    },
+    /// No such account.
+    #[error("unknown account {0}")]
+    UnknownAccount(Uuid),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn corrupt(table: &'static str) -> impl Fn(String) -> StoreError {
+    move |reason| StoreError::Corrupt { table, reason }
+}
+
+fn decode_hex<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    let bytes = hex::decode(text).map_err(|e| corrupt(table)(e.to_string()))?;
+    bcs::from_bytes(&bytes).map_err(|e| corrupt(table)(e.to_string()))
+}
+
+fn encode_hex<T: Serialize>(value: &T) -> String {
+    // Vault values are BCS-encodable by construction (see tx.rs).
+    hex::encode(bcs::to_bytes(value).expect("BCS encodes vault values"))
+}
+
+/// The vault of one node.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    store: Store,
+}
+
+impl Vault {
+    /// Opens the vault on `store` (creating its tables).
+    pub async fn open(store: Store) -> Result<Self, StoreError> {
+        for m in MIGRATIONS {
+            sqlx::query(*m)
+                .execute(store.pool())
+                .await
+                .map_err(db("migrating the vault"))?;
+        }
+        Ok(Self { store })
+    }
+
+    /// Records a finalised transaction: stores it, adds the outputs that have one of `keys` as
+    /// a participant, and marks its inputs consumed. Idempotent.
+    pub async fn record(
+        &self,
+        stx: &SignedTransaction,
+        keys: &BTreeSet<PublicKey>,
+    ) -> Result<(), StoreError> {
+        let id = stx.id();
+        let now = now_ms();
+        let mut t = self
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(db("beginning a vault update"))?;
+        let exists = sqlx::query("SELECT 1 FROM vault_transactions WHERE tx_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *t)
+            .await
+            .map_err(db("reading vault transactions"))?;
+        if exists.is_some() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO vault_transactions (tx_id, body, recorded_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(id.to_string())
+        .bind(hex::encode(stx.to_bytes()))
+        .bind(now)
+        .execute(&mut *t)
+        .await
+        .map_err(db("recording a transaction"))?;
+        for (i, out) in stx.tx.outputs.iter().enumerate() {
+            if !out.participants.iter().any(|p| keys.contains(p)) {
+                continue;
+            }
+            let (owner, amount) = owner_and_amount(out);
+            sqlx::query(
+                "INSERT INTO vault_states (tx_id, output_index, contract, owner, amount, body, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(id.to_string())
+            .bind(i as i64)
+            .bind(out.contract.0.clone())
+            .bind(owner)
+            .bind(amount)
+            .bind(encode_hex(out))
+            .bind(now)
+            .execute(&mut *t)
+            .await
+            .map_err(db("recording a state"))?;
+        }
+        for input in &stx.tx.inputs {
+            sqlx::query(
+                "UPDATE vault_states SET consumed_by = $1, consumed_ms = $2, lock_id = NULL, lock_expiry_ms = NULL WHERE tx_id = $3 AND output_index = $4",
+            )
+            .bind(id.to_string())
+            .bind(now)
+            .bind(input.tx_id.to_string())
+            .bind(i64::from(input.index))
+            .execute(&mut *t)
+            .await
+            .map_err(db("consuming a state"))?;
+        }
+        t.commit().await.map_err(db("committing a vault update"))
+    }
+
+    /// A recorded transaction.
+    pub async fn transaction(&self, id: &TxId) -> Result<Option<SignedTransaction>, StoreError> {
+        let row = sqlx::query("SELECT body FROM vault_transactions WHERE tx_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db("reading a transaction"))?;
+        let Some(row) = row else { return Ok(None) };
+        let body: String = row.try_get(0).map_err(db("reading a transaction"))?;
+        let bytes = hex::decode(body).map_err(|e| corrupt("vault_transactions")(e.to_string()))?;
+        SignedTransaction::from_bytes(&bytes, usize::MAX)
+            .map(Some)
+            .map_err(|e| corrupt("vault_transactions")(e.to_string()))
+    }
+
+    /// Number of recorded transactions.
+    pub async fn transaction_count(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM vault_transactions")
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db("counting transactions"))?;
+        let n: i64 = row.try_get(0).map_err(db("counting transactions"))?;
+        Ok(n as u64)
+    }
+
+    /// States of `owner` (any contract when `contract` is None) with the given status.
+    pub async fn states(
+        &self,
+        owner: &PublicKey,
+        status: StateStatus,
+    ) -> Result<Vec<StateAndRef>, StoreError> {
+        let sql = match status {
+            StateStatus::Unconsumed => {
+                "SELECT tx_id, output_index, body FROM vault_states WHERE owner = $1 AND consumed_by IS NULL ORDER BY recorded_ms, tx_id, output_index"
+            }
+            StateStatus::Consumed => {
+                "SELECT tx_id, output_index, body FROM vault_states WHERE owner = $1 AND consumed_by IS NOT NULL ORDER BY recorded_ms, tx_id, output_index"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(owner.to_string())
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db("querying states"))?;
+        rows.iter().map(state_from_row).collect()
+    }
+
+    /// The unconsumed stablecoin balance of `owner`.
+    pub async fn balance(&self, owner: &PublicKey) -> Result<u64, StoreError> {
+        let rows = sqlx::query("SELECT amount FROM vault_states WHERE owner = $1 AND contract = $2 AND consumed_by IS NULL")
+            .bind(owner.to_string())
+            .bind(stablecoin_id().0)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db("summing a balance"))?;
+        let mut total = 0u64;
+        for r in rows {
+            let a: i64 = r.try_get(0).map_err(db("summing a balance"))?;
+            total = total.saturating_add(a as u64);
+        }
+        Ok(total)
+    }
+
+    /// Coin selection under a soft lock: picks unconsumed stablecoin states of `owner` that are
+    /// unlocked (or whose lock expired, or that `lock_id` already holds) until they cover
+    /// `amount`, and locks them for `ttl_ms`. Concurrent selections never share a state.
+    pub async fn select_and_lock(
+        &self,
+        owner: &PublicKey,
+        amount: u64,
+        lock_id: Uuid,
+        ttl_ms: u64,
+    ) -> Result<Vec<StateAndRef>, VaultError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT tx_id, output_index, body, amount FROM vault_states WHERE owner = $1 AND contract = $2 AND consumed_by IS NULL
+             AND (lock_id IS NULL OR lock_expiry_ms <= $3 OR lock_id = $4) ORDER BY amount DESC, tx_id, output_index",
+        )
+        .bind(owner.to_string())
+        .bind(stablecoin_id().0)
+        .bind(now)
+        .bind(lock_id.to_string())
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db("selecting coins"))?;
+        let mut picked = Vec::new();
+        let mut total = 0u64;
+        for row in &rows {
+            if total >= amount {
+                break;
+            }
+            let state = state_from_row(row)?;
+            // Take the lock only if nobody took it since the read.
+            let done = sqlx::query(
+                "UPDATE vault_states SET lock_id = $1, lock_expiry_ms = $2 WHERE tx_id = $3 AND output_index = $4 AND consumed_by IS NULL
+                 AND (lock_id IS NULL OR lock_expiry_ms <= $5 OR lock_id = $1)",
+            )
+            .bind(lock_id.to_string())
+            .bind(now + ttl_ms as i64)
+            .bind(state.reference.tx_id.to_string())
+            .bind(i64::from(state.reference.index))
+            .bind(now)
+            .execute(self.store.pool())
+            .await
+            .map_err(db("locking coins"))?;
+            if done.rows_affected() == 1 {
+                let a: i64 = row.try_get(3).map_err(db("selecting coins"))?;
+                total = total.saturating_add(a as u64);
+                picked.push(state);
+            }
+        }
+        if total < amount {
+            self.release(lock_id).await?;
+            return Err(VaultError::InsufficientFunds {
+                owner: *owner,
+                available: total,
+                wanted: amount,
+            });
+        }
+        Ok(picked)
+    }
+
+    /// Releases every state held by `lock_id`.
+    pub async fn release(&self, lock_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE vault_states SET lock_id = NULL, lock_expiry_ms = NULL WHERE lock_id = $1",
+        )
+        .bind(lock_id.to_string())
+        .execute(self.store.pool())
+        .await
+        .map_err(db("releasing a soft lock"))?;
+        Ok(())
+    }
+
+    /// Moves consumed states whose consumption is older than `before_ms` to the archive table
+    /// and removes them from the live vault. Returns how many were archived.
+    pub async fn archive_consumed(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut t = self
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(db("beginning archiving"))?;
+        sqlx::query(
+            "INSERT INTO vault_archive (tx_id, output_index, body, consumed_by, consumed_ms)
+             SELECT tx_id, output_index, body, consumed_by, consumed_ms FROM vault_states
+             WHERE consumed_by IS NOT NULL AND consumed_ms < $1",
+        )
+        .bind(before_ms)
+        .execute(&mut *t)
+        .await
+        .map_err(db("archiving states"))?;
+        let gone = sqlx::query(
+            "DELETE FROM vault_states WHERE consumed_by IS NOT NULL AND consumed_ms < $1",
+        )
+        .bind(before_ms)
+        .execute(&mut *t)
+        .await
+        .map_err(db("pruning states"))?;
+        t.commit().await.map_err(db("committing archiving"))?;
+        Ok(gone.rows_affected())
+    }
+
+    /// Creates an account with a fresh key held by the node.
+    pub async fn create_account(&self, label: &str) -> Result<Account, StoreError> {
+        let key = KeyPair::generate();
+        let account = Account {
+            id: Uuid::new_v4(),
+            label: label.to_string(),
+            public_key: key.public(),
+        };
+        sqlx::query("INSERT INTO accounts (id, label, public_key, secret) VALUES ($1, $2, $3, $4)")
+            .bind(account.id.to_string())
+            .bind(label)
+            .bind(account.public_key.to_string())
+            .bind(hex::encode(key.secret()))
+            .execute(self.store.pool())
+            .await
+            .map_err(db("creating an account"))?;
+        Ok(account)
+    }
+
+    /// Every account.
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query("SELECT id, label, public_key FROM accounts ORDER BY label, id")
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db("listing accounts"))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(db("listing accounts"))?;
+                let label: String = r.try_get(1).map_err(db("listing accounts"))?;
+                let key: String = r.try_get(2).map_err(db("listing accounts"))?;
+                let id = id
+                    .parse()
+                    .map_err(|e: uuid::Error| corrupt("accounts")(e.to_string()))?;
+                let key: [u8; 32] = hex::decode(&key)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt("accounts")("bad public key".into()))?;
+                Ok(Account {
+                    id,
+                    label,
+                    public_key: PublicKey(key),
+                })
+            })
+            .collect()
+    }
+
+    /// The key pair of an account (the node signs for its accounts).
+    pub async fn account_key(&self, id: Uuid) -> Result<KeyPair, VaultError> {
+        let row = sqlx::query("SELECT secret FROM accounts WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db("reading an account key"))?;
+        let row = row.ok_or(VaultError::UnknownAccount(id))?;
+        let secret: String = row.try_get(0).map_err(db("reading an account key"))?;
+        let secret: [u8; 32] = hex::decode(&secret)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "accounts",
+                reason: "bad secret".into(),
+            })?;
+        Ok(KeyPair::from_secret(secret))
+    }
+}
+
+fn owner_and_amount(state: &TransactionState) -> (String, i64) {
+    if state.contract == stablecoin_id() {
+        if let Ok(coin) = state.decode::<StablecoinState>() {
+            return (
+                coin.owner.to_string(),
+                i64::try_from(coin.amount).unwrap_or(i64::MAX),
+            );
+        }
+    }
+    (
+        state
+            .participants
+            .first()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        0,
+    )
+}
+
+fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateAndRef, StoreError> {
+    let tx: String = row.try_get(0).map_err(db("reading a state"))?;
+    let index: i64 = row.try_get(1).map_err(db("reading a state"))?;
+    let body: String = row.try_get(2).map_err(db("reading a state"))?;
+    let tx_id = tx
+        .parse()
+        .map_err(|e: crate::hash::ParseHashError| corrupt("vault_states")(e.to_string()))?;
+    let index = u32::try_from(index).map_err(|e| corrupt("vault_states")(e.to_string()))?;
+    Ok(StateAndRef {
+        state: decode_hex("vault_states", &body)?,
+        reference: StateRef { tx_id, index },
+    })
+}

@@ -1,0 +1,266 @@
+//! The vault on SQLite and (with KH_TEST_POSTGRES_URL) PostgreSQL: recording, queries,
+//! balances, soft-locked coin selection under concurrency, accounts and archiving.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use kh_ledger::*;
+use uuid::Uuid;
+
+fn rand_name() -> String {
+    format!("kh_{}", &hex::encode(KeyPair::generate().public().0)[..16])
+}
+
+async fn stores() -> Vec<Store> {
+    let dir = std::env::temp_dir().join("kh-ledger-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut out = vec![
+        Store::connect(&format!(
+            "sqlite:{}",
+            dir.join(format!("{}.db", rand_name())).display()
+        ))
+        .await
+        .unwrap(),
+    ];
+    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
+        use sqlx::Executor;
+        let admin = Store::connect(&url).await.unwrap();
+        let name = rand_name();
+        admin
+            .pool()
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let base = url.rsplit_once('/').unwrap().0;
+        out.push(Store::connect(&format!("{base}/{name}")).await.unwrap());
+    }
+    out
+}
+
+fn issue(
+    bank: &Party,
+    notary: &Party,
+    owner: PublicKey,
+    amounts: &[u64],
+    salt: u8,
+) -> SignedTransaction {
+    let outputs = amounts
+        .iter()
+        .map(|a| {
+            let s = StablecoinState {
+                amount: *a,
+                currency: "JPY".into(),
+                issuer: bank.name.clone(),
+                issuer_key: bank.owning_key,
+                owner,
+            };
+            TransactionState {
+                contract: stablecoin_id(),
+                notary: notary.clone(),
+                participants: vec![owner],
+                data: bcs::to_bytes(&s).unwrap(),
+            }
+        })
+        .collect();
+    let tx = WireTransaction {
+        inputs: vec![],
+        references: vec![],
+        outputs,
+        commands: vec![Command {
+            contract: stablecoin_id(),
+            data: bcs::to_bytes(&StablecoinCommand::Issue).unwrap(),
+            signers: vec![bank.owning_key],
+        }],
+        notary: Some(notary.clone()),
+        time_window: None,
+        privacy_salt: [salt; 32],
+    };
+    SignedTransaction { tx, sigs: vec![] }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_queries_locks_and_archives() {
+    for store in stores().await {
+        let vault = Vault::open(store).await.unwrap();
+        let notary = Party {
+            name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: KeyPair::generate().public(),
+        };
+        let bank = Party {
+            name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: KeyPair::generate().public(),
+        };
+        let alice = vault.create_account("alice").await.unwrap();
+        let bob = vault.create_account("bob").await.unwrap();
+        assert_eq!(
+            vault.accounts().await.unwrap(),
+            vec![alice.clone(), bob.clone()]
+        );
+        assert_eq!(
+            vault.account_key(alice.id).await.unwrap().public(),
+            alice.public_key
+        );
+        assert!(matches!(
+            vault.account_key(Uuid::new_v4()).await,
+            Err(VaultError::UnknownAccount(_))
+        ));
+
+        let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key].into();
+        // Eight pre-split states of 10 for alice, one of 5 for somebody else (not recorded).
+        let tx = issue(&bank, &notary, alice.public_key, &[10; 8], 1);
+        vault.record(&tx, &keys).await.unwrap();
+        vault.record(&tx, &keys).await.unwrap(); // idempotent
+        let stranger = issue(&bank, &notary, KeyPair::generate().public(), &[5], 2);
+        vault.record(&stranger, &keys).await.unwrap();
+        assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 80);
+        assert_eq!(
+            vault
+                .states(&alice.public_key, StateStatus::Unconsumed)
+                .await
+                .unwrap()
+                .len(),
+            8
+        );
+        assert_eq!(vault.transaction(&tx.id()).await.unwrap().unwrap(), tx);
+        assert_eq!(
+            vault
+                .transaction(&SecureHash::of(&[b"none"]))
+                .await
+                .unwrap(),
+            None
+        );
+
+        // Eight concurrent selections of 10 each get disjoint states; a ninth finds nothing.
+        let mut handles = Vec::new();
+        for _ in 0..8 {
+            let v = vault.clone();
+            let owner = alice.public_key;
+            let lock = Uuid::new_v4();
+            handles.push(tokio::spawn(async move {
+                (lock, v.select_and_lock(&owner, 10, lock, 60_000).await)
+            }));
+        }
+        let mut seen = BTreeSet::new();
+        let mut locks = Vec::new();
+        for h in handles {
+            let (lock, picked) = h.await.unwrap();
+            let picked = picked.unwrap();
+            assert_eq!(picked.len(), 1);
+            assert!(
+                seen.insert(picked[0].reference),
+                "two selections locked the same state"
+            );
+            locks.push((lock, picked[0].reference));
+        }
+        match vault
+            .select_and_lock(&alice.public_key, 10, Uuid::new_v4(), 60_000)
+            .await
+        {
+            Err(VaultError::InsufficientFunds {
+                available: 0,
+                wanted: 10,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Releasing a lock frees exactly its state.
+        let (released, state) = locks[0];
+        vault.release(released).await.unwrap();
+        let again = vault
+            .select_and_lock(&alice.public_key, 10, Uuid::new_v4(), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(|s| s.reference).collect::<Vec<_>>(),
+            vec![state]
+        );
+        // That lock had a zero time-to-live: it has expired, so another selection takes it over.
+        let taker = Uuid::new_v4();
+        let taken = vault
+            .select_and_lock(&alice.public_key, 10, taker, 60_000)
+            .await
+            .unwrap();
+        assert_eq!(taken[0].reference, state);
+        for (lock, _) in &locks {
+            vault.release(*lock).await.unwrap();
+        }
+        vault.release(taker).await.unwrap();
+        // An overspend is refused and leaves nothing locked.
+        assert!(matches!(
+            vault
+                .select_and_lock(&alice.public_key, 81, Uuid::new_v4(), 60_000)
+                .await,
+            Err(VaultError::InsufficientFunds { available: 80, .. })
+        ));
+        assert_eq!(
+            vault
+                .select_and_lock(&alice.public_key, 80, Uuid::new_v4(), 60_000)
+                .await
+                .unwrap()
+                .len(),
+            8
+        );
+
+        // Spend two states to bob: they become consumed, bob's output is recorded.
+        let spent: Vec<StateRef> = vault
+            .states(&alice.public_key, StateStatus::Unconsumed)
+            .await
+            .unwrap()
+            .iter()
+            .take(2)
+            .map(|s| s.reference)
+            .collect();
+        let out = StablecoinState {
+            amount: 20,
+            currency: "JPY".into(),
+            issuer: bank.name.clone(),
+            issuer_key: bank.owning_key,
+            owner: bob.public_key,
+        };
+        let pay = SignedTransaction {
+            tx: WireTransaction {
+                inputs: spent.clone(),
+                references: vec![],
+                outputs: vec![TransactionState {
+                    contract: stablecoin_id(),
+                    notary: notary.clone(),
+                    participants: vec![bob.public_key],
+                    data: bcs::to_bytes(&out).unwrap(),
+                }],
+                commands: vec![Command {
+                    contract: stablecoin_id(),
+                    data: bcs::to_bytes(&StablecoinCommand::Move).unwrap(),
+                    signers: vec![alice.public_key],
+                }],
+                notary: Some(notary.clone()),
+                time_window: None,
+                privacy_salt: [3; 32],
+            },
+            sigs: vec![],
+        };
+        vault.record(&pay, &keys).await.unwrap();
+        assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 60);
+        assert_eq!(vault.balance(&bob.public_key).await.unwrap(), 20);
+        assert_eq!(
+            vault
+                .states(&alice.public_key, StateStatus::Consumed)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+
+        // Archiving moves consumed states out of the live vault.
+        assert_eq!(vault.archive_consumed(0).await.unwrap(), 0);
+        assert_eq!(vault.archive_consumed(i64::MAX).await.unwrap(), 2);
+        assert!(
+            vault
+                .states(&alice.public_key, StateStatus::Consumed)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 60);
+        assert_eq!(vault.transaction_count().await.unwrap(), 3);
+    }
+}
