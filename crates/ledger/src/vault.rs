@@ -429,13 +429,13 @@ impl Vault {
 }
 
 fn owner_and_amount(state: &TransactionState) -> (String, i64) {
-    if state.contract == stablecoin_id() {
-        if let Ok(coin) = state.decode::<StablecoinState>() {
-            return (
-                coin.owner.to_string(),
-                i64::try_from(coin.amount).unwrap_or(i64::MAX),
-            );
-        }
+    if state.contract == stablecoin_id()
+        && let Ok(coin) = state.decode::<StablecoinState>()
+    {
+        return (
+            coin.owner.to_string(),
+            i64::try_from(coin.amount).unwrap_or(i64::MAX),
+        );
     }
     (
         state
