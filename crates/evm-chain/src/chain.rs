@@ -473,7 +473,14 @@ impl Chain {
         let parent_ts = self.head().header.timestamp;
         let timestamp = timestamp.max(parent_ts + 1);
         let candidates = self.select_from_pool();
-        self.build_block(timestamp, candidates, None)?;
+        let leftover = self.build_block(timestamp, candidates, None)?;
+        // What did not fit goes back to the front of the pool, in order.
+        for p in &leftover {
+            self.pool_hashes.insert(p.tx.hash, ());
+        }
+        let rest = std::mem::take(&mut self.pool);
+        self.pool = leftover;
+        self.pool.extend(rest);
         Ok(self.head())
     }
 
@@ -508,7 +515,16 @@ impl Chain {
                 raw: raw.clone(),
             });
         }
-        self.build_block(timestamp, txs, Some(vote))?;
+        let leftover = self.build_block(timestamp, txs, Some(vote))?;
+        if !leftover.is_empty() {
+            return Err(ChainError::CorruptLog {
+                index: self.head_number(),
+                reason: format!(
+                    "{} stored transactions do not fit the block gas limit",
+                    leftover.len()
+                ),
+            });
+        }
         let got = self.head().hash;
         if got != expected {
             return Err(ChainError::ReplayMismatch {
@@ -539,7 +555,9 @@ impl Chain {
                     self.pool_hashes.remove(&p.tx.hash);
                     continue; // stale: replaced by a mined transaction
                 }
-                if nonce == expected && gas + p.tx.envelope.gas_limit() <= self.spec.gas_limit {
+                // Declared gas over-reserves; execution packs by gas actually used, so offer up
+                // to four blocks' worth of declared gas.
+                if nonce == expected && gas + p.tx.envelope.gas_limit() <= 4 * self.spec.gas_limit {
                     gas += p.tx.envelope.gas_limit();
                     next_nonce.insert(from, expected + 1);
                     progressed = true;
@@ -565,7 +583,7 @@ impl Chain {
         timestamp: u64,
         candidates: Vec<PendingTx>,
         replay_vote: Option<Option<Vote>>,
-    ) -> Result<(), ChainError> {
+    ) -> Result<Vec<PendingTx>, ChainError> {
         let parent = self.head().clone();
         let number = parent.header.number + 1;
         let base_fee = self.next_base_fee();
@@ -580,6 +598,7 @@ impl Chain {
         let mut changes = Vec::with_capacity(candidates.len());
         let mut cumulative = 0u64;
         let mut log_index = 0u64;
+        let mut leftover = Vec::new();
         {
             let db = CacheDB::new(StateDb {
                 state: &self.state,
@@ -593,7 +612,17 @@ impl Chain {
                     cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
                 })
                 .build_mainnet();
+            let mut deferred = std::collections::HashSet::new();
             for p in candidates {
+                // Pack by gas actually used: a transaction runs only if its whole gas limit
+                // still fits; later transactions of a deferred sender wait with it.
+                if deferred.contains(&p.tx.from)
+                    || cumulative + p.tx.envelope.gas_limit() > self.spec.gas_limit
+                {
+                    deferred.insert(p.tx.from);
+                    leftover.push(p);
+                    continue;
+                }
                 let tx_env = tx_env(&p.tx);
                 let result = match evm.transact(tx_env) {
                     Ok(r) => r,
@@ -734,7 +763,7 @@ impl Chain {
             },
             raws,
         );
-        Ok(())
+        Ok(leftover)
     }
 
     fn push_block(&mut self, block: Block, raws: Vec<Bytes>) {

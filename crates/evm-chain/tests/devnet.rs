@@ -738,3 +738,50 @@ async fn websocket_subscriptions_deliver_heads_and_logs() {
     assert_eq!(hex_u64(&log["blockNumber"]), 2);
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_pack_by_gas_used_and_keep_the_rest_in_order() {
+    let devnet = kh_evm_chain::Devnet::start(kh_evm_chain::DevnetConfig {
+        production: BlockProduction::Interval(Duration::from_secs(3600)),
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        chain_id: CHAIN_ID,
+        gas_limit: 100_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&devnet);
+    let alice = dev_signer(0);
+    let mut hashes = vec![];
+    for nonce in 0..10 {
+        // Each declares 50,000 gas but uses 21,000.
+        let raw = sign(
+            &alice,
+            Kind::Eip1559,
+            nonce,
+            TxKind::Call(Address::repeat_byte(1)),
+            U256::from(1),
+            Bytes::new(),
+            50_000,
+        );
+        hashes.push(call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await);
+    }
+    let mut per_block = vec![];
+    for _ in 0..4 {
+        let n = devnet.mine().await.unwrap();
+        let block = call(
+            &client,
+            "eth_getBlockByNumber",
+            vec![json!(format!("{n:#x}")), json!(false)],
+        )
+        .await;
+        per_block.push(block["transactions"].as_array().unwrap().len());
+    }
+    // 21,000 + 21,000 + 21,000 used, and a fourth 50,000 would not fit in 100,000.
+    assert_eq!(per_block, vec![3, 3, 3, 1]);
+    for (nonce, hash) in hashes.iter().enumerate() {
+        let receipt = call(&client, "eth_getTransactionReceipt", vec![hash.clone()]).await;
+        assert_eq!(receipt["status"], "0x1", "nonce {nonce}");
+    }
+    devnet.shutdown().await.unwrap();
+}

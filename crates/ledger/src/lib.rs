@@ -17,6 +17,7 @@ mod contract;
 mod hash;
 mod identity;
 mod notary;
+mod payment;
 mod stablecoin;
 mod store;
 mod tx;
@@ -26,6 +27,7 @@ pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction,
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
+pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, pay_local};
 pub use stablecoin::{
     STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
 };
