@@ -2,6 +2,9 @@
 //! concurrent payers spend from the same account through the notary on SQLite. With one state
 //! the payments queue on its soft lock (each waits for the previous change); with eight they
 //! proceed in parallel. Also the latency of a single payment (p50/p99). Prints JSON.
+//! In process there is no network round trip in a payment, so the one-state case loses little
+//! and both cases are bound by the two cores; the split pays off fully once flows between nodes
+//! add round trips (the flow-level bench of the next slice).
 //! Run: `cargo bench -p kh-ledger --bench payments`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 

@@ -70,6 +70,14 @@ pub enum NotaryError {
     /// Storage failed; nothing was committed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The group commit this request was part of failed; nothing of it was committed.
+    #[error("notarisation of {tx} not committed: {reason}")]
+    CommitFailed {
+        /// The transaction.
+        tx: TxId,
+        /// The storage failure, with its causes.
+        reason: String,
+    },
     /// The notary is shutting down.
     #[error("notary is stopped")]
     Stopped,
@@ -264,12 +272,17 @@ async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Job>, batch: usize) {
             }
             Err(err) => {
                 warn!(error = %err, jobs = jobs.len(), "notary commit failed; nothing committed");
-                let text = err.to_string();
+                let mut reason = err.to_string();
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    reason = format!("{reason}: {cause}");
+                    source = cause.source();
+                }
                 for job in jobs {
-                    let _ = job.reply.send(Err(NotaryError::Store(StoreError::Corrupt {
-                        table: "notary_commits",
-                        reason: text.clone(),
-                    })));
+                    let _ = job.reply.send(Err(NotaryError::CommitFailed {
+                        tx: job.tx,
+                        reason: reason.clone(),
+                    }));
                 }
             }
         }
@@ -282,11 +295,7 @@ async fn commit_batch(
     store: &Store,
     jobs: &[Job],
 ) -> Result<Vec<Result<(), NotaryError>>, StoreError> {
-    let mut dbtx = store
-        .pool()
-        .begin()
-        .await
-        .map_err(db("beginning a notary commit"))?;
+    let mut dbtx = store.begin_write().await?;
     let mut in_batch: HashMap<StateRef, TxId> = HashMap::new();
     let mut results = Vec::with_capacity(jobs.len());
     let now = now_ms() as i64;

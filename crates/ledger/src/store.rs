@@ -107,6 +107,17 @@ impl Store {
         &self.pool
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes waits for other writers
+    /// (busy timeout) instead of failing when it upgrades its read lock.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(db("beginning a write transaction"))
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend

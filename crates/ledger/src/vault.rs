@@ -142,12 +142,7 @@ impl Vault {
     ) -> Result<(), StoreError> {
         let id = stx.id();
         let now = now_ms();
-        let mut t = self
-            .store
-            .pool()
-            .begin()
-            .await
-            .map_err(db("beginning a vault update"))?;
+        let mut t = self.store.begin_write().await?;
         let exists = sqlx::query("SELECT 1 FROM vault_transactions WHERE tx_id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *t)
@@ -336,12 +331,7 @@ impl Vault {
     /// Moves consumed states whose consumption is older than `before_ms` to the archive table
     /// and removes them from the live vault. Returns how many were archived.
     pub async fn archive_consumed(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut t = self
-            .store
-            .pool()
-            .begin()
-            .await
-            .map_err(db("beginning archiving"))?;
+        let mut t = self.store.begin_write().await?;
         sqlx::query(
             "INSERT INTO vault_archive (tx_id, output_index, body, consumed_by, consumed_ms)
              SELECT tx_id, output_index, body, consumed_by, consumed_ms FROM vault_states

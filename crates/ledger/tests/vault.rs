@@ -264,3 +264,69 @@ async fn records_queries_locks_and_archives() {
         assert_eq!(vault.transaction_count().await.unwrap(), 3);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_conserved() {
+    for store in stores().await {
+        let key = KeyPair::generate();
+        let notary_party = Party {
+            name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: key.public(),
+        };
+        let notary = Notary::start(
+            notary_party.clone(),
+            key,
+            store.clone(),
+            None,
+            NotaryConfig::default(),
+        );
+        let vault = Vault::open(store).await.unwrap();
+        let bank = Party {
+            name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: KeyPair::generate().public(),
+        };
+        let alice = vault.create_account("alice").await.unwrap();
+        let bob = vault.create_account("bob").await.unwrap();
+        let carol = vault.create_account("carol").await.unwrap();
+        let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key, carol.public_key].into();
+        vault
+            .record(
+                &issue(&bank, &notary_party, alice.public_key, &[60, 40], 9),
+                &keys,
+            )
+            .await
+            .unwrap();
+        for round in 0..3 {
+            let (a, b) = tokio::join!(
+                pay_local(&vault, &notary, alice.id, bob.public_key, 70, &keys),
+                pay_local(&vault, &notary, alice.id, carol.public_key, 70, &keys)
+            );
+            let ok = a.is_ok() as u64 + b.is_ok() as u64;
+            assert!(
+                ok <= 1,
+                "round {round}: both overspending payments succeeded"
+            );
+            for r in [&a, &b] {
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e, PaymentError::Vault(VaultError::InsufficientFunds { .. })),
+                        "{e}"
+                    );
+                }
+            }
+            let total = vault.balance(&alice.public_key).await.unwrap()
+                + vault.balance(&bob.public_key).await.unwrap()
+                + vault.balance(&carol.public_key).await.unwrap();
+            assert_eq!(total, 100, "value is conserved");
+        }
+        // The payment's transaction verifies: owner and notary signed, amounts conserved.
+        let paid = vault.balance(&bob.public_key).await.unwrap()
+            + vault.balance(&carol.public_key).await.unwrap();
+        assert_eq!(paid, 70);
+        let stx = pay_local(&vault, &notary, alice.id, bob.public_key, 30, &keys)
+            .await
+            .unwrap();
+        stx.verify(DEFAULT_MAX_TRANSACTION_SIZE, &[]).unwrap();
+        assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 0);
+    }
+}
