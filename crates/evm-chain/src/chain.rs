@@ -600,18 +600,7 @@ impl Chain {
         let mut log_index = 0u64;
         let mut leftover = Vec::new();
         {
-            let db = CacheDB::new(StateDb {
-                state: &self.state,
-                block_hashes: &self.hashes,
-            });
-            let mut evm = Context::mainnet()
-                .with_db(db)
-                .with_block(block_env)
-                .modify_cfg_chained(|cfg: &mut CfgEnv| {
-                    cfg.chain_id = self.spec.chain_id;
-                    cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
-                })
-                .build_mainnet();
+            let mut evm = self.evm(&self.state, block_env, Checks::Enforced);
             let mut deferred = std::collections::HashSet::new();
             for p in candidates {
                 // Pack by gas actually used: a transaction runs only if its whole gas limit
@@ -834,21 +823,7 @@ impl Chain {
             self.spec.gas_limit,
             0,
         );
-        let db = CacheDB::new(StateDb {
-            state,
-            block_hashes: &self.hashes,
-        });
-        let mut evm = Context::mainnet()
-            .with_db(db)
-            .with_block(block_env)
-            .modify_cfg_chained(|cfg: &mut CfgEnv| {
-                cfg.chain_id = self.spec.chain_id;
-                cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
-                cfg.disable_nonce_check = true;
-                cfg.disable_base_fee = true;
-                cfg.disable_balance_check = true;
-            })
-            .build_mainnet();
+        let mut evm = self.evm(state, block_env, Checks::Relaxed);
         let tx = TxEnv {
             tx_type: 0,
             caller: req.from.unwrap_or_default(),
@@ -906,6 +881,38 @@ impl Chain {
             }
         }
         Some(Ok(hi))
+    }
+}
+
+/// Whether execution enforces nonce, balance and base-fee rules (blocks) or not (calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checks {
+    Enforced,
+    Relaxed,
+}
+
+type DevEvm<'a> = revm::handler::MainnetEvm<revm::handler::MainnetContext<CacheDB<StateDb<'a>>>>;
+
+impl Chain {
+    /// A Cancun EVM over `state` and the chain's block hashes.
+    fn evm<'a>(&'a self, state: &'a WorldState, block: BlockEnv, checks: Checks) -> DevEvm<'a> {
+        let db = CacheDB::new(StateDb {
+            state,
+            block_hashes: &self.hashes,
+        });
+        Context::mainnet()
+            .with_db(db)
+            .with_block(block)
+            .modify_cfg_chained(|cfg: &mut CfgEnv| {
+                cfg.chain_id = self.spec.chain_id;
+                cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
+                if checks == Checks::Relaxed {
+                    cfg.disable_nonce_check = true;
+                    cfg.disable_base_fee = true;
+                    cfg.disable_balance_check = true;
+                }
+            })
+            .build_mainnet()
     }
 }
 

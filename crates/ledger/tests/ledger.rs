@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+mod common;
+
+use common::stores;
 use kh_ledger::*;
 
 fn party(name: &str) -> (Party, KeyPair) {
@@ -364,48 +367,6 @@ fn stablecoin_rules() {
         .is_err()
     );
     let _ = bank_key;
-}
-
-async fn stores() -> Vec<(String, Store)> {
-    let dir = tempfile_dir();
-    let mut out = vec![(
-        "sqlite".to_string(),
-        Store::connect(&format!(
-            "sqlite:{}",
-            dir.join(format!("{}.db", rand_name())).display()
-        ))
-        .await
-        .unwrap(),
-    )];
-    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
-        out.push(("postgres".to_string(), postgres_store(&url).await));
-    }
-    out
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("kh-ledger-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn rand_name() -> String {
-    format!("kh_{}", &hex::encode(KeyPair::generate().public().0)[..16])
-}
-
-/// A fresh database on the test server, so tests stay isolated.
-async fn postgres_store(url: &str) -> Store {
-    use sqlx::Executor;
-    let admin = Store::connect(url).await.unwrap();
-    let name = rand_name();
-    let create = format!("CREATE DATABASE {name}");
-    admin
-        .pool()
-        .execute(sqlx::AssertSqlSafe(create))
-        .await
-        .unwrap();
-    let base = url.rsplit_once('/').unwrap().0;
-    Store::connect(&format!("{base}/{name}")).await.unwrap()
 }
 
 fn spend(notary: &Party, inputs: Vec<StateRef>, salt_byte: u8) -> WireTransaction {

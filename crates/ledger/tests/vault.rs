@@ -4,38 +4,11 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
+use common::stores;
 use kh_ledger::*;
 use uuid::Uuid;
-
-fn rand_name() -> String {
-    format!("kh_{}", &hex::encode(KeyPair::generate().public().0)[..16])
-}
-
-async fn stores() -> Vec<Store> {
-    let dir = std::env::temp_dir().join("kh-ledger-tests");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut out = vec![
-        Store::connect(&format!(
-            "sqlite:{}",
-            dir.join(format!("{}.db", rand_name())).display()
-        ))
-        .await
-        .unwrap(),
-    ];
-    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
-        use sqlx::Executor;
-        let admin = Store::connect(&url).await.unwrap();
-        let name = rand_name();
-        admin
-            .pool()
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .unwrap();
-        let base = url.rsplit_once('/').unwrap().0;
-        out.push(Store::connect(&format!("{base}/{name}")).await.unwrap());
-    }
-    out
-}
 
 fn issue(
     bank: &Party,
@@ -80,7 +53,7 @@ fn issue(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_queries_locks_and_archives() {
-    for store in stores().await {
+    for (_, store) in stores().await {
         let vault = Vault::open(store).await.unwrap();
         let notary = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
@@ -267,7 +240,7 @@ async fn records_queries_locks_and_archives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_conserved() {
-    for store in stores().await {
+    for (_, store) in stores().await {
         let key = KeyPair::generate();
         let notary_party = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
