@@ -18,6 +18,10 @@ pub(crate) struct Args {
     /// Seed of the deterministic validator keys.
     #[arg(long, default_value = "kakehashi-devnet")]
     validator_seed: String,
+    /// File with the validators' secret keys, one 32-byte hex key per line (instead of
+    /// --validators/--validator-seed).
+    #[arg(long, conflicts_with_all = ["validators", "validator_seed"])]
+    validator_keys: Option<PathBuf>,
     /// Block interval in milliseconds.
     #[arg(long, default_value_t = 1000, conflicts_with = "instant")]
     block_time: u64,
@@ -46,8 +50,13 @@ impl Args {
         if !self.instant && self.block_time == 0 {
             return Err(UsageError("--block-time must be positive".into()).into());
         }
+        let validator_keys = match &self.validator_keys {
+            None => vec![],
+            Some(path) => read_keys(path)?,
+        };
         Ok(DevnetConfig {
             validators: self.validators,
+            validator_keys,
             validator_seed: self.validator_seed.clone(),
             production: if self.instant {
                 BlockProduction::Instant
@@ -61,6 +70,31 @@ impl Args {
             ..DevnetConfig::default()
         })
     }
+}
+
+/// Reads one hex secret key per non-empty line.
+fn read_keys(path: &std::path::Path) -> anyhow::Result<Vec<alloy_primitives::B256>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("reading {}: {e}", path.display())))?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .map(|(i, l)| {
+            l.parse::<alloy_primitives::B256>().map_err(|_| {
+                UsageError(format!(
+                    "{} line {}: not a 32-byte hex key",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(UsageError(format!("{} holds no keys", path.display())).into());
+    }
+    Ok(keys)
 }
 
 /// Starts the devnet, prints its endpoints and accounts, and runs until Ctrl-C / SIGTERM.
