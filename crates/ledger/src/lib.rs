@@ -16,22 +16,28 @@
 mod contract;
 mod hash;
 mod identity;
+mod node;
 mod notary;
 mod payment;
 mod stablecoin;
 mod store;
+mod transport;
 mod tx;
 mod vault;
 
 pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
+pub use node::{
+    Failpoint, FlowRequest, FlowStatus, NetworkParameters, Node, NodeConfig, NodeError, NodeRole,
+};
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
 pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, pay_local};
 pub use stablecoin::{
     STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
 };
 pub use store::{Backend, Store, StoreError};
+pub use transport::{Envelope, InMemoryNetwork, Receiver, SendFuture, Transport, TransportError};
 pub use tx::{
     Command, ComponentGroup, ContractId, DEFAULT_MAX_TRANSACTION_SIZE, FilterError,
     FilteredComponent, FilteredGroup, FilteredTransaction, GROUPS, SignedTransaction, StateRef,

@@ -1,0 +1,890 @@
+//! A ledger node: identity, vault, accounts, an optional notary service, and flows that run as
+//! persisted state machines. Every flow step stores the flow's new state and its outgoing
+//! messages in one database transaction (the checkpoint); an outbox task delivers messages until
+//! the receiver acknowledges them, and a node reopened on the same database resumes every
+//! flow in flight. Inbound messages are handled idempotently and then marked seen, so each is
+//! processed once.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info, info_span, warn};
+use uuid::Uuid;
+
+use crate::TxId;
+use crate::identity::{KeyPair, Party, PartyName, PublicKey};
+use crate::notary::{NotarisationRequest, Notary, NotaryConfig};
+use crate::payment::{PAYMENT_LOCK_MS, PaymentError, build_payment};
+use crate::stablecoin::{StablecoinCommand, StablecoinState, stablecoin_id};
+use crate::store::{Store, StoreError, db};
+use crate::transport::{Envelope, Receiver, SendFuture, Transport, TransportError};
+use crate::tx::{
+    Command, SignedTransaction, TransactionSignature, TransactionState, WireTransaction,
+};
+use crate::vault::{Account, Vault, VaultError};
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS flows (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, to_node TEXT NOT NULL, body TEXT NOT NULL, created_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, received_ms BIGINT NOT NULL)",
+];
+
+/// The network's members and rules, shared by every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkParameters {
+    /// The notary.
+    pub notary: Party,
+    /// Every node (the notary included).
+    pub nodes: Vec<Party>,
+    /// Transaction size limit in bytes.
+    pub max_transaction_size: usize,
+}
+
+impl NetworkParameters {
+    /// A member by name.
+    pub fn node(&self, name: &PartyName) -> Option<&Party> {
+        self.nodes.iter().find(|p| &p.name == name)
+    }
+}
+
+/// What a node does besides holding accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeRole {
+    /// A business node.
+    Regular,
+    /// The network's notary.
+    Notary,
+}
+
+/// A point where a flow engine can be made to stop, for cold-standby tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failpoint {
+    /// After delivering a notarisation request, the node stops processing anything (as if
+    /// killed): it refuses deliveries and its outbox halts.
+    CrashAfterNotariseRequest,
+    /// After delivering an account-key answer (the payee side of a payment), the node stops.
+    CrashAfterKeyResponse,
+}
+
+/// How to open a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Legal name.
+    pub name: PartyName,
+    /// Identity key (signs issuances and, on the notary, notarisations).
+    pub key: KeyPair,
+    /// `sqlite:PATH` or `postgres://...`.
+    pub database_url: String,
+    /// Role.
+    pub role: NodeRole,
+    /// The network.
+    pub network: NetworkParameters,
+    /// Optional failpoint (tests).
+    pub failpoint: Option<Failpoint>,
+}
+
+/// A flow to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowRequest {
+    /// Issue stablecoin from this node (the bank) to an account.
+    Issue {
+        /// Amount.
+        amount: u64,
+        /// Currency code.
+        currency: String,
+        /// Receiving node.
+        to_node: PartyName,
+        /// Receiving account.
+        to_account: Uuid,
+    },
+    /// Pay from one of this node's accounts to an account.
+    Pay {
+        /// Amount.
+        amount: u64,
+        /// Paying account (on this node).
+        from: Uuid,
+        /// Receiving node.
+        to_node: PartyName,
+        /// Receiving account.
+        to_account: Uuid,
+    },
+}
+
+/// Where a flow is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowStatus {
+    /// In progress, at `step`.
+    Running {
+        /// The current step.
+        step: String,
+    },
+    /// Finished: the transaction was finalised.
+    Completed {
+        /// The finalised transaction.
+        tx_id: TxId,
+    },
+    /// Failed; nothing was spent.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A flow's checkpoint.
+#[allow(clippy::large_enum_variant)] // short-lived: decoded, matched and re-encoded per step
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum FlowState {
+    AwaitingPayeeKey {
+        request: FlowRequest,
+    },
+    AwaitingNotary {
+        stx: SignedTransaction,
+        lock: Uuid,
+        payee_node: PartyName,
+    },
+    Completed {
+        tx_id: TxId,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl FlowState {
+    fn status(&self) -> FlowStatus {
+        match self {
+            Self::AwaitingPayeeKey { .. } => FlowStatus::Running {
+                step: "awaiting payee key".into(),
+            },
+            Self::AwaitingNotary { .. } => FlowStatus::Running {
+                step: "awaiting notary".into(),
+            },
+            Self::Completed { tx_id } => FlowStatus::Completed { tx_id: *tx_id },
+            Self::Failed { reason } => FlowStatus::Failed {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+/// Messages between nodes.
+#[allow(clippy::large_enum_variant)] // short-lived: decoded and handled per delivery
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Message {
+    KeyRequest {
+        flow: Uuid,
+        account: Uuid,
+    },
+    KeyResponse {
+        flow: Uuid,
+        key: Option<PublicKey>,
+    },
+    NotariseRequest {
+        flow: Uuid,
+        request: NotarisationRequest,
+    },
+    NotariseResponse {
+        flow: Uuid,
+        result: Result<TransactionSignature, String>,
+    },
+    Finalised {
+        tx: SignedTransaction,
+    },
+}
+
+/// Node failures (flow outcomes are [`FlowStatus`], not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A vault operation failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The node is not a member of the network parameters.
+    #[error("{0} is not in the network parameters")]
+    NotAMember(PartyName),
+    /// No such flow.
+    #[error("unknown flow {0}")]
+    UnknownFlow(Uuid),
+    /// A flow did not finish within the wait.
+    #[error("flow {0} still running after the wait")]
+    Timeout(Uuid),
+}
+
+struct Inner {
+    name: PartyName,
+    key: KeyPair,
+    network: NetworkParameters,
+    store: Store,
+    vault: Vault,
+    notary: Option<Notary>,
+    transport: Arc<dyn Transport>,
+    outbox_wake: Notify,
+    events: broadcast::Sender<(Uuid, FlowStatus)>,
+    failpoint: Option<Failpoint>,
+    crashed: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.name)
+    }
+}
+
+/// A running ledger node.
+#[derive(Debug, Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+    outbox: Arc<JoinHandle<()>>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn encode<T: Serialize>(v: &T) -> String {
+    // Node messages and flow states hold only BCS-encodable types.
+    hex::encode(bcs::to_bytes(v).expect("BCS encodes node messages"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    let bytes = hex::decode(text).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })?;
+    bcs::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+impl Node {
+    /// Opens the node on its database, starts its outbox, and resumes its flows.
+    pub async fn open(
+        config: NodeConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, NodeError> {
+        let me = config
+            .network
+            .node(&config.name)
+            .ok_or_else(|| NodeError::NotAMember(config.name.clone()))?;
+        if me.owning_key != config.key.public() {
+            return Err(NodeError::NotAMember(config.name.clone()));
+        }
+        let store = Store::connect(&config.database_url).await?;
+        for m in MIGRATIONS {
+            sqlx::query(*m)
+                .execute(store.pool())
+                .await
+                .map_err(db("migrating the node"))?;
+        }
+        let vault = Vault::open(store.clone()).await?;
+        let notary = (config.role == NodeRole::Notary).then(|| {
+            let cfg = NotaryConfig {
+                max_transaction_size: config.network.max_transaction_size,
+                ..NotaryConfig::default()
+            };
+            Notary::start(me.clone(), config.key.clone(), store.clone(), None, cfg)
+        });
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            name: config.name.clone(),
+            key: config.key,
+            network: config.network,
+            store,
+            vault,
+            notary,
+            transport,
+            outbox_wake: Notify::new(),
+            events,
+            failpoint: config.failpoint,
+            crashed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let span = info_span!("ledger.outbox", chain = %inner.name);
+        let outbox = tokio::spawn(outbox_loop(Arc::downgrade(&inner)).instrument(span));
+        let in_flight = inner.flows_in_flight().await?;
+        if in_flight > 0 {
+            info!(
+                flows = in_flight,
+                "resumed flows in flight from checkpoints"
+            );
+        }
+        Ok(Self {
+            inner,
+            outbox: Arc::new(outbox),
+        })
+    }
+
+    /// The node's legal name.
+    pub fn name(&self) -> &PartyName {
+        &self.inner.name
+    }
+
+    /// This node as an inbound receiver (for transports).
+    pub fn receiver(&self) -> Weak<dyn Receiver> {
+        let arc: Arc<dyn Receiver> = self.inner.clone();
+        Arc::downgrade(&arc)
+    }
+
+    /// The vault.
+    pub fn vault(&self) -> &Vault {
+        &self.inner.vault
+    }
+
+    /// Creates an account.
+    pub async fn create_account(&self, label: &str) -> Result<Account, NodeError> {
+        Ok(self.inner.vault.create_account(label).await?)
+    }
+
+    /// Starts a flow; follow it with [`Node::flow_status`] or [`Node::wait_flow`].
+    pub async fn start_flow(&self, request: FlowRequest) -> Result<Uuid, NodeError> {
+        let flow = Uuid::new_v4();
+        let inner = &self.inner;
+        let to_node = match &request {
+            FlowRequest::Issue { to_node, .. } | FlowRequest::Pay { to_node, .. } => {
+                to_node.clone()
+            }
+        };
+        let to_account = match &request {
+            FlowRequest::Issue { to_account, .. } | FlowRequest::Pay { to_account, .. } => {
+                *to_account
+            }
+        };
+        if to_node == inner.name {
+            let key = inner
+                .vault
+                .accounts()
+                .await?
+                .into_iter()
+                .find(|a| a.id == to_account)
+                .map(|a| a.public_key);
+            inner.with_payee_key(flow, request, key).await?;
+        } else {
+            let msg = Message::KeyRequest {
+                flow,
+                account: to_account,
+            };
+            inner
+                .checkpoint(
+                    flow,
+                    &FlowState::AwaitingPayeeKey { request },
+                    vec![(to_node, msg)],
+                )
+                .await?;
+        }
+        Ok(flow)
+    }
+
+    /// A flow's status.
+    pub async fn flow_status(&self, flow: Uuid) -> Result<FlowStatus, NodeError> {
+        Ok(self
+            .inner
+            .load_flow(flow)
+            .await?
+            .ok_or(NodeError::UnknownFlow(flow))?
+            .status())
+    }
+
+    /// Waits until the flow is no longer running, at most `limit`.
+    pub async fn wait_flow(&self, flow: Uuid, limit: Duration) -> Result<FlowStatus, NodeError> {
+        let mut events = self.inner.events.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let status = self.flow_status(flow).await?;
+            if !matches!(status, FlowStatus::Running { .. }) {
+                return Ok(status);
+            }
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => return Err(NodeError::Timeout(flow)),
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    /// Whether the node stopped (shut down, or crashed at a failpoint).
+    pub fn is_stopped(&self) -> bool {
+        self.inner.is_crashed()
+    }
+
+    /// Stops the node's background work (its database stays as it is).
+    pub fn shutdown(&self) {
+        self.inner
+            .crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.outbox.abort();
+    }
+}
+
+impl Inner {
+    fn is_crashed(&self) -> bool {
+        self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn flows_in_flight(&self) -> Result<usize, StoreError> {
+        let rows = sqlx::query("SELECT state FROM flows")
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(db("reading flows"))?;
+        let mut n = 0;
+        for r in rows {
+            let text: String = r.try_get(0).map_err(db("reading flows"))?;
+            if matches!(
+                decode::<FlowState>("flows", &text)?.status(),
+                FlowStatus::Running { .. }
+            ) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn load_flow(&self, flow: Uuid) -> Result<Option<FlowState>, StoreError> {
+        let row = sqlx::query("SELECT state FROM flows WHERE id = $1")
+            .bind(flow.to_string())
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db("reading a flow"))?;
+        row.map(|r| {
+            let text: String = r.try_get(0).map_err(db("reading a flow"))?;
+            decode("flows", &text)
+        })
+        .transpose()
+    }
+
+    /// Stores the flow's new state and its outgoing messages atomically, then wakes the outbox.
+    async fn checkpoint(
+        &self,
+        flow: Uuid,
+        state: &FlowState,
+        out: Vec<(PartyName, Message)>,
+    ) -> Result<(), StoreError> {
+        let mut t = self.store.begin_write().await?;
+        let now = now_ms();
+        sqlx::query("DELETE FROM flows WHERE id = $1")
+            .bind(flow.to_string())
+            .execute(&mut *t)
+            .await
+            .map_err(db("checkpointing a flow"))?;
+        sqlx::query("INSERT INTO flows (id, state, updated_ms) VALUES ($1, $2, $3)")
+            .bind(flow.to_string())
+            .bind(encode(state))
+            .bind(now)
+            .execute(&mut *t)
+            .await
+            .map_err(db("checkpointing a flow"))?;
+        self.enqueue(&mut t, out, now).await?;
+        t.commit().await.map_err(db("committing a checkpoint"))?;
+        self.outbox_wake.notify_one();
+        let _ = self.events.send((flow, state.status()));
+        Ok(())
+    }
+
+    async fn enqueue(
+        &self,
+        t: &mut sqlx::Transaction<'static, sqlx::Any>,
+        out: Vec<(PartyName, Message)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for (i, (to, msg)) in out.into_iter().enumerate() {
+            let env = Envelope {
+                id: Uuid::new_v4(),
+                from: self.name.clone(),
+                to: to.clone(),
+                payload: bcs::to_bytes(&msg).expect("BCS encodes node messages"),
+            };
+            sqlx::query(
+                "INSERT INTO outbox (id, to_node, body, created_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(env.id.to_string())
+            .bind(to.to_string())
+            .bind(encode(&env))
+            .bind(now * 1000 + i as i64)
+            .execute(&mut **t)
+            .await
+            .map_err(db("queueing a message"))?;
+        }
+        Ok(())
+    }
+
+    async fn send_only(&self, out: Vec<(PartyName, Message)>) -> Result<(), StoreError> {
+        let mut t = self.store.begin_write().await?;
+        self.enqueue(&mut t, out, now_ms()).await?;
+        t.commit().await.map_err(db("queueing messages"))?;
+        self.outbox_wake.notify_one();
+        Ok(())
+    }
+
+    async fn relevant_keys(&self) -> Result<BTreeSet<PublicKey>, StoreError> {
+        let mut keys: BTreeSet<PublicKey> = self
+            .vault
+            .accounts()
+            .await?
+            .into_iter()
+            .map(|a| a.public_key)
+            .collect();
+        keys.insert(self.key.public());
+        Ok(keys)
+    }
+
+    /// Continues a flow once the payee's key is known.
+    async fn with_payee_key(
+        &self,
+        flow: Uuid,
+        request: FlowRequest,
+        key: Option<PublicKey>,
+    ) -> Result<(), NodeError> {
+        let Some(payee) = key else {
+            return Ok(self
+                .checkpoint(
+                    flow,
+                    &FlowState::Failed {
+                        reason: "the payee account does not exist".into(),
+                    },
+                    vec![],
+                )
+                .await?);
+        };
+        let notary = self.network.notary.clone();
+        match request {
+            FlowRequest::Issue {
+                amount,
+                currency,
+                to_node,
+                ..
+            } => {
+                let coin = StablecoinState {
+                    amount,
+                    currency,
+                    issuer: self.name.clone(),
+                    issuer_key: self.key.public(),
+                    owner: payee,
+                };
+                let tx = WireTransaction {
+                    inputs: vec![],
+                    references: vec![],
+                    outputs: vec![TransactionState {
+                        contract: stablecoin_id(),
+                        notary,
+                        participants: vec![payee],
+                        data: bcs::to_bytes(&coin).expect("BCS encodes a coin"),
+                    }],
+                    commands: vec![Command {
+                        contract: stablecoin_id(),
+                        data: bcs::to_bytes(&StablecoinCommand::Issue)
+                            .expect("BCS encodes a command"),
+                        signers: vec![self.key.public()],
+                    }],
+                    notary: Some(self.network.notary.clone()),
+                    time_window: None,
+                    privacy_salt: rand::random(),
+                };
+                let id = tx.id();
+                let stx = SignedTransaction {
+                    tx,
+                    sigs: vec![TransactionSignature {
+                        by: self.key.public(),
+                        signature: self.key.sign(&id.0),
+                    }],
+                };
+                self.finalise(flow, stx, to_node).await
+            }
+            FlowRequest::Pay {
+                amount,
+                from,
+                to_node,
+                ..
+            } => {
+                let key = self.vault.account_key(from).await?;
+                let lock = Uuid::new_v4();
+                let inputs = match self
+                    .vault
+                    .select_and_lock(&key.public(), amount, lock, PAYMENT_LOCK_MS)
+                    .await
+                {
+                    Ok(i) => i,
+                    Err(VaultError::InsufficientFunds {
+                        available, wanted, ..
+                    }) => {
+                        let reason =
+                            format!("insufficient funds: {available} available, {wanted} wanted");
+                        return Ok(self
+                            .checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                            .await?);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let tx = match build_payment(&inputs, key.public(), payee, amount, &notary) {
+                    Ok(tx) => tx,
+                    Err(PaymentError::Coins(reason)) => {
+                        self.vault.release(lock).await?;
+                        return Ok(self
+                            .checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                            .await?);
+                    }
+                    Err(e) => {
+                        self.vault.release(lock).await?;
+                        return Ok(self
+                            .checkpoint(
+                                flow,
+                                &FlowState::Failed {
+                                    reason: e.to_string(),
+                                },
+                                vec![],
+                            )
+                            .await?);
+                    }
+                };
+                let id = tx.id();
+                let request = NotarisationRequest::NonValidating(tx.notary_view());
+                let stx = SignedTransaction {
+                    tx,
+                    sigs: vec![TransactionSignature {
+                        by: key.public(),
+                        signature: key.sign(&id.0),
+                    }],
+                };
+                let state = FlowState::AwaitingNotary {
+                    stx,
+                    lock,
+                    payee_node: to_node,
+                };
+                Ok(self
+                    .checkpoint(
+                        flow,
+                        &state,
+                        vec![(
+                            notary.name.clone(),
+                            Message::NotariseRequest { flow, request },
+                        )],
+                    )
+                    .await?)
+            }
+        }
+    }
+
+    /// Records a complete transaction, sends it to the payee's node, and completes the flow.
+    async fn finalise(
+        &self,
+        flow: Uuid,
+        stx: SignedTransaction,
+        payee_node: PartyName,
+    ) -> Result<(), NodeError> {
+        self.vault
+            .record(&stx, &self.relevant_keys().await?)
+            .await?;
+        let out = if payee_node == self.name {
+            vec![]
+        } else {
+            vec![(payee_node, Message::Finalised { tx: stx.clone() })]
+        };
+        self.checkpoint(flow, &FlowState::Completed { tx_id: stx.id() }, out)
+            .await?;
+        info!(flow = %flow, tx = %stx.id(), "flow completed");
+        Ok(())
+    }
+
+    async fn handle(&self, from: &PartyName, msg: Message) -> Result<(), NodeError> {
+        match msg {
+            Message::KeyRequest { flow, account } => {
+                let key = self
+                    .vault
+                    .accounts()
+                    .await?
+                    .into_iter()
+                    .find(|a| a.id == account)
+                    .map(|a| a.public_key);
+                self.send_only(vec![(from.clone(), Message::KeyResponse { flow, key })])
+                    .await?;
+            }
+            Message::KeyResponse { flow, key } => {
+                if let Some(FlowState::AwaitingPayeeKey { request }) = self.load_flow(flow).await? {
+                    self.with_payee_key(flow, request, key).await?;
+                }
+            }
+            Message::NotariseRequest { flow, request } => {
+                let Some(notary) = &self.notary else {
+                    return Ok(());
+                };
+                let result = notary.notarise(request).await.map_err(|e| e.to_string());
+                self.send_only(vec![(
+                    from.clone(),
+                    Message::NotariseResponse { flow, result },
+                )])
+                .await?;
+            }
+            Message::NotariseResponse { flow, result } => {
+                if let Some(FlowState::AwaitingNotary {
+                    mut stx,
+                    lock,
+                    payee_node,
+                }) = self.load_flow(flow).await?
+                {
+                    match result {
+                        Ok(sig)
+                            if sig.verify(&stx.id()).is_ok()
+                                && sig.by == self.network.notary.owning_key =>
+                        {
+                            stx.sigs.push(sig);
+                            self.finalise(flow, stx, payee_node).await?;
+                        }
+                        Ok(_) => {
+                            self.vault.release(lock).await?;
+                            self.checkpoint(
+                                flow,
+                                &FlowState::Failed {
+                                    reason: "the notary's signature does not verify".into(),
+                                },
+                                vec![],
+                            )
+                            .await?;
+                        }
+                        Err(reason) => {
+                            self.vault.release(lock).await?;
+                            self.checkpoint(
+                                flow,
+                                &FlowState::Failed {
+                                    reason: format!("notary refused: {reason}"),
+                                },
+                                vec![],
+                            )
+                            .await?;
+                        }
+                    }
+                }
+            }
+            Message::Finalised { tx } => {
+                let notary_key = self.network.notary.owning_key;
+                let needs_notary = !tx.tx.inputs.is_empty();
+                let allowed: Vec<PublicKey> = if needs_notary {
+                    vec![]
+                } else {
+                    vec![notary_key]
+                };
+                if tx
+                    .verify(self.network.max_transaction_size, &allowed)
+                    .is_err()
+                {
+                    warn!(tx = %tx.id(), from = %from, "refusing a badly signed finalised transaction");
+                    return Ok(());
+                }
+                self.vault.record(&tx, &self.relevant_keys().await?).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Receiver for Inner {
+    fn receive(&self, env: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            if self.is_crashed() {
+                return Err(TransportError::Unreachable(self.name.clone()));
+            }
+            let refuse = |reason: String| TransportError::Refused {
+                to: self.name.clone(),
+                id: env.id,
+                reason,
+            };
+            if env.to != self.name || self.network.node(&env.from).is_none() {
+                return Err(refuse(
+                    "not addressed to this node, or from a stranger".into(),
+                ));
+            }
+            let seen = sqlx::query("SELECT 1 FROM inbox WHERE id = $1")
+                .bind(env.id.to_string())
+                .fetch_optional(self.store.pool())
+                .await
+                .map_err(|e| refuse(e.to_string()))?;
+            if seen.is_some() {
+                return Ok(());
+            }
+            let msg: Message = bcs::from_bytes(&env.payload)
+                .map_err(|e| refuse(format!("undecodable message: {e}")))?;
+            // Handlers are idempotent: a crash before the inbox row means a redelivery, handled again.
+            self.handle(&env.from, msg)
+                .await
+                .map_err(|e| refuse(e.to_string()))?;
+            sqlx::query("INSERT INTO inbox (id, received_ms) VALUES ($1, $2)")
+                .bind(env.id.to_string())
+                .bind(now_ms())
+                .execute(self.store.pool())
+                .await
+                .map_err(|e| refuse(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
+
+async fn outbox_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(node) = inner.upgrade() else { return };
+        if node.is_crashed() {
+            return;
+        }
+        let sent = match deliver_some(&node).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "outbox read failed");
+                0
+            }
+        };
+        if node.is_crashed() {
+            return;
+        }
+        if sent == 0 {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), node.outbox_wake.notified()).await;
+        }
+    }
+}
+
+async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
+    let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY created_ms LIMIT 64")
+        .fetch_all(node.store.pool())
+        .await
+        .map_err(db("reading the outbox"))?;
+    let mut sent = 0;
+    for row in rows {
+        let id: String = row.try_get(0).map_err(db("reading the outbox"))?;
+        let body: String = row.try_get(1).map_err(db("reading the outbox"))?;
+        let env: Envelope = decode("outbox", &body)?;
+        let crash_after = match bcs::from_bytes::<Message>(&env.payload) {
+            Ok(Message::NotariseRequest { .. }) => Some(Failpoint::CrashAfterNotariseRequest),
+            Ok(Message::KeyResponse { .. }) => Some(Failpoint::CrashAfterKeyResponse),
+            _ => None,
+        };
+        match node.transport.send(env).await {
+            Ok(()) | Err(TransportError::Refused { .. }) => {
+                sqlx::query("DELETE FROM outbox WHERE id = $1")
+                    .bind(id)
+                    .execute(node.store.pool())
+                    .await
+                    .map_err(db("clearing the outbox"))?;
+                sent += 1;
+                if crash_after.is_some() && node.failpoint == crash_after {
+                    warn!(failpoint = ?crash_after, "failpoint reached");
+                    node.crashed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Ok(sent);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "delivery failed; will retry");
+                break;
+            }
+        }
+    }
+    Ok(sent)
+}

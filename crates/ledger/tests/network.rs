@@ -1,0 +1,342 @@
+//! A network of nodes in one process (in-memory transport), each on its own database:
+//! issue and pay flows, privacy (non-participants never receive the transaction), concurrent
+//! overspending, cold standby of the payer and of the payee, and garbage on the node link.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kh_ledger::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Net {
+    transport: Arc<InMemoryNetwork>,
+    params: NetworkParameters,
+    keys: Vec<(PartyName, KeyPair)>,
+    urls: Vec<String>,
+}
+
+const NAMES: [&str; 5] = [
+    "O=Notary, L=Tokyo, C=JP",
+    "O=Bank, L=Tokyo, C=JP",
+    "O=PartyA, L=Tokyo, C=JP",
+    "O=PartyB, L=Osaka, C=JP",
+    "O=Validator, L=Tokyo, C=JP",
+];
+
+impl Net {
+    fn new(urls: Vec<String>) -> Self {
+        let keys: Vec<(PartyName, KeyPair)> = NAMES
+            .iter()
+            .map(|n| (n.parse().unwrap(), KeyPair::generate()))
+            .collect();
+        let nodes: Vec<Party> = keys
+            .iter()
+            .map(|(n, k)| Party {
+                name: n.clone(),
+                owning_key: k.public(),
+            })
+            .collect();
+        let params = NetworkParameters {
+            notary: nodes[0].clone(),
+            nodes,
+            max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+        };
+        Self {
+            transport: InMemoryNetwork::new(),
+            params,
+            keys,
+            urls,
+        }
+    }
+
+    async fn open(&self, i: usize, failpoint: Option<Failpoint>) -> Node {
+        let (name, key) = &self.keys[i];
+        let config = NodeConfig {
+            name: name.clone(),
+            key: key.clone(),
+            database_url: self.urls[i].clone(),
+            role: if i == 0 {
+                NodeRole::Notary
+            } else {
+                NodeRole::Regular
+            },
+            network: self.params.clone(),
+            failpoint,
+        };
+        let node = Node::open(config, self.transport.clone()).await.unwrap();
+        self.transport.register(name.clone(), node.receiver());
+        node
+    }
+
+    fn name(&self, i: usize) -> PartyName {
+        self.keys[i].0.clone()
+    }
+}
+
+async fn until_stopped(node: &Node) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !node.is_stopped() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failpoint was not reached"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn completed(status: FlowStatus) -> TxId {
+    match status {
+        FlowStatus::Completed { tx_id } => tx_id,
+        other => panic!("flow did not complete: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_pay_privacy_and_overspend() {
+    for (backend, urls) in common::database_urls(5).await {
+        let net = Net::new(urls);
+        let nodes: Vec<Node> = futures_join(&net).await;
+        let (bank, a, b, validator) = (&nodes[1], &nodes[2], &nodes[3], &nodes[4]);
+        let alice = a.create_account("alice").await.unwrap();
+        let bob = b.create_account("bob").await.unwrap();
+
+        let issue = bank
+            .start_flow(FlowRequest::Issue {
+                amount: 100,
+                currency: "JPY".into(),
+                to_node: net.name(2),
+                to_account: alice.id,
+            })
+            .await
+            .unwrap();
+        let issue_tx = completed(bank.wait_flow(issue, WAIT).await.unwrap());
+        wait_balance(a, &alice.public_key, 100).await;
+
+        let pay = a
+            .start_flow(FlowRequest::Pay {
+                amount: 60,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: bob.id,
+            })
+            .await
+            .unwrap();
+        let pay_tx = completed(a.wait_flow(pay, WAIT).await.unwrap());
+        wait_balance(b, &bob.public_key, 60).await;
+        assert_eq!(
+            a.vault().balance(&alice.public_key).await.unwrap(),
+            40,
+            "{backend}"
+        );
+
+        // Privacy: the payment reached only its participants.
+        assert!(a.vault().transaction(&pay_tx).await.unwrap().is_some());
+        assert!(b.vault().transaction(&pay_tx).await.unwrap().is_some());
+        for (who, node) in [
+            ("bank", bank),
+            ("validator", validator),
+            ("notary", &nodes[0]),
+        ] {
+            assert!(
+                node.vault().transaction(&pay_tx).await.unwrap().is_none(),
+                "{backend}: {who} received the payment"
+            );
+        }
+        assert!(
+            validator
+                .vault()
+                .transaction(&issue_tx)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(validator.vault().transaction_count().await.unwrap(), 0);
+
+        // Two concurrent payments that together overspend: at most one succeeds.
+        let carol = b.create_account("carol").await.unwrap();
+        let p1 = a
+            .start_flow(FlowRequest::Pay {
+                amount: 30,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: bob.id,
+            })
+            .await
+            .unwrap();
+        let p2 = a
+            .start_flow(FlowRequest::Pay {
+                amount: 30,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: carol.id,
+            })
+            .await
+            .unwrap();
+        let s1 = a.wait_flow(p1, WAIT).await.unwrap();
+        let s2 = a.wait_flow(p2, WAIT).await.unwrap();
+        let ok = [&s1, &s2]
+            .iter()
+            .filter(|s| matches!(s, FlowStatus::Completed { .. }))
+            .count();
+        assert_eq!(ok, 1, "{backend}: {s1:?} {s2:?}");
+        let failed = [&s1, &s2]
+            .into_iter()
+            .find(|s| matches!(s, FlowStatus::Failed { .. }))
+            .unwrap();
+        assert!(
+            matches!(failed, FlowStatus::Failed { reason } if reason.contains("insufficient")),
+            "{failed:?}"
+        );
+        // The winner's finality message reaches PartyB; then value is conserved.
+        let winner = if matches!(s1, FlowStatus::Completed { .. }) {
+            &bob
+        } else {
+            &carol
+        };
+        let expected = if winner.id == bob.id { 90 } else { 30 };
+        wait_balance(b, &winner.public_key, expected).await;
+        let total = a.vault().balance(&alice.public_key).await.unwrap()
+            + b.vault().balance(&bob.public_key).await.unwrap()
+            + b.vault().balance(&carol.public_key).await.unwrap();
+        assert_eq!(total, 100, "{backend}: value is conserved");
+
+        // Garbage and strangers on the node link change nothing.
+        let before = b.vault().transaction_count().await.unwrap();
+        let receiver = b.receiver().upgrade().unwrap();
+        let garbage = Envelope {
+            id: uuid::Uuid::new_v4(),
+            from: net.name(2),
+            to: net.name(3),
+            payload: vec![0xff, 0x13, 0x37],
+        };
+        assert!(matches!(
+            receiver.receive(garbage).await,
+            Err(TransportError::Refused { .. })
+        ));
+        let stranger = Envelope {
+            id: uuid::Uuid::new_v4(),
+            from: "O=Mallory, L=Nowhere, C=XX".parse().unwrap(),
+            to: net.name(3),
+            payload: vec![],
+        };
+        assert!(matches!(
+            receiver.receive(stranger).await,
+            Err(TransportError::Refused { .. })
+        ));
+        assert_eq!(b.vault().transaction_count().await.unwrap(), before);
+        for n in &nodes {
+            n.shutdown();
+        }
+    }
+}
+
+async fn futures_join(net: &Net) -> Vec<Node> {
+    let mut nodes = vec![];
+    for i in 0..5 {
+        nodes.push(net.open(i, None).await);
+    }
+    nodes
+}
+
+async fn wait_balance(node: &Node, key: &PublicKey, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = node.vault().balance(key).await.unwrap();
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "balance {got}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_node_on_the_same_database_finishes_the_flow() {
+    for (backend, urls) in common::database_urls(5).await {
+        let net = Net::new(urls);
+        let notary = net.open(0, None).await;
+        let bank = net.open(1, None).await;
+        // The payer crashes right after its notarisation request went out.
+        let a = net
+            .open(2, Some(Failpoint::CrashAfterNotariseRequest))
+            .await;
+        let b = net.open(3, None).await;
+        let alice = a.create_account("alice").await.unwrap();
+        let bob = b.create_account("bob").await.unwrap();
+        let issue = bank
+            .start_flow(FlowRequest::Issue {
+                amount: 50,
+                currency: "JPY".into(),
+                to_node: net.name(2),
+                to_account: alice.id,
+            })
+            .await
+            .unwrap();
+        completed(bank.wait_flow(issue, WAIT).await.unwrap());
+        wait_balance(&a, &alice.public_key, 50).await;
+        let flow = a
+            .start_flow(FlowRequest::Pay {
+                amount: 20,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: bob.id,
+            })
+            .await
+            .unwrap();
+        until_stopped(&a).await;
+        a.shutdown();
+        net.transport.unregister(&net.name(2));
+        assert!(matches!(
+            a.flow_status(flow).await.unwrap(),
+            FlowStatus::Running { .. }
+        ));
+
+        // The standby opens the same database and finishes the flow.
+        let standby = net.open(2, None).await;
+        let tx = completed(standby.wait_flow(flow, WAIT).await.unwrap());
+        wait_balance(&b, &bob.public_key, 20).await;
+        assert_eq!(
+            standby.vault().balance(&alice.public_key).await.unwrap(),
+            30,
+            "{backend}"
+        );
+        // One payment transaction, agreed by both sides.
+        assert_eq!(
+            b.vault().transaction(&tx).await.unwrap(),
+            standby.vault().transaction(&tx).await.unwrap()
+        );
+        assert_eq!(b.vault().transaction_count().await.unwrap(), 1);
+
+        // Now the payee crashes after telling its key; its standby receives the payment.
+        b.shutdown();
+        net.transport.unregister(&net.name(3));
+        let b2 = net.open(3, Some(Failpoint::CrashAfterKeyResponse)).await;
+        let flow = standby
+            .start_flow(FlowRequest::Pay {
+                amount: 5,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: bob.id,
+            })
+            .await
+            .unwrap();
+        until_stopped(&b2).await;
+        b2.shutdown();
+        net.transport.unregister(&net.name(3));
+        let tx = completed(standby.wait_flow(flow, WAIT).await.unwrap());
+        let b3 = net.open(3, None).await;
+        wait_balance(&b3, &bob.public_key, 25).await;
+        assert!(b3.vault().transaction(&tx).await.unwrap().is_some());
+        assert_eq!(b3.vault().transaction_count().await.unwrap(), 2);
+        for n in [&notary, &bank, &standby, &b3] {
+            n.shutdown();
+        }
+    }
+}
