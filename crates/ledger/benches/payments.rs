@@ -1,133 +1,160 @@
-//! Payments per second from one holding kept as 1 state vs pre-split into 8 (R7): eight
-//! concurrent payers spend from the same account through the notary on SQLite. With one state
-//! the payments queue on its soft lock (each waits for the previous change); with eight they
-//! proceed in parallel. Also the latency of a single payment (p50/p99). Prints JSON.
-//! In process there is no network round trip in a payment, so the one-state case loses little
-//! and both cases are bound by the two cores; the split pays off fully once flows between nodes
-//! add round trips (the flow-level bench of the next slice).
-//! Run: `cargo bench -p kh-ledger --bench payments`.
+//! Payments per second from one holding kept as 1 state vs pre-split into 8 (R7), and flow
+//! latency p50/p99: a notary, a bank, PartyA and PartyB in one process on the in-memory
+//! transport, each node on its own SQLite database. Eight concurrent payers run Pay flows from
+//! one account at PartyA to PartyB; with one state each payment waits for the previous change
+//! (a payer whose coins are all locked retries), with eight they proceed in parallel.
+//! Prints JSON. Run: `cargo bench -p kh-ledger --bench payments`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kh_ledger::*;
 
 const PAYMENTS: usize = 400;
-const WORKERS: usize = 8;
+const PAYERS: usize = 8;
+const WAIT: Duration = Duration::from_secs(60);
 
-async fn setup(
-    parts: usize,
-    tag: &str,
-) -> (Vault, Notary, uuid::Uuid, PublicKey, BTreeSet<PublicKey>) {
+const NAMES: [&str; 4] = [
+    "O=Notary, L=Tokyo, C=JP",
+    "O=Bank, L=Tokyo, C=JP",
+    "O=PartyA, L=Tokyo, C=JP",
+    "O=PartyB, L=Osaka, C=JP",
+];
+
+async fn network(tag: &str) -> Vec<Node> {
     let dir = std::env::temp_dir().join(format!("kh-pay-bench-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite:{}", dir.join("node.db").display()))
-        .await
-        .unwrap();
-    let key = KeyPair::generate();
-    let notary_party = Party {
-        name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
-        owning_key: key.public(),
-    };
-    let notary = Notary::start(
-        notary_party.clone(),
-        key,
-        store.clone(),
-        None,
-        NotaryConfig::default(),
-    );
-    let vault = Vault::open(store).await.unwrap();
-    let alice = vault.create_account("alice").await.unwrap();
-    let bob = vault.create_account("bob").await.unwrap();
-    let bank = Party {
-        name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
-        owning_key: KeyPair::generate().public(),
-    };
-    let outputs = (0..parts)
-        .map(|_| {
-            let coin = StablecoinState {
-                amount: 1_000_000,
-                currency: "JPY".into(),
-                issuer: bank.name.clone(),
-                issuer_key: bank.owning_key,
-                owner: alice.public_key,
-            };
-            TransactionState {
-                contract: stablecoin_id(),
-                notary: notary_party.clone(),
-                participants: vec![alice.public_key],
-                data: bcs::to_bytes(&coin).unwrap(),
-            }
+    let keys: Vec<(PartyName, KeyPair)> = NAMES
+        .iter()
+        .map(|n| (n.parse().unwrap(), KeyPair::generate()))
+        .collect();
+    let parties: Vec<Party> = keys
+        .iter()
+        .map(|(n, k)| Party {
+            name: n.clone(),
+            owning_key: k.public(),
         })
         .collect();
-    let issue = SignedTransaction {
-        tx: WireTransaction {
-            inputs: vec![],
-            references: vec![],
-            outputs,
-            commands: vec![Command {
-                contract: stablecoin_id(),
-                data: bcs::to_bytes(&StablecoinCommand::Issue).unwrap(),
-                signers: vec![bank.owning_key],
-            }],
-            notary: Some(notary_party),
-            time_window: None,
-            privacy_salt: [7; 32],
-        },
-        sigs: vec![],
+    let params = NetworkParameters {
+        notary: parties[0].clone(),
+        nodes: parties,
+        max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
     };
-    let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key].into();
-    vault.record(&issue, &keys).await.unwrap();
-    (vault, notary, alice.id, bob.public_key, keys)
+    let transport = InMemoryNetwork::new();
+    let mut nodes = vec![];
+    for (i, (name, key)) in keys.into_iter().enumerate() {
+        let config = NodeConfig {
+            name: name.clone(),
+            key,
+            database_url: format!("sqlite:{}", dir.join(format!("node{i}.db")).display()),
+            role: if i == 0 {
+                NodeRole::Notary
+            } else {
+                NodeRole::Regular
+            },
+            network: params.clone(),
+            failpoint: None,
+        };
+        let node = Node::open(config, transport.clone()).await.unwrap();
+        transport.register(name, node.receiver());
+        nodes.push(node);
+    }
+    nodes
 }
 
-async fn run(parts: usize) -> (u64, u128, u128) {
-    let (vault, notary, from, payee, keys) = setup(parts, &parts.to_string()).await;
-    let keys = Arc::new(keys);
+async fn run(parts: u32) -> serde_json::Value {
+    let nodes = network(&parts.to_string()).await;
+    let (bank, a, b) = (nodes[1].clone(), nodes[2].clone(), nodes[3].clone());
+    let alice = a.create_account("alice").await.unwrap();
+    let bob = b.create_account("bob").await.unwrap();
+    let issue = bank
+        .start_flow(FlowRequest::Issue {
+            amount: 1_000_000,
+            currency: "JPY".into(),
+            to_node: a.name().clone(),
+            to_account: alice.id,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        bank.wait_flow(issue, WAIT).await.unwrap(),
+        FlowStatus::Completed { .. }
+    ));
+    let deadline = Instant::now() + WAIT;
+    while a.vault().balance(&alice.public_key).await.unwrap() != 1_000_000 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if parts > 1 {
+        let split = a
+            .start_flow(FlowRequest::Split {
+                account: alice.id,
+                parts,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            a.wait_flow(split, WAIT).await.unwrap(),
+            FlowStatus::Completed { .. }
+        ));
+    }
+    let to_node = b.name().clone();
     let started = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..WORKERS {
-        let (vault, notary, keys) = (vault.clone(), notary.clone(), keys.clone());
+    let mut handles = vec![];
+    for _ in 0..PAYERS {
+        let (a, to_node) = (a.clone(), to_node.clone());
+        let (from, to) = (alice.id, bob.id);
         handles.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for _ in 0..PAYMENTS / WORKERS {
-                let deadline = Instant::now() + Duration::from_secs(60);
+            let mut latencies = vec![];
+            let mut retries = 0u64;
+            for _ in 0..PAYMENTS / PAYERS {
                 loop {
                     let t = Instant::now();
-                    match pay_local(&vault, &notary, from, payee, 1, &keys).await {
-                        Ok(_) => {
+                    let flow = a
+                        .start_flow(FlowRequest::Pay {
+                            amount: 1,
+                            from,
+                            to_node: to_node.clone(),
+                            to_account: to,
+                        })
+                        .await
+                        .unwrap();
+                    match a.wait_flow(flow, WAIT).await.unwrap() {
+                        FlowStatus::Completed { .. } => {
                             latencies.push(t.elapsed().as_micros());
                             break;
                         }
-                        // Every coin is locked by another payer: wait for its change.
-                        Err(PaymentError::Vault(VaultError::InsufficientFunds { .. }))
-                            if Instant::now() < deadline =>
-                        {
+                        FlowStatus::Failed { reason } if reason.contains("insufficient") => {
+                            retries += 1;
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
-                        Err(e) => panic!("payment failed: {e}"),
+                        other => panic!("payment failed: {other:?}"),
                     }
                 }
             }
-            latencies
+            (latencies, retries)
         }));
     }
-    let mut latencies = Vec::new();
+    let mut latencies = vec![];
+    let mut retries = 0;
     for h in handles {
-        latencies.extend(h.await.unwrap());
+        let (l, r) = h.await.unwrap();
+        latencies.extend(l);
+        retries += r;
     }
     let elapsed = started.elapsed();
-    assert_eq!(vault.balance(&payee).await.unwrap(), PAYMENTS as u64);
     latencies.sort_unstable();
-    let per_sec = (PAYMENTS as u128 * 1_000_000 / elapsed.as_micros().max(1)) as u64;
-    (
-        per_sec,
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() * 99 / 100],
-    )
+    for n in &nodes {
+        n.shutdown();
+    }
+    serde_json::json!({
+        "states": parts,
+        "payments_per_second": (PAYMENTS as u128 * 1_000_000 / elapsed.as_micros().max(1)) as u64,
+        "flow_latency_p50_us": latencies[latencies.len() / 2],
+        "flow_latency_p99_us": latencies[latencies.len() * 99 / 100],
+        "retries_on_locked_coins": retries,
+    })
 }
 
 fn main() {
@@ -137,15 +164,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let (one, one_p50, one_p99) = run(1).await;
-        let (eight, eight_p50, eight_p99) = run(8).await;
-        let report = serde_json::json!({
-            "payments": PAYMENTS,
-            "concurrent_payers": WORKERS,
-            "one_state": { "payments_per_second": one, "p50_us": one_p50, "p99_us": one_p99 },
-            "pre_split_8": { "payments_per_second": eight, "p50_us": eight_p50, "p99_us": eight_p99 },
-            "speedup_x100": eight * 100 / one.max(1),
-        });
-        println!("{report}");
+        let one = run(1).await;
+        let eight = run(8).await;
+        let speedup = eight["payments_per_second"].as_u64().unwrap() * 100 / one["payments_per_second"].as_u64().unwrap().max(1);
+        println!("{}", serde_json::json!({ "payments": PAYMENTS, "concurrent_payers": PAYERS, "one_state": one, "pre_split_8": eight, "speedup_x100": speedup }));
     });
 }

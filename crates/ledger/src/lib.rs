@@ -32,7 +32,7 @@ pub use node::{
     Failpoint, FlowRequest, FlowStatus, NetworkParameters, Node, NodeConfig, NodeError, NodeRole,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
-pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, pay_local};
+pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split, pay_local};
 pub use stablecoin::{
     STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
 };

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::TxId;
 use crate::identity::{KeyPair, Party, PartyName, PublicKey};
 use crate::notary::{NotarisationRequest, Notary, NotaryConfig};
-use crate::payment::{PAYMENT_LOCK_MS, PaymentError, build_payment};
+use crate::payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split};
 use crate::stablecoin::{StablecoinCommand, StablecoinState, stablecoin_id};
 use crate::store::{Store, StoreError, db};
 use crate::transport::{Envelope, Receiver, SendFuture, Transport, TransportError};
@@ -113,6 +113,32 @@ pub enum FlowRequest {
         /// Receiving account.
         to_account: Uuid,
     },
+    /// Re-issue an account's whole balance as `parts` states (pre-splitting, R7).
+    Split {
+        /// The account (on this node).
+        account: Uuid,
+        /// Number of states.
+        parts: u32,
+    },
+}
+
+impl FlowRequest {
+    /// The split request is addressed to the node itself.
+    fn target(&self, me: &PartyName) -> (PartyName, Uuid) {
+        match self {
+            Self::Issue {
+                to_node,
+                to_account,
+                ..
+            }
+            | Self::Pay {
+                to_node,
+                to_account,
+                ..
+            } => (to_node.clone(), *to_account),
+            Self::Split { account, .. } => (me.clone(), *account),
+        }
+    }
 }
 
 /// Where a flow is.
@@ -352,16 +378,7 @@ impl Node {
     pub async fn start_flow(&self, request: FlowRequest) -> Result<Uuid, NodeError> {
         let flow = Uuid::new_v4();
         let inner = &self.inner;
-        let to_node = match &request {
-            FlowRequest::Issue { to_node, .. } | FlowRequest::Pay { to_node, .. } => {
-                to_node.clone()
-            }
-        };
-        let to_account = match &request {
-            FlowRequest::Issue { to_account, .. } | FlowRequest::Pay { to_account, .. } => {
-                *to_account
-            }
-        };
+        let (to_node, to_account) = request.target(&inner.name);
         if to_node == inner.name {
             let key = inner
                 .vault
@@ -600,6 +617,39 @@ impl Inner {
                 };
                 self.finalise(flow, stx, to_node).await
             }
+            FlowRequest::Split { account, parts } => {
+                let key = self.vault.account_key(account).await?;
+                let balance = self.vault.balance(&key.public()).await?;
+                let lock = Uuid::new_v4();
+                let selected = self
+                    .vault
+                    .select_and_lock(&key.public(), balance.max(1), lock, PAYMENT_LOCK_MS)
+                    .await;
+                let inputs = match selected {
+                    Ok(i) => i,
+                    Err(VaultError::InsufficientFunds { .. }) => {
+                        let reason = "nothing to split (or funds locked by a payment in flight)";
+                        let state = FlowState::Failed {
+                            reason: reason.to_string(),
+                        };
+                        return Ok(self.checkpoint(flow, &state, vec![]).await?);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                match build_split(&inputs, key.public(), parts, &notary) {
+                    Ok(tx) => {
+                        self.request_notarisation(flow, tx, &key, lock, self.name.clone())
+                            .await
+                    }
+                    Err(e) => {
+                        self.vault.release(lock).await?;
+                        let state = FlowState::Failed {
+                            reason: e.to_string(),
+                        };
+                        Ok(self.checkpoint(flow, &state, vec![]).await?)
+                    }
+                }
+            }
             FlowRequest::Pay {
                 amount,
                 from,
@@ -646,32 +696,39 @@ impl Inner {
                             .await?);
                     }
                 };
-                let id = tx.id();
-                let request = NotarisationRequest::NonValidating(tx.notary_view());
-                let stx = SignedTransaction {
-                    tx,
-                    sigs: vec![TransactionSignature {
-                        by: key.public(),
-                        signature: key.sign(&id.0),
-                    }],
-                };
-                let state = FlowState::AwaitingNotary {
-                    stx,
-                    lock,
-                    payee_node: to_node,
-                };
-                Ok(self
-                    .checkpoint(
-                        flow,
-                        &state,
-                        vec![(
-                            notary.name.clone(),
-                            Message::NotariseRequest { flow, request },
-                        )],
-                    )
-                    .await?)
+                self.request_notarisation(flow, tx, &key, lock, to_node)
+                    .await
             }
         }
+    }
+
+    /// Signs `tx` with the owner's key and checkpoints the flow with its notarisation request.
+    async fn request_notarisation(
+        &self,
+        flow: Uuid,
+        tx: WireTransaction,
+        key: &KeyPair,
+        lock: Uuid,
+        payee_node: PartyName,
+    ) -> Result<(), NodeError> {
+        let id = tx.id();
+        let request = NotarisationRequest::NonValidating(tx.notary_view());
+        let sig = TransactionSignature {
+            by: key.public(),
+            signature: key.sign(&id.0),
+        };
+        let stx = SignedTransaction {
+            tx,
+            sigs: vec![sig],
+        };
+        let state = FlowState::AwaitingNotary {
+            stx,
+            lock,
+            payee_node,
+        };
+        let notary = self.network.notary.name.clone();
+        let out = vec![(notary, Message::NotariseRequest { flow, request })];
+        Ok(self.checkpoint(flow, &state, out).await?)
     }
 
     /// Records a complete transaction, sends it to the payee's node, and completes the flow.

@@ -104,6 +104,45 @@ pub fn build_payment(
     })
 }
 
+/// Builds a split: all of `inputs` (one owner) re-issued as `parts` states of near-equal
+/// amounts to the same owner, so that `parts` payments can later proceed in parallel (R7).
+pub fn build_split(
+    inputs: &[StateAndRef],
+    owner: PublicKey,
+    parts: u32,
+    notary: &Party,
+) -> Result<WireTransaction, PaymentError> {
+    let total: u64 = inputs
+        .iter()
+        .map(|s| {
+            s.state
+                .decode::<StablecoinState>()
+                .map(|c| c.amount)
+                .map_err(|e| PaymentError::Coins(e.to_string()))
+        })
+        .sum::<Result<u64, _>>()?;
+    let parts = u64::from(parts.max(1)).min(total.max(1));
+    let mut tx = build_payment(inputs, owner, owner, total, notary)?;
+    let template = tx.outputs[0].clone();
+    let coin: StablecoinState = template
+        .decode()
+        .map_err(|e| PaymentError::Coins(e.to_string()))?;
+    tx.outputs = (0..parts)
+        .map(|i| {
+            let amount = total / parts + u64::from(i < total % parts);
+            let piece = StablecoinState {
+                amount,
+                ..coin.clone()
+            };
+            TransactionState {
+                data: bcs::to_bytes(&piece).expect("BCS encodes a coin"),
+                ..template.clone()
+            }
+        })
+        .collect();
+    Ok(tx)
+}
+
 /// Pays `amount` from account `from` to `payee` through `notary`, recording the result in
 /// `vault` for the keys in `relevant`.
 pub async fn pay_local(

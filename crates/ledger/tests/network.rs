@@ -156,6 +156,23 @@ async fn issue_pay_privacy_and_overspend() {
         );
         assert_eq!(validator.vault().transaction_count().await.unwrap(), 0);
 
+        // Pre-splitting: the remaining 40 become 4 states of 10, balance unchanged.
+        let split = a
+            .start_flow(FlowRequest::Split {
+                account: alice.id,
+                parts: 4,
+            })
+            .await
+            .unwrap();
+        completed(a.wait_flow(split, WAIT).await.unwrap());
+        let states = a
+            .vault()
+            .states(&alice.public_key, StateStatus::Unconsumed)
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 4, "{backend}");
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 40);
+
         // Two concurrent payments that together overspend: at most one succeeds.
         let carol = b.create_account("carol").await.unwrap();
         let p1 = a
