@@ -2,13 +2,17 @@
 //!
 //! Owns: transactions (component groups, the Merkle transaction id, filtered transactions,
 //! Ed25519 signatures, the size limit), contracts and their registry, the stablecoin contract,
-//! identities (X.500 legal names), the notary (uniqueness persisted, time windows, validating
-//! and non-validating), the vault (states relevant to the node's keys, soft locks for coin
-//! selection, accounts whose keys the node holds, archiving of consumed states), and the node
-//! database seam ([`Store`], SQLite or PostgreSQL via sqlx).
+//! identities (X.500 legal names) and network parameters, the notary (uniqueness persisted,
+//! time windows, validating and non-validating), the vault (states relevant to the node's keys,
+//! soft locks for coin selection, accounts whose keys the node holds, archiving), nodes whose
+//! flows (issue, pay, split) run as checkpointed state machines with a persistent outbox and an
+//! exactly-once inbox, and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
 //!
-//! Does not own (yet, see issue 3): checkpointed flows and node-to-node messaging (next slices
-//! of this crate), node RPC over gRPC, the IBC host on the ledger (`kh-ibc-ledger`).
+//! Seams: [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and
+//! [`Store`].
+//!
+//! Does not own (yet, see issue 3): the gRPC/mTLS transport, node RPC and the node process,
+//! the Validator co-signing role, the IBC host on the ledger (`kh-ibc-ledger`).
 //!
 //! ## Feature Flags
 //! None.

@@ -418,14 +418,26 @@ impl Node {
     pub async fn wait_flow(&self, flow: Uuid, limit: Duration) -> Result<FlowStatus, NodeError> {
         let mut events = self.inner.events.subscribe();
         let deadline = tokio::time::Instant::now() + limit;
+        let status = self.flow_status(flow).await?;
+        if !matches!(status, FlowStatus::Running { .. }) {
+            return Ok(status);
+        }
         loop {
-            let status = self.flow_status(flow).await?;
-            if !matches!(status, FlowStatus::Running { .. }) {
-                return Ok(status);
-            }
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Err(_) => return Err(NodeError::Timeout(flow)),
-                Ok(_) => continue,
+                Ok(Ok((id, status))) if id == flow => {
+                    if !matches!(status, FlowStatus::Running { .. }) {
+                        return Ok(status);
+                    }
+                }
+                Ok(Ok(_)) => {}
+                // Missed events: fall back to the stored state.
+                Ok(Err(_)) => {
+                    let status = self.flow_status(flow).await?;
+                    if !matches!(status, FlowStatus::Running { .. }) {
+                        return Ok(status);
+                    }
+                }
             }
         }
     }
@@ -907,12 +919,15 @@ async fn outbox_loop(inner: Weak<Inner>) {
     }
 }
 
+/// Delivers up to 64 queued messages concurrently (steps of different flows do not depend on
+/// each other's order; one flow has at most one message in flight), and clears the acknowledged
+/// ones. A refused message is dropped with a warning: the receiver will never accept it.
 async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
     let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY created_ms LIMIT 64")
         .fetch_all(node.store.pool())
         .await
         .map_err(db("reading the outbox"))?;
-    let mut sent = 0;
+    let mut batch = Vec::with_capacity(rows.len());
     for row in rows {
         let id: String = row.try_get(0).map_err(db("reading the outbox"))?;
         let body: String = row.try_get(1).map_err(db("reading the outbox"))?;
@@ -922,26 +937,37 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
             Ok(Message::KeyResponse { .. }) => Some(Failpoint::CrashAfterKeyResponse),
             _ => None,
         };
-        match node.transport.send(env).await {
+        batch.push((id, env, crash_after));
+    }
+    let results = futures::future::join_all(
+        batch
+            .iter()
+            .map(|(_, env, _)| node.transport.send(env.clone())),
+    )
+    .await;
+    let mut sent = 0;
+    let mut crash = false;
+    for ((id, env, crash_after), result) in batch.into_iter().zip(results) {
+        match result {
             Ok(()) | Err(TransportError::Refused { .. }) => {
+                if let Err(e) = &result {
+                    warn!(error = %e, to = %env.to, "message refused by its receiver; dropped");
+                }
                 sqlx::query("DELETE FROM outbox WHERE id = $1")
                     .bind(id)
                     .execute(node.store.pool())
                     .await
                     .map_err(db("clearing the outbox"))?;
                 sent += 1;
-                if crash_after.is_some() && node.failpoint == crash_after {
-                    warn!(failpoint = ?crash_after, "failpoint reached");
-                    node.crashed
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Ok(sent);
-                }
+                crash |= crash_after.is_some() && node.failpoint == crash_after;
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "delivery failed; will retry");
-                break;
-            }
+            Err(e) => tracing::debug!(error = %e, "delivery failed; will retry"),
         }
+    }
+    if crash {
+        warn!(failpoint = ?node.failpoint, "failpoint reached");
+        node.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     Ok(sent)
 }
