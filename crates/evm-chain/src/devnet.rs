@@ -124,7 +124,9 @@ impl Shared {
     pub(crate) fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
         let decoded = Chain::decode_tx(raw)?;
         let hash = self.chain.write().submit_decoded(decoded)?;
-        if self.production == BlockProduction::Instant {
+        // A concurrent submission may already have mined this transaction: only mine when
+        // something is still waiting, so instant mode never seals empty blocks.
+        if self.production == BlockProduction::Instant && self.chain.read().pool_len() > 0 {
             self.produce()?;
         }
         Ok(hash)
