@@ -493,12 +493,21 @@ impl Inner {
     }
 
     /// Stores the flow's new state and its outgoing messages atomically, then wakes the outbox.
+    /// Refuses writes once the node is stopped (a standby owns the database from then on).
+    fn check_running(&self) -> Result<(), StoreError> {
+        if self.is_crashed() {
+            return Err(StoreError::Stopped);
+        }
+        Ok(())
+    }
+
     async fn checkpoint(
         &self,
         flow: Uuid,
         state: &FlowState,
         out: Vec<(PartyName, Message)>,
     ) -> Result<(), StoreError> {
+        self.check_running()?;
         let mut t = self.store.begin_write().await?;
         let now = now_ms();
         sqlx::query("DELETE FROM flows WHERE id = $1")
@@ -548,6 +557,7 @@ impl Inner {
     }
 
     async fn send_only(&self, out: Vec<(PartyName, Message)>) -> Result<(), StoreError> {
+        self.check_running()?;
         let mut t = self.store.begin_write().await?;
         self.enqueue(&mut t, out, now_ms()).await?;
         t.commit().await.map_err(db("queueing messages"))?;
@@ -871,11 +881,16 @@ impl Receiver for Inner {
                     "not addressed to this node, or from a stranger".into(),
                 ));
             }
+            // Storage failures are the receiver's problem, not the message's: the sender retries.
+            let failed = |reason: String| TransportError::Failed {
+                to: self.name.clone(),
+                reason,
+            };
             let seen = sqlx::query("SELECT 1 FROM inbox WHERE id = $1")
                 .bind(env.id.to_string())
                 .fetch_optional(self.store.pool())
                 .await
-                .map_err(|e| refuse(e.to_string()))?;
+                .map_err(|e| failed(e.to_string()))?;
             if seen.is_some() {
                 return Ok(());
             }
@@ -884,13 +899,15 @@ impl Receiver for Inner {
             // Handlers are idempotent: a crash before the inbox row means a redelivery, handled again.
             self.handle(&env.from, msg)
                 .await
-                .map_err(|e| refuse(e.to_string()))?;
-            sqlx::query("INSERT INTO inbox (id, received_ms) VALUES ($1, $2)")
-                .bind(env.id.to_string())
-                .bind(now_ms())
-                .execute(self.store.pool())
-                .await
-                .map_err(|e| refuse(e.to_string()))?;
+                .map_err(|e| failed(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO inbox (id, received_ms) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(env.id.to_string())
+            .bind(now_ms())
+            .execute(self.store.pool())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
             Ok(())
         })
     }
@@ -939,6 +956,16 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
         };
         batch.push((id, env, crash_after));
     }
+    // A failpoint stops the node as soon as its message is on the wire: nothing that arrives
+    // afterwards is processed, as after a kill.
+    let crash = batch
+        .iter()
+        .any(|(_, _, crash_after)| crash_after.is_some() && node.failpoint == *crash_after);
+    if crash {
+        warn!(failpoint = ?node.failpoint, "failpoint reached");
+        node.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     let results = futures::future::join_all(
         batch
             .iter()
@@ -946,8 +973,7 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
     )
     .await;
     let mut sent = 0;
-    let mut crash = false;
-    for ((id, env, crash_after), result) in batch.into_iter().zip(results) {
+    for ((id, env, _), result) in batch.into_iter().zip(results) {
         match result {
             Ok(()) | Err(TransportError::Refused { .. }) => {
                 if let Err(e) = &result {
@@ -959,15 +985,12 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
                     .await
                     .map_err(db("clearing the outbox"))?;
                 sent += 1;
-                crash |= crash_after.is_some() && node.failpoint == crash_after;
             }
-            Err(e) => tracing::debug!(error = %e, "delivery failed; will retry"),
+            Err(e) => {
+                eprintln!("DEBUGSEND {} -> {}: {e}", node.name, env.to);
+                tracing::debug!(error = %e, "delivery failed; will retry")
+            }
         }
-    }
-    if crash {
-        warn!(failpoint = ?node.failpoint, "failpoint reached");
-        node.crashed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     Ok(sent)
 }

@@ -22,6 +22,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The node was stopped; it no longer writes (a standby owns the database).
+    #[error("the node is stopped")]
+    Stopped,
     /// Stored bytes do not decode (corruption or a foreign database).
     #[error("corrupt row in {table}: {reason}")]
     Corrupt {

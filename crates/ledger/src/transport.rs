@@ -31,6 +31,14 @@ pub enum TransportError {
     /// No route to the node.
     #[error("node {0} is unreachable")]
     Unreachable(PartyName),
+    /// The receiver could not process the message now (e.g. its database failed); retry.
+    #[error("node {to} failed to process the message: {reason}")]
+    Failed {
+        /// Receiver.
+        to: PartyName,
+        /// What failed.
+        reason: String,
+    },
     /// The receiver refused the message (it will not accept it on retry either).
     #[error("node {to} refused message {id}: {reason}")]
     Refused {
@@ -92,6 +100,7 @@ impl InMemoryNetwork {
     }
 }
 
+#[allow(clippy::result_large_err)] // rare path; the error names the node
 impl Transport for InMemoryNetwork {
     fn send(&self, env: Envelope) -> SendFuture<'_> {
         let node = self
@@ -100,10 +109,20 @@ impl Transport for InMemoryNetwork {
             .ok()
             .and_then(|m| m.get(&env.to).and_then(Weak::upgrade));
         Box::pin(async move {
-            match node {
-                Some(n) => n.receive(env).await,
-                None => Err(TransportError::Unreachable(env.to)),
-            }
+            let Some(n) = node else {
+                return Err(TransportError::Unreachable(env.to));
+            };
+            let to = env.to.clone();
+            // The receiver processes on its own task: a sender that goes away (or is cancelled)
+            // must not cancel the receiver half-way through a database transaction.
+            tokio::spawn(async move { n.receive(env).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(TransportError::Failed {
+                        to,
+                        reason: e.to_string(),
+                    })
+                })
         })
     }
 }

@@ -152,7 +152,7 @@ impl Vault {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO vault_transactions (tx_id, body, recorded_ms) VALUES ($1, $2, $3)",
+            "INSERT INTO vault_transactions (tx_id, body, recorded_ms) VALUES ($1, $2, $3) ON CONFLICT (tx_id) DO NOTHING",
         )
         .bind(id.to_string())
         .bind(hex::encode(stx.to_bytes()))
@@ -166,7 +166,7 @@ impl Vault {
             }
             let (owner, amount) = owner_and_amount(out);
             sqlx::query(
-                "INSERT INTO vault_states (tx_id, output_index, contract, owner, amount, body, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO vault_states (tx_id, output_index, contract, owner, amount, body, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tx_id, output_index) DO NOTHING",
             )
             .bind(id.to_string())
             .bind(i as i64)

@@ -314,6 +314,8 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
             a.flow_status(flow).await.unwrap(),
             FlowStatus::Running { .. }
         ));
+        // A killed process takes its database connections with it.
+        drop(a);
 
         // The standby opens the same database and finishes the flow.
         let standby = net.open(2, None).await;
@@ -333,6 +335,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
 
         // Now the payee crashes after telling its key; its standby receives the payment.
         b.shutdown();
+        drop(b);
         net.transport.unregister(&net.name(3));
         let b2 = net.open(3, Some(Failpoint::CrashAfterKeyResponse)).await;
         let flow = standby
@@ -346,6 +349,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
             .unwrap();
         until_stopped(&b2).await;
         b2.shutdown();
+        drop(b2);
         net.transport.unregister(&net.name(3));
         let tx = completed(standby.wait_flow(flow, WAIT).await.unwrap());
         let b3 = net.open(3, None).await;
