@@ -1,0 +1,228 @@
+//! Node-to-node gRPC: the receiving service and the [`GrpcTransport`] used by senders.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use kh_ledger::{Envelope, PartyName, Receiver, SendFuture, Transport, TransportError};
+use tokio::sync::oneshot;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+use tracing::warn;
+
+use crate::TlsIdentity;
+use crate::proto::peer_client::PeerClient;
+use crate::proto::peer_server::{Peer, PeerServer};
+use crate::proto::{DeliverRequest, DeliverResponse};
+
+/// Where a node is and which certificate it presents.
+#[derive(Debug, Clone)]
+pub struct PeerEntry {
+    /// Its P2P address.
+    pub address: SocketAddr,
+    /// Its certificate (DER), pinned.
+    pub cert_der: Vec<u8>,
+}
+
+/// The network directory as the P2P layer needs it.
+#[derive(Debug, Clone, Default)]
+pub struct PeerDirectory {
+    /// Entries by legal name.
+    pub peers: HashMap<PartyName, PeerEntry>,
+}
+
+/// P2P failures.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// TLS or server setup failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Binding the listener failed.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct PeerService {
+    node: Weak<dyn Receiver>,
+    directory: Arc<PeerDirectory>,
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn deliver(
+        &self,
+        request: Request<DeliverRequest>,
+    ) -> Result<Response<DeliverResponse>, Status> {
+        let presented = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let env: Envelope = bcs::from_bytes(&request.into_inner().envelope)
+            .map_err(|e| Status::invalid_argument(format!("malformed envelope: {e}")))?;
+        let registered = self.directory.peers.get(&env.from).map(|p| &p.cert_der);
+        if registered != Some(&presented) {
+            warn!(from = %env.from, "envelope sender does not match the peer certificate");
+            return Err(Status::permission_denied(
+                "the certificate is not the one registered for the sender",
+            ));
+        }
+        let node = self
+            .node
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("node is shutting down"))?;
+        // Process on a task of our own: a client that disconnects must not cancel the
+        // receiver half-way through a database transaction.
+        let result = tokio::spawn(async move { node.receive(env).await })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match result {
+            Ok(()) => Ok(Response::new(DeliverResponse {})),
+            Err(TransportError::Refused { reason, .. }) => Err(Status::invalid_argument(reason)),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+}
+
+/// A running P2P server.
+#[derive(Debug)]
+pub struct PeerServerHandle {
+    /// The bound address.
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl PeerServerHandle {
+    /// Stops accepting connections.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl Drop for PeerServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Serves the node's P2P endpoint with mutual TLS on `addr` (use port 0 for any).
+pub async fn serve_peer(
+    addr: SocketAddr,
+    identity: &TlsIdentity,
+    root_pem: &str,
+    node: Weak<dyn Receiver>,
+    directory: Arc<PeerDirectory>,
+) -> Result<PeerServerHandle, PeerError> {
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+        .client_ca_root(Certificate::from_pem(root_pem));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| PeerError::Bind { addr, source })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| PeerError::Bind { addr, source })?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = Server::builder()
+        .tls_config(tls)?
+        .add_service(PeerServer::new(PeerService { node, directory }));
+    tokio::spawn(async move {
+        if let Err(e) = server
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await
+        {
+            warn!(error = %e, "peer server stopped");
+        }
+    });
+    Ok(PeerServerHandle {
+        address,
+        stop: Some(stop),
+    })
+}
+
+/// `kh_ledger::Transport` over gRPC with mutual TLS.
+pub struct GrpcTransport {
+    directory: Arc<PeerDirectory>,
+    tls: ClientTlsConfig,
+    channels: Mutex<HashMap<PartyName, Channel>>,
+}
+
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GrpcTransport({} peers)", self.directory.peers.len())
+    }
+}
+
+impl GrpcTransport {
+    /// A transport presenting `identity` and trusting `root_pem`.
+    pub fn new(directory: Arc<PeerDirectory>, identity: &TlsIdentity, root_pem: &str) -> Self {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(root_pem))
+            .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
+            .domain_name("localhost");
+        Self {
+            directory,
+            tls,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[allow(clippy::result_large_err)] // rare path; the error names the node
+    fn channel(&self, to: &PartyName) -> Result<Channel, TransportError> {
+        let unreachable = || TransportError::Unreachable(to.clone());
+        let mut map = self.channels.lock().map_err(|_| unreachable())?;
+        if let Some(c) = map.get(to) {
+            return Ok(c.clone());
+        }
+        let entry = self.directory.peers.get(to).ok_or_else(unreachable)?;
+        let channel = Channel::from_shared(format!("https://{}", entry.address))
+            .map_err(|_| unreachable())?
+            .tls_config(self.tls.clone())
+            .map_err(|_| unreachable())?
+            .connect_lazy();
+        map.insert(to.clone(), channel.clone());
+        Ok(channel)
+    }
+}
+
+impl Transport for GrpcTransport {
+    fn send(&self, env: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            let to = env.to.clone();
+            let channel = self.channel(&to)?;
+            let body = bcs::to_bytes(&env).map_err(|e| TransportError::Refused {
+                to: to.clone(),
+                id: env.id,
+                reason: e.to_string(),
+            })?;
+            let mut client = PeerClient::new(channel);
+            match client.deliver(DeliverRequest { envelope: body }).await {
+                Ok(_) => Ok(()),
+                Err(s)
+                    if s.code() == tonic::Code::InvalidArgument
+                        || s.code() == tonic::Code::PermissionDenied =>
+                {
+                    Err(TransportError::Refused {
+                        to,
+                        id: env.id,
+                        reason: s.message().to_string(),
+                    })
+                }
+                Err(s) => Err(TransportError::Failed {
+                    to,
+                    reason: s.to_string(),
+                }),
+            }
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Nodes talking over gRPC with mutual TLS on loopback: an issue and a payment across nodes;
+//! a peer without a certificate from the network root, and a peer presenting another node's
+//! identity, are refused and change nothing.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kh_ledger::*;
+use kh_ledger_node::*;
+
+const NAMES: [&str; 4] = [
+    "O=Notary, L=Tokyo, C=JP",
+    "O=Bank, L=Tokyo, C=JP",
+    "O=PartyA, L=Tokyo, C=JP",
+    "O=PartyB, L=Osaka, C=JP",
+];
+const WAIT: Duration = Duration::from_secs(30);
+
+fn db() -> String {
+    let dir = std::env::temp_dir().join("kh-ledger-node-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    format!(
+        "sqlite:{}",
+        dir.join(format!("{}.db", uuid::Uuid::new_v4())).display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_over_mutual_tls_and_impostors_are_refused() {
+    let ca = NetworkCa::generate("test").unwrap();
+    let root = ca.root_pem();
+    let keys: Vec<(PartyName, KeyPair)> = NAMES
+        .iter()
+        .map(|n| (n.parse().unwrap(), KeyPair::generate()))
+        .collect();
+    let identities: Vec<TlsIdentity> = keys
+        .iter()
+        .map(|(n, _)| ca.issue(&n.to_string()).unwrap())
+        .collect();
+    let parties: Vec<Party> = keys
+        .iter()
+        .map(|(n, k)| Party {
+            name: n.clone(),
+            owning_key: k.public(),
+        })
+        .collect();
+    let params = NetworkParameters {
+        notary: parties[0].clone(),
+        nodes: parties,
+        max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+    };
+
+    // Pick free loopback ports (released here, bound again by the servers below).
+    let listeners: Vec<std::net::SocketAddr> = (0..NAMES.len())
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        })
+        .collect();
+    let mut directory = PeerDirectory::default();
+    for (i, (name, _)) in keys.iter().enumerate() {
+        directory.peers.insert(
+            name.clone(),
+            PeerEntry {
+                address: listeners[i],
+                cert_der: identities[i].cert_der.clone(),
+            },
+        );
+    }
+    let directory = Arc::new(directory);
+
+    let mut nodes = vec![];
+    let mut servers = vec![];
+    for (i, (name, key)) in keys.iter().enumerate() {
+        let transport = Arc::new(GrpcTransport::new(directory.clone(), &identities[i], &root));
+        let config = NodeConfig {
+            name: name.clone(),
+            key: key.clone(),
+            database_url: db(),
+            role: if i == 0 {
+                NodeRole::Notary
+            } else {
+                NodeRole::Regular
+            },
+            network: params.clone(),
+            failpoint: None,
+        };
+        let node = Node::open(config, transport).await.unwrap();
+        servers.push(
+            serve_peer(
+                listeners[i],
+                &identities[i],
+                &root,
+                node.receiver(),
+                directory.clone(),
+            )
+            .await
+            .unwrap(),
+        );
+        nodes.push(node);
+    }
+    let (bank, a, b) = (&nodes[1], &nodes[2], &nodes[3]);
+    let alice = a.create_account("alice").await.unwrap();
+    let bob = b.create_account("bob").await.unwrap();
+    let issue = bank
+        .start_flow(FlowRequest::Issue {
+            amount: 100,
+            currency: "JPY".into(),
+            to_node: a.name().clone(),
+            to_account: alice.id,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        bank.wait_flow(issue, WAIT).await.unwrap(),
+        FlowStatus::Completed { .. }
+    ));
+    // The issuance completes at the bank first; wait until its finality message reached PartyA.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.vault().balance(&alice.public_key).await.unwrap() != 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the issuance did not reach PartyA"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pay = a
+        .start_flow(FlowRequest::Pay {
+            amount: 70,
+            from: alice.id,
+            to_node: b.name().clone(),
+            to_account: bob.id,
+        })
+        .await
+        .unwrap();
+    let tx = match a.wait_flow(pay, WAIT).await.unwrap() {
+        FlowStatus::Completed { tx_id } => tx_id,
+        other => panic!("{other:?}"),
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.vault().balance(&bob.public_key).await.unwrap() != 70 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the payment did not reach PartyB"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 30);
+    assert!(
+        bank.vault().transaction(&tx).await.unwrap().is_none(),
+        "the bank was not a participant"
+    );
+
+    // An impostor: a certificate from another root cannot even connect.
+    let rogue_ca = NetworkCa::generate("rogue").unwrap();
+    let rogue = rogue_ca.issue(NAMES[2]).unwrap();
+    let rogue_transport = GrpcTransport::new(directory.clone(), &rogue, &root);
+    let env = Envelope {
+        id: uuid::Uuid::new_v4(),
+        from: a.name().clone(),
+        to: b.name().clone(),
+        payload: vec![1, 2, 3],
+    };
+    assert!(rogue_transport.send(env.clone()).await.is_err());
+    // A real node (the bank) claiming to be PartyA is refused by the certificate pinning.
+    let bank_as_a = GrpcTransport::new(directory.clone(), &identities[1], &root);
+    assert!(matches!(
+        bank_as_a.send(env).await,
+        Err(TransportError::Refused { .. })
+    ));
+    // Garbage from PartyA's own identity is refused as malformed.
+    let a_transport = GrpcTransport::new(directory.clone(), &identities[2], &root);
+    let garbage = Envelope {
+        id: uuid::Uuid::new_v4(),
+        from: a.name().clone(),
+        to: b.name().clone(),
+        payload: vec![0xde, 0xad],
+    };
+    assert!(matches!(
+        a_transport.send(garbage).await,
+        Err(TransportError::Refused { .. })
+    ));
+    assert_eq!(b.vault().transaction_count().await.unwrap(), 1);
+    for n in &nodes {
+        n.shutdown();
+    }
+    drop(servers);
+}
