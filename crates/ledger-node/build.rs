@@ -1,7 +1,7 @@
 //! Compiles the protobuf services with the pure-Rust `protox` compiler (no system protoc).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/peer.proto"];
+    let files = ["proto/peer.proto", "proto/rpc.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -10,6 +10,8 @@ mod bench;
 mod bench_evm;
 mod devnet;
 mod devnet_evm;
+mod devnet_ledger;
+mod ledger;
 mod output;
 mod qbft;
 mod run;
@@ -45,6 +47,8 @@ enum Command {
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
+    /// Ledger node client commands.
+    Ledger(ledger::Args),
     /// QBFT header tools.
     #[command(subcommand)]
     Qbft(qbft::Command),
@@ -71,6 +75,7 @@ async fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,
     };

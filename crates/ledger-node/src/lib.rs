@@ -4,14 +4,18 @@
 //! `kh_ledger::Transport`, [`serve_peer`] runs the receiving side), and the network PKI
 //! ([`NetworkCa`]: a root certificate authority that issues node and client certificates).
 //!
-//! Does not own: what the messages mean (`kh-ledger` flows), the node RPC for clients and the
-//! node process (next slice of issue 3).
+//! Also owns the node's client RPC ([`serve_rpc`], [`connect_rpc`]): accounts, flows, vault and
+//! transaction queries, with mutual TLS.
+//!
+//! Does not own: what the messages mean (`kh-ledger` flows), the node process (`kakehashi`).
 //!
 //! ## Feature Flags
 //! None.
 
+mod directory;
 mod peer;
 mod pki;
+mod rpc;
 
 /// Generated protobuf types and gRPC stubs.
 #[allow(
@@ -24,5 +28,7 @@ pub mod proto {
     tonic::include_proto!("kakehashi.ledger.v1");
 }
 
+pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
 pub use peer::{GrpcTransport, PeerDirectory, PeerEntry, PeerError, PeerServerHandle, serve_peer};
 pub use pki::{NetworkCa, PkiError, TlsIdentity};
+pub use rpc::{RpcClient, connect_rpc, serve_rpc};

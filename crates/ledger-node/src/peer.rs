@@ -37,6 +37,9 @@ pub enum PeerError {
     /// TLS or server setup failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The address does not form a valid URI.
+    #[error("invalid endpoint: {0}")]
+    Uri(String),
     /// Binding the listener failed.
     #[error("binding {addr}")]
     Bind {
@@ -98,6 +101,13 @@ pub struct PeerServerHandle {
 }
 
 impl PeerServerHandle {
+    pub(crate) fn new(address: SocketAddr, stop: oneshot::Sender<()>) -> Self {
+        Self {
+            address,
+            stop: Some(stop),
+        }
+    }
+
     /// Stops accepting connections.
     pub fn stop(&mut self) {
         if let Some(s) = self.stop.take() {

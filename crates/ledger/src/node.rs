@@ -364,6 +364,27 @@ impl Node {
         Arc::downgrade(&arc)
     }
 
+    /// The network parameters.
+    pub fn network(&self) -> &NetworkParameters {
+        &self.inner.network
+    }
+
+    /// Resolves a node name given in full (`O=PartyB, L=Osaka, C=JP`) or by its organisation
+    /// (`PartyB`).
+    pub fn resolve_node(&self, name: &str) -> Option<PartyName> {
+        if let Ok(full) = name.parse::<PartyName>() {
+            return self.inner.network.node(&full).map(|p| p.name.clone());
+        }
+        let mut matches = self
+            .inner
+            .network
+            .nodes
+            .iter()
+            .filter(|p| p.name.organisation() == name);
+        let first = matches.next()?;
+        matches.next().is_none().then(|| first.name.clone())
+    }
+
     /// The vault.
     pub fn vault(&self) -> &Vault {
         &self.inner.vault
