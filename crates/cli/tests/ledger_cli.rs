@@ -1,0 +1,230 @@
+//! The ledger driven through the CLI: a `kakehashi devnet ledger` process (Notary, Bank, PartyA,
+//! PartyB, Validator over gRPC with mutual TLS) and `kakehashi ledger ...` client processes.
+//! Issue to PartyA, pay to PartyB, balances on both sides, non-participants do not have the
+//! transaction, two concurrent overspending payments, and a client without a certificate from
+//! the network root.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kakehashi(dir: &Path, node: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+        .args(["ledger", "--network", dir.to_str().unwrap(), "--node", node])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn balance(dir: &Path, node: &str, account: &str) -> u64 {
+    json(&kakehashi(
+        dir,
+        node,
+        &["vault", "--account", account, "--json"],
+    ))["balance"]
+        .as_u64()
+        .unwrap()
+}
+
+fn wait_balance(dir: &Path, node: &str, account: &str, want: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = balance(dir, node, account);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{node}/{account}: balance {got}, want {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn issue_pay_and_privacy_through_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let _devnet = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+            .args(["devnet", "ledger", "--data", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.join("client.key").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the ledger devnet did not write its network directory"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let alice = json(&kakehashi(
+        dir,
+        "PartyA",
+        &["accounts", "create", "alice", "--json"],
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob = json(&kakehashi(
+        dir,
+        "PartyB",
+        &["accounts", "create", "bob", "--json"],
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = json(&kakehashi(dir, "PartyA", &["accounts", "list", "--json"]));
+    assert_eq!(listed["accounts"][0]["id"], alice);
+
+    let issue = json(&kakehashi(
+        dir,
+        "Bank",
+        &[
+            "issue",
+            "--amount",
+            "100",
+            "--to",
+            &format!("PartyA/{alice}"),
+            "--json",
+        ],
+    ));
+    assert!(issue["tx_id"].as_str().unwrap().len() == 64);
+    wait_balance(dir, "PartyA", &alice, 100);
+
+    let pay = json(&kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "60",
+            "--from",
+            &alice,
+            "--to",
+            &format!("PartyB/{bob}"),
+            "--json",
+        ],
+    ));
+    let tx = pay["tx_id"].as_str().unwrap().to_string();
+    wait_balance(dir, "PartyB", &bob, 60);
+    assert_eq!(balance(dir, "PartyA", &alice), 40);
+
+    // Participants have it; non-participants never received it.
+    json(&kakehashi(dir, "PartyB", &["tx", "show", &tx, "--json"]));
+    for node in ["Validator", "Bank", "Notary"] {
+        let out = kakehashi(dir, node, &["tx", "show", &tx, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{node} has the payment");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+
+    // Two concurrent payments that together overspend 40: at most one succeeds.
+    let spawn = |amount: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+            .args([
+                "ledger",
+                "--network",
+                dir.to_str().unwrap(),
+                "--node",
+                "PartyA",
+                "pay",
+                "--amount",
+                amount,
+                "--from",
+                &alice,
+                "--to",
+                &format!("PartyB/{bob}"),
+                "--json",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p1, p2) = (spawn("30"), spawn("30"));
+    let (o1, o2) = (
+        p1.wait_with_output().unwrap(),
+        p2.wait_with_output().unwrap(),
+    );
+    let ok = [&o1, &o2].iter().filter(|o| o.status.success()).count();
+    assert!(ok <= 1, "both overspending payments succeeded");
+    let expected_bob = 60 + 30 * ok as u64;
+    wait_balance(dir, "PartyB", &bob, expected_bob);
+    assert_eq!(
+        balance(dir, "PartyA", &alice) + balance(dir, "PartyB", &bob),
+        100,
+        "value is conserved"
+    );
+
+    // Bad input: unknown account, malformed target, unknown node.
+    let out = kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "1",
+            "--from",
+            "not-a-uuid",
+            "--to",
+            &format!("PartyB/{bob}"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = kakehashi(
+        dir,
+        "PartyA",
+        &["pay", "--amount", "1", "--from", &alice, "--to", "PartyB"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = kakehashi(dir, "Nobody", &["accounts", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A client whose certificate was not issued by the network root is refused.
+    let rogue = tempfile::tempdir().unwrap();
+    for f in ["network.json", "root.pem"] {
+        std::fs::copy(dir.join(f), rogue.path().join(f)).unwrap();
+    }
+    let other = kh_ledger_node::NetworkCa::generate("rogue")
+        .unwrap()
+        .issue("mallory")
+        .unwrap();
+    std::fs::write(rogue.path().join("client.pem"), &other.cert_pem).unwrap();
+    std::fs::write(rogue.path().join("client.key"), &other.key_pem).unwrap();
+    let out = kakehashi(rogue.path(), "PartyA", &["accounts", "create", "mallory"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a client without a valid certificate got through"
+    );
+    let listed = json(&kakehashi(dir, "PartyA", &["accounts", "list", "--json"]));
+    assert_eq!(
+        listed["accounts"].as_array().unwrap().len(),
+        1,
+        "the refused client changed nothing"
+    );
+}
