@@ -1,18 +1,23 @@
-//! `kakehashi devnet ledger`: a ledger network (Notary, Bank, PartyA, PartyB, Validator) in one
-//! process on SQLite, each node with its own mutual-TLS P2P and RPC endpoints on loopback. Writes
-//! the network directory (network.json, root.pem, client.pem/.key) into DATA for the
-//! `kakehashi ledger --network DATA ...` client commands.
+//! `kakehashi devnet ledger`: a ledger network (Notary, Bank, PartyA, PartyB, Validator) on
+//! loopback, each node with its own mutual-TLS P2P and RPC endpoints and SQLite database.
+//! It writes the network directory into DATA (network.json, root.pem, client.pem/.key, and
+//! nodes/<Org>/ with each node's node.toml, identity key and TLS key pair), then runs every node
+//! in this process — or, with `--init-only`, stops there so that each node can run as its own
+//! process with `kakehashi ledger node --config DATA/nodes/<Org>/node.toml`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use kh_ledger::{KeyPair, NetworkParameters, Node, NodeConfig, NodeRole, Party, PartyName};
+use kh_ledger::{
+    Failpoint, KeyPair, NetworkParameters, Node, NodeConfig, NodeRole, Party, PartyName,
+};
 use kh_ledger_node::{
     GrpcTransport, NetworkCa, NetworkDirectory, NodeEndpoints, PeerDirectory, PeerEntry,
-    PeerServerHandle, serve_peer, serve_rpc, write_secret,
+    PeerServerHandle, TlsIdentity, serve_peer, serve_rpc, write_secret,
 };
+use serde::{Deserialize, Serialize};
 
 /// The devnet's nodes: legal name and role.
 const NODES: [(&str, NodeRole); 5] = [
@@ -26,133 +31,233 @@ const NODES: [(&str, NodeRole); 5] = [
 /// Arguments of `devnet ledger`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Directory for the node databases, keys and the network directory.
+    /// Directory for the network directory, node databases and keys.
     #[arg(long, default_value = "kakehashi-ledger")]
     data: PathBuf,
+    /// Only write the network directory and node configs, then exit.
+    #[arg(long)]
+    init_only: bool,
 }
 
-/// A running in-process ledger network.
-pub(crate) struct LedgerDevnet {
-    /// The nodes.
-    pub(crate) nodes: Vec<Node>,
-    _servers: Vec<PeerServerHandle>,
-    /// The directory.
-    pub(crate) directory: NetworkDirectory,
+/// One node's configuration file (`node.toml`). Paths, never key material.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeFile {
+    /// Legal name.
+    pub(crate) name: String,
+    /// `regular` or `notary`.
+    pub(crate) role: String,
+    /// `sqlite:PATH` or `postgres://...`.
+    pub(crate) database_url: String,
+    /// Hex Ed25519 identity secret (file, 0600).
+    pub(crate) identity_key: PathBuf,
+    /// TLS certificate (PEM) and key (PEM, 0600).
+    pub(crate) tls_cert: PathBuf,
+    /// TLS private key.
+    pub(crate) tls_key: PathBuf,
+    /// The network directory (network.json, root.pem).
+    pub(crate) network_dir: PathBuf,
+}
+
+impl NodeFile {
+    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let me: Self = toml::from_str(&text)
+            .map_err(|e| crate::output::UsageError(format!("{}: {e}", path.display())))?;
+        me.name
+            .parse::<PartyName>()
+            .map_err(|e| crate::output::UsageError(format!("{}: name: {e}", path.display())))?;
+        if !matches!(me.role.as_str(), "regular" | "notary") {
+            return Err(crate::output::UsageError(format!(
+                "{}: role must be \"regular\" or \"notary\"",
+                path.display()
+            ))
+            .into());
+        }
+        Ok(me)
+    }
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn node_key(dir: &Path, org: &str) -> anyhow::Result<KeyPair> {
-    let path = dir.join("keys").join(format!("{org}.key"));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let bytes: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .with_context(|| format!("{} is not a 32-byte hex key", path.display()))?;
-        return Ok(KeyPair::from_secret(bytes));
-    }
-    std::fs::create_dir_all(dir.join("keys"))?;
-    let key = KeyPair::generate();
-    write_secret(&path, &hex::encode(key.secret()))?;
-    Ok(key)
-}
-
-/// Starts the network in this process and writes its directory.
-pub(crate) async fn start(data: &Path) -> anyhow::Result<LedgerDevnet> {
+/// Writes the network directory and one node.toml per node (keeps existing keys).
+pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let data = data.canonicalize()?;
     let ca = NetworkCa::generate("kakehashi devnet")?;
     let root = ca.root_pem();
     let mut parties = vec![];
-    let mut keys = vec![];
-    let mut identities = vec![];
-    for (name, _) in NODES {
+    let mut endpoints = std::collections::BTreeMap::new();
+    let mut files = vec![];
+    for (name, role) in NODES {
         let name: PartyName = name.parse()?;
-        let key = node_key(data, name.organisation())?;
+        let dir = data.join("nodes").join(name.organisation());
+        std::fs::create_dir_all(&dir)?;
+        let key_path = dir.join("identity.key");
+        let key = match std::fs::read_to_string(&key_path) {
+            Ok(text) => KeyPair::from_secret(
+                hex::decode(text.trim())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .with_context(|| format!("{} is not a 32-byte hex key", key_path.display()))?,
+            ),
+            Err(_) => {
+                let key = KeyPair::generate();
+                write_secret(&key_path, &hex::encode(key.secret()))?;
+                key
+            }
+        };
+        let tls = ca.issue(&name.to_string())?;
+        std::fs::write(dir.join("tls.pem"), &tls.cert_pem)?;
+        write_secret(&dir.join("tls.key"), &tls.key_pem)?;
         parties.push(Party {
             name: name.clone(),
             owning_key: key.public(),
         });
-        identities.push(ca.issue(&name.to_string())?);
-        keys.push(key);
+        endpoints.insert(
+            name.to_string(),
+            NodeEndpoints {
+                p2p: free_port()?,
+                rpc: free_port()?,
+                cert_pem: tls.cert_pem.clone(),
+            },
+        );
+        let file = NodeFile {
+            name: name.to_string(),
+            role: if role == NodeRole::Notary {
+                "notary".into()
+            } else {
+                "regular".into()
+            },
+            database_url: format!("sqlite:{}", dir.join("node.db").display()),
+            identity_key: key_path,
+            tls_cert: dir.join("tls.pem"),
+            tls_key: dir.join("tls.key"),
+            network_dir: data.clone(),
+        };
+        let path = dir.join("node.toml");
+        std::fs::write(&path, toml::to_string_pretty(&file)?)?;
+        files.push(path);
     }
     let network = NetworkParameters {
         notary: parties[0].clone(),
-        nodes: parties.clone(),
+        nodes: parties,
         max_transaction_size: kh_ledger::DEFAULT_MAX_TRANSACTION_SIZE,
     };
+    NetworkDirectory {
+        network,
+        nodes: endpoints,
+    }
+    .write(&data, &root, &ca.issue("kakehashi client")?)?;
+    Ok(files)
+}
+
+/// A running node with its servers.
+pub(crate) struct RunningNode {
+    pub(crate) node: Node,
+    _servers: Vec<PeerServerHandle>,
+}
+
+/// Starts one node from its node.toml.
+pub(crate) async fn start_node(
+    path: &Path,
+    failpoint: Option<Failpoint>,
+) -> anyhow::Result<RunningNode> {
+    let file = NodeFile::read(path)?;
+    let (directory, root, _) = NetworkDirectory::read(&file.network_dir)?;
+    let name: PartyName = file.name.parse()?;
+    let secret = std::fs::read_to_string(&file.identity_key)
+        .with_context(|| format!("reading {}", file.identity_key.display()))?;
+    let key = KeyPair::from_secret(
+        hex::decode(secret.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .with_context(|| format!("{} is not a 32-byte hex key", file.identity_key.display()))?,
+    );
+    let tls = TlsIdentity {
+        cert_pem: std::fs::read_to_string(&file.tls_cert)
+            .with_context(|| format!("reading {}", file.tls_cert.display()))?,
+        cert_der: vec![],
+        key_pem: std::fs::read_to_string(&file.tls_key)
+            .with_context(|| format!("reading {}", file.tls_key.display()))?,
+    };
     let mut peers = PeerDirectory::default();
-    let mut endpoints = std::collections::BTreeMap::new();
-    for (i, p) in parties.iter().enumerate() {
-        let (p2p, rpc) = (free_port()?, free_port()?);
+    for p in &directory.network.nodes {
+        let ep = directory
+            .nodes
+            .get(&p.name.to_string())
+            .with_context(|| format!("no endpoints for {}", p.name))?;
         peers.peers.insert(
             p.name.clone(),
             PeerEntry {
-                address: p2p,
-                cert_der: identities[i].cert_der.clone(),
-            },
-        );
-        endpoints.insert(
-            p.name.to_string(),
-            NodeEndpoints {
-                p2p,
-                rpc,
-                cert_pem: identities[i].cert_pem.clone(),
+                address: ep.p2p,
+                cert_der: pem_to_der(&ep.cert_pem)?,
             },
         );
     }
     let peers = Arc::new(peers);
-    let mut nodes = vec![];
-    let mut servers = vec![];
-    for (i, (p, (_, role))) in parties.iter().zip(NODES).enumerate() {
-        let transport = Arc::new(GrpcTransport::new(peers.clone(), &identities[i], &root));
-        let db = data.join(format!("{}.db", p.name.organisation()));
-        let config = NodeConfig {
-            name: p.name.clone(),
-            key: keys[i].clone(),
-            database_url: format!("sqlite:{}", db.display()),
-            role,
-            network: network.clone(),
-            failpoint: None,
-        };
-        let node = Node::open(config, transport)
-            .await
-            .with_context(|| format!("opening {}", p.name))?;
-        let ep = &endpoints[&p.name.to_string()];
-        servers.push(
-            serve_peer(
-                ep.p2p,
-                &identities[i],
-                &root,
-                node.receiver(),
-                peers.clone(),
-            )
-            .await?,
-        );
-        servers.push(serve_rpc(ep.rpc, &identities[i], &root, node.clone()).await?);
-        nodes.push(node);
-    }
-    let directory = NetworkDirectory {
-        network,
-        nodes: endpoints,
+    let mine = directory
+        .nodes
+        .get(&name.to_string())
+        .with_context(|| format!("{name} is not in the network directory"))?
+        .clone();
+    let config = NodeConfig {
+        name: name.clone(),
+        key,
+        database_url: file.database_url.clone(),
+        role: if file.role == "notary" {
+            NodeRole::Notary
+        } else {
+            NodeRole::Regular
+        },
+        network: directory.network.clone(),
+        failpoint,
     };
-    directory.write(data, &root, &ca.issue("kakehashi client")?)?;
-    Ok(LedgerDevnet {
-        nodes,
+    let transport = Arc::new(GrpcTransport::new(peers.clone(), &tls, &root));
+    let node = Node::open(config, transport)
+        .await
+        .with_context(|| format!("opening {name}"))?;
+    let servers = vec![
+        serve_peer(mine.p2p, &tls, &root, node.receiver(), peers).await?,
+        serve_rpc(mine.rpc, &tls, &root, node.clone()).await?,
+    ];
+    Ok(RunningNode {
+        node,
         _servers: servers,
-        directory,
     })
 }
 
-/// Runs the ledger network until Ctrl-C / SIGTERM.
+fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .context("certificate PEM is not base64")
+}
+
+/// Runs `devnet ledger`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let net = start(&args.data).await?;
+    let files = init(&args.data)?;
+    if args.init_only {
+        println!("network directory: {}", args.data.display());
+        for f in &files {
+            println!("  kakehashi ledger node --config {}", f.display());
+        }
+        return Ok(());
+    }
+    let mut nodes = vec![];
+    for f in &files {
+        nodes.push(start_node(f, None).await?);
+    }
+    let (directory, _, _) = NetworkDirectory::read(&args.data)?;
     println!(
         "kakehashi ledger devnet; network directory: {}",
         args.data.display()
     );
-    for (name, ep) in &net.directory.nodes {
+    for (name, ep) in &directory.nodes {
         println!("  {name}: rpc {} p2p {}", ep.rpc, ep.p2p);
     }
     println!(
@@ -160,8 +265,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.data.display()
     );
     crate::signal::shutdown_signal().await;
-    for n in &net.nodes {
-        n.shutdown();
+    for n in &nodes {
+        n.node.shutdown();
     }
     Ok(())
 }

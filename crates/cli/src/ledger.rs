@@ -13,12 +13,12 @@ use crate::output::{UsageError, print_json};
 /// Arguments of `ledger`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The network directory (written by `kakehashi devnet ledger`).
+    /// The network directory (written by `kakehashi devnet ledger`); client commands.
     #[arg(long)]
-    network: PathBuf,
-    /// The node to talk to: its organisation (`PartyA`) or full legal name.
+    network: Option<PathBuf>,
+    /// The node to talk to: its organisation (`PartyA`) or full legal name; client commands.
     #[arg(long)]
-    node: String,
+    node: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -28,6 +28,16 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one node as this process (until Ctrl-C / SIGTERM).
+    Node {
+        /// The node's node.toml (see `kakehashi devnet ledger --init-only`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Test only: stop processing at a failpoint (crash-after-notarise-request,
+        /// crash-after-key-response), to exercise cold standby.
+        #[arg(long, hide = true)]
+        failpoint: Option<String>,
+    },
     /// Account management.
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -110,15 +120,22 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
 
 /// Runs a `ledger` client command.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let (directory, root, client) = kh_ledger_node::NetworkDirectory::read(&args.network)
-        .map_err(|e| UsageError(e.to_string()))?;
+    if let Command::Node { config, failpoint } = &args.command {
+        return run_node(config, failpoint.as_deref()).await;
+    }
+    let (Some(network), Some(node)) = (args.network.clone(), args.node.clone()) else {
+        return Err(UsageError("client commands need --network DIR and --node NAME".into()).into());
+    };
+    let (directory, root, client) =
+        kh_ledger_node::NetworkDirectory::read(&network).map_err(|e| UsageError(e.to_string()))?;
     let (_, endpoints) = directory
-        .node(&args.node)
+        .node(&node)
         .map_err(|e| UsageError(e.to_string()))?;
     let mut rpc = kh_ledger_node::connect_rpc(endpoints.rpc, &client, &root)
         .await
-        .with_context(|| format!("connecting to {} at {}", args.node, endpoints.rpc))?;
+        .with_context(|| format!("connecting to {node} at {}", endpoints.rpc))?;
     let value = match args.command {
+        Command::Node { .. } => unreachable!("handled above"),
         Command::Accounts(AccountsCommand::Create { label }) => {
             let a = rpc
                 .create_account(proto::CreateAccountRequest { label })
@@ -197,7 +214,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             if !t.found {
-                bail!("node {} does not have transaction {tx_id}", args.node);
+                bail!("node {node} does not have transaction {tx_id}");
             }
             json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers})
         }
@@ -214,6 +231,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&value)?);
         Ok(())
     }
+}
+
+async fn run_node(config: &std::path::Path, failpoint: Option<&str>) -> anyhow::Result<()> {
+    let failpoint = match failpoint {
+        None => None,
+        Some("crash-after-notarise-request") => {
+            Some(kh_ledger::Failpoint::CrashAfterNotariseRequest)
+        }
+        Some("crash-after-key-response") => Some(kh_ledger::Failpoint::CrashAfterKeyResponse),
+        Some(other) => return Err(UsageError(format!("unknown failpoint {other:?}")).into()),
+    };
+    let running = crate::devnet_ledger::start_node(config, failpoint).await?;
+    println!("ledger node {} running", running.node.name());
+    crate::signal::shutdown_signal().await;
+    running.node.shutdown();
+    Ok(())
 }
 
 async fn flow_result(

@@ -73,12 +73,17 @@ fn issue_pay_and_privacy_through_the_cli() {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("client.key").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the ledger devnet did not write its network directory"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    // Ready once every node answers its RPC.
+    for node in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
+        while !dir.join("client.key").exists()
+            || !kakehashi(dir, node, &["accounts", "list"]).status.success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the ledger devnet did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     let alice = json(&kakehashi(
