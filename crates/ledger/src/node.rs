@@ -983,7 +983,6 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
         .iter()
         .any(|(_, _, crash_after)| crash_after.is_some() && node.failpoint == *crash_after);
     if crash {
-        warn!(failpoint = ?node.failpoint, "failpoint reached");
         node.crashed
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -993,6 +992,10 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
             .map(|(_, env, _)| node.transport.send(env.clone())),
     )
     .await;
+    if crash {
+        // Logged once the message is on the wire: a test may kill the process from here on.
+        warn!(failpoint = ?node.failpoint, "failpoint reached");
+    }
     let mut sent = 0;
     for ((id, env, _), result) in batch.into_iter().zip(results) {
         match result {
