@@ -102,9 +102,59 @@ fn config(dir: &Path, org: &str) -> PathBuf {
 }
 
 #[test]
-fn cold_standby_after_kill_9_of_the_payer_and_of_the_payee() {
+fn cold_standby_after_kill_9_on_sqlite() {
     let data = tempfile::tempdir().unwrap();
-    let dir = data.path();
+    init(data.path());
+    scenario(data.path());
+}
+
+/// The same suite with every node on its own PostgreSQL database, when a server is given
+/// (scripts/test starts one and sets KH_TEST_POSTGRES_URL).
+#[test]
+fn cold_standby_after_kill_9_on_postgres() {
+    let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "KH_TEST_POSTGRES_URL is not set: the PostgreSQL variant runs under scripts/test"
+        );
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    init(data.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = rt.block_on(kh_ledger::Store::connect(&url)).unwrap();
+    let base = url.rsplit_once('/').unwrap().0.to_string();
+    for org in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
+        let name = format!("kh_cli_{}_{}", org.to_lowercase(), std::process::id());
+        rt.block_on(async {
+            use sqlx::Executor;
+            admin
+                .pool()
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+        });
+        let path = config(data.path(), org);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rewritten: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("database_url") {
+                    format!("database_url = \"{base}/{name}\"")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, rewritten).unwrap();
+    }
+    scenario(data.path());
+}
+
+fn init(dir: &Path) {
     let init = Command::new(BIN)
         .args([
             "devnet",
@@ -120,7 +170,9 @@ fn cold_standby_after_kill_9_of_the_payer_and_of_the_payee() {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
+}
 
+fn scenario(dir: &Path) {
     let _notary = NodeProcess::start(&config(dir, "Notary"), None);
     let _bank = NodeProcess::start(&config(dir, "Bank"), None);
     let mut a = NodeProcess::start(&config(dir, "PartyA"), Some("crash-after-notarise-request"));
