@@ -101,17 +101,18 @@ fn config(dir: &Path, org: &str) -> PathBuf {
     dir.join("nodes").join(org).join("node.toml")
 }
 
+/// On SQLite, then (one after the other, to keep the machine's load bounded) with every node
+/// on its own PostgreSQL database when a server is given (scripts/test starts one and sets
+/// KH_TEST_POSTGRES_URL).
 #[test]
-fn cold_standby_after_kill_9_on_sqlite() {
+fn cold_standby_after_kill_9_on_sqlite_and_postgres() {
     let data = tempfile::tempdir().unwrap();
     init(data.path());
     scenario(data.path());
+    on_postgres();
 }
 
-/// The same suite with every node on its own PostgreSQL database, when a server is given
-/// (scripts/test starts one and sets KH_TEST_POSTGRES_URL).
-#[test]
-fn cold_standby_after_kill_9_on_postgres() {
+fn on_postgres() {
     let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") else {
         eprintln!(
             "KH_TEST_POSTGRES_URL is not set: the PostgreSQL variant runs under scripts/test"

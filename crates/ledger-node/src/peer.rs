@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use kh_ledger::{Envelope, PartyName, Receiver, SendFuture, Transport, TransportError};
 use tokio::sync::oneshot;
+use tonic::transport::server::Router;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::warn;
@@ -122,13 +123,13 @@ impl Drop for PeerServerHandle {
     }
 }
 
-/// Serves the node's P2P endpoint with mutual TLS on `addr` (use port 0 for any).
-pub async fn serve_peer(
+/// Binds `addr` and serves the router built by `router` with mutual TLS (clients must present
+/// a certificate issued by the network root) until the returned handle stops or drops.
+pub(crate) async fn serve_mtls(
     addr: SocketAddr,
     identity: &TlsIdentity,
     root_pem: &str,
-    node: Weak<dyn Receiver>,
-    directory: Arc<PeerDirectory>,
+    router: impl FnOnce(Server) -> Router,
 ) -> Result<PeerServerHandle, PeerError> {
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
@@ -141,23 +142,33 @@ pub async fn serve_peer(
         .map_err(|source| PeerError::Bind { addr, source })?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = Server::builder()
-        .tls_config(tls)?
-        .add_service(PeerServer::new(PeerService { node, directory }));
+    let server = router(Server::builder().tls_config(tls)?);
     tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stopped.await;
+        };
         if let Err(e) = server
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await
         {
-            warn!(error = %e, "peer server stopped");
+            warn!(error = %e, "gRPC server stopped");
         }
     });
-    Ok(PeerServerHandle {
-        address,
-        stop: Some(stop),
+    Ok(PeerServerHandle::new(address, stop))
+}
+
+/// Serves the node's P2P endpoint with mutual TLS on `addr` (use port 0 for any).
+pub async fn serve_peer(
+    addr: SocketAddr,
+    identity: &TlsIdentity,
+    root_pem: &str,
+    node: Weak<dyn Receiver>,
+    directory: Arc<PeerDirectory>,
+) -> Result<PeerServerHandle, PeerError> {
+    serve_mtls(addr, identity, root_pem, |mut server| {
+        server.add_service(PeerServer::new(PeerService { node, directory }))
     })
+    .await
 }
 
 /// `kh_ledger::Transport` over gRPC with mutual TLS.

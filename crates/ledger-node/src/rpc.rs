@@ -6,10 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kh_ledger::{FlowRequest, FlowStatus, Node, StablecoinState, StateStatus, TxId};
-use tokio::sync::oneshot;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
-use tracing::warn;
 use uuid::Uuid;
 
 use crate::proto::node_rpc_client::NodeRpcClient;
@@ -212,31 +210,10 @@ pub async fn serve_rpc(
     root_pem: &str,
     node: Node,
 ) -> Result<PeerServerHandle, PeerError> {
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
-        .client_ca_root(Certificate::from_pem(root_pem));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| PeerError::Bind { addr, source })?;
-    let address = listener
-        .local_addr()
-        .map_err(|source| PeerError::Bind { addr, source })?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = Server::builder()
-        .tls_config(tls)?
-        .add_service(NodeRpcServer::new(RpcService { node }));
-    tokio::spawn(async move {
-        if let Err(e) = server
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            })
-            .await
-        {
-            warn!(error = %e, "rpc server stopped");
-        }
-    });
-    Ok(PeerServerHandle::new(address, stop))
+    crate::peer::serve_mtls(addr, identity, root_pem, |mut server| {
+        server.add_service(NodeRpcServer::new(RpcService { node }))
+    })
+    .await
 }
 
 /// A connected RPC client.
