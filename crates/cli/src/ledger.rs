@@ -65,6 +65,15 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Redeem stablecoin held by an account (its issuer co-signs).
+    Redeem {
+        /// Account id.
+        #[arg(long)]
+        account: String,
+        /// Amount in smallest units.
+        #[arg(long)]
+        amount: u64,
+    },
     /// Pre-split an account's holding into N states.
     Split {
         /// Account id.
@@ -184,6 +193,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 to_node,
                 to_account,
             });
+            flow_result(&mut rpc, flow).await?
+        }
+        Command::Redeem { account, amount } => {
+            let flow = proto::run_flow_request::Flow::Redeem(proto::Redeem { account, amount });
             flow_result(&mut rpc, flow).await?
         }
         Command::Split { account, parts } => {

@@ -138,6 +138,14 @@ fn issue_pay_and_privacy_through_the_cli() {
     wait_balance(dir, "PartyB", &bob, 60);
     assert_eq!(balance(dir, "PartyA", &alice), 40);
 
+    // Redemption through the CLI: the bank co-signs.
+    json(&kakehashi(
+        dir,
+        "PartyB",
+        &["redeem", "--account", &bob, "--amount", "5", "--json"],
+    ));
+    assert_eq!(balance(dir, "PartyB", &bob), 55);
+
     // Participants have it; non-participants never received it.
     json(&kakehashi(dir, "PartyB", &["tx", "show", &tx, "--json"]));
     for node in ["Validator", "Bank", "Notary"] {
@@ -177,12 +185,12 @@ fn issue_pay_and_privacy_through_the_cli() {
     );
     let ok = [&o1, &o2].iter().filter(|o| o.status.success()).count();
     assert!(ok <= 1, "both overspending payments succeeded");
-    let expected_bob = 60 + 30 * ok as u64;
+    let expected_bob = 55 + 30 * ok as u64;
     wait_balance(dir, "PartyB", &bob, expected_bob);
     assert_eq!(
         balance(dir, "PartyA", &alice) + balance(dir, "PartyB", &bob),
-        100,
-        "value is conserved"
+        95,
+        "value is conserved (100 issued, 5 redeemed)"
     );
 
     // Bad input: unknown account, malformed target, unknown node.

@@ -101,6 +101,10 @@ impl NodeRpc for RpcService {
                 to_node: self.node_name(&p.to_node)?,
                 to_account: uuid("to_account", &p.to_account)?,
             },
+            Flow::Redeem(r) => FlowRequest::Redeem {
+                account: uuid("account", &r.account)?,
+                amount: r.amount,
+            },
             Flow::Split(s) => FlowRequest::Split {
                 account: uuid("account", &s.account)?,
                 parts: s.parts,
@@ -108,7 +112,9 @@ impl NodeRpc for RpcService {
         };
         if matches!(
             flow,
-            FlowRequest::Issue { amount: 0, .. } | FlowRequest::Pay { amount: 0, .. }
+            FlowRequest::Issue { amount: 0, .. }
+                | FlowRequest::Pay { amount: 0, .. }
+                | FlowRequest::Redeem { amount: 0, .. }
         ) {
             return Err(Status::invalid_argument("amount must be positive"));
         }

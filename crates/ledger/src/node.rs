@@ -17,9 +17,11 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::TxId;
+use crate::contract::{ContractRegistry, LedgerTransaction, StateAndRef};
 use crate::identity::{KeyPair, Party, PartyName, PublicKey};
 use crate::notary::{NotarisationRequest, Notary, NotaryConfig};
 use crate::payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split};
+use crate::stablecoin::StablecoinContract;
 use crate::stablecoin::{StablecoinCommand, StablecoinState, stablecoin_id};
 use crate::store::{Store, StoreError, db};
 use crate::transport::{Envelope, Receiver, SendFuture, Transport, TransportError};
@@ -113,6 +115,13 @@ pub enum FlowRequest {
         /// Receiving account.
         to_account: Uuid,
     },
+    /// Redeem (destroy) stablecoin held by an account; its issuer co-signs.
+    Redeem {
+        /// The account (on this node).
+        account: Uuid,
+        /// Amount destroyed.
+        amount: u64,
+    },
     /// Re-issue an account's whole balance as `parts` states (pre-splitting, R7).
     Split {
         /// The account (on this node).
@@ -136,7 +145,7 @@ impl FlowRequest {
                 to_account,
                 ..
             } => (to_node.clone(), *to_account),
-            Self::Split { account, .. } => (me.clone(), *account),
+            Self::Split { account, .. } | Self::Redeem { account, .. } => (me.clone(), *account),
         }
     }
 }
@@ -173,6 +182,11 @@ enum FlowState {
         lock: Uuid,
         payee_node: PartyName,
     },
+    AwaitingIssuer {
+        stx: SignedTransaction,
+        lock: Uuid,
+        issuer: PartyName,
+    },
     Completed {
         tx_id: TxId,
     },
@@ -186,6 +200,9 @@ impl FlowState {
         match self {
             Self::AwaitingPayeeKey { .. } => FlowStatus::Running {
                 step: "awaiting payee key".into(),
+            },
+            Self::AwaitingIssuer { .. } => FlowStatus::Running {
+                step: "awaiting issuer signature".into(),
             },
             Self::AwaitingNotary { .. } => FlowStatus::Running {
                 step: "awaiting notary".into(),
@@ -220,6 +237,15 @@ enum Message {
     },
     Finalised {
         tx: SignedTransaction,
+    },
+    SignRequest {
+        flow: Uuid,
+        tx: SignedTransaction,
+        resolved: Vec<StateAndRef>,
+    },
+    SignResponse {
+        flow: Uuid,
+        result: Result<TransactionSignature, String>,
     },
 }
 
@@ -660,6 +686,9 @@ impl Inner {
                 };
                 self.finalise(flow, stx, to_node).await
             }
+            FlowRequest::Redeem { account, amount } => {
+                self.start_redeem(flow, account, amount).await
+            }
             FlowRequest::Split { account, parts } => {
                 let key = self.vault.account_key(account).await?;
                 let balance = self.vault.balance(&key.public()).await?;
@@ -755,7 +784,6 @@ impl Inner {
         payee_node: PartyName,
     ) -> Result<(), NodeError> {
         let id = tx.id();
-        let request = NotarisationRequest::NonValidating(tx.notary_view());
         let sig = TransactionSignature {
             by: key.public(),
             signature: key.sign(&id.0),
@@ -764,6 +792,18 @@ impl Inner {
             tx,
             sigs: vec![sig],
         };
+        self.notarise_signed(flow, stx, lock, payee_node).await
+    }
+
+    /// Checkpoints the flow with the notarisation request of an already signed transaction.
+    async fn notarise_signed(
+        &self,
+        flow: Uuid,
+        stx: SignedTransaction,
+        lock: Uuid,
+        payee_node: PartyName,
+    ) -> Result<(), NodeError> {
+        let request = NotarisationRequest::NonValidating(stx.tx.notary_view());
         let state = FlowState::AwaitingNotary {
             stx,
             lock,
@@ -772,6 +812,153 @@ impl Inner {
         let notary = self.network.notary.name.clone();
         let out = vec![(notary, Message::NotariseRequest { flow, request })];
         Ok(self.checkpoint(flow, &state, out).await?)
+    }
+
+    /// Builds and owner-signs a redemption of `amount` from `account`, and asks the issuer to
+    /// co-sign it.
+    async fn start_redeem(&self, flow: Uuid, account: Uuid, amount: u64) -> Result<(), NodeError> {
+        let fail = |reason: String| FlowState::Failed { reason };
+        let key = self.vault.account_key(account).await?;
+        let lock = Uuid::new_v4();
+        let inputs = match self
+            .vault
+            .select_and_lock(&key.public(), amount, lock, PAYMENT_LOCK_MS)
+            .await
+        {
+            Ok(i) => i,
+            Err(VaultError::InsufficientFunds {
+                available, wanted, ..
+            }) => {
+                let reason = format!("insufficient funds: {available} available, {wanted} wanted");
+                return Ok(self.checkpoint(flow, &fail(reason), vec![]).await?);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let coins: Vec<StablecoinState> = inputs
+            .iter()
+            .filter_map(|s| s.state.decode().ok())
+            .collect();
+        let Some(first) = coins.first().cloned() else {
+            self.vault.release(lock).await?;
+            return Ok(self
+                .checkpoint(flow, &fail("no coins selected".into()), vec![])
+                .await?);
+        };
+        if coins.len() != inputs.len()
+            || coins
+                .iter()
+                .any(|c| c.issuer != first.issuer || c.currency != first.currency)
+        {
+            self.vault.release(lock).await?;
+            return Ok(self
+                .checkpoint(
+                    flow,
+                    &fail("coins of several issuers or currencies".into()),
+                    vec![],
+                )
+                .await?);
+        }
+        let total: u64 = coins.iter().map(|c| c.amount).sum();
+        let change = total - amount.min(total);
+        let mut outputs = vec![];
+        if change > 0 {
+            let coin = StablecoinState {
+                amount: change,
+                ..first.clone()
+            };
+            outputs.push(TransactionState {
+                contract: stablecoin_id(),
+                notary: self.network.notary.clone(),
+                participants: vec![key.public()],
+                data: bcs::to_bytes(&coin).expect("BCS encodes a coin"),
+            });
+        }
+        let tx = WireTransaction {
+            inputs: inputs.iter().map(|s| s.reference).collect(),
+            references: vec![],
+            outputs,
+            commands: vec![Command {
+                contract: stablecoin_id(),
+                data: bcs::to_bytes(&StablecoinCommand::Redeem { amount })
+                    .expect("BCS encodes a command"),
+                signers: vec![key.public(), first.issuer_key],
+            }],
+            notary: Some(self.network.notary.clone()),
+            time_window: None,
+            privacy_salt: rand::random(),
+        };
+        let id = tx.id();
+        let stx = SignedTransaction {
+            tx,
+            sigs: vec![TransactionSignature {
+                by: key.public(),
+                signature: key.sign(&id.0),
+            }],
+        };
+        let issuer = first.issuer.clone();
+        let out = vec![(
+            issuer.clone(),
+            Message::SignRequest {
+                flow,
+                tx: stx.clone(),
+                resolved: inputs,
+            },
+        )];
+        Ok(self
+            .checkpoint(flow, &FlowState::AwaitingIssuer { stx, lock, issuer }, out)
+            .await?)
+    }
+
+    /// Decides whether this node co-signs `stx`: only redemptions of coins it issued, whose
+    /// contract rules hold over the given input states and whose other signatures verify.
+    fn cosign(
+        &self,
+        stx: &SignedTransaction,
+        resolved: &[StateAndRef],
+    ) -> Result<TransactionSignature, String> {
+        let me = self.key.public();
+        if !stx.tx.required_signers().contains(&me) {
+            return Err("this node is not a required signer".into());
+        }
+        let redeem_only = stx.tx.commands.iter().all(|c| {
+            c.contract == stablecoin_id()
+                && matches!(
+                    bcs::from_bytes::<StablecoinCommand>(&c.data),
+                    Ok(StablecoinCommand::Redeem { .. })
+                )
+        });
+        if !redeem_only {
+            return Err("this node only co-signs redemptions".into());
+        }
+        let ltx = LedgerTransaction::resolve(stx, |r| {
+            resolved
+                .iter()
+                .find(|s| &s.reference == r)
+                .map(|s| s.state.clone())
+        })
+        .map_err(|e| e.to_string())?;
+        for input in &ltx.inputs {
+            let coin: StablecoinState = input.state.decode().map_err(|e| e.to_string())?;
+            if coin.issuer_key != me {
+                return Err(format!(
+                    "input {} was not issued by this node",
+                    input.reference
+                ));
+            }
+        }
+        let mut registry = ContractRegistry::default();
+        registry.install(Arc::new(StablecoinContract));
+        registry.verify(&ltx).map_err(|e| e.to_string())?;
+        stx.verify(
+            self.network.max_transaction_size,
+            &[me, self.network.notary.owning_key],
+        )
+        .map_err(|e| e.to_string())?;
+        let id = stx.id();
+        Ok(TransactionSignature {
+            by: me,
+            signature: self.key.sign(&id.0),
+        })
     }
 
     /// Records a complete transaction, sends it to the payee's node, and completes the flow.
@@ -860,6 +1047,39 @@ impl Inner {
                                 vec![],
                             )
                             .await?;
+                        }
+                    }
+                }
+            }
+            Message::SignRequest { flow, tx, resolved } => {
+                let result = self.cosign(&tx, &resolved);
+                if let Err(reason) = &result {
+                    warn!(from = %from, reason = %reason, "refusing to co-sign");
+                }
+                self.send_only(vec![(from.clone(), Message::SignResponse { flow, result })])
+                    .await?;
+            }
+            Message::SignResponse { flow, result } => {
+                if let Some(FlowState::AwaitingIssuer {
+                    mut stx,
+                    lock,
+                    issuer,
+                }) = self.load_flow(flow).await?
+                {
+                    let issuer_key = self.network.node(&issuer).map(|p| p.owning_key);
+                    match result {
+                        Ok(sig) if Some(sig.by) == issuer_key && sig.verify(&stx.id()).is_ok() => {
+                            stx.sigs.push(sig);
+                            self.notarise_signed(flow, stx, lock, issuer).await?;
+                        }
+                        other => {
+                            self.vault.release(lock).await?;
+                            let reason = match other {
+                                Err(r) => format!("the issuer refused: {r}"),
+                                Ok(_) => "the issuer's signature does not verify".into(),
+                            };
+                            self.checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                                .await?;
                         }
                     }
                 }

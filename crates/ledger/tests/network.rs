@@ -156,11 +156,53 @@ async fn issue_pay_privacy_and_overspend() {
         );
         assert_eq!(validator.vault().transaction_count().await.unwrap(), 0);
 
-        // Pre-splitting: the remaining 40 become 4 states of 10, balance unchanged.
+        // Redemption: the issuer co-signs, the notary orders it, the bank learns of it.
+        let redeem = a
+            .start_flow(FlowRequest::Redeem {
+                account: alice.id,
+                amount: 10,
+            })
+            .await
+            .unwrap();
+        let redeem_tx = completed(a.wait_flow(redeem, WAIT).await.unwrap());
+        assert_eq!(
+            a.vault().balance(&alice.public_key).await.unwrap(),
+            30,
+            "{backend}"
+        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while bank
+            .vault()
+            .transaction(&redeem_tx)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the bank never learnt of the redemption"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Redeeming more than the balance fails and changes nothing.
+        let too_much = a
+            .start_flow(FlowRequest::Redeem {
+                account: alice.id,
+                amount: 1000,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            a.wait_flow(too_much, WAIT).await.unwrap(),
+            FlowStatus::Failed { .. }
+        ));
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 30);
+
+        // Pre-splitting: the remaining 30 become 3 states of 10, balance unchanged.
         let split = a
             .start_flow(FlowRequest::Split {
                 account: alice.id,
-                parts: 4,
+                parts: 3,
             })
             .await
             .unwrap();
@@ -170,14 +212,14 @@ async fn issue_pay_privacy_and_overspend() {
             .states(&alice.public_key, StateStatus::Unconsumed)
             .await
             .unwrap();
-        assert_eq!(states.len(), 4, "{backend}");
-        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 40);
+        assert_eq!(states.len(), 3, "{backend}");
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 30);
 
         // Two concurrent payments that together overspend: at most one succeeds.
         let carol = b.create_account("carol").await.unwrap();
         let p1 = a
             .start_flow(FlowRequest::Pay {
-                amount: 30,
+                amount: 20,
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: bob.id,
@@ -186,7 +228,7 @@ async fn issue_pay_privacy_and_overspend() {
             .unwrap();
         let p2 = a
             .start_flow(FlowRequest::Pay {
-                amount: 30,
+                amount: 20,
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: carol.id,
@@ -214,12 +256,15 @@ async fn issue_pay_privacy_and_overspend() {
         } else {
             &carol
         };
-        let expected = if winner.id == bob.id { 90 } else { 30 };
+        let expected = if winner.id == bob.id { 80 } else { 20 };
         wait_balance(b, &winner.public_key, expected).await;
         let total = a.vault().balance(&alice.public_key).await.unwrap()
             + b.vault().balance(&bob.public_key).await.unwrap()
             + b.vault().balance(&carol.public_key).await.unwrap();
-        assert_eq!(total, 100, "{backend}: value is conserved");
+        assert_eq!(
+            total, 90,
+            "{backend}: value is conserved (100 issued, 10 redeemed)"
+        );
 
         // Garbage and strangers on the node link change nothing.
         let before = b.vault().transaction_count().await.unwrap();
