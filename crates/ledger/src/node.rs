@@ -692,21 +692,10 @@ impl Inner {
             FlowRequest::Split { account, parts } => {
                 let key = self.vault.account_key(account).await?;
                 let balance = self.vault.balance(&key.public()).await?;
-                let lock = Uuid::new_v4();
-                let selected = self
-                    .vault
-                    .select_and_lock(&key.public(), balance.max(1), lock, PAYMENT_LOCK_MS)
-                    .await;
-                let inputs = match selected {
-                    Ok(i) => i,
-                    Err(VaultError::InsufficientFunds { .. }) => {
-                        let reason = "nothing to split (or funds locked by a payment in flight)";
-                        let state = FlowState::Failed {
-                            reason: reason.to_string(),
-                        };
-                        return Ok(self.checkpoint(flow, &state, vec![]).await?);
-                    }
-                    Err(e) => return Err(e.into()),
+                let Some((inputs, lock)) =
+                    self.lock_coins(flow, &key.public(), balance.max(1)).await?
+                else {
+                    return Ok(());
                 };
                 match build_split(&inputs, key.public(), parts, &notary) {
                     Ok(tx) => {
@@ -729,23 +718,9 @@ impl Inner {
                 ..
             } => {
                 let key = self.vault.account_key(from).await?;
-                let lock = Uuid::new_v4();
-                let inputs = match self
-                    .vault
-                    .select_and_lock(&key.public(), amount, lock, PAYMENT_LOCK_MS)
-                    .await
-                {
-                    Ok(i) => i,
-                    Err(VaultError::InsufficientFunds {
-                        available, wanted, ..
-                    }) => {
-                        let reason =
-                            format!("insufficient funds: {available} available, {wanted} wanted");
-                        return Ok(self
-                            .checkpoint(flow, &FlowState::Failed { reason }, vec![])
-                            .await?);
-                    }
-                    Err(e) => return Err(e.into()),
+                let Some((inputs, lock)) = self.lock_coins(flow, &key.public(), amount).await?
+                else {
+                    return Ok(());
                 };
                 let tx = match build_payment(&inputs, key.public(), payee, amount, &notary) {
                     Ok(tx) => tx,
@@ -814,25 +789,41 @@ impl Inner {
         Ok(self.checkpoint(flow, &state, out).await?)
     }
 
+    /// Selects and soft-locks `amount` of `owner`'s coins for `flow`. When the funds are not
+    /// there (or are locked by payments in flight) the flow is checkpointed as failed and
+    /// `None` is returned.
+    async fn lock_coins(
+        &self,
+        flow: Uuid,
+        owner: &PublicKey,
+        amount: u64,
+    ) -> Result<Option<(Vec<StateAndRef>, Uuid)>, NodeError> {
+        let lock = Uuid::new_v4();
+        match self
+            .vault
+            .select_and_lock(owner, amount, lock, PAYMENT_LOCK_MS)
+            .await
+        {
+            Ok(inputs) => Ok(Some((inputs, lock))),
+            Err(VaultError::InsufficientFunds {
+                available, wanted, ..
+            }) => {
+                let reason = format!("insufficient funds: {available} available, {wanted} wanted");
+                self.checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                    .await?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Builds and owner-signs a redemption of `amount` from `account`, and asks the issuer to
     /// co-sign it.
     async fn start_redeem(&self, flow: Uuid, account: Uuid, amount: u64) -> Result<(), NodeError> {
         let fail = |reason: String| FlowState::Failed { reason };
         let key = self.vault.account_key(account).await?;
-        let lock = Uuid::new_v4();
-        let inputs = match self
-            .vault
-            .select_and_lock(&key.public(), amount, lock, PAYMENT_LOCK_MS)
-            .await
-        {
-            Ok(i) => i,
-            Err(VaultError::InsufficientFunds {
-                available, wanted, ..
-            }) => {
-                let reason = format!("insufficient funds: {available} available, {wanted} wanted");
-                return Ok(self.checkpoint(flow, &fail(reason), vec![]).await?);
-            }
-            Err(e) => return Err(e.into()),
+        let Some((inputs, lock)) = self.lock_coins(flow, &key.public(), amount).await? else {
+            return Ok(());
         };
         let coins: Vec<StablecoinState> = inputs
             .iter()
