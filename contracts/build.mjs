@@ -30,8 +30,8 @@ if (errors.length > 0) process.exit(1);
 mkdirSync(outDir, { recursive: true });
 for (const file of Object.keys(output.contracts).sort()) {
   for (const name of Object.keys(output.contracts[file]).sort()) {
-    if (name.startsWith("I")) continue; // interfaces have no bytecode
     const c = output.contracts[file][name];
+    if (c.evm.bytecode.object === "") continue; // interfaces and abstract contracts: nothing to deploy
     const artifact = {
       contractName: name,
       sourceName: `solidity/${file}`,

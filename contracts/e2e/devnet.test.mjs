@@ -84,16 +84,36 @@ test("deploy, mint, transfer, events and eth_getProof through ethers", { timeout
   assert.equal(BigInt(balance === "0x" ? 0 : balance), BigInt(proof.balance));
   const valueRlp = await verify(storageRoot, ethers.getBytes(slot), proof.storageProof[0].proof);
   assert.ok(valueRlp, "the storage proof proves the slot");
-  const owner = ethers.getAddress(ethers.zeroPadValue(ethers.decodeRlp(valueRlp), 32).slice(-40).padStart(42, "0x"));
-  assert.equal(owner, (await bob.getAddress()));
-  assert.equal(BigInt(proof.storageProof[0].value), BigInt((await bob.getAddress())));
+  // A storage value is the RLP of the word without leading zeros: an address here.
+  const owner = ethers.getAddress(ethers.dataSlice(ethers.zeroPadValue(ethers.decodeRlp(valueRlp), 32), 12));
+  assert.equal(owner, await bob.getAddress());
+  assert.equal(owner, await nft.ownerOf(tokenId, { blockTag: receipt.blockNumber }));
+  assert.equal(BigInt(proof.storageProof[0].value), BigInt(await bob.getAddress()));
 
-  // A tampered proof fails.
-  const bad = [...proof.accountProof];
-  const first = ethers.getBytes(bad[0]);
-  first[10] ^= 0xff;
-  bad[0] = ethers.hexlify(first);
-  await assert.rejects(verify(block.stateRoot, ethers.getBytes(address), bad));
+  // The slot of a token never minted: the devnet answers 0 with an exclusion proof, which the
+  // independent verifier accepts as "absent" (null) against the same storage root.
+  const absentSlot = ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["uint256", "uint256"], [7n, OWNERS_SLOT]));
+  const absent = await provider.send("eth_getProof", [address, [absentSlot], ethers.toQuantity(receipt.blockNumber)]);
+  assert.equal(absent.storageHash, proof.storageHash);
+  assert.equal(BigInt(absent.storageProof[0].value), 0n);
+  assert.equal(await verify(storageRoot, ethers.getBytes(absentSlot), absent.storageProof[0].proof), null);
+
+  // Tampered proofs fail: a flipped byte in the account proof's root node, and in the storage
+  // proof's leaf.
+  const flip = (nodes, index) => {
+    const out = [...nodes];
+    const bytes = ethers.getBytes(out[index]);
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    out[index] = ethers.hexlify(bytes);
+    return out;
+  };
+  await assert.rejects(verify(block.stateRoot, ethers.getBytes(address), flip(proof.accountProof, 0)));
+  const storageNodes = proof.storageProof[0].proof;
+  await assert.rejects(verify(storageRoot, ethers.getBytes(slot), flip(storageNodes, storageNodes.length - 1)));
+  // The right proof against another block's root fails too (the state moved on since deploy).
+  const deployBlock = await provider.send("eth_getBlockByNumber", [ethers.toQuantity((await nft.deploymentTransaction().wait()).blockNumber), false]);
+  assert.notEqual(deployBlock.stateRoot, block.stateRoot);
+  await assert.rejects(verify(deployBlock.stateRoot, ethers.getBytes(address), proof.accountProof));
 
   // Every mined block is sealed: its extraData carries committed seals.
   const head = await provider.getBlock("latest");

@@ -1,0 +1,24 @@
+//! Storage layout facts of the contracts that other components prove with `eth_getProof`.
+
+use alloy_primitives::{B256, U256, keccak256};
+
+/// The storage slot of `KhNft`'s `_owners` mapping (see the layout note in `KhNft.sol`).
+pub const KH_NFT_OWNERS_SLOT: u64 = 4;
+
+/// The storage slot holding `ownerOf(token_id)` in `KhNft`: keccak256(tokenId ‖ slot), the
+/// Solidity layout of a `mapping(uint256 => address)` at slot [`KH_NFT_OWNERS_SLOT`].
+///
+/// The value for token 1 agrees with ethers.js (`keccak256(abi.encode(1, 4))`):
+/// ```
+/// use alloy_primitives::{U256, b256};
+/// assert_eq!(
+///     kh_contracts::kh_nft_owner_slot(U256::from(1)),
+///     b256!("0xabd6e7cb50984ff9c2f3e18a2660c3353dadf4e3291deeb275dae2cd1e44fe05"),
+/// );
+/// ```
+pub fn kh_nft_owner_slot(token_id: U256) -> B256 {
+    let mut preimage = [0u8; 64];
+    preimage[..32].copy_from_slice(&token_id.to_be_bytes::<32>());
+    preimage[32..].copy_from_slice(&U256::from(KH_NFT_OWNERS_SLOT).to_be_bytes::<32>());
+    keccak256(preimage)
+}
