@@ -54,7 +54,14 @@ fn ethers_deploys_mints_transfers_and_verifies_proofs_against_the_devnet() {
     // Port 0: the devnet binds a free loopback port and prints it in its banner, so parallel
     // tests never race for a port.
     let mut child = Command::new(env!("CARGO_BIN_EXE_kakehashi"))
-        .args(["devnet", "evm", "--instant", "--rpc", "127.0.0.1:0", "--data"])
+        .args([
+            "devnet",
+            "evm",
+            "--instant",
+            "--rpc",
+            "127.0.0.1:0",
+            "--data",
+        ])
         .arg(data.path().join("chain"))
         .stdout(Stdio::piped())
         .stderr(log)
@@ -74,12 +81,14 @@ fn ethers_deploys_mints_transfers_and_verifies_proofs_against_the_devnet() {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-        panic!(
-            "the devnet printed no RPC URL within 60 s; its log:\n{}",
-            devnet_log()
-        )
-    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the devnet printed no RPC URL within 60 s; its log:\n{}",
+                devnet_log()
+            )
+        });
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     assert!(addr.ip().is_loopback(), "{url}");
     assert!(
