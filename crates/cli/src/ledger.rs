@@ -19,9 +19,13 @@ pub(crate) struct Args {
     /// The node to talk to: its organisation (`PartyA`) or full legal name; client commands.
     #[arg(long)]
     node: Option<String>,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object instead of text (streaming commands: one object per line).
     #[arg(long, global = true)]
     json: bool,
+    /// Flow commands (issue, pay, redeem, split): return the flow id at once instead of
+    /// waiting for the transaction; follow it with `flow status|wait|watch FLOW_ID`.
+    #[arg(long, global = true)]
+    no_wait: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +96,41 @@ enum Command {
     /// Transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// Follow flows started with --no-wait.
+    #[command(subcommand)]
+    Flow(FlowCommand),
+    /// Stream an account's vault: the current balance and states, then one update per change
+    /// (one JSON object per line with --json) until Ctrl-C or --updates N.
+    Watch {
+        /// Account id.
+        #[arg(long)]
+        account: String,
+        /// Stop after this many updates (the first is the current vault).
+        #[arg(long)]
+        updates: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FlowCommand {
+    /// A flow's current status.
+    Status {
+        /// Flow id.
+        flow_id: String,
+    },
+    /// Wait until the flow finished (exit 1 if it failed or is still running at the timeout).
+    Wait {
+        /// Flow id.
+        flow_id: String,
+        /// Longest wait in milliseconds.
+        #[arg(long, default_value_t = FLOW_TIMEOUT_MS)]
+        timeout_ms: u64,
+    },
+    /// Stream the flow's status on every change until it finishes.
+    Watch {
+        /// Flow id.
+        flow_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +222,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 to_node,
                 to_account,
             });
-            flow_result(&mut rpc, flow).await?
+            flow_result(&mut rpc, flow, args.no_wait).await?
         }
         Command::Pay { amount, from, to } => {
             let (to_node, to_account) = split_target(&to)?;
@@ -193,15 +232,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 to_node,
                 to_account,
             });
-            flow_result(&mut rpc, flow).await?
+            flow_result(&mut rpc, flow, args.no_wait).await?
         }
         Command::Redeem { account, amount } => {
             let flow = proto::run_flow_request::Flow::Redeem(proto::Redeem { account, amount });
-            flow_result(&mut rpc, flow).await?
+            flow_result(&mut rpc, flow, args.no_wait).await?
         }
         Command::Split { account, parts } => {
             let flow = proto::run_flow_request::Flow::Split(proto::Split { account, parts });
-            flow_result(&mut rpc, flow).await?
+            flow_result(&mut rpc, flow, args.no_wait).await?
         }
         Command::Vault { account } => {
             let v = rpc
@@ -216,7 +255,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            json!({"balance": v.balance, "states": v.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "amount": s.amount, "currency": s.currency, "issuer": s.issuer})).collect::<Vec<_>>()})
+            vault_json(&v)
         }
         Command::Tx(TxCommand::Show { tx_id }) => {
             let t = rpc
@@ -230,6 +269,63 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 bail!("node {node} does not have transaction {tx_id}");
             }
             json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers})
+        }
+        Command::Flow(FlowCommand::Status { flow_id }) => {
+            let r = rpc
+                .flow_status(proto::FlowStatusRequest { flow_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            flow_json(&r)
+        }
+        Command::Flow(FlowCommand::Wait {
+            flow_id,
+            timeout_ms,
+        }) => {
+            let r = rpc
+                .wait_flow(proto::WaitFlowRequest {
+                    flow_id,
+                    timeout_ms,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            finished(&r, timeout_ms)?
+        }
+        Command::Flow(FlowCommand::Watch { flow_id }) => {
+            let mut stream = rpc
+                .watch_flow(proto::FlowStatusRequest { flow_id })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            while let Some(r) = stream.message().await.map_err(status_error)? {
+                let detail = if r.tx_id.is_empty() {
+                    &r.reason
+                } else {
+                    &r.tx_id
+                };
+                print_line(args.json, &flow_json(&r), &format!("{} {detail}", r.status))?;
+            }
+            return Ok(());
+        }
+        Command::Watch { account, updates } => {
+            let mut stream = rpc
+                .subscribe(proto::VaultRequest { account })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let mut seen = 0u64;
+            while updates.is_none_or(|n| seen < n) {
+                let next = tokio::select! {
+                    next = stream.message() => next.map_err(status_error)?,
+                    () = crate::signal::shutdown_signal() => None,
+                };
+                let Some(v) = next else { break };
+                let text = format!("balance {} in {} states", v.balance, v.states.len());
+                print_line(args.json, &vault_json(&v), &text)?;
+                seen += 1;
+            }
+            return Ok(());
         }
     };
     if args.json {
@@ -262,26 +358,70 @@ async fn run_node(config: &std::path::Path, failpoint: Option<&str>) -> anyhow::
     Ok(())
 }
 
-async fn flow_result(
-    rpc: &mut kh_ledger_node::RpcClient,
-    flow: proto::run_flow_request::Flow,
-) -> anyhow::Result<serde_json::Value> {
-    let r = rpc
-        .run_flow(proto::RunFlowRequest {
-            flow: Some(flow),
-            timeout_ms: FLOW_TIMEOUT_MS,
-        })
-        .await
-        .map_err(status_error)?
-        .into_inner();
+fn vault_json(v: &proto::VaultResponse) -> serde_json::Value {
+    json!({"balance": v.balance, "states": v.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "amount": s.amount, "currency": s.currency, "issuer": s.issuer})).collect::<Vec<_>>()})
+}
+
+fn flow_json(r: &proto::FlowResult) -> serde_json::Value {
+    let mut v = json!({"flow_id": r.flow_id, "status": r.status});
+    if !r.tx_id.is_empty() {
+        v["tx_id"] = json!(r.tx_id);
+    }
+    if !r.reason.is_empty() {
+        v[if r.status == "running" {
+            "step"
+        } else {
+            "reason"
+        }] = json!(r.reason);
+    }
+    v
+}
+
+/// One line of a streaming command: compact JSON, or `text`.
+fn print_line(json: bool, value: &serde_json::Value, text: &str) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+/// A finished flow's result, or the reason it did not finish.
+fn finished(r: &proto::FlowResult, waited_ms: u64) -> anyhow::Result<serde_json::Value> {
     match r.status.as_str() {
         "completed" => Ok(json!({"tx_id": r.tx_id, "flow_id": r.flow_id})),
         "failed" => bail!("flow {} failed: {}", r.flow_id, r.reason),
         _ => bail!(
-            "flow {} still running after {} s ({})",
+            "flow {} still running after {} ms ({})",
             r.flow_id,
-            FLOW_TIMEOUT_MS / 1000,
+            waited_ms,
             r.reason
         ),
     }
+}
+
+async fn flow_result(
+    rpc: &mut kh_ledger_node::RpcClient,
+    flow: proto::run_flow_request::Flow,
+    no_wait: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let request = proto::RunFlowRequest {
+        flow: Some(flow),
+        timeout_ms: FLOW_TIMEOUT_MS,
+    };
+    if no_wait {
+        let r = rpc
+            .start_flow(request)
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        return Ok(flow_json(&r));
+    }
+    let r = rpc
+        .run_flow(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    finished(&r, FLOW_TIMEOUT_MS)
 }

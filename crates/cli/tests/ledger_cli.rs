@@ -5,8 +5,10 @@
 //! the network root.
 #![allow(clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 struct KillOnDrop(Child);
@@ -43,6 +45,26 @@ fn balance(dir: &Path, node: &str, account: &str) -> u64 {
     ))["balance"]
         .as_u64()
         .unwrap()
+}
+
+/// The lines a child prints, read on a thread of their own.
+fn lines(out: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The next line, within a bounded wait.
+fn next_line(lines: &mpsc::Receiver<String>) -> String {
+    lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no line within 30 s")
 }
 
 fn wait_balance(dir: &Path, node: &str, account: &str, want: u64) {
@@ -155,7 +177,86 @@ fn issue_pay_and_privacy_through_the_cli() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 
-    // Two concurrent payments that together overspend 40: at most one succeeds.
+    // Following a flow and an account: a subscription to Bob's vault sees the current vault,
+    // then the payment of a flow started without waiting.
+    let mut watch = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+            .args([
+                "ledger",
+                "--network",
+                dir.to_str().unwrap(),
+                "--node",
+                "PartyB",
+            ])
+            .args(["watch", "--account", &bob, "--updates", "2", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let updates = lines(watch.0.stdout.take().unwrap());
+    let first: serde_json::Value = serde_json::from_str(&next_line(&updates)).unwrap();
+    assert_eq!(first["balance"], 55);
+    let started = json(&kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "10",
+            "--from",
+            &alice,
+            "--to",
+            &format!("PartyB/{bob}"),
+            "--no-wait",
+            "--json",
+        ],
+    ));
+    let flow = started["flow_id"].as_str().unwrap().to_string();
+    let waited = json(&kakehashi(
+        dir,
+        "PartyA",
+        &["flow", "wait", &flow, "--json"],
+    ));
+    let paid = waited["tx_id"].as_str().unwrap().to_string();
+    let status = json(&kakehashi(
+        dir,
+        "PartyA",
+        &["flow", "status", &flow, "--json"],
+    ));
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["tx_id"], paid.as_str());
+    let watched = kakehashi(dir, "PartyA", &["flow", "watch", &flow, "--json"]);
+    assert!(watched.status.success());
+    let last: serde_json::Value = serde_json::from_slice(
+        watched
+            .stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["status"], "completed");
+    let second: serde_json::Value = serde_json::from_str(&next_line(&updates)).unwrap();
+    assert_eq!(second["balance"], 65);
+    assert!(
+        second["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["tx_id"] == paid.as_str()),
+        "the update names the payment"
+    );
+    let status = watch.0.wait().unwrap();
+    assert!(status.success(), "watch stops after --updates 2");
+    let out = kakehashi(
+        dir,
+        "PartyA",
+        &["flow", "status", "7b0d4c9e-0000-4000-8000-000000000000"],
+    );
+    assert_eq!(out.status.code(), Some(1), "unknown flow");
+
+    // Two concurrent payments that together overspend 30: at most one succeeds.
     let spawn = |amount: &str| {
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
             .args([
@@ -178,14 +279,14 @@ fn issue_pay_and_privacy_through_the_cli() {
             .spawn()
             .unwrap()
     };
-    let (p1, p2) = (spawn("30"), spawn("30"));
+    let (p1, p2) = (spawn("20"), spawn("20"));
     let (o1, o2) = (
         p1.wait_with_output().unwrap(),
         p2.wait_with_output().unwrap(),
     );
     let ok = [&o1, &o2].iter().filter(|o| o.status.success()).count();
     assert!(ok <= 1, "both overspending payments succeeded");
-    let expected_bob = 55 + 30 * ok as u64;
+    let expected_bob = 65 + 20 * ok as u64;
     wait_balance(dir, "PartyB", &bob, expected_bob);
     assert_eq!(
         balance(dir, "PartyA", &alice) + balance(dir, "PartyB", &bob),

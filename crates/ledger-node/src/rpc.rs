@@ -3,7 +3,10 @@
 #![allow(clippy::result_large_err)] // tonic::Status is the error type of every handler
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures::Stream;
 
 use kh_ledger::{FlowRequest, FlowStatus, Node, StablecoinState, StateStatus, TxId};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -17,6 +20,13 @@ use crate::{PeerError, PeerServerHandle, TlsIdentity};
 
 /// Longest a client may ask `RunFlow` to wait.
 const MAX_WAIT: Duration = Duration::from_secs(300);
+/// How often a `WatchFlow` stream looks at the flow's checkpoint.
+const WATCH_FLOW_EVERY: Duration = Duration::from_millis(50);
+/// How often a `Subscribe` stream looks at the account's vault.
+const WATCH_VAULT_EVERY: Duration = Duration::from_millis(100);
+
+/// A server stream of RPC messages.
+type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 struct RpcService {
     node: Node,
@@ -33,6 +43,129 @@ impl RpcService {
             .resolve_node(text)
             .ok_or_else(|| Status::invalid_argument(format!("unknown node {text:?}")))
     }
+
+    /// Maps a request's flow onto a [`FlowRequest`] and starts it.
+    async fn start(&self, flow: Option<Flow>) -> Result<Uuid, Status> {
+        let flow = match flow.ok_or_else(|| Status::invalid_argument("no flow given"))? {
+            Flow::Issue(i) => FlowRequest::Issue {
+                amount: i.amount,
+                currency: if i.currency.is_empty() {
+                    "JPY".into()
+                } else {
+                    i.currency
+                },
+                to_node: self.node_name(&i.to_node)?,
+                to_account: uuid("to_account", &i.to_account)?,
+            },
+            Flow::Pay(p) => FlowRequest::Pay {
+                amount: p.amount,
+                from: uuid("from_account", &p.from_account)?,
+                to_node: self.node_name(&p.to_node)?,
+                to_account: uuid("to_account", &p.to_account)?,
+            },
+            Flow::Redeem(r) => FlowRequest::Redeem {
+                account: uuid("account", &r.account)?,
+                amount: r.amount,
+            },
+            Flow::Split(s) => FlowRequest::Split {
+                account: uuid("account", &s.account)?,
+                parts: s.parts,
+            },
+        };
+        if matches!(
+            flow,
+            FlowRequest::Issue { amount: 0, .. }
+                | FlowRequest::Pay { amount: 0, .. }
+                | FlowRequest::Redeem { amount: 0, .. }
+        ) {
+            return Err(Status::invalid_argument("amount must be positive"));
+        }
+        self.node.start_flow(flow).await.map_err(flow_error)
+    }
+
+    /// Waits for a flow at most `wait`; a flow still running then is reported as running.
+    async fn wait(&self, id: Uuid, wait: Duration) -> Result<proto::FlowResult, Status> {
+        let status = match self.node.wait_flow(id, wait).await {
+            Ok(s) => s,
+            Err(kh_ledger::NodeError::Timeout(_)) => FlowStatus::Running {
+                step: "timed out waiting".into(),
+            },
+            Err(e) => return Err(flow_error(e)),
+        };
+        Ok(flow_result(id, status))
+    }
+
+    /// The key of one of the node's accounts.
+    async fn account_key(&self, text: &str) -> Result<kh_ledger::PublicKey, Status> {
+        let id = uuid("account", text)?;
+        self.node
+            .vault()
+            .accounts()
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .find(|a| a.id == id)
+            .map(|a| a.public_key)
+            .ok_or_else(|| Status::not_found(format!("unknown account {id}")))
+    }
+}
+
+fn flow_error(e: kh_ledger::NodeError) -> Status {
+    match e {
+        kh_ledger::NodeError::Vault(kh_ledger::VaultError::UnknownAccount(a)) => {
+            Status::not_found(format!("unknown account {a}"))
+        }
+        kh_ledger::NodeError::UnknownFlow(f) => Status::not_found(format!("unknown flow {f}")),
+        other => internal(other),
+    }
+}
+
+fn flow_result(id: Uuid, status: FlowStatus) -> proto::FlowResult {
+    let mut out = proto::FlowResult {
+        flow_id: id.to_string(),
+        ..Default::default()
+    };
+    match status {
+        FlowStatus::Completed { tx_id } => {
+            out.status = "completed".into();
+            out.tx_id = tx_id.to_string();
+        }
+        FlowStatus::Failed { reason } => {
+            out.status = "failed".into();
+            out.reason = reason;
+        }
+        FlowStatus::Running { step } => {
+            out.status = "running".into();
+            out.reason = step;
+        }
+    }
+    out
+}
+
+/// An account's balance and unconsumed stablecoin states.
+async fn vault_snapshot(
+    node: &Node,
+    key: &kh_ledger::PublicKey,
+) -> Result<proto::VaultResponse, Status> {
+    let vault = node.vault();
+    let balance = vault.balance(key).await.map_err(internal)?;
+    let states = vault
+        .states(key, StateStatus::Unconsumed)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|s| {
+            let coin: StablecoinState = s.state.decode().ok()?;
+            Some(proto::State {
+                tx_id: s.reference.tx_id.to_string(),
+                index: s.reference.index,
+                amount: coin.amount,
+                currency: coin.currency,
+                issuer: coin.issuer.to_string(),
+            })
+        })
+        .collect();
+    Ok(proto::VaultResponse { balance, states })
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -81,111 +214,117 @@ impl NodeRpc for RpcService {
         request: Request<proto::RunFlowRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
         let req = request.into_inner();
-        let flow = match req
-            .flow
-            .ok_or_else(|| Status::invalid_argument("no flow given"))?
-        {
-            Flow::Issue(i) => FlowRequest::Issue {
-                amount: i.amount,
-                currency: if i.currency.is_empty() {
-                    "JPY".into()
-                } else {
-                    i.currency
-                },
-                to_node: self.node_name(&i.to_node)?,
-                to_account: uuid("to_account", &i.to_account)?,
-            },
-            Flow::Pay(p) => FlowRequest::Pay {
-                amount: p.amount,
-                from: uuid("from_account", &p.from_account)?,
-                to_node: self.node_name(&p.to_node)?,
-                to_account: uuid("to_account", &p.to_account)?,
-            },
-            Flow::Redeem(r) => FlowRequest::Redeem {
-                account: uuid("account", &r.account)?,
-                amount: r.amount,
-            },
-            Flow::Split(s) => FlowRequest::Split {
-                account: uuid("account", &s.account)?,
-                parts: s.parts,
-            },
-        };
-        if matches!(
-            flow,
-            FlowRequest::Issue { amount: 0, .. }
-                | FlowRequest::Pay { amount: 0, .. }
-                | FlowRequest::Redeem { amount: 0, .. }
-        ) {
-            return Err(Status::invalid_argument("amount must be positive"));
-        }
-        let id = self.node.start_flow(flow).await.map_err(|e| match e {
-            kh_ledger::NodeError::Vault(kh_ledger::VaultError::UnknownAccount(a)) => {
-                Status::not_found(format!("unknown account {a}"))
-            }
-            other => internal(other),
-        })?;
+        let id = self.start(req.flow).await?;
         let wait = Duration::from_millis(req.timeout_ms.max(1)).min(MAX_WAIT);
-        let status = match self.node.wait_flow(id, wait).await {
-            Ok(s) => s,
-            Err(kh_ledger::NodeError::Timeout(_)) => FlowStatus::Running {
-                step: "timed out waiting".into(),
+        Ok(Response::new(self.wait(id, wait).await?))
+    }
+
+    async fn start_flow(
+        &self,
+        request: Request<proto::RunFlowRequest>,
+    ) -> Result<Response<proto::FlowResult>, Status> {
+        let id = self.start(request.into_inner().flow).await?;
+        let status = self.node.flow_status(id).await.map_err(flow_error)?;
+        Ok(Response::new(flow_result(id, status)))
+    }
+
+    async fn flow_status(
+        &self,
+        request: Request<proto::FlowStatusRequest>,
+    ) -> Result<Response<proto::FlowResult>, Status> {
+        let id = uuid("flow_id", &request.into_inner().flow_id)?;
+        let status = self.node.flow_status(id).await.map_err(flow_error)?;
+        Ok(Response::new(flow_result(id, status)))
+    }
+
+    async fn wait_flow(
+        &self,
+        request: Request<proto::WaitFlowRequest>,
+    ) -> Result<Response<proto::FlowResult>, Status> {
+        let req = request.into_inner();
+        let id = uuid("flow_id", &req.flow_id)?;
+        let wait = Duration::from_millis(req.timeout_ms.max(1)).min(MAX_WAIT);
+        Ok(Response::new(self.wait(id, wait).await?))
+    }
+
+    type WatchFlowStream = RpcStream<proto::FlowResult>;
+
+    async fn watch_flow(
+        &self,
+        request: Request<proto::FlowStatusRequest>,
+    ) -> Result<Response<Self::WatchFlowStream>, Status> {
+        let id = uuid("flow_id", &request.into_inner().flow_id)?;
+        // Unknown flows fail the call itself rather than the first stream item.
+        self.node.flow_status(id).await.map_err(flow_error)?;
+        let node = self.node.clone();
+        // State: the last status sent (None before the first), and whether the stream is done.
+        let stream = futures::stream::unfold(
+            (node, None::<FlowStatus>, false),
+            move |(node, last, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let status = match node.flow_status(id).await {
+                        Ok(s) => s,
+                        Err(e) => return Some((Err(flow_error(e)), (node, last, true))),
+                    };
+                    if last.as_ref() != Some(&status) {
+                        let finished = !matches!(status, FlowStatus::Running { .. });
+                        let item = flow_result(id, status.clone());
+                        return Some((Ok(item), (node, Some(status), finished)));
+                    }
+                    if node.is_stopped() {
+                        let e = Status::unavailable("node is shutting down");
+                        return Some((Err(e), (node, last, true)));
+                    }
+                    tokio::time::sleep(WATCH_FLOW_EVERY).await;
+                }
             },
-            Err(e) => return Err(internal(e)),
-        };
-        let mut out = proto::FlowResult {
-            flow_id: id.to_string(),
-            ..Default::default()
-        };
-        match status {
-            FlowStatus::Completed { tx_id } => {
-                out.status = "completed".into();
-                out.tx_id = tx_id.to_string();
-            }
-            FlowStatus::Failed { reason } => {
-                out.status = "failed".into();
-                out.reason = reason;
-            }
-            FlowStatus::Running { step } => {
-                out.status = "running".into();
-                out.reason = step;
-            }
-        }
-        Ok(Response::new(out))
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn vault(
         &self,
         request: Request<proto::VaultRequest>,
     ) -> Result<Response<proto::VaultResponse>, Status> {
-        let id = uuid("account", &request.into_inner().account)?;
-        let account = self
-            .node
-            .vault()
-            .accounts()
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .find(|a| a.id == id)
-            .ok_or_else(|| Status::not_found(format!("unknown account {id}")))?;
-        let vault = self.node.vault();
-        let balance = vault.balance(&account.public_key).await.map_err(internal)?;
-        let states = vault
-            .states(&account.public_key, StateStatus::Unconsumed)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .filter_map(|s| {
-                let coin: StablecoinState = s.state.decode().ok()?;
-                Some(proto::State {
-                    tx_id: s.reference.tx_id.to_string(),
-                    index: s.reference.index,
-                    amount: coin.amount,
-                    currency: coin.currency,
-                    issuer: coin.issuer.to_string(),
-                })
-            })
-            .collect();
-        Ok(Response::new(proto::VaultResponse { balance, states }))
+        let key = self.account_key(&request.into_inner().account).await?;
+        Ok(Response::new(vault_snapshot(&self.node, &key).await?))
+    }
+
+    type SubscribeStream = RpcStream<proto::VaultResponse>;
+
+    async fn subscribe(
+        &self,
+        request: Request<proto::VaultRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let key = self.account_key(&request.into_inner().account).await?;
+        let node = self.node.clone();
+        // Runs until the client goes away (tonic then drops the stream) or the node stops.
+        let stream = futures::stream::unfold(
+            (node, None::<proto::VaultResponse>, false),
+            move |(node, last, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let snapshot = match vault_snapshot(&node, &key).await {
+                        Ok(s) => s,
+                        Err(e) => return Some((Err(e), (node, last, true))),
+                    };
+                    if last.as_ref() != Some(&snapshot) {
+                        return Some((Ok(snapshot.clone()), (node, Some(snapshot), false)));
+                    }
+                    if node.is_stopped() {
+                        let e = Status::unavailable("node is shutting down");
+                        return Some((Err(e), (node, last, true)));
+                    }
+                    tokio::time::sleep(WATCH_VAULT_EVERY).await;
+                }
+            },
+        );
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_transaction(
