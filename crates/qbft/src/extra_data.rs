@@ -246,4 +246,131 @@ mod tests {
             Err(QbftError::TrailingBytes { .. })
         ));
     }
+
+    fn sample() -> ExtraData {
+        ExtraData {
+            vanity: [5; 32],
+            validators: vec![Address::repeat_byte(1), Address::repeat_byte(2)],
+            vote: None,
+            round: 7,
+            seals: vec![],
+        }
+    }
+
+    /// Replaces item `index` of the encoded 5-item list by `item`.
+    fn with_item(index: usize, item: &[u8]) -> Vec<u8> {
+        let bytes = sample().encode();
+        let top = rlp::item(&bytes, "t").unwrap();
+        let items: Vec<&[u8]> = rlp::list_items(top, "t")
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, it)| if i == index { item } else { it.raw })
+            .collect();
+        rlp::encode_list(items)
+    }
+
+    #[test]
+    fn rejects_malformed_items() {
+        let addr = rlp::encode_bytes(&[3; 20]);
+        let vote = |kind: &[u8]| rlp::encode_list([addr.as_slice(), kind]);
+        // Vote type 0x00 as the single byte 0x00 (Besu writes it as the empty string 0x80),
+        // 0xaa, a list, or a vote with three items.
+        for bad in [
+            vote(&[0x00]),
+            vote(&[0x7f]),
+            vote(&[0x81, 0xaa]),
+            vote(&[0xc0]),
+            rlp::encode_list([addr.as_slice(), &[0x80], &[0x80]]),
+            rlp::encode_list([addr.as_slice()]),
+        ] {
+            assert!(
+                matches!(
+                    ExtraData::decode(&with_item(2, &bad)),
+                    Err(QbftError::InvalidVote(_))
+                ),
+                "{bad:02x?}"
+            );
+        }
+        // A vote recipient of 19 bytes; the vote as a plain string (IBFT 2.0 style).
+        let short = rlp::encode_list([rlp::encode_bytes(&[3; 19]).as_slice(), &[0x80]]);
+        assert!(ExtraData::decode(&with_item(2, &short)).is_err());
+        assert!(matches!(
+            ExtraData::decode(&with_item(2, &[0x80])),
+            Err(QbftError::ItemKind { what: "vote", .. })
+        ));
+        // Rounds: zero padded (also the single byte 0x00: 0 is the empty string), a
+        // non-canonical single byte, 5 bytes, a list.
+        assert_eq!(
+            ExtraData::decode(&with_item(3, &[0x82, 0x00, 0x07])),
+            Err(QbftError::ZeroPaddedRound)
+        );
+        assert_eq!(
+            ExtraData::decode(&with_item(3, &[0x00])),
+            Err(QbftError::ZeroPaddedRound)
+        );
+        assert!(matches!(
+            ExtraData::decode(&with_item(3, &[0x81, 0x07])),
+            Err(QbftError::Rlp(_))
+        ));
+        assert!(matches!(
+            ExtraData::decode(&with_item(3, &[0x85, 1, 0, 0, 0, 0])),
+            Err(QbftError::BadScalar { what: "round", .. })
+        ));
+        assert!(ExtraData::decode(&with_item(3, &[0xc0])).is_err());
+        // Validators: 21 bytes, or not a list.
+        let long = rlp::encode_list([rlp::encode_bytes(&[1; 21]).as_slice()]);
+        assert!(matches!(
+            ExtraData::decode(&with_item(1, &long)),
+            Err(QbftError::FieldLength { got: 21, .. })
+        ));
+        assert!(ExtraData::decode(&with_item(1, &[0x80])).is_err());
+        // Seals: 64 bytes, v = 27, not a list.
+        let seal64 = rlp::encode_list([rlp::encode_bytes(&[1; 64]).as_slice()]);
+        assert!(matches!(
+            ExtraData::decode(&with_item(4, &seal64)),
+            Err(QbftError::MalformedSeal { index: 0, .. })
+        ));
+        let mut v27 = [1u8; 65];
+        v27[64] = 27;
+        let seal_v27 = rlp::encode_list([rlp::encode_bytes(&v27).as_slice()]);
+        assert!(matches!(
+            ExtraData::decode(&with_item(4, &seal_v27)),
+            Err(QbftError::MalformedSeal { index: 0, .. })
+        ));
+        assert!(ExtraData::decode(&with_item(4, &[0x80])).is_err());
+        // Vanity: 31 or 33 bytes.
+        for n in [31usize, 33] {
+            assert_eq!(
+                ExtraData::decode(&with_item(0, &rlp::encode_bytes(&vec![5; n]))),
+                Err(QbftError::VanityLength { got: n })
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_item_counts() {
+        let bytes = sample().encode();
+        let top = rlp::item(&bytes, "t").unwrap();
+        let items: Vec<&[u8]> = rlp::list_items(top, "t")
+            .unwrap()
+            .iter()
+            .map(|it| it.raw)
+            .collect();
+        assert_eq!(
+            ExtraData::decode(&rlp::encode_list(items[..4].iter().copied())),
+            Err(QbftError::ExtraDataItems { got: 4 })
+        );
+        let mut six = items.clone();
+        six.push(&[0xc0]);
+        assert_eq!(
+            ExtraData::decode(&rlp::encode_list(six)),
+            Err(QbftError::ExtraDataItems { got: 6 })
+        );
+        // extraData as a byte string instead of a list.
+        assert!(matches!(
+            ExtraData::decode(&rlp::encode_bytes(&[1; 40])),
+            Err(QbftError::ItemKind { .. })
+        ));
+    }
 }

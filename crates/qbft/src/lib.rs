@@ -1,7 +1,8 @@
 //! QBFT (Hyperledger Besu / GoQuorum, header-validator mode) header codec and commit rules.
 //!
 //! Owns: the QBFT `extraData` codec ([`ExtraData`]), the header as its raw RLP items
-//! ([`Header`], 15 to 20 fields re-encoded unchanged), the committed-seal digest and the
+//! ([`RawHeader`] for any 15-to-20-field header, [`Header`] with QBFT extraData; every field
+//! re-encoded unchanged), the committed-seal digest and the
 //! on-chain block hash rule, seal signing and signer recovery ([`Seal`]), and the quorum rules
 //! (commit quorum and the light-client skipping rule, [`verify_commit_seals`], [`verify_skip`]).
 //!
@@ -27,7 +28,7 @@ mod verify;
 
 pub use error::QbftError;
 pub use extra_data::{ExtraData, Vote, VoteKind};
-pub use header::{BFT_MIX_HASH, EMPTY_OMMERS_HASH, Header};
+pub use header::{BFT_MIX_HASH, EMPTY_OMMERS_HASH, Header, RawHeader};
 pub use seal::{Seal, address_of, sign_seal};
 pub use verify::{SkipCheck, quorum, verify_commit_seals, verify_skip};
 

@@ -3,8 +3,8 @@
 //! expected result documented in `vectors/qbft/README.md`.
 
 use kh_qbft::{
-    Address, B256, ExtraData, Header, QbftError, Seal, VoteKind, quorum, verify_commit_seals,
-    verify_skip,
+    Address, B256, ExtraData, Header, QbftError, RawHeader, Seal, VoteKind, quorum,
+    verify_commit_seals, verify_skip,
 };
 use serde_json::Value;
 
@@ -403,12 +403,65 @@ fn ibc_contracts_fixture_vanity_of_31_bytes_is_rejected() {
 
 // ---- IBFT 2.0 block (not QBFT) ----
 
+/// The raw encodings of the items of an RLP list (test helper for the IBFT 2.0 layout, which
+/// the QBFT codec deliberately does not decode).
+fn list_items(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut buf = bytes;
+    let top = alloy_rlp::Header::decode(&mut buf).unwrap();
+    assert!(top.list);
+    assert_eq!(buf.len(), top.payload_length);
+    let mut items = Vec::new();
+    while !buf.is_empty() {
+        let start = buf;
+        let h = alloy_rlp::Header::decode(&mut buf).unwrap();
+        let header_len = start.len() - buf.len();
+        let len = if header_len == 0 {
+            1
+        } else {
+            header_len + h.payload_length
+        };
+        items.push(&start[..len]);
+        buf = &start[len..];
+    }
+    items
+}
+
+fn rlp_list(items: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    alloy_rlp::Header {
+        list: true,
+        payload_length: items.iter().map(|i| i.len()).sum(),
+    }
+    .encode(&mut out);
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+#[test]
+fn ibft2_block_round_trips_as_raw_header() {
+    let v = load("ibft2-mainnet-block-5618555.json");
+    let raw = bytes(&v["header_rlp"]);
+    let header = RawHeader::decode(&raw).unwrap();
+    assert_eq!(header.encode(), raw, "byte-exact round trip");
+    assert_eq!(header.field_count(), 15);
+    // The block is [header, [], []]: its first item is this header.
+    let block = bytes(&v["block_rlp"]);
+    let block_items = list_items(&block);
+    assert_eq!(block_items, [raw.as_slice(), &[0xc0], &[0xc0]]);
+    assert_eq!(
+        header.extra_data_bytes().unwrap(),
+        bytes(&v["decoded"]["extra_data"])
+    );
+}
+
 #[test]
 fn ibft2_block_is_rejected_by_the_qbft_decoder() {
     let v = load("ibft2-mainnet-block-5618555.json");
     let raw = bytes(&v["header_rlp"]);
-    // The header is well-formed RLP, but its IBFT2 extraData carries the vote as a plain
-    // string (0x80) and a 4-byte zero-padded round: the strict QBFT decoder rejects it.
+    // IBFT2 extraData carries "no vote" as a plain string (0x80) and a 4-byte zero-padded
+    // round: the strict QBFT decoder rejects it.
     let err = Header::decode(&raw).unwrap_err();
     assert_eq!(
         err,
@@ -417,7 +470,61 @@ fn ibft2_block_is_rejected_by_the_qbft_decoder() {
             expected: "list"
         }
     );
-    // The header itself is 15 well-formed fields (the failure is the extraData, not the RLP).
-    let top = alloy_rlp::Header::decode(&mut raw.as_slice()).unwrap();
-    assert!(top.list);
+    let header = RawHeader::decode(&raw).unwrap();
+    assert_eq!(Header::from_raw(header.clone()).unwrap_err(), err);
+    assert!(ExtraData::decode(header.extra_data_bytes().unwrap()).is_err());
+}
+
+#[test]
+fn ibft2_block_fails_under_the_qbft_seal_rule() {
+    let v = load("ibft2-mainnet-block-5618555.json");
+    let header = RawHeader::decode(&bytes(&v["header_rlp"])).unwrap();
+    let extra = header.extra_data_bytes().unwrap().to_vec();
+    let items = list_items(&extra);
+    assert_eq!(items.len(), 5);
+    let validators = addresses(&v["validators"]);
+    let seals: Vec<Seal> = list_items(items[4])
+        .iter()
+        .map(|s| Seal::from_slice(&s[2..]).unwrap()) // 0xb841 ‖ 65 bytes
+        .collect();
+    assert_eq!(seals.len(), 3);
+
+    // QBFT rule (keep the round, seals -> 0xc0): a different digest, strangers recover.
+    let qbft_form = rlp_list(&[items[0], items[1], items[2], items[3], &[0xc0]]);
+    let qbft_digest = header.with_extra_data_bytes(&qbft_form).hash();
+    assert_eq!(
+        qbft_digest,
+        b256(&v["negative_qbft_rule_derived"]["digest"])
+    );
+    let strangers: Vec<Address> = seals
+        .iter()
+        .map(|s| s.recover(qbft_digest).unwrap())
+        .collect();
+    assert_eq!(
+        strangers,
+        addresses(&v["negative_qbft_rule_derived"]["recovered"])
+    );
+    assert!(strangers.iter().all(|a| !validators.contains(a)));
+
+    // IBFT2 rule (seals item dropped): the seals recover to 3 distinct validators.
+    let ibft2_form = rlp_list(&items[..4]);
+    let sealing = header.with_extra_data_bytes(&ibft2_form);
+    assert_eq!(
+        sealing.encode(),
+        bytes(&v["ibft2_seal_digest_derived"]["header_rlp_sealing"])
+    );
+    let digest = sealing.hash();
+    assert_eq!(digest, b256(&v["ibft2_seal_digest_derived"]["digest"]));
+    let signers: Vec<Address> = seals.iter().map(|s| s.recover(digest).unwrap()).collect();
+    assert_eq!(
+        signers,
+        addresses(&v["ibft2_seal_digest_derived"]["recovered_signers"])
+    );
+    assert!(signers.iter().all(|a| validators.contains(a)));
+    // IBFT2 block hash: round and seals excluded.
+    let hash_form = rlp_list(&items[..3]);
+    assert_eq!(
+        header.with_extra_data_bytes(&hash_form).hash(),
+        b256(&v["ibft2_block_hash_derived"]["value"])
+    );
 }
