@@ -90,6 +90,14 @@ impl Chain {
         }
     }
 
+    fn code(&self, address: Address) -> Bytes {
+        let db = &self.evm.ctx.journaled_state.database;
+        let info = db.basic_ref(address).unwrap().unwrap();
+        db.code_by_hash_ref(info.code_hash)
+            .unwrap()
+            .original_bytes()
+    }
+
     fn storage(&self, address: Address, slot: U256) -> U256 {
         self.evm
             .ctx
@@ -583,15 +591,288 @@ fn safe_transfers_check_the_receiver() {
     );
 }
 
-#[test]
-fn bindings_carry_the_committed_artifact_bytecode() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/artifacts/KhNft.json");
+/// The committed artifact's `field` ("bytecode" or "deployedBytecode") as bytes.
+fn artifact_code(contract: &str, field: &str) -> Vec<u8> {
+    let path = format!("{}/artifacts/{contract}.json", env!("CARGO_MANIFEST_DIR"));
     let artifact: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let hex = artifact["bytecode"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("0x");
-    assert_eq!(KhNft::BYTECODE.to_vec(), hex::decode(hex).unwrap());
-    assert!(!KhNft::DEPLOYED_BYTECODE.is_empty());
+    assert_eq!(artifact["contractName"], contract);
+    let hex = artifact[field].as_str().unwrap();
+    hex::decode(hex.strip_prefix("0x").unwrap()).unwrap()
+}
+
+#[test]
+fn bindings_carry_the_committed_artifact_bytecode() {
+    assert_eq!(KhNft::BYTECODE.to_vec(), artifact_code("KhNft", "bytecode"));
+    assert_eq!(
+        KhNft::DEPLOYED_BYTECODE.to_vec(),
+        artifact_code("KhNft", "deployedBytecode")
+    );
+    assert_eq!(
+        TestReceiver::BYTECODE.to_vec(),
+        artifact_code("TestReceiver", "bytecode")
+    );
+    assert_eq!(
+        TestReceiver::DEPLOYED_BYTECODE.to_vec(),
+        artifact_code("TestReceiver", "deployedBytecode")
+    );
+}
+
+#[test]
+fn deploying_installs_the_artifact_runtime_code() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    assert_eq!(chain.code(nft), KhNft::DEPLOYED_BYTECODE);
+    let receiver = chain.deploy(
+        OWNER,
+        &TestReceiver::BYTECODE,
+        TestReceiver::constructorCall { accept_: true }.abi_encode(),
+    );
+    assert_eq!(chain.code(receiver), TestReceiver::DEPLOYED_BYTECODE);
+}
+
+#[test]
+fn ownership_and_minter_administration() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    assert_eq!(chain.call(BOB, nft, KhNft::ownerCall {}).unwrap().0, OWNER);
+    assert!(
+        chain
+            .call(BOB, nft, KhNft::isMinterCall::new((OWNER,)))
+            .unwrap()
+            .0
+    );
+    assert_error(
+        chain.call(
+            OWNER,
+            nft,
+            KhNft::addMinterCall {
+                account: Address::ZERO,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+    chain
+        .call(OWNER, nft, KhNft::addMinterCall { account: BOB })
+        .unwrap();
+    // Only the owner revokes; revoking emits MinterRemoved once, a second revoke is a no-op.
+    assert_error(
+        chain.call(ALICE, nft, KhNft::removeMinterCall { account: BOB }),
+        KhNft::NotOwner { caller: ALICE },
+    );
+    let (_, logs) = chain
+        .call(OWNER, nft, KhNft::removeMinterCall { account: BOB })
+        .unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        KhNft::MinterRemoved::decode_log(&logs[0]).unwrap().account,
+        BOB
+    );
+    let (_, logs) = chain
+        .call(OWNER, nft, KhNft::removeMinterCall { account: BOB })
+        .unwrap();
+    assert!(logs.is_empty());
+
+    // Ownership moves to ALICE: she administers minters, the old owner no longer does.
+    assert_error(
+        chain.call(BOB, nft, KhNft::transferOwnershipCall { newOwner: BOB }),
+        KhNft::NotOwner { caller: BOB },
+    );
+    assert_error(
+        chain.call(
+            OWNER,
+            nft,
+            KhNft::transferOwnershipCall {
+                newOwner: Address::ZERO,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+    let (_, logs) = chain
+        .call(OWNER, nft, KhNft::transferOwnershipCall { newOwner: ALICE })
+        .unwrap();
+    let ev = KhNft::OwnershipTransferred::decode_log(&logs[0]).unwrap();
+    assert_eq!((ev.previousOwner, ev.newOwner), (OWNER, ALICE));
+    assert_error(
+        chain.call(OWNER, nft, KhNft::addMinterCall { account: OWNER }),
+        KhNft::NotOwner { caller: OWNER },
+    );
+    chain
+        .call(ALICE, nft, KhNft::removeMinterCall { account: OWNER })
+        .unwrap();
+    assert_error(
+        chain.call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: OWNER,
+                tokenId: U256::from(1),
+            },
+        ),
+        KhNft::NotMinter { caller: OWNER },
+    );
+}
+
+#[test]
+fn queries_of_missing_tokens_and_zero_addresses_revert() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    let id = U256::from(99);
+    assert_error(
+        chain.call(ALICE, nft, KhNft::ownerOfCall { tokenId: id }),
+        KhNft::NoSuchToken { tokenId: id },
+    );
+    assert_error(
+        chain.call(ALICE, nft, KhNft::getApprovedCall { tokenId: id }),
+        KhNft::NoSuchToken { tokenId: id },
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::approveCall {
+                approved: BOB,
+                tokenId: id,
+            },
+        ),
+        KhNft::NoSuchToken { tokenId: id },
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::balanceOfCall {
+                account: Address::ZERO,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+    assert_error(
+        chain.call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: Address::ZERO,
+                tokenId: id,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+    assert_error(
+        chain.call(
+            ALICE,
+            nft,
+            KhNft::setApprovalForAllCall {
+                operator: Address::ZERO,
+                approved: true,
+            },
+        ),
+        KhNft::ZeroAddress {},
+    );
+}
+
+#[test]
+fn operators_approve_single_tokens_and_can_be_revoked() {
+    let mut chain = Chain::new();
+    let nft = deploy_nft(&mut chain);
+    let id = U256::from(5);
+    chain
+        .call(
+            OWNER,
+            nft,
+            KhNft::mintCall {
+                to: ALICE,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    let (_, logs) = chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::setApprovalForAllCall {
+                operator: BOB,
+                approved: true,
+            },
+        )
+        .unwrap();
+    let ev = KhNft::ApprovalForAll::decode_log(&logs[0]).unwrap();
+    assert_eq!((ev.owner, ev.operator, ev.approved), (ALICE, BOB, true));
+    // An operator may approve a single token on the holder's behalf; the event names the holder.
+    let (_, logs) = chain
+        .call(
+            BOB,
+            nft,
+            KhNft::approveCall {
+                approved: OWNER,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    let ev = KhNft::Approval::decode_log(&logs[0]).unwrap();
+    assert_eq!((ev.owner, ev.approved, ev.tokenId), (ALICE, OWNER, id));
+    // Revoked, the operator can neither approve nor transfer.
+    let (_, logs) = chain
+        .call(
+            ALICE,
+            nft,
+            KhNft::setApprovalForAllCall {
+                operator: BOB,
+                approved: false,
+            },
+        )
+        .unwrap();
+    assert!(
+        !KhNft::ApprovalForAll::decode_log(&logs[0])
+            .unwrap()
+            .approved
+    );
+    assert_error(
+        chain.call(
+            BOB,
+            nft,
+            KhNft::approveCall {
+                approved: BOB,
+                tokenId: id,
+            },
+        ),
+        KhNft::NotAuthorized {
+            caller: BOB,
+            tokenId: id,
+        },
+    );
+    assert_error(
+        chain.call(
+            BOB,
+            nft,
+            KhNft::transferFromCall {
+                from: ALICE,
+                to: BOB,
+                tokenId: id,
+            },
+        ),
+        KhNft::NotAuthorized {
+            caller: BOB,
+            tokenId: id,
+        },
+    );
+    // The single-token approval it gave still stands.
+    chain
+        .call(
+            OWNER,
+            nft,
+            KhNft::transferFromCall {
+                from: ALICE,
+                to: OWNER,
+                tokenId: id,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        chain
+            .call(ALICE, nft, KhNft::ownerOfCall { tokenId: id })
+            .unwrap()
+            .0,
+        OWNER
+    );
 }
