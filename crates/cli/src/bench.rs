@@ -2,18 +2,21 @@
 
 use clap::Subcommand;
 
-use crate::bench_evm;
+use crate::{bench_evm, bench_ledger_rpc};
 
 /// Benchmarks (JSON on stdout).
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// ERC-721 transfers per second on the QBFT devnet, and eth_getProof latency.
     Evm(bench_evm::Args),
+    /// Stablecoin payments over the ledger nodes' gRPC: flow latency p50/p99 and payments/s.
+    LedgerRpc(bench_ledger_rpc::Args),
 }
 
 /// Runs a `bench` subcommand.
 pub(crate) async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Evm(args) => bench_evm::run(args).await,
+        Command::LedgerRpc(args) => bench_ledger_rpc::run(args).await,
     }
 }
