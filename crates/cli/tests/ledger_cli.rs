@@ -341,4 +341,175 @@ fn issue_pay_and_privacy_through_the_cli() {
         1,
         "the refused client changed nothing"
     );
+
+    // Garbage on the wire changes nothing either.
+    let before_a = balance(dir, "PartyA", &alice);
+    let before_b = balance(dir, "PartyB", &bob);
+    garbage_is_refused(dir, &bob);
+    assert_eq!(balance(dir, "PartyA", &alice), before_a);
+    assert_eq!(balance(dir, "PartyB", &bob), before_b);
+    let listed = json(&kakehashi(dir, "PartyB", &["accounts", "list", "--json"]));
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+    // ... and the network still works.
+    json(&kakehashi(
+        dir,
+        "PartyB",
+        &[
+            "pay",
+            "--amount",
+            "1",
+            "--from",
+            &bob,
+            "--to",
+            &format!("PartyA/{alice}"),
+            "--json",
+        ],
+    ));
+    wait_balance(dir, "PartyA", &alice, before_a + 1);
+}
+
+/// Bytes that are neither TLS nor gRPC: a deterministic pseudo-random block.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+/// The server must drop the connection (after at most a TLS alert) within a bounded wait.
+fn connection_is_dropped(addr: std::net::SocketAddr, bytes: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // The server may close before it read everything; a failed write is a refusal too.
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 4096];
+    let mut received = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                received += n;
+                assert!(
+                    received < 4096,
+                    "{addr} answered garbage with {received} bytes"
+                );
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{addr} kept a garbage connection open")
+            }
+            Err(_) => break, // reset by the server
+        }
+    }
+}
+
+/// Raw garbage, a plaintext HTTP/2 (gRPC without TLS) preface, and well-formed gRPC calls over
+/// mutual TLS that carry garbage or impersonate a node on the P2P link.
+fn garbage_is_refused(dir: &Path, bob: &str) {
+    use kh_ledger_node::proto::peer_client::PeerClient;
+    use kh_ledger_node::proto::{DeliverRequest, RunFlowRequest, VaultRequest};
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+    let (directory, root, client) = kh_ledger_node::NetworkDirectory::read(dir).unwrap();
+    for (name, ep) in &directory.nodes {
+        for (i, addr) in [ep.rpc, ep.p2p].into_iter().enumerate() {
+            connection_is_dropped(addr, &noise(2048, i as u64 + name.len() as u64));
+            connection_is_dropped(addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        }
+    }
+    let (party_a, _) = directory.node("PartyA").unwrap();
+    let (party_b, b) = directory.node("PartyB").unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&root))
+            .identity(Identity::from_pem(&client.cert_pem, &client.key_pem))
+            .domain_name("localhost");
+        let channel = Channel::from_shared(format!("https://{}", b.p2p))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut peer = PeerClient::new(channel);
+        for seed in 0..8 {
+            let err = peer
+                .deliver(DeliverRequest {
+                    envelope: noise(64 << seed, seed),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        }
+        // A well-formed envelope "from PartyA" sent with a certificate that is not PartyA's.
+        let mut peers = kh_ledger_node::PeerDirectory::default();
+        peers.peers.insert(
+            party_b.clone(),
+            kh_ledger_node::PeerEntry {
+                address: b.p2p,
+                cert_der: vec![],
+            },
+        );
+        let impostor = kh_ledger_node::GrpcTransport::new(peers.into(), &client, &root);
+        let env = kh_ledger::Envelope {
+            id: uuid::Uuid::new_v4(),
+            from: party_a,
+            to: party_b,
+            payload: noise(100, 99),
+        };
+        use kh_ledger::Transport as _;
+        let refused = impostor.send(env).await;
+        assert!(
+            matches!(refused, Err(kh_ledger::TransportError::Refused { .. })),
+            "{refused:?}"
+        );
+
+        // Garbage in well-formed RPC calls.
+        let mut rpc = kh_ledger_node::connect_rpc(b.rpc, &client, &root)
+            .await
+            .unwrap();
+        let err = rpc
+            .run_flow(RunFlowRequest {
+                flow: None,
+                timeout_ms: 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let err = rpc
+            .vault(VaultRequest {
+                account: String::from_utf8_lossy(&noise(40, 7)).into_owned(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let err = rpc
+            .vault(VaultRequest {
+                account: "00000000-0000-4000-8000-000000000000".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        assert!(
+            rpc.vault(VaultRequest {
+                account: bob.to_string()
+            })
+            .await
+            .is_ok()
+        );
+    });
 }
