@@ -25,6 +25,10 @@ pub(crate) struct InspectArgs {
     /// A file holding the header RLP, as hex text or raw bytes.
     #[arg(long)]
     file: Option<PathBuf>,
+    /// Print one JSON object (the only output format; accepted for uniformity).
+    #[arg(long)]
+    #[allow(dead_code, reason = "JSON is the only output of qbft inspect")]
+    json: bool,
 }
 
 /// What `qbft inspect` prints.

@@ -73,8 +73,62 @@ fn inspects_from_file_and_reports_missing_quorum() {
 }
 
 #[test]
+fn inspects_raw_bytes_and_a_cancun_header() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../vectors/qbft/ibc-contracts-qbft-fixture.json"
+    );
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let hex_text = fixture["updateHeight11"]["headerRlp"].as_str().unwrap();
+    let raw = hex::decode(hex_text.trim_start_matches("0x")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("header.rlp");
+    std::fs::write(&file, &raw).unwrap();
+    let out = kakehashi(&[
+        "qbft",
+        "inspect",
+        "--json",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["number"], 34);
+    assert_eq!(json["round"], 0);
+    assert_eq!(json["quorum"], true);
+    assert_eq!(json["signers"].as_array().unwrap().len(), 3);
+    // Round 0: the seal digest is the block hash.
+    assert_eq!(json["hash"], json["seal_digest"]);
+    // Header 35 names this hash as its parent.
+    let parent = &fixture["updateHeight12"]["headerRlp"];
+    let h35 = kakehashi(&["qbft", "inspect", "--rlp", parent.as_str().unwrap()]);
+    assert!(h35.status.success());
+    let rlp35 = hex::decode(parent.as_str().unwrap().trim_start_matches("0x")).unwrap();
+    // parentHash is the first field: 0xf9 LL LL 0xa0 ‖ 32 bytes.
+    assert_eq!(
+        json["hash"].as_str().unwrap(),
+        format!("0x{}", hex::encode(&rlp35[4..36]))
+    );
+}
+
+#[test]
 fn rejects_malformed_input_with_one_line() {
-    for bad in ["zz", "0xf90385a0", "0xc0"] {
+    // Bad hex, a truncated header, an empty list, and the IBFT 2.0 block (valid RLP, not QBFT).
+    let ibft2 = {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../vectors/qbft/ibft2-mainnet-block-5618555.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["header_rlp"].as_str().unwrap().to_owned()
+    };
+    for bad in ["zz", "0xf90385a0", "0xc0", ibft2.as_str()] {
         let out = kakehashi(&["qbft", "inspect", "--rlp", bad]);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         assert!(out.stdout.is_empty());
@@ -84,4 +138,6 @@ fn rejects_malformed_input_with_one_line() {
     }
     let out = kakehashi(&["qbft", "inspect"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = kakehashi(&["qbft", "inspect", "--file", "/nonexistent/kakehashi-header"]);
+    assert_eq!(out.status.code(), Some(1));
 }
