@@ -30,6 +30,6 @@ pub use error::QbftError;
 pub use extra_data::{ExtraData, Vote, VoteKind};
 pub use header::{BFT_MIX_HASH, EMPTY_OMMERS_HASH, Header, RawHeader};
 pub use seal::{Seal, address_of, sign_seal};
-pub use verify::{SkipCheck, quorum, verify_commit_seals, verify_skip};
+pub use verify::{SkipCheck, quorum, skip_check, verify_commit_seals, verify_skip};
 
 pub use alloy_primitives::{Address, B256};

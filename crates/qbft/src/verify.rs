@@ -78,8 +78,14 @@ pub struct SkipCheck {
 
 /// The light-client skipping rule: more than 1/3 of the `trusted` validator set and at least
 /// 2/3 of the header's own validator set must have sealed it. The trusted-overlap check runs
-/// first (as the Besu light clients do).
-pub fn verify_skip(header: &Header, trusted: &[Address]) -> Result<SkipCheck, QbftError> {
+/// first (as the Besu light clients do). Returns the signers in seal order; [`skip_check`]
+/// also reports the overlap.
+pub fn verify_skip(header: &Header, trusted: &[Address]) -> Result<Vec<Address>, QbftError> {
+    skip_check(header, trusted).map(|check| check.signers)
+}
+
+/// [`verify_skip`] with the trusted overlap in the result.
+pub fn skip_check(header: &Header, trusted: &[Address]) -> Result<SkipCheck, QbftError> {
     check_validator_set(trusted)?;
     let validators = &header.extra_data().validators;
     let signers = recover_signers(header, validators)?;
@@ -260,8 +266,12 @@ mod tests {
         let mut set_keys = old[..3].to_vec();
         set_keys.extend(new[..3].iter().cloned());
         let set = addresses(&set_keys);
-        let ok = verify_skip(&sealed(&set, &set_keys[..4]), &trusted).unwrap();
+        let ok = skip_check(&sealed(&set, &set_keys[..4]), &trusted).unwrap();
         assert_eq!(ok.trusted_overlap, 3);
+        assert_eq!(
+            verify_skip(&sealed(&set, &set_keys[..4]), &trusted),
+            Ok(set[..4].to_vec())
+        );
         assert_eq!(ok.signers, set[..4]);
         // Overlap met but below the new set's quorum (3 of 6).
         assert_eq!(
