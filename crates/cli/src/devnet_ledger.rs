@@ -14,10 +14,9 @@ use kh_ledger::{
     Failpoint, KeyPair, NetworkParameters, Node, NodeConfig, NodeRole, Party, PartyName,
 };
 use kh_ledger_node::{
-    GrpcTransport, NetworkCa, NetworkDirectory, NodeEndpoints, PeerDirectory, PeerEntry,
-    PeerServerHandle, TlsIdentity, serve_peer, serve_rpc, write_secret,
+    GrpcTransport, NetworkCa, NetworkDirectory, NodeEndpoints, NodeFileConfig, PeerDirectory,
+    PeerEntry, PeerServerHandle, RoleName, TlsIdentity, serve_peer, serve_rpc, write_secret,
 };
-use serde::{Deserialize, Serialize};
 
 /// The devnet's nodes: legal name and role.
 const NODES: [(&str, NodeRole); 5] = [
@@ -37,46 +36,6 @@ pub(crate) struct Args {
     /// Only write the network directory and node configs, then exit.
     #[arg(long)]
     init_only: bool,
-}
-
-/// One node's configuration file (`node.toml`). Paths, never key material.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NodeFile {
-    /// Legal name.
-    pub(crate) name: String,
-    /// `regular` or `notary`.
-    pub(crate) role: String,
-    /// `sqlite:PATH` or `postgres://...`.
-    pub(crate) database_url: String,
-    /// Hex Ed25519 identity secret (file, 0600).
-    pub(crate) identity_key: PathBuf,
-    /// TLS certificate (PEM) and key (PEM, 0600).
-    pub(crate) tls_cert: PathBuf,
-    /// TLS private key.
-    pub(crate) tls_key: PathBuf,
-    /// The network directory (network.json, root.pem).
-    pub(crate) network_dir: PathBuf,
-}
-
-impl NodeFile {
-    pub(crate) fn read(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let me: Self = toml::from_str(&text)
-            .map_err(|e| crate::output::UsageError(format!("{}: {e}", path.display())))?;
-        me.name
-            .parse::<PartyName>()
-            .map_err(|e| crate::output::UsageError(format!("{}: name: {e}", path.display())))?;
-        if !matches!(me.role.as_str(), "regular" | "notary") {
-            return Err(crate::output::UsageError(format!(
-                "{}: role must be \"regular\" or \"notary\"",
-                path.display()
-            ))
-            .into());
-        }
-        Ok(me)
-    }
 }
 
 /// A free loopback port below Linux's ephemeral range (32768+), so that the outgoing
@@ -141,18 +100,22 @@ pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 cert_pem: tls.cert_pem.clone(),
             },
         );
-        let file = NodeFile {
+        let file = NodeFileConfig {
             name: name.to_string(),
             role: if role == NodeRole::Notary {
-                "notary".into()
+                RoleName::Notary
             } else {
-                "regular".into()
+                RoleName::Regular
             },
             database_url: format!("sqlite:{}", dir.join("node.db").display()),
             identity_key: key_path,
             tls_cert: dir.join("tls.pem"),
             tls_key: dir.join("tls.key"),
             network_dir: data.clone(),
+            root_cert: None,
+            rpc_listen: None,
+            p2p_listen: None,
+            failpoint: None,
         };
         let path = dir.join("node.toml");
         std::fs::write(&path, toml::to_string_pretty(&file)?)?;
@@ -177,14 +140,25 @@ pub(crate) struct RunningNode {
     _servers: Vec<PeerServerHandle>,
 }
 
-/// Starts one node from its node.toml.
+/// Reads and validates a node.toml (a failure is a usage/config error).
+pub(crate) fn read_config(path: &Path) -> anyhow::Result<NodeFileConfig> {
+    NodeFileConfig::read(path).map_err(|e| {
+        let reason = format!("{}: {e}", path.display());
+        crate::output::UsageError(reason).into()
+    })
+}
+
+/// Starts one node from its node.toml; `failpoint` overrides the file's.
 pub(crate) async fn start_node(
     path: &Path,
     failpoint: Option<Failpoint>,
 ) -> anyhow::Result<RunningNode> {
-    let file = NodeFile::read(path)?;
-    let (directory, root, _) = NetworkDirectory::read(&file.network_dir)?;
-    let name: PartyName = file.name.parse()?;
+    let file = read_config(path)?;
+    let (directory, _, _) = NetworkDirectory::read(&file.network_dir)?;
+    let root_path = file.root_cert_path();
+    let root = std::fs::read_to_string(&root_path)
+        .with_context(|| format!("reading {}", root_path.display()))?;
+    let name: PartyName = file.party_name()?;
     let secret = std::fs::read_to_string(&file.identity_key)
         .with_context(|| format!("reading {}", file.identity_key.display()))?;
     let key = KeyPair::from_secret(
@@ -224,21 +198,30 @@ pub(crate) async fn start_node(
         name: name.clone(),
         key,
         database_url: file.database_url.clone(),
-        role: if file.role == "notary" {
-            NodeRole::Notary
-        } else {
-            NodeRole::Regular
-        },
+        role: file.role.into(),
         network: directory.network.clone(),
-        failpoint,
+        failpoint: failpoint.or(file.failpoint.map(Failpoint::from)),
     };
     let transport = Arc::new(GrpcTransport::new(peers.clone(), &tls, &root));
     let node = Node::open(config, transport)
         .await
         .with_context(|| format!("opening {name}"))?;
     let servers = vec![
-        serve_peer(mine.p2p, &tls, &root, node.receiver(), peers).await?,
-        serve_rpc(mine.rpc, &tls, &root, node.clone()).await?,
+        serve_peer(
+            file.p2p_listen.unwrap_or(mine.p2p),
+            &tls,
+            &root,
+            node.receiver(),
+            peers,
+        )
+        .await?,
+        serve_rpc(
+            file.rpc_listen.unwrap_or(mine.rpc),
+            &tls,
+            &root,
+            node.clone(),
+        )
+        .await?,
     ];
     Ok(RunningNode {
         node,

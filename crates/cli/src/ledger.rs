@@ -38,9 +38,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Test only: stop processing at a failpoint (crash-after-notarise-request,
-        /// crash-after-key-response), to exercise cold standby.
+        /// crash-after-key-response), to exercise cold standby; overrides the config's.
         #[arg(long, hide = true)]
         failpoint: Option<String>,
+        /// Only read and validate the config, then exit (2 when it is wrong).
+        #[arg(long)]
+        check: bool,
     },
     /// Account management.
     #[command(subcommand)]
@@ -168,7 +171,22 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
 
 /// Runs a `ledger` client command.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    if let Command::Node { config, failpoint } = &args.command {
+    if let Command::Node {
+        config,
+        failpoint,
+        check,
+    } = &args.command
+    {
+        if *check {
+            let c = crate::devnet_ledger::read_config(config)?;
+            let value = json!({"valid": true, "name": c.name, "role": c.role});
+            return if args.json {
+                print_json(&value)
+            } else {
+                println!("{}: valid configuration of {}", config.display(), c.name);
+                Ok(())
+            };
+        }
         return run_node(config, failpoint.as_deref()).await;
     }
     let (Some(network), Some(node)) = (args.network.clone(), args.node.clone()) else {
@@ -343,14 +361,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_node(config: &std::path::Path, failpoint: Option<&str>) -> anyhow::Result<()> {
-    let failpoint = match failpoint {
-        None => None,
-        Some("crash-after-notarise-request") => {
-            Some(kh_ledger::Failpoint::CrashAfterNotariseRequest)
-        }
-        Some("crash-after-key-response") => Some(kh_ledger::Failpoint::CrashAfterKeyResponse),
-        Some(other) => return Err(UsageError(format!("unknown failpoint {other:?}")).into()),
-    };
+    let failpoint = failpoint
+        .map(|f| f.parse::<kh_ledger_node::FailpointName>())
+        .transpose()
+        .map_err(|e| UsageError(e.to_string()))?
+        .map(kh_ledger::Failpoint::from);
     let running = crate::devnet_ledger::start_node(config, failpoint).await?;
     println!("ledger node {} running", running.node.name());
     crate::signal::shutdown_signal().await;

@@ -174,6 +174,29 @@ fn init(dir: &Path) {
 }
 
 fn scenario(dir: &Path) {
+    // Every config validates; a wrong one is a usage error naming its key.
+    for org in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
+        let out = Command::new(BIN)
+            .args(["ledger", "node", "--check", "--json", "--config"])
+            .arg(config(dir, org))
+            .output()
+            .unwrap();
+        assert_eq!(json(&out)["valid"], true);
+    }
+    let broken = dir.join("broken.toml");
+    let text = std::fs::read_to_string(config(dir, "PartyA")).unwrap();
+    std::fs::write(
+        &broken,
+        text.replace("role = \"regular\"", "role = \"boss\""),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["ledger", "node", "--check", "--config"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("role"));
     let _notary = NodeProcess::start(&config(dir, "Notary"), None);
     let _bank = NodeProcess::start(&config(dir, "Bank"), None);
     let mut a = NodeProcess::start(&config(dir, "PartyA"), Some("crash-after-notarise-request"));
@@ -263,10 +286,25 @@ fn scenario(dir: &Path) {
         alice_vault["states"][0]["tx_id"], tx,
         "both sides hold the same transaction"
     );
+    // Only the participants (and the notary's uniqueness record, not its vault) know it.
+    json(&cli(dir, "PartyA", &["tx", "show", &tx, "--json"]));
+    json(&cli(dir, "PartyB", &["tx", "show", &tx, "--json"]));
+    for node in ["Bank", "Validator", "Notary"] {
+        let out = cli(dir, node, &["tx", "show", &tx, "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{node} received the payment");
+    }
 
     // Now the payee dies right after answering the key request.
     b.kill_9();
-    let mut b2 = NodeProcess::start(&config(dir, "PartyB"), Some("crash-after-key-response"));
+    // This time the failpoint comes from the node's config file (a copy of its node.toml).
+    let with_failpoint = dir.join("nodes").join("PartyB").join("node-failpoint.toml");
+    let text = std::fs::read_to_string(config(dir, "PartyB")).unwrap();
+    std::fs::write(
+        &with_failpoint,
+        format!("{text}\nfailpoint = \"crash-after-key-response\"\n"),
+    )
+    .unwrap();
+    let mut b2 = NodeProcess::start(&with_failpoint, None);
     wait_until("PartyB again", || {
         cli(dir, "PartyB", &["accounts", "list"]).status.success()
     });

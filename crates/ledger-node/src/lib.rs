@@ -4,14 +4,17 @@
 //! `kh_ledger::Transport`, [`serve_peer`] runs the receiving side), and the network PKI
 //! ([`NetworkCa`]: a root certificate authority that issues node and client certificates).
 //!
-//! Also owns the node's client RPC ([`serve_rpc`], [`connect_rpc`]): accounts, flows, vault and
-//! transaction queries, with mutual TLS.
+//! Also owns the node's client RPC ([`serve_rpc`], [`connect_rpc`]): accounts, flows (start,
+//! status, wait, watch), vault queries and a vault stream, transaction lookup, with mutual TLS;
+//! the network directory ([`NetworkDirectory`]) and the node process configuration
+//! ([`NodeFileConfig`], `node.toml`).
 //!
 //! Does not own: what the messages mean (`kh-ledger` flows), the node process (`kakehashi`).
 //!
 //! ## Feature Flags
 //! None.
 
+mod config;
 mod directory;
 mod peer;
 mod pki;
@@ -28,6 +31,7 @@ pub mod proto {
     tonic::include_proto!("kakehashi.ledger.v1");
 }
 
+pub use config::{ConfigError, FailpointName, NodeFileConfig, RoleName};
 pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
 pub use peer::{GrpcTransport, PeerDirectory, PeerEntry, PeerError, PeerServerHandle, serve_peer};
 pub use pki::{NetworkCa, PkiError, TlsIdentity};

@@ -1,0 +1,279 @@
+//! `node.toml`: how one node process is configured. Key material is referenced by path, never
+//! inlined. See `node.example.toml` next to this crate's `Cargo.toml` for every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kh_ledger::{Failpoint, NodeRole, PartyName};
+use serde::{Deserialize, Serialize};
+
+/// A node's role as written in `node.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    /// A business node (`regular`).
+    Regular,
+    /// The network's notary (`notary`).
+    Notary,
+}
+
+impl From<RoleName> for NodeRole {
+    fn from(r: RoleName) -> Self {
+        match r {
+            RoleName::Regular => NodeRole::Regular,
+            RoleName::Notary => NodeRole::Notary,
+        }
+    }
+}
+
+/// A failpoint as written in `node.toml` (tests only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailpointName {
+    /// `crash-after-notarise-request`: the payer stops once its notarisation request is out.
+    CrashAfterNotariseRequest,
+    /// `crash-after-key-response`: the payee stops once its account-key answer is out.
+    CrashAfterKeyResponse,
+}
+
+impl From<FailpointName> for Failpoint {
+    fn from(f: FailpointName) -> Self {
+        match f {
+            FailpointName::CrashAfterNotariseRequest => Failpoint::CrashAfterNotariseRequest,
+            FailpointName::CrashAfterKeyResponse => Failpoint::CrashAfterKeyResponse,
+        }
+    }
+}
+
+impl std::str::FromStr for FailpointName {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "crash-after-notarise-request" => Ok(Self::CrashAfterNotariseRequest),
+            "crash-after-key-response" => Ok(Self::CrashAfterKeyResponse),
+            other => Err(ConfigError::Invalid {
+                key: "failpoint",
+                reason: format!(
+                    "unknown failpoint {other:?} (crash-after-notarise-request, crash-after-key-response)"
+                ),
+            }),
+        }
+    }
+}
+
+/// One node's `node.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFileConfig {
+    /// [Required] Legal name, e.g. `O=PartyA, L=Tokyo, C=JP`; must be in the network parameters.
+    pub name: String,
+    /// [Required] `regular` or `notary`.
+    pub role: RoleName,
+    /// [Required] `sqlite:PATH` or `postgres://user@host/db`.
+    pub database_url: String,
+    /// [Required] Hex Ed25519 identity secret (a 0600 file).
+    pub identity_key: PathBuf,
+    /// [Required] The node's TLS certificate (PEM), issued by the network root.
+    pub tls_cert: PathBuf,
+    /// [Required] The node's TLS private key (PEM, a 0600 file).
+    pub tls_key: PathBuf,
+    /// [Required] The network directory (`network.json`, `root.pem`).
+    pub network_dir: PathBuf,
+    /// [Default: `network_dir/root.pem`] The network root certificate peers and clients chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cert: Option<PathBuf>,
+    /// [Default: this node's `rpc` address in `network.json`] Client RPC listen address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_listen: Option<SocketAddr>,
+    /// [Default: this node's `p2p` address in `network.json`] Node-to-node listen address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p2p_listen: Option<SocketAddr>,
+    /// [Default: none] Tests only: stop the flow engine at this point (see [`FailpointName`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failpoint: Option<FailpointName>,
+}
+
+/// `node.toml` could not be read or is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node configuration.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key).
+        reason: String,
+    },
+    /// A key has a value that cannot work.
+    #[error("key {key}: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl NodeFileConfig {
+    /// Parses `text` (TOML) and validates it.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let me: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        me.validate()?;
+        Ok(me)
+    }
+
+    /// Reads, parses and validates `path`.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks every value that can be checked without touching the network or the files.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.party_name()?;
+        let url = self.database_url.as_str();
+        let db_ok = url
+            .strip_prefix("sqlite:")
+            .map(|rest| !rest.is_empty())
+            .or_else(|| {
+                url.strip_prefix("postgres://")
+                    .or_else(|| url.strip_prefix("postgresql://"))
+                    .map(|rest| !rest.is_empty())
+            })
+            .unwrap_or(false);
+        if !db_ok {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                reason: format!("{url:?} is neither sqlite:PATH nor postgres://..."),
+            });
+        }
+        for (key, path) in [
+            ("identity_key", &self.identity_key),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("network_dir", &self.network_dir),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "empty path".into(),
+                });
+            }
+        }
+        if let (Some(rpc), Some(p2p)) = (self.rpc_listen, self.p2p_listen)
+            && rpc == p2p
+            && rpc.port() != 0
+        {
+            return Err(ConfigError::Invalid {
+                key: "rpc_listen",
+                reason: format!("{rpc} is also p2p_listen"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The node's legal name.
+    pub fn party_name(&self) -> Result<PartyName, ConfigError> {
+        self.name.parse().map_err(|e| ConfigError::Invalid {
+            key: "name",
+            reason: format!("{e}"),
+        })
+    }
+
+    /// The root certificate's path.
+    pub fn root_cert_path(&self) -> PathBuf {
+        self.root_cert
+            .clone()
+            .unwrap_or_else(|| self.network_dir.join("root.pem"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> NodeFileConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("node.example.toml");
+        NodeFileConfig::read(&path).unwrap()
+    }
+
+    #[test]
+    fn the_committed_example_parses_and_validates() {
+        let c = example();
+        assert_eq!(c.party_name().unwrap().organisation(), "PartyA");
+        assert_eq!(c.role, RoleName::Regular);
+        assert_eq!(
+            c.root_cert_path(),
+            PathBuf::from("/var/lib/kakehashi/network/root.pem")
+        );
+        assert_eq!(c.failpoint, None);
+    }
+
+    #[test]
+    fn wrong_values_name_their_key() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("node.example.toml"),
+        )
+        .unwrap();
+        let p = Path::new("node.toml");
+        let cases = [
+            (
+                "name = \"O=PartyA, L=Tokyo, C=JP\"",
+                "name = \"PartyA\"",
+                "name",
+            ),
+            (
+                "database_url = \"sqlite:/var/lib/kakehashi/PartyA/node.db\"",
+                "database_url = \"mysql://x\"",
+                "database_url",
+            ),
+            ("role = \"regular\"", "role = \"validator\"", "role"),
+            (
+                "role = \"regular\"",
+                "role = \"regular\"\ncolour = 1",
+                "colour",
+            ),
+            (
+                "role = \"regular\"",
+                "role = \"regular\"\nfailpoint = \"explode\"",
+                "failpoint",
+            ),
+        ];
+        for (from, to, key) in cases {
+            assert!(text.contains(from), "{from}");
+            let err = NodeFileConfig::parse(&text.replace(from, to), p).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        let ok = text.replace(
+            "role = \"regular\"",
+            "role = \"regular\"\nfailpoint = \"crash-after-key-response\"",
+        );
+        assert_eq!(
+            NodeFileConfig::parse(&ok, p).unwrap().failpoint,
+            Some(FailpointName::CrashAfterKeyResponse)
+        );
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = example();
+        let text = toml::to_string_pretty(&c).unwrap();
+        assert_eq!(NodeFileConfig::parse(&text, Path::new("x")).unwrap(), c);
+    }
+}
