@@ -85,7 +85,7 @@ pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 key
             }
         };
-        let tls = ca.issue(&name.to_string())?;
+        let tls = ca.issue_node(&name)?;
         std::fs::write(dir.join("tls.pem"), &tls.cert_pem)?;
         write_secret(&dir.join("tls.key"), &tls.key_pem)?;
         parties.push(Party {

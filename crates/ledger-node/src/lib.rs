@@ -34,5 +34,5 @@ pub mod proto {
 pub use config::{ConfigError, FailpointName, NodeFileConfig, RoleName};
 pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
 pub use peer::{GrpcTransport, PeerDirectory, PeerEntry, PeerError, PeerServerHandle, serve_peer};
-pub use pki::{NetworkCa, PkiError, TlsIdentity};
+pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of};
 pub use rpc::{RpcClient, connect_rpc, serve_rpc};

@@ -69,6 +69,22 @@ impl Peer for PeerService {
             .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
         let env: Envelope = bcs::from_bytes(&request.into_inner().envelope)
             .map_err(|e| Status::invalid_argument(format!("malformed envelope: {e}")))?;
+        // The sender's legal name is the subject of its certificate (which chains to the
+        // network root: the TLS handshake checked that). It must be a node of the network and
+        // the envelope's sender ...
+        let name = crate::legal_name_of(&presented).map_err(|e| {
+            warn!(error = %e, "peer certificate without a legal name");
+            Status::permission_denied(format!("not a node certificate: {e}"))
+        })?;
+        if name != env.from {
+            warn!(from = %env.from, certificate = %name, "envelope sender is not the peer");
+            return Err(Status::permission_denied(format!(
+                "the certificate belongs to {name}, not to the envelope's sender {}",
+                env.from
+            )));
+        }
+        // ... and the certificate must be the one registered for that node (pinned), so a
+        // second certificate issued for the same name is refused too.
         let registered = self.directory.peers.get(&env.from).map(|p| &p.cert_der);
         if registered != Some(&presented) {
             warn!(from = %env.from, "envelope sender does not match the peer certificate");

@@ -1,15 +1,66 @@
 //! The network's certificate authority: one root that issues a certificate per node (its legal
-//! name in the subject, loopback names for the TLS handshake) and per RPC client.
+//! name as the certificate subject, loopback names for the TLS handshake) and per RPC client;
+//! and [`legal_name_of`], which reads a node's legal name back from its certificate.
 
+use kh_ledger::PartyName;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+use x509_cert::der::{Decode, Tag, Tagged};
 
-/// Certificate generation failed.
+/// Certificate generation or reading failed.
 #[derive(Debug, thiserror::Error)]
-#[error("certificate generation failed: {0}")]
-pub struct PkiError(#[from] rcgen::Error);
+pub enum PkiError {
+    /// rcgen refused to build a certificate.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// The bytes are not an X.509 certificate.
+    #[error("malformed certificate: {0}")]
+    Malformed(String),
+    /// The certificate subject is not a legal name (O, L, C and optionally OU, CN, once each).
+    #[error("the certificate subject is not a legal name: {0}")]
+    NoLegalName(String),
+}
+
+/// X.520 attribute types of a legal name, by OID, as [`PartyName`] spells them.
+const NAME_ATTRIBUTES: [(&str, &str); 5] = [
+    ("2.5.4.3", "CN"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.6", "C"),
+];
+
+/// The legal name in a certificate's subject (DER). Node certificates issued by
+/// [`NetworkCa::issue_node`] carry one; client certificates do not.
+pub fn legal_name_of(cert_der: &[u8]) -> Result<PartyName, PkiError> {
+    let cert = x509_cert::Certificate::from_der(cert_der)
+        .map_err(|e| PkiError::Malformed(e.to_string()))?;
+    let mut parts = vec![];
+    for rdn in cert.tbs_certificate.subject.0.iter() {
+        for atv in rdn.0.iter() {
+            let oid = atv.oid.to_string();
+            let key = NAME_ATTRIBUTES
+                .iter()
+                .find(|(o, _)| *o == oid)
+                .map(|(_, k)| *k)
+                .ok_or_else(|| PkiError::NoLegalName(format!("attribute {oid}")))?;
+            if !matches!(
+                atv.value.tag(),
+                Tag::Utf8String | Tag::PrintableString | Tag::Ia5String
+            ) {
+                return Err(PkiError::NoLegalName(format!("{key} is not a string")));
+            }
+            let value = std::str::from_utf8(atv.value.value())
+                .map_err(|_| PkiError::NoLegalName(format!("{key} is not UTF-8")))?;
+            parts.push(format!("{key}={value}"));
+        }
+    }
+    let text = parts.join(", ");
+    text.parse()
+        .map_err(|e: kh_ledger::ParseNameError| PkiError::NoLegalName(e.reason.to_string()))
+}
 
 /// A certificate (PEM) with its private key (PEM).
 #[derive(Clone)]
@@ -42,13 +93,12 @@ impl std::fmt::Debug for NetworkCa {
     }
 }
 
-fn names(common_name: &str) -> Result<CertificateParams, PkiError> {
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    Ok(params)
+/// Loopback names for the TLS handshake (nodes and clients run on loopback here).
+fn loopback() -> Result<CertificateParams, PkiError> {
+    Ok(CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ])?)
 }
 
 impl NetworkCa {
@@ -74,10 +124,38 @@ impl NetworkCa {
         self.cert.pem()
     }
 
-    /// Issues a certificate whose subject common name is `common_name` (a node's legal name,
-    /// or a client label), usable as both TLS server and client.
-    pub fn issue(&self, common_name: &str) -> Result<TlsIdentity, PkiError> {
-        let mut params = names(common_name)?;
+    /// Issues a node certificate: its subject is the node's legal name (each attribute of
+    /// `name` as its X.520 attribute), usable as TLS server and client.
+    pub fn issue_node(&self, name: &PartyName) -> Result<TlsIdentity, PkiError> {
+        let mut dn = DistinguishedName::new();
+        let text = name.to_string();
+        for part in text.split(", ") {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| PkiError::NoLegalName(text.clone()))?;
+            let ty = match key {
+                "CN" => DnType::CommonName,
+                "OU" => DnType::OrganizationalUnitName,
+                "O" => DnType::OrganizationName,
+                "L" => DnType::LocalityName,
+                "C" => DnType::CountryName,
+                _ => return Err(PkiError::NoLegalName(text.clone())),
+            };
+            dn.push(ty, value);
+        }
+        self.sign(dn)
+    }
+
+    /// Issues a client certificate whose subject common name is `label` (an RPC user).
+    pub fn issue(&self, label: &str) -> Result<TlsIdentity, PkiError> {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, label);
+        self.sign(dn)
+    }
+
+    fn sign(&self, subject: DistinguishedName) -> Result<TlsIdentity, PkiError> {
+        let mut params = loopback()?;
+        params.distinguished_name = subject;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -90,5 +168,37 @@ impl NetworkCa {
             cert_der: cert.der().to_vec(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_certificate_carries_its_legal_name() {
+        let ca = NetworkCa::generate("test").unwrap();
+        for text in [
+            "O=PartyB, L=Osaka, C=JP",
+            "CN=Ops, OU=Desk, O=Bank, L=Tokyo, C=JP",
+        ] {
+            let name: PartyName = text.parse().unwrap();
+            let cert = ca.issue_node(&name).unwrap();
+            assert_eq!(legal_name_of(&cert.cert_der).unwrap(), name);
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_or_garbage_has_no_legal_name() {
+        let ca = NetworkCa::generate("test").unwrap();
+        let client = ca.issue("kakehashi client").unwrap();
+        assert!(matches!(
+            legal_name_of(&client.cert_der),
+            Err(PkiError::NoLegalName(_))
+        ));
+        let mut bytes = ca.issue("x").unwrap().cert_der;
+        bytes.truncate(bytes.len() / 2);
+        assert!(matches!(legal_name_of(&bytes), Err(PkiError::Malformed(_))));
+        assert!(matches!(legal_name_of(&[]), Err(PkiError::Malformed(_))));
     }
 }

@@ -36,7 +36,7 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
         .collect();
     let identities: Vec<TlsIdentity> = keys
         .iter()
-        .map(|(n, _)| ca.issue(&n.to_string()).unwrap())
+        .map(|(n, _)| ca.issue_node(n).unwrap())
         .collect();
     let parties: Vec<Party> = keys
         .iter()
@@ -165,11 +165,24 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
         payload: vec![1, 2, 3],
     };
     assert!(rogue_transport.send(env.clone()).await.is_err());
-    // A real node (the bank) claiming to be PartyA is refused by the certificate pinning.
+    // A real node (the bank) claiming to be PartyA: its certificate names the bank.
     let bank_as_a = GrpcTransport::new(directory.clone(), &identities[1], &root);
     assert!(matches!(
-        bank_as_a.send(env).await,
-        Err(TransportError::Refused { .. })
+        bank_as_a.send(env.clone()).await,
+        Err(TransportError::Refused { reason, .. }) if reason.contains("O=Bank")
+    ));
+    // A second certificate for PartyA from the network root is not the pinned one.
+    let reissued = ca.issue_node(a.name()).unwrap();
+    let second_a = GrpcTransport::new(directory.clone(), &reissued, &root);
+    assert!(matches!(
+        second_a.send(env.clone()).await,
+        Err(TransportError::Refused { reason, .. }) if reason.contains("registered")
+    ));
+    // A client certificate from the network root carries no legal name.
+    let client = GrpcTransport::new(directory.clone(), &ca.issue("client").unwrap(), &root);
+    assert!(matches!(
+        client.send(env).await,
+        Err(TransportError::Refused { reason, .. }) if reason.contains("not a node certificate")
     ));
     // Garbage from PartyA's own identity is refused as malformed.
     let a_transport = GrpcTransport::new(directory.clone(), &identities[2], &root);
