@@ -11,6 +11,20 @@
 //!
 //! Does not own: what the messages mean (`kh-ledger` flows), the node process (`kakehashi`).
 //!
+//! ## Identities
+//! Every node and client presents a certificate issued by the network root, and every server
+//! requires one (a client without it fails the TLS handshake). A node certificate's subject is
+//! the node's legal name; the P2P receiver reads it ([`legal_name_of`]), requires it to equal
+//! the envelope's sender, and requires the certificate to be the one pinned for that node in
+//! the network directory.
+//!
+//! ## Network directory
+//! Written by `kakehashi devnet ledger [--init-only]`, read by nodes and clients:
+//! `network.json` ([`NetworkDirectory`]: the network parameters, and per node its P2P and RPC
+//! addresses and pinned certificate), `root.pem`, `client.pem` + `client.key` (an RPC client
+//! identity), and `nodes/<Org>/` with `node.toml`, `identity.key`, `tls.pem`, `tls.key` for
+//! each node. Private keys are 0600 files; `node.toml` names them by path.
+//!
 //! ## Feature Flags
 //! None.
 
