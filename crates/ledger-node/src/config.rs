@@ -66,30 +66,30 @@ impl std::str::FromStr for FailpointName {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeFileConfig {
-    /// [Required] Legal name, e.g. `O=PartyA, L=Tokyo, C=JP`; must be in the network parameters.
+    /// \[Required\] Legal name, e.g. `O=PartyA, L=Tokyo, C=JP`; must be in the network parameters.
     pub name: String,
-    /// [Required] `regular` or `notary`.
+    /// \[Required\] `regular` or `notary`.
     pub role: RoleName,
-    /// [Required] `sqlite:PATH` or `postgres://user@host/db`.
+    /// \[Required\] `sqlite:PATH` or `postgres://user@host/db`.
     pub database_url: String,
-    /// [Required] Hex Ed25519 identity secret (a 0600 file).
+    /// \[Required\] Hex Ed25519 identity secret (a 0600 file).
     pub identity_key: PathBuf,
-    /// [Required] The node's TLS certificate (PEM), issued by the network root.
+    /// \[Required\] The node's TLS certificate (PEM), issued by the network root.
     pub tls_cert: PathBuf,
-    /// [Required] The node's TLS private key (PEM, a 0600 file).
+    /// \[Required\] The node's TLS private key (PEM, a 0600 file).
     pub tls_key: PathBuf,
-    /// [Required] The network directory (`network.json`, `root.pem`).
+    /// \[Required\] The network directory (`network.json`, `root.pem`).
     pub network_dir: PathBuf,
-    /// [Default: `network_dir/root.pem`] The network root certificate peers and clients chain to.
+    /// \[Default: `network_dir/root.pem`\] The network root certificate peers and clients chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_cert: Option<PathBuf>,
-    /// [Default: this node's `rpc` address in `network.json`] Client RPC listen address.
+    /// \[Default: this node's `rpc` address in `network.json`\] Client RPC listen address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_listen: Option<SocketAddr>,
-    /// [Default: this node's `p2p` address in `network.json`] Node-to-node listen address.
+    /// \[Default: this node's `p2p` address in `network.json`\] Node-to-node listen address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p2p_listen: Option<SocketAddr>,
-    /// [Default: none] Tests only: stop the flow engine at this point (see [`FailpointName`]).
+    /// \[Default: none\] Tests only: stop the flow engine at this point (see [`FailpointName`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failpoint: Option<FailpointName>,
 }
