@@ -132,7 +132,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn bench(args: &Args, dir: &std::path::Path) -> anyhow::Result<Report> {
     let mut nodes = vec![];
-    for file in crate::devnet_ledger::init(dir)? {
+    for file in crate::devnet_ledger::init(dir, false)? {
         nodes.push(crate::devnet_ledger::start_node(&file, None).await?);
     }
     let (directory, root, client) = NetworkDirectory::read(dir)?;
@@ -209,6 +209,7 @@ async fn bench(args: &Args, dir: &std::path::Path) -> anyhow::Result<Report> {
                     from_account: alice.clone(),
                     to_node: "PartyB".into(),
                     to_account: bob.clone(),
+                    validator: String::new(),
                 });
                 match run_flow(&mut rpc, flow).await {
                     Ok(_) => latencies.push(t.elapsed()),

@@ -24,7 +24,7 @@ const NODES: [(&str, NodeRole); 5] = [
     ("O=Bank, L=Tokyo, C=JP", NodeRole::Regular),
     ("O=PartyA, L=Tokyo, C=JP", NodeRole::Regular),
     ("O=PartyB, L=Osaka, C=JP", NodeRole::Regular),
-    ("O=Validator, L=Tokyo, C=JP", NodeRole::Regular),
+    ("O=Validator, L=Tokyo, C=JP", NodeRole::Validator),
 ];
 
 /// Arguments of `devnet ledger`.
@@ -36,6 +36,10 @@ pub(crate) struct Args {
     /// Only write the network directory and node configs, then exit.
     #[arg(long)]
     init_only: bool,
+    /// Make the notary validating (it runs the contracts over whole transactions) instead of
+    /// non-validating (uniqueness over a filtered view). Written into the network parameters.
+    #[arg(long)]
+    validating_notary: bool,
 }
 
 /// A free loopback port below Linux's ephemeral range (32768+), so that the outgoing
@@ -59,7 +63,7 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 /// Writes the network directory and one node.toml per node (keeps existing keys).
-pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let data = data.canonicalize()?;
     let ca = NetworkCa::generate("kakehashi devnet")?;
@@ -102,10 +106,10 @@ pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
         );
         let file = NodeFileConfig {
             name: name.to_string(),
-            role: if role == NodeRole::Notary {
-                RoleName::Notary
-            } else {
-                RoleName::Regular
+            role: match role {
+                NodeRole::Notary => RoleName::Notary,
+                NodeRole::Validator => RoleName::Validator,
+                NodeRole::Regular => RoleName::Regular,
             },
             database_url: format!("sqlite:{}", dir.join("node.db").display()),
             identity_key: key_path,
@@ -125,6 +129,12 @@ pub(crate) fn init(data: &Path) -> anyhow::Result<Vec<PathBuf>> {
         notary: parties[0].clone(),
         nodes: parties,
         max_transaction_size: kh_ledger::DEFAULT_MAX_TRANSACTION_SIZE,
+        notary_validating: validating_notary,
+        validators: NODES
+            .iter()
+            .filter(|(_, role)| *role == NodeRole::Validator)
+            .map(|(name, _)| name.parse())
+            .collect::<Result<_, _>>()?,
     };
     NetworkDirectory {
         network,
@@ -239,7 +249,7 @@ fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 
 /// Runs `devnet ledger`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let files = init(&args.data)?;
+    let files = init(&args.data, args.validating_notary)?;
     if args.init_only {
         println!("network directory: {}", args.data.display());
         for f in &files {

@@ -71,6 +71,9 @@ enum Command {
         /// Receiving account as NODE/ACCOUNT_ID.
         #[arg(long)]
         to: String,
+        /// A Validator node (third party) that must check and co-sign the payment.
+        #[arg(long)]
+        validator: Option<String>,
     },
     /// Redeem stablecoin held by an account (its issuer co-signs).
     Redeem {
@@ -99,6 +102,8 @@ enum Command {
     /// Transactions.
     #[command(subcommand)]
     Tx(TxCommand),
+    /// The transactions this node co-signed as a Validator.
+    Validations,
     /// Follow flows started with --no-wait.
     #[command(subcommand)]
     Flow(FlowCommand),
@@ -242,13 +247,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             });
             flow_result(&mut rpc, flow, args.no_wait).await?
         }
-        Command::Pay { amount, from, to } => {
+        Command::Pay {
+            amount,
+            from,
+            to,
+            validator,
+        } => {
             let (to_node, to_account) = split_target(&to)?;
             let flow = proto::run_flow_request::Flow::Pay(proto::Pay {
                 amount,
                 from_account: from,
                 to_node,
                 to_account,
+                validator: validator.unwrap_or_default(),
             });
             flow_result(&mut rpc, flow, args.no_wait).await?
         }
@@ -287,6 +298,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 bail!("node {node} does not have transaction {tx_id}");
             }
             json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers})
+        }
+        Command::Validations => {
+            let list = rpc
+                .list_validations(proto::ListValidationsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if !args.json {
+                for v in &list.validations {
+                    println!("{} {} {}", v.tx_id, v.validated_ms, v.requester);
+                }
+                return Ok(());
+            }
+            json!({"validations": list.validations.iter().map(|v| json!({"tx_id": v.tx_id, "requester": v.requester, "validated_ms": v.validated_ms})).collect::<Vec<_>>()})
         }
         Command::Flow(FlowCommand::Status { flow_id }) => {
             let r = rpc

@@ -38,8 +38,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map_or_else(|| PathBuf::from("kakehashi-ledger"), |d| d.join("ledger"));
     let mut ledger = vec![];
-    for file in
-        crate::devnet_ledger::init(&ledger_dir).context("writing the ledger network directory")?
+    for file in crate::devnet_ledger::init(&ledger_dir, false)
+        .context("writing the ledger network directory")?
     {
         ledger.push(crate::devnet_ledger::start_node(&file, None).await?);
     }

@@ -86,11 +86,13 @@ fn wait_balance(dir: &Path, node: &str, account: &str, want: u64) {
 fn issue_pay_and_privacy_through_the_cli() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let _devnet = KillOnDrop(
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("devnet.log");
+    let mut devnet = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
             .args(["devnet", "ledger", "--data", dir.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -100,9 +102,17 @@ fn issue_pay_and_privacy_through_the_cli() {
         while !dir.join("client.key").exists()
             || !kakehashi(dir, node, &["accounts", "list"]).status.success()
         {
+            if let Ok(Some(status)) = devnet.0.try_wait() {
+                panic!(
+                    "the ledger devnet exited ({status}):\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
-                "the ledger devnet did not come up"
+                "the ledger devnet did not come up; {node}: {}\ndevnet log:\n{}",
+                String::from_utf8_lossy(&kakehashi(dir, node, &["accounts", "list"]).stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -293,6 +303,73 @@ fn issue_pay_and_privacy_through_the_cli() {
         95,
         "value is conserved (100 issued, 5 redeemed)"
     );
+
+    // A payment the Validator must check and co-sign: it carries the Validator's signature,
+    // the Validator keeps a copy and a record of it; a node that is not a Validator of the
+    // network cannot be named as one.
+    let (a_before, b_before) = (balance(dir, "PartyA", &alice), balance(dir, "PartyB", &bob));
+    let validated = json(&kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "3",
+            "--from",
+            &alice,
+            "--to",
+            &format!("PartyB/{bob}"),
+            "--validator",
+            "Validator",
+            "--json",
+        ],
+    ));
+    let vtx = validated["tx_id"].as_str().unwrap().to_string();
+    wait_balance(dir, "PartyB", &bob, b_before + 3);
+    assert_eq!(balance(dir, "PartyA", &alice), a_before - 3);
+    let shown = json(&kakehashi(dir, "PartyB", &["tx", "show", &vtx, "--json"]));
+    assert_eq!(
+        shown["signers"].as_array().unwrap().len(),
+        3,
+        "payer, Validator and notary signed: {shown}"
+    );
+    json(&kakehashi(
+        dir,
+        "Validator",
+        &["tx", "show", &vtx, "--json"],
+    ));
+    let records = json(&kakehashi(dir, "Validator", &["validations", "--json"]));
+    let records = records["validations"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["tx_id"], vtx.as_str());
+    assert!(
+        records[0]["requester"]
+            .as_str()
+            .unwrap()
+            .contains("O=PartyA")
+    );
+    let refused = kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "1",
+            "--from",
+            &alice,
+            "--to",
+            &format!("PartyB/{bob}"),
+            "--validator",
+            "Bank",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("not a Validator"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(balance(dir, "PartyA", &alice), a_before - 3);
 
     // Bad input: unknown account, malformed target, unknown node.
     let out = kakehashi(

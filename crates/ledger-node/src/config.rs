@@ -15,6 +15,8 @@ pub enum RoleName {
     Regular,
     /// The network's notary (`notary`).
     Notary,
+    /// A third-party Validator that co-signs transactions it is asked to (`validator`).
+    Validator,
 }
 
 impl From<RoleName> for NodeRole {
@@ -22,6 +24,7 @@ impl From<RoleName> for NodeRole {
         match r {
             RoleName::Regular => NodeRole::Regular,
             RoleName::Notary => NodeRole::Notary,
+            RoleName::Validator => NodeRole::Validator,
         }
     }
 }
@@ -243,7 +246,7 @@ mod tests {
                 "database_url = \"mysql://x\"",
                 "database_url",
             ),
-            ("role = \"regular\"", "role = \"validator\"", "role"),
+            ("role = \"regular\"", "role = \"auditor\"", "role"),
             (
                 "role = \"regular\"",
                 "role = \"regular\"\ncolour = 1",

@@ -62,6 +62,11 @@ impl RpcService {
                 from: uuid("from_account", &p.from_account)?,
                 to_node: self.node_name(&p.to_node)?,
                 to_account: uuid("to_account", &p.to_account)?,
+                validator: if p.validator.is_empty() {
+                    None
+                } else {
+                    Some(self.node_name(&p.validator)?)
+                },
             },
             Flow::Redeem(r) => FlowRequest::Redeem {
                 account: uuid("account", &r.account)?,
@@ -344,6 +349,23 @@ impl NodeRpc for RpcService {
                 outputs: stx.tx.outputs.len() as u32,
                 signers: stx.sigs.iter().map(|s| s.by.to_string()).collect(),
             },
+        }))
+    }
+
+    async fn list_validations(
+        &self,
+        _request: Request<proto::ListValidationsRequest>,
+    ) -> Result<Response<proto::ListValidationsResponse>, Status> {
+        let validations = self.node.validations().await.map_err(flow_error)?;
+        Ok(Response::new(proto::ListValidationsResponse {
+            validations: validations
+                .into_iter()
+                .map(|v| proto::Validation {
+                    tx_id: v.tx_id.to_string(),
+                    requester: v.requester.to_string(),
+                    validated_ms: v.validated_ms,
+                })
+                .collect(),
         }))
     }
 }

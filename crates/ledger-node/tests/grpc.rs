@@ -49,6 +49,8 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
         notary: parties[0].clone(),
         nodes: parties,
         max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+        notary_validating: false,
+        validators: vec![],
     };
 
     // Pick free loopback ports (released here, bound again by the servers below).
@@ -133,6 +135,7 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
             from: alice.id,
             to_node: b.name().clone(),
             to_account: bob.id,
+            validator: None,
         })
         .await
         .unwrap();

@@ -40,6 +40,8 @@ async fn network(tag: &str) -> Vec<Node> {
         notary: parties[0].clone(),
         nodes: parties,
         max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+        notary_validating: false,
+        validators: vec![],
     };
     let transport = InMemoryNetwork::new();
     let mut nodes = vec![];
@@ -117,6 +119,7 @@ async fn run(parts: u32) -> serde_json::Value {
                             from,
                             to_node: to_node.clone(),
                             to_account: to,
+                            validator: None,
                         })
                         .await
                         .unwrap();

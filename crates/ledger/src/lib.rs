@@ -11,8 +11,13 @@
 //! Seams: [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and
 //! [`Store`].
 //!
-//! Does not own (yet, see issue 3): the gRPC/mTLS transport, node RPC and the node process,
-//! the Validator co-signing role, the IBC host on the ledger (`kh-ibc-ledger`).
+//! Flows resolve inputs from their backchain: whoever receives a transaction to co-sign or to
+//! record also gets the transactions that produced its inputs, checks that they are completely
+//! signed and runs the contracts. A node with the Validator role (R4) co-signs transactions that
+//! name it as a signer once those checks pass, and keeps a record of what it signed.
+//!
+//! Does not own: the gRPC/mTLS transport, node RPC and the node process (`kh-ledger-node`),
+//! the IBC host on the ledger.
 //!
 //! ## Feature Flags
 //! None.
@@ -34,6 +39,7 @@ pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{
     Failpoint, FlowRequest, FlowStatus, NetworkParameters, Node, NodeConfig, NodeError, NodeRole,
+    Validation,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
 pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split, pay_local};

@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS flows (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, to_node TEXT NOT NULL, body TEXT NOT NULL, created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, received_ms BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS validations (tx_id TEXT PRIMARY KEY, requester TEXT NOT NULL, validated_ms BIGINT NOT NULL)",
 ];
 
 /// The network's members and rules, shared by every node.
@@ -41,6 +42,13 @@ const MIGRATIONS: &[&str] = &[
 pub struct NetworkParameters {
     /// The notary.
     pub notary: Party,
+    /// Whether the notary is validating: it is sent whole transactions with their resolved
+    /// inputs and runs the contracts, instead of a filtered view (uniqueness only).
+    #[serde(default)]
+    pub notary_validating: bool,
+    /// The third-party Validator nodes (R4) that co-sign transactions they are asked to.
+    #[serde(default)]
+    pub validators: Vec<PartyName>,
     /// Every node (the notary included).
     pub nodes: Vec<Party>,
     /// Transaction size limit in bytes.
@@ -61,6 +69,19 @@ pub enum NodeRole {
     Regular,
     /// The network's notary.
     Notary,
+    /// A third-party Validator (R4): checks and co-signs transactions between other nodes.
+    Validator,
+}
+
+/// A transaction a Validator node co-signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    /// The transaction.
+    pub tx_id: TxId,
+    /// The node that asked.
+    pub requester: PartyName,
+    /// When (Unix milliseconds).
+    pub validated_ms: i64,
 }
 
 /// A point where a flow engine can be made to stop, for cold-standby tests.
@@ -114,6 +135,9 @@ pub enum FlowRequest {
         to_node: PartyName,
         /// Receiving account.
         to_account: Uuid,
+        /// A Validator of the network that must co-sign the payment (a third party: neither
+        /// the payer's nor the payee's node).
+        validator: Option<PartyName>,
     },
     /// Redeem (destroy) stablecoin held by an account; its issuer co-signs.
     Redeem {
@@ -180,12 +204,14 @@ enum FlowState {
     AwaitingNotary {
         stx: SignedTransaction,
         lock: Uuid,
-        payee_node: PartyName,
+        /// Nodes the finalised transaction goes to.
+        notify: Vec<PartyName>,
     },
-    AwaitingIssuer {
+    AwaitingCosigner {
         stx: SignedTransaction,
         lock: Uuid,
-        issuer: PartyName,
+        cosigner: PartyName,
+        notify: Vec<PartyName>,
     },
     Completed {
         tx_id: TxId,
@@ -201,8 +227,8 @@ impl FlowState {
             Self::AwaitingPayeeKey { .. } => FlowStatus::Running {
                 step: "awaiting payee key".into(),
             },
-            Self::AwaitingIssuer { .. } => FlowStatus::Running {
-                step: "awaiting issuer signature".into(),
+            Self::AwaitingCosigner { cosigner, .. } => FlowStatus::Running {
+                step: format!("awaiting the signature of {cosigner}"),
             },
             Self::AwaitingNotary { .. } => FlowStatus::Running {
                 step: "awaiting notary".into(),
@@ -235,13 +261,17 @@ enum Message {
         flow: Uuid,
         result: Result<TransactionSignature, String>,
     },
+    /// A finalised transaction with the transactions that produced its inputs and references.
     Finalised {
         tx: SignedTransaction,
+        backchain: Vec<SignedTransaction>,
     },
+    /// Asks for a co-signature; `backchain` holds the transactions that produced the inputs
+    /// and references.
     SignRequest {
         flow: Uuid,
         tx: SignedTransaction,
-        resolved: Vec<StateAndRef>,
+        backchain: Vec<SignedTransaction>,
     },
     SignResponse {
         flow: Uuid,
@@ -271,7 +301,9 @@ pub enum NodeError {
 
 struct Inner {
     name: PartyName,
+    role: NodeRole,
     key: KeyPair,
+    registry: ContractRegistry,
     network: NetworkParameters,
     store: Store,
     vault: Vault,
@@ -343,17 +375,28 @@ impl Node {
                 .map_err(db("migrating the node"))?;
         }
         let vault = Vault::open(store.clone()).await?;
+        let mut registry = ContractRegistry::default();
+        registry.install(Arc::new(StablecoinContract));
         let notary = (config.role == NodeRole::Notary).then(|| {
             let cfg = NotaryConfig {
                 max_transaction_size: config.network.max_transaction_size,
                 ..NotaryConfig::default()
             };
-            Notary::start(me.clone(), config.key.clone(), store.clone(), None, cfg)
+            let validating = config.network.notary_validating.then(|| registry.clone());
+            Notary::start(
+                me.clone(),
+                config.key.clone(),
+                store.clone(),
+                validating,
+                cfg,
+            )
         });
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             name: config.name.clone(),
+            role: config.role,
             key: config.key,
+            registry,
             network: config.network,
             store,
             vault,
@@ -449,6 +492,35 @@ impl Node {
                 .await?;
         }
         Ok(flow)
+    }
+
+    /// The transactions this node co-signed as a Validator, oldest first.
+    pub async fn validations(&self) -> Result<Vec<Validation>, NodeError> {
+        let rows = sqlx::query(
+            "SELECT tx_id, requester, validated_ms FROM validations ORDER BY validated_ms, tx_id",
+        )
+        .fetch_all(self.inner.store.pool())
+        .await
+        .map_err(db("reading validations"))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            table: "validations",
+            reason,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let tx: String = r.try_get(0).map_err(db("reading validations"))?;
+            let requester: String = r.try_get(1).map_err(db("reading validations"))?;
+            out.push(Validation {
+                tx_id: tx
+                    .parse()
+                    .map_err(|e: crate::ParseHashError| corrupt(e.to_string()))?,
+                requester: requester
+                    .parse()
+                    .map_err(|e: crate::ParseNameError| corrupt(e.to_string()))?,
+                validated_ms: r.try_get(2).map_err(db("reading validations"))?,
+            });
+        }
+        Ok(out)
     }
 
     /// A flow's status.
@@ -684,7 +756,7 @@ impl Inner {
                         signature: self.key.sign(&id.0),
                     }],
                 };
-                self.finalise(flow, stx, to_node).await
+                self.finalise(flow, stx, vec![to_node]).await
             }
             FlowRequest::Redeem { account, amount } => {
                 self.start_redeem(flow, account, amount).await
@@ -699,7 +771,7 @@ impl Inner {
                 };
                 match build_split(&inputs, key.public(), parts, &notary) {
                     Ok(tx) => {
-                        self.request_notarisation(flow, tx, &key, lock, self.name.clone())
+                        self.request_notarisation(flow, tx, &key, lock, vec![])
                             .await
                     }
                     Err(e) => {
@@ -715,8 +787,20 @@ impl Inner {
                 amount,
                 from,
                 to_node,
+                validator,
                 ..
             } => {
+                let validator = match validator {
+                    None => None,
+                    Some(v) => match self.validator_key(&v, &to_node) {
+                        Ok(key) => Some((v, key)),
+                        Err(reason) => {
+                            return Ok(self
+                                .checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                                .await?);
+                        }
+                    },
+                };
                 let key = self.vault.account_key(from).await?;
                 let Some((inputs, lock)) = self.lock_coins(flow, &key.public(), amount).await?
                 else {
@@ -743,10 +827,141 @@ impl Inner {
                             .await?);
                     }
                 };
-                self.request_notarisation(flow, tx, &key, lock, to_node)
+                let Some((validator, validator_key)) = validator else {
+                    return self
+                        .request_notarisation(flow, tx, &key, lock, vec![to_node])
+                        .await;
+                };
+                let mut tx = tx;
+                for c in &mut tx.commands {
+                    c.signers.push(validator_key);
+                }
+                let stx = sign_as(tx, &key);
+                self.ask_cosigner(flow, stx, lock, validator.clone(), vec![to_node, validator])
                     .await
             }
         }
+    }
+
+    /// The key of `validator` when it is one of the network's Validators and a third party
+    /// to a payment from this node to `payee_node`.
+    fn validator_key(
+        &self,
+        validator: &PartyName,
+        payee_node: &PartyName,
+    ) -> Result<PublicKey, String> {
+        if !self.network.validators.contains(validator) {
+            return Err(format!("{validator} is not a Validator of this network"));
+        }
+        if validator == &self.name || validator == payee_node {
+            return Err(format!(
+                "{validator} takes part in the payment; a Validator must be a third party"
+            ));
+        }
+        self.network
+            .node(validator)
+            .map(|p| p.owning_key)
+            .ok_or_else(|| format!("{validator} is not in the network parameters"))
+    }
+
+    /// The transactions that produced `stx`'s inputs and references, from this node's store.
+    async fn backchain(
+        &self,
+        stx: &SignedTransaction,
+    ) -> Result<Result<Vec<SignedTransaction>, String>, StoreError> {
+        let ids: BTreeSet<TxId> = stx
+            .tx
+            .inputs
+            .iter()
+            .chain(&stx.tx.references)
+            .map(|r| r.tx_id)
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.vault.transaction(&id).await? {
+                Some(dep) => out.push(dep),
+                None => {
+                    return Ok(Err(format!(
+                        "transaction {id}, which produced an input, is not in this node's store"
+                    )));
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    /// Resolves `stx`'s inputs and references from `backchain`, each of whose transactions must
+    /// be completely signed (notary included when it consumed states), and runs the contracts.
+    fn verify_with_backchain(
+        &self,
+        stx: &SignedTransaction,
+        backchain: &[SignedTransaction],
+    ) -> Result<LedgerTransaction, String> {
+        let max = self.network.max_transaction_size;
+        let mut deps = std::collections::HashMap::with_capacity(backchain.len());
+        for dep in backchain {
+            dep.verify(max, &[])
+                .map_err(|e| format!("input transaction {}: {e}", dep.id()))?;
+            deps.insert(dep.id(), dep);
+        }
+        let ltx = LedgerTransaction::resolve(stx, |r| {
+            deps.get(&r.tx_id)
+                .and_then(|dep| dep.tx.outputs.get(r.index as usize).cloned())
+        })
+        .map_err(|e| e.to_string())?;
+        self.registry.verify(&ltx).map_err(|e| e.to_string())?;
+        let states = ltx
+            .inputs
+            .iter()
+            .chain(&ltx.references)
+            .map(|s| &s.state)
+            .chain(&ltx.outputs);
+        for state in states.filter(|s| s.contract == stablecoin_id()) {
+            let coin: StablecoinState = state.decode().map_err(|e| e.to_string())?;
+            if self.network.node(&coin.issuer).map(|p| p.owning_key) != Some(coin.issuer_key) {
+                return Err(format!(
+                    "coins issued by {} with key {}, which is not that node of the network",
+                    coin.issuer, coin.issuer_key
+                ));
+            }
+        }
+        Ok(ltx)
+    }
+
+    /// Sends `stx` (signed by this node) with its backchain to `cosigner` and checkpoints the
+    /// flow as waiting for the co-signature.
+    async fn ask_cosigner(
+        &self,
+        flow: Uuid,
+        stx: SignedTransaction,
+        lock: Uuid,
+        cosigner: PartyName,
+        notify: Vec<PartyName>,
+    ) -> Result<(), NodeError> {
+        let backchain = match self.backchain(&stx).await? {
+            Ok(b) => b,
+            Err(reason) => {
+                self.vault.release(lock).await?;
+                return Ok(self
+                    .checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                    .await?);
+            }
+        };
+        let out = vec![(
+            cosigner.clone(),
+            Message::SignRequest {
+                flow,
+                tx: stx.clone(),
+                backchain,
+            },
+        )];
+        let state = FlowState::AwaitingCosigner {
+            stx,
+            lock,
+            cosigner,
+            notify,
+        };
+        Ok(self.checkpoint(flow, &state, out).await?)
     }
 
     /// Signs `tx` with the owner's key and checkpoints the flow with its notarisation request.
@@ -756,18 +971,10 @@ impl Inner {
         tx: WireTransaction,
         key: &KeyPair,
         lock: Uuid,
-        payee_node: PartyName,
+        notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
-        let id = tx.id();
-        let sig = TransactionSignature {
-            by: key.public(),
-            signature: key.sign(&id.0),
-        };
-        let stx = SignedTransaction {
-            tx,
-            sigs: vec![sig],
-        };
-        self.notarise_signed(flow, stx, lock, payee_node).await
+        self.notarise_signed(flow, sign_as(tx, key), lock, notify)
+            .await
     }
 
     /// Checkpoints the flow with the notarisation request of an already signed transaction.
@@ -776,14 +983,29 @@ impl Inner {
         flow: Uuid,
         stx: SignedTransaction,
         lock: Uuid,
-        payee_node: PartyName,
+        notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
-        let request = NotarisationRequest::NonValidating(stx.tx.notary_view());
-        let state = FlowState::AwaitingNotary {
-            stx,
-            lock,
-            payee_node,
+        let request = if self.network.notary_validating {
+            let resolved = match self.backchain(&stx).await? {
+                Ok(backchain) => self.verify_with_backchain(&stx, &backchain),
+                Err(reason) => Err(reason),
+            };
+            match resolved {
+                Ok(ltx) => NotarisationRequest::Validating {
+                    tx: Box::new(stx.clone()),
+                    resolved: ltx.inputs.into_iter().chain(ltx.references).collect(),
+                },
+                Err(reason) => {
+                    self.vault.release(lock).await?;
+                    return Ok(self
+                        .checkpoint(flow, &FlowState::Failed { reason }, vec![])
+                        .await?);
+                }
+            }
+        } else {
+            NotarisationRequest::NonValidating(stx.tx.notary_view())
         };
+        let state = FlowState::AwaitingNotary { stx, lock, notify };
         let notary = self.network.notary.name.clone();
         let out = vec![(notary, Message::NotariseRequest { flow, request })];
         Ok(self.checkpoint(flow, &state, out).await?)
@@ -878,95 +1100,101 @@ impl Inner {
             time_window: None,
             privacy_salt: rand::random(),
         };
-        let id = tx.id();
-        let stx = SignedTransaction {
-            tx,
-            sigs: vec![TransactionSignature {
-                by: key.public(),
-                signature: key.sign(&id.0),
-            }],
-        };
+        let stx = sign_as(tx, &key);
         let issuer = first.issuer.clone();
-        let out = vec![(
-            issuer.clone(),
-            Message::SignRequest {
-                flow,
-                tx: stx.clone(),
-                resolved: inputs,
-            },
-        )];
-        Ok(self
-            .checkpoint(flow, &FlowState::AwaitingIssuer { stx, lock, issuer }, out)
-            .await?)
+        self.ask_cosigner(flow, stx, lock, issuer.clone(), vec![issuer])
+            .await
     }
 
-    /// Decides whether this node co-signs `stx`: only redemptions of coins it issued, whose
-    /// contract rules hold over the given input states and whose other signatures verify.
+    /// Decides whether this node co-signs `stx`. Either way the transaction must be signed by
+    /// everyone but this node and the notary, its inputs must come from completely signed
+    /// transactions in `backchain`, and its contracts must hold. A Validator then co-signs any
+    /// such transaction that names it as a signer (and keeps a record of it); any other node
+    /// co-signs only redemptions of coins it issued.
     fn cosign(
         &self,
         stx: &SignedTransaction,
-        resolved: &[StateAndRef],
+        backchain: &[SignedTransaction],
     ) -> Result<TransactionSignature, String> {
         let me = self.key.public();
         if !stx.tx.required_signers().contains(&me) {
             return Err("this node is not a required signer".into());
         }
-        let redeem_only = stx.tx.commands.iter().all(|c| {
-            c.contract == stablecoin_id()
-                && matches!(
-                    bcs::from_bytes::<StablecoinCommand>(&c.data),
-                    Ok(StablecoinCommand::Redeem { .. })
-                )
-        });
-        if !redeem_only {
-            return Err("this node only co-signs redemptions".into());
-        }
-        let ltx = LedgerTransaction::resolve(stx, |r| {
-            resolved
-                .iter()
-                .find(|s| &s.reference == r)
-                .map(|s| s.state.clone())
-        })
-        .map_err(|e| e.to_string())?;
-        for input in &ltx.inputs {
-            let coin: StablecoinState = input.state.decode().map_err(|e| e.to_string())?;
-            if coin.issuer_key != me {
-                return Err(format!(
-                    "input {} was not issued by this node",
-                    input.reference
-                ));
-            }
-        }
-        let mut registry = ContractRegistry::default();
-        registry.install(Arc::new(StablecoinContract));
-        registry.verify(&ltx).map_err(|e| e.to_string())?;
         stx.verify(
             self.network.max_transaction_size,
             &[me, self.network.notary.owning_key],
         )
         .map_err(|e| e.to_string())?;
-        let id = stx.id();
+        let ltx = self.verify_with_backchain(stx, backchain)?;
+        if self.role != NodeRole::Validator {
+            let redeem_only = stx.tx.commands.iter().all(|c| {
+                c.contract == stablecoin_id()
+                    && matches!(
+                        bcs::from_bytes::<StablecoinCommand>(&c.data),
+                        Ok(StablecoinCommand::Redeem { .. })
+                    )
+            });
+            if !redeem_only {
+                return Err("this node only co-signs redemptions".into());
+            }
+            for input in &ltx.inputs {
+                let coin: StablecoinState = input.state.decode().map_err(|e| e.to_string())?;
+                if coin.issuer_key != me {
+                    return Err(format!(
+                        "input {} was not issued by this node",
+                        input.reference
+                    ));
+                }
+            }
+        }
         Ok(TransactionSignature {
             by: me,
-            signature: self.key.sign(&id.0),
+            signature: self.key.sign(&stx.id().0),
         })
     }
 
-    /// Records a complete transaction, sends it to the payee's node, and completes the flow.
+    /// Keeps the Validator's record of a co-signed transaction.
+    async fn record_validation(&self, tx: &TxId, requester: &PartyName) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO validations (tx_id, requester, validated_ms) VALUES ($1, $2, $3) ON CONFLICT (tx_id) DO NOTHING",
+        )
+        .bind(tx.to_string())
+        .bind(requester.to_string())
+        .bind(now_ms())
+        .execute(self.store.pool())
+        .await
+        .map_err(db("recording a validation"))?;
+        Ok(())
+    }
+
+    /// Records a complete transaction, sends it (with its backchain) to `notify`, and
+    /// completes the flow.
     async fn finalise(
         &self,
         flow: Uuid,
         stx: SignedTransaction,
-        payee_node: PartyName,
+        notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
         self.vault
             .record(&stx, &self.relevant_keys().await?)
             .await?;
-        let out = if payee_node == self.name {
+        let notify: BTreeSet<PartyName> = notify.into_iter().filter(|n| n != &self.name).collect();
+        let backchain = if notify.is_empty() {
             vec![]
         } else {
-            vec![(payee_node, Message::Finalised { tx: stx.clone() })]
+            // The inputs were resolved from this store when the flow began.
+            self.backchain(&stx).await?.unwrap_or_default()
         };
+        let out = notify
+            .into_iter()
+            .map(|n| {
+                let msg = Message::Finalised {
+                    tx: stx.clone(),
+                    backchain: backchain.clone(),
+                };
+                (n, msg)
+            })
+            .collect();
         self.checkpoint(flow, &FlowState::Completed { tx_id: stx.id() }, out)
             .await?;
         info!(flow = %flow, tx = %stx.id(), "flow completed");
@@ -1006,7 +1234,7 @@ impl Inner {
                 if let Some(FlowState::AwaitingNotary {
                     mut stx,
                     lock,
-                    payee_node,
+                    notify,
                 }) = self.load_flow(flow).await?
                 {
                     match result {
@@ -1015,7 +1243,7 @@ impl Inner {
                                 && sig.by == self.network.notary.owning_key =>
                         {
                             stx.sigs.push(sig);
-                            self.finalise(flow, stx, payee_node).await?;
+                            self.finalise(flow, stx, notify).await?;
                         }
                         Ok(_) => {
                             self.vault.release(lock).await?;
@@ -1042,32 +1270,46 @@ impl Inner {
                     }
                 }
             }
-            Message::SignRequest { flow, tx, resolved } => {
-                let result = self.cosign(&tx, &resolved);
-                if let Err(reason) = &result {
-                    warn!(from = %from, reason = %reason, "refusing to co-sign");
+            Message::SignRequest {
+                flow,
+                tx,
+                backchain,
+            } => {
+                let result = self.cosign(&tx, &backchain);
+                match &result {
+                    Err(reason) => warn!(from = %from, reason = %reason, "refusing to co-sign"),
+                    Ok(_) if self.role == NodeRole::Validator => {
+                        self.record_validation(&tx.id(), from).await?;
+                        info!(tx = %tx.id(), from = %from, "validated and co-signed");
+                    }
+                    Ok(_) => {}
                 }
                 self.send_only(vec![(from.clone(), Message::SignResponse { flow, result })])
                     .await?;
             }
             Message::SignResponse { flow, result } => {
-                if let Some(FlowState::AwaitingIssuer {
+                if let Some(FlowState::AwaitingCosigner {
                     mut stx,
                     lock,
-                    issuer,
+                    cosigner,
+                    notify,
                 }) = self.load_flow(flow).await?
+                    && &cosigner == from
                 {
-                    let issuer_key = self.network.node(&issuer).map(|p| p.owning_key);
+                    let cosigner_key = self.network.node(&cosigner).map(|p| p.owning_key);
                     match result {
-                        Ok(sig) if Some(sig.by) == issuer_key && sig.verify(&stx.id()).is_ok() => {
+                        Ok(sig)
+                            if Some(sig.by) == cosigner_key && sig.verify(&stx.id()).is_ok() =>
+                        {
                             stx.sigs.push(sig);
-                            self.notarise_signed(flow, stx, lock, issuer).await?;
+                            self.notarise_signed(flow, stx, lock, notify).await?;
                         }
                         other => {
                             self.vault.release(lock).await?;
+                            let who = cosigner.organisation();
                             let reason = match other {
-                                Err(r) => format!("the issuer refused: {r}"),
-                                Ok(_) => "the issuer's signature does not verify".into(),
+                                Err(r) => format!("{who} refused to co-sign: {r}"),
+                                Ok(_) => format!("{who}'s signature does not verify"),
                             };
                             self.checkpoint(flow, &FlowState::Failed { reason }, vec![])
                                 .await?;
@@ -1075,7 +1317,7 @@ impl Inner {
                     }
                 }
             }
-            Message::Finalised { tx } => {
+            Message::Finalised { tx, backchain } => {
                 let notary_key = self.network.notary.owning_key;
                 let needs_notary = !tx.tx.inputs.is_empty();
                 let allowed: Vec<PublicKey> = if needs_notary {
@@ -1088,6 +1330,10 @@ impl Inner {
                     .is_err()
                 {
                     warn!(tx = %tx.id(), from = %from, "refusing a badly signed finalised transaction");
+                    return Ok(());
+                }
+                if let Err(reason) = self.verify_with_backchain(&tx, &backchain) {
+                    warn!(tx = %tx.id(), from = %from, reason = %reason, "refusing a finalised transaction that does not verify");
                     return Ok(());
                 }
                 self.vault.record(&tx, &self.relevant_keys().await?).await?;
@@ -1221,11 +1467,210 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
                     .map_err(db("clearing the outbox"))?;
                 sent += 1;
             }
-            Err(e) => {
-                eprintln!("DEBUGSEND {} -> {}: {e}", node.name, env.to);
-                tracing::debug!(error = %e, "delivery failed; will retry")
-            }
+            Err(e) => tracing::debug!(error = %e, to = %env.to, "delivery failed; will retry"),
         }
     }
     Ok(sent)
+}
+
+/// `tx` signed by `key`.
+fn sign_as(tx: WireTransaction, key: &KeyPair) -> SignedTransaction {
+    let id = tx.id();
+    SignedTransaction {
+        tx,
+        sigs: vec![TransactionSignature {
+            by: key.public(),
+            signature: key.sign(&id.0),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a co-signer (Validator or issuer) accepts, and what it refuses.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::transport::InMemoryNetwork;
+    use crate::tx::StateRef;
+
+    struct Fixture {
+        params: NetworkParameters,
+        keys: Vec<KeyPair>,
+    }
+
+    const NAMES: [&str; 4] = [
+        "O=Notary, L=Tokyo, C=JP",
+        "O=Bank, L=Tokyo, C=JP",
+        "O=PartyA, L=Tokyo, C=JP",
+        "O=Validator, L=Tokyo, C=JP",
+    ];
+
+    impl Fixture {
+        fn new() -> Self {
+            let keys: Vec<KeyPair> = NAMES.iter().map(|_| KeyPair::generate()).collect();
+            let nodes: Vec<Party> = NAMES
+                .iter()
+                .zip(&keys)
+                .map(|(n, k)| Party {
+                    name: n.parse().unwrap(),
+                    owning_key: k.public(),
+                })
+                .collect();
+            let params = NetworkParameters {
+                notary: nodes[0].clone(),
+                notary_validating: false,
+                validators: vec![NAMES[3].parse().unwrap()],
+                nodes,
+                max_transaction_size: crate::DEFAULT_MAX_TRANSACTION_SIZE,
+            };
+            Self { params, keys }
+        }
+
+        async fn open(&self, i: usize, role: NodeRole) -> Node {
+            let config = NodeConfig {
+                name: NAMES[i].parse().unwrap(),
+                key: self.keys[i].clone(),
+                database_url: format!(
+                    "sqlite:{}",
+                    std::env::temp_dir()
+                        .join(format!("kh-node-unit-{}.db", Uuid::new_v4()))
+                        .display()
+                ),
+                role,
+                network: self.params.clone(),
+                failpoint: None,
+            };
+            Node::open(config, InMemoryNetwork::new()).await.unwrap()
+        }
+
+        /// An issuance by `signer` of `amount` to `owner`, claiming to come from the Bank.
+        fn issuance(&self, signer: &KeyPair, owner: PublicKey, amount: u64) -> SignedTransaction {
+            let coin = StablecoinState {
+                amount,
+                currency: "JPY".into(),
+                issuer: NAMES[1].parse().unwrap(),
+                issuer_key: signer.public(),
+                owner,
+            };
+            let tx = WireTransaction {
+                inputs: vec![],
+                references: vec![],
+                outputs: vec![TransactionState {
+                    contract: stablecoin_id(),
+                    notary: self.params.notary.clone(),
+                    participants: vec![owner],
+                    data: bcs::to_bytes(&coin).unwrap(),
+                }],
+                commands: vec![Command {
+                    contract: stablecoin_id(),
+                    data: bcs::to_bytes(&StablecoinCommand::Issue).unwrap(),
+                    signers: vec![signer.public()],
+                }],
+                notary: Some(self.params.notary.clone()),
+                time_window: None,
+                privacy_salt: [7; 32],
+            };
+            sign_as(tx, signer)
+        }
+
+        /// A payment of `amount` out of `dep`'s first output, signed by `owner`, naming
+        /// `cosigner` as a signer.
+        fn payment(
+            &self,
+            dep: &SignedTransaction,
+            owner: &KeyPair,
+            amount: u64,
+            cosigner: Option<PublicKey>,
+        ) -> SignedTransaction {
+            let input = StateAndRef {
+                reference: StateRef {
+                    tx_id: dep.id(),
+                    index: 0,
+                },
+                state: dep.tx.outputs[0].clone(),
+            };
+            let payee = KeyPair::generate().public();
+            let mut tx =
+                build_payment(&[input], owner.public(), payee, amount, &self.params.notary)
+                    .unwrap();
+            tx.commands[0].signers.extend(cosigner);
+            sign_as(tx, owner)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_validator_cosigns_a_payment_whose_backchain_and_contracts_check_out() {
+        let f = Fixture::new();
+        let validator = f.open(3, NodeRole::Validator).await;
+        let owner = KeyPair::generate();
+        let issue = f.issuance(&f.keys[1], owner.public(), 100);
+        let pay = f.payment(&issue, &owner, 60, Some(f.keys[3].public()));
+        let sig = validator.inner.cosign(&pay, &[issue.clone()]).unwrap();
+        assert_eq!(sig.by, f.keys[3].public());
+        sig.verify(&pay.id()).unwrap();
+
+        // Without the transaction that produced the input, it cannot check the input.
+        let err = validator.inner.cosign(&pay, &[]).unwrap_err();
+        assert!(err.contains("unknown"), "{err}");
+
+        // A backchain transaction changed in any byte no longer produces the input.
+        let mut forged = issue.clone();
+        forged.tx.privacy_salt[0] ^= 1;
+        assert!(validator.inner.cosign(&pay, &[forged]).is_err());
+
+        // An input transaction missing its signature.
+        let mut unsigned = issue.clone();
+        unsigned.sigs.clear();
+        let err = validator.inner.cosign(&pay, &[unsigned]).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+
+        // Coins "issued by the Bank" under a key that is not the Bank's.
+        let rogue = KeyPair::generate();
+        let fake = f.issuance(&rogue, owner.public(), 100);
+        let pay_fake = f.payment(&fake, &owner, 60, Some(f.keys[3].public()));
+        let err = validator.inner.cosign(&pay_fake, &[fake]).unwrap_err();
+        assert!(err.contains("not that node"), "{err}");
+
+        // The payer did not sign.
+        let mut no_payer = pay.clone();
+        no_payer.sigs.clear();
+        let err = validator
+            .inner
+            .cosign(&no_payer, &[issue.clone()])
+            .unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+
+        // A payment that creates value breaks the contract.
+        let mut inflated = pay.clone();
+        let mut coin: StablecoinState = inflated.tx.outputs[0].decode().unwrap();
+        coin.amount = 90;
+        inflated.tx.outputs[0].data = bcs::to_bytes(&coin).unwrap();
+        let inflated = sign_as(inflated.tx, &owner);
+        let err = validator
+            .inner
+            .cosign(&inflated, &[issue.clone()])
+            .unwrap_err();
+        assert!(err.contains("conserv") || err.contains("amount"), "{err}");
+
+        // A transaction that does not name the Validator.
+        let unnamed = f.payment(&issue, &owner, 60, None);
+        let err = validator
+            .inner
+            .cosign(&unnamed, &[issue.clone()])
+            .unwrap_err();
+        assert!(err.contains("not a required signer"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_regular_node_cosigns_only_redemptions_of_its_own_coins() {
+        let f = Fixture::new();
+        let party_a = f.open(2, NodeRole::Regular).await;
+        let owner = KeyPair::generate();
+        let issue = f.issuance(&f.keys[1], owner.public(), 100);
+        let pay = f.payment(&issue, &owner, 60, Some(f.keys[2].public()));
+        let err = party_a.inner.cosign(&pay, &[issue]).unwrap_err();
+        assert!(err.contains("only co-signs redemptions"), "{err}");
+        assert!(party_a.validations().await.unwrap().is_empty());
+    }
 }

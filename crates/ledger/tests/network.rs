@@ -44,6 +44,8 @@ impl Net {
             notary: nodes[0].clone(),
             nodes,
             max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+            notary_validating: false,
+            validators: vec![],
         };
         Self {
             transport: InMemoryNetwork::new(),
@@ -122,6 +124,7 @@ async fn issue_pay_privacy_and_overspend() {
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: bob.id,
+                validator: None,
             })
             .await
             .unwrap();
@@ -223,6 +226,7 @@ async fn issue_pay_privacy_and_overspend() {
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: bob.id,
+                validator: None,
             })
             .await
             .unwrap();
@@ -232,6 +236,7 @@ async fn issue_pay_privacy_and_overspend() {
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: carol.id,
+                validator: None,
             })
             .await
             .unwrap();
@@ -349,6 +354,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: bob.id,
+                validator: None,
             })
             .await
             .unwrap();
@@ -389,6 +395,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
                 from: alice.id,
                 to_node: net.name(3),
                 to_account: bob.id,
+                validator: None,
             })
             .await
             .unwrap();
