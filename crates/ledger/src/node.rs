@@ -1606,7 +1606,10 @@ mod tests {
         let owner = KeyPair::generate();
         let issue = f.issuance(&f.keys[1], owner.public(), 100);
         let pay = f.payment(&issue, &owner, 60, Some(f.keys[3].public()));
-        let sig = validator.inner.cosign(&pay, &[issue.clone()]).unwrap();
+        let sig = validator
+            .inner
+            .cosign(&pay, std::slice::from_ref(&issue))
+            .unwrap();
         assert_eq!(sig.by, f.keys[3].public());
         sig.verify(&pay.id()).unwrap();
 
@@ -1637,7 +1640,7 @@ mod tests {
         no_payer.sigs.clear();
         let err = validator
             .inner
-            .cosign(&no_payer, &[issue.clone()])
+            .cosign(&no_payer, std::slice::from_ref(&issue))
             .unwrap_err();
         assert!(err.contains("missing"), "{err}");
 
@@ -1649,7 +1652,7 @@ mod tests {
         let inflated = sign_as(inflated.tx, &owner);
         let err = validator
             .inner
-            .cosign(&inflated, &[issue.clone()])
+            .cosign(&inflated, std::slice::from_ref(&issue))
             .unwrap_err();
         assert!(err.contains("conserv") || err.contains("amount"), "{err}");
 
@@ -1657,7 +1660,7 @@ mod tests {
         let unnamed = f.payment(&issue, &owner, 60, None);
         let err = validator
             .inner
-            .cosign(&unnamed, &[issue.clone()])
+            .cosign(&unnamed, std::slice::from_ref(&issue))
             .unwrap_err();
         assert!(err.contains("not a required signer"), "{err}");
     }
