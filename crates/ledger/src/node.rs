@@ -850,13 +850,13 @@ impl Inner {
         validator: &PartyName,
         payee_node: &PartyName,
     ) -> Result<PublicKey, String> {
-        if !self.network.validators.contains(validator) {
-            return Err(format!("{validator} is not a Validator of this network"));
-        }
         if validator == &self.name || validator == payee_node {
             return Err(format!(
                 "{validator} takes part in the payment; a Validator must be a third party"
             ));
+        }
+        if !self.network.validators.contains(validator) {
+            return Err(format!("{validator} is not a Validator of this network"));
         }
         self.network
             .node(validator)

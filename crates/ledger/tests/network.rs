@@ -45,7 +45,7 @@ impl Net {
             nodes,
             max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
             notary_validating: false,
-            validators: vec![],
+            validators: vec![keys[4].0.clone()],
         };
         Self {
             transport: InMemoryNetwork::new(),
@@ -61,10 +61,10 @@ impl Net {
             name: name.clone(),
             key: key.clone(),
             database_url: self.urls[i].clone(),
-            role: if i == 0 {
-                NodeRole::Notary
-            } else {
-                NodeRole::Regular
+            role: match i {
+                0 => NodeRole::Notary,
+                4 => NodeRole::Validator,
+                _ => NodeRole::Regular,
             },
             network: self.params.clone(),
             failpoint,
@@ -295,6 +295,115 @@ async fn issue_pay_privacy_and_overspend() {
             Err(TransportError::Refused { .. })
         ));
         assert_eq!(b.vault().transaction_count().await.unwrap(), before);
+        for n in &nodes {
+            n.shutdown();
+        }
+    }
+}
+
+/// With a validating notary: a payment the Validator co-signs, then plain payments, a split
+/// and a redemption, all verified by the notary; a Validator that is not a third party, or a
+/// node that is not a Validator, is refused before anything is locked or spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_cosigning_under_a_validating_notary() {
+    for (backend, urls) in common::database_urls(5).await {
+        let mut net = Net::new(urls);
+        net.params.notary_validating = true;
+        let nodes: Vec<Node> = futures_join(&net).await;
+        let (bank, a, b, validator) = (&nodes[1], &nodes[2], &nodes[3], &nodes[4]);
+        let alice = a.create_account("alice").await.unwrap();
+        let bob = b.create_account("bob").await.unwrap();
+        let issue = bank
+            .start_flow(FlowRequest::Issue {
+                amount: 100,
+                currency: "JPY".into(),
+                to_node: net.name(2),
+                to_account: alice.id,
+            })
+            .await
+            .unwrap();
+        completed(bank.wait_flow(issue, WAIT).await.unwrap());
+        wait_balance(a, &alice.public_key, 100).await;
+
+        let pay = |amount, validator: Option<usize>| FlowRequest::Pay {
+            amount,
+            from: alice.id,
+            to_node: net.name(3),
+            to_account: bob.id,
+            validator: validator.map(|i| net.name(i)),
+        };
+        let flow = a.start_flow(pay(30, Some(4))).await.unwrap();
+        let tx = completed(a.wait_flow(flow, WAIT).await.unwrap());
+        wait_balance(b, &bob.public_key, 30).await;
+        let stx = b.vault().transaction(&tx).await.unwrap().unwrap();
+        let signers: Vec<PublicKey> = stx.sigs.iter().map(|s| s.by).collect();
+        for i in [0, 4] {
+            let key = net.params.nodes[i].owning_key;
+            assert!(
+                signers.contains(&key),
+                "{backend}: {} did not sign",
+                net.name(i)
+            );
+        }
+        let records = validator.validations().await.unwrap();
+        assert_eq!(records.len(), 1, "{backend}");
+        assert_eq!(records[0].tx_id, tx);
+        assert_eq!(records[0].requester, net.name(2));
+        // The Validator is sent the finalised transaction; the bank is not.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while validator.vault().transaction(&tx).await.unwrap().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "{backend}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(bank.vault().transaction(&tx).await.unwrap().is_none());
+
+        // Refused before anything is locked: the payee's own node, or a non-Validator.
+        for (who, reason) in [(3, "third party"), (1, "not a Validator")] {
+            let flow = a.start_flow(pay(1, Some(who))).await.unwrap();
+            match a.wait_flow(flow, WAIT).await.unwrap() {
+                FlowStatus::Failed { reason: r } => assert!(r.contains(reason), "{r}"),
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 70);
+
+        // The validating notary checks the contracts of every kind of flow.
+        let split = a
+            .start_flow(FlowRequest::Split {
+                account: alice.id,
+                parts: 7,
+            })
+            .await
+            .unwrap();
+        completed(a.wait_flow(split, WAIT).await.unwrap());
+        let flow = a.start_flow(pay(20, None)).await.unwrap();
+        completed(a.wait_flow(flow, WAIT).await.unwrap());
+        let redeem = b
+            .start_flow(FlowRequest::Redeem {
+                account: bob.id,
+                amount: 5,
+            })
+            .await
+            .unwrap();
+        completed(b.wait_flow(redeem, WAIT).await.unwrap());
+        wait_balance(b, &bob.public_key, 45).await;
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 50);
+        // Bob's coins came from two payments; paying them on with the Validator makes it
+        // check a backchain of several transactions.
+        let carol = a.create_account("carol").await.unwrap();
+        let flow = b
+            .start_flow(FlowRequest::Pay {
+                amount: 45,
+                from: bob.id,
+                to_node: net.name(2),
+                to_account: carol.id,
+                validator: Some(net.name(4)),
+            })
+            .await
+            .unwrap();
+        completed(b.wait_flow(flow, WAIT).await.unwrap());
+        wait_balance(a, &carol.public_key, 45).await;
+        assert_eq!(validator.validations().await.unwrap().len(), 2);
         for n in &nodes {
             n.shutdown();
         }
