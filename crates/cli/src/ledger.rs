@@ -104,6 +104,13 @@ enum Command {
     Tx(TxCommand),
     /// The transactions this node co-signed as a Validator.
     Validations,
+    /// Move states consumed more than --older-than-ms ago, and transactions with no live state
+    /// left, out of the live vault (they stay findable with `tx show`).
+    Archive {
+        /// Retention in milliseconds (0: everything consumed so far).
+        #[arg(long)]
+        older_than_ms: u64,
+    },
     /// Follow flows started with --no-wait.
     #[command(subcommand)]
     Flow(FlowCommand),
@@ -298,6 +305,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 bail!("node {node} does not have transaction {tx_id}");
             }
             json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers})
+        }
+        Command::Archive { older_than_ms } => {
+            let r = rpc
+                .archive(proto::ArchiveRequest { older_than_ms })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            json!({"states": r.states, "transactions": r.transactions})
         }
         Command::Validations => {
             let list = rpc

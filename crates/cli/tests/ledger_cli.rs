@@ -371,6 +371,27 @@ fn issue_pay_and_privacy_through_the_cli() {
     );
     assert_eq!(balance(dir, "PartyA", &alice), a_before - 3);
 
+    // Archiving: PartyA's consumed coins (and the transactions with nothing live left) leave
+    // the live vault; balances do not change and archived transactions are still found.
+    let archived = json(&kakehashi(
+        dir,
+        "PartyA",
+        &["archive", "--older-than-ms", "0", "--json"],
+    ));
+    assert!(archived["states"].as_u64().unwrap() >= 3, "{archived}");
+    assert!(
+        archived["transactions"].as_u64().unwrap() >= 1,
+        "{archived}"
+    );
+    assert_eq!(balance(dir, "PartyA", &alice), a_before - 3);
+    json(&kakehashi(dir, "PartyA", &["tx", "show", &tx, "--json"]));
+    let again = json(&kakehashi(
+        dir,
+        "PartyA",
+        &["archive", "--older-than-ms", "0", "--json"],
+    ));
+    assert_eq!(again["states"], 0, "{again}");
+
     // Bad input: unknown account, malformed target, unknown node.
     let out = kakehashi(
         dir,

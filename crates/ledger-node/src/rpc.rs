@@ -352,6 +352,33 @@ impl NodeRpc for RpcService {
         }))
     }
 
+    async fn archive(
+        &self,
+        request: Request<proto::ArchiveRequest>,
+    ) -> Result<Response<proto::ArchiveResponse>, Status> {
+        let older = i64::try_from(request.into_inner().older_than_ms)
+            .map_err(|_| Status::invalid_argument("older_than_ms is too large"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .as_millis() as i64;
+        let done = self
+            .node
+            .vault()
+            .archive_consumed(now.saturating_sub(older))
+            .await
+            .map_err(internal)?;
+        tracing::info!(
+            states = done.states,
+            transactions = done.transactions,
+            "archived"
+        );
+        Ok(Response::new(proto::ArchiveResponse {
+            states: done.states,
+            transactions: done.transactions,
+        }))
+    }
+
     async fn list_validations(
         &self,
         _request: Request<proto::ListValidationsRequest>,

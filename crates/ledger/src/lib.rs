@@ -53,4 +53,4 @@ pub use tx::{
     FilteredComponent, FilteredGroup, FilteredTransaction, GROUPS, SignedTransaction, StateRef,
     TimeWindow, TransactionError, TransactionSignature, TransactionState, WireTransaction,
 };
-pub use vault::{Account, StateStatus, Vault, VaultError};
+pub use vault::{Account, Archived, StateStatus, Vault, VaultError};

@@ -43,12 +43,27 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         consumed_by TEXT NOT NULL,
         consumed_ms BIGINT NOT NULL,
         PRIMARY KEY (tx_id, output_index))",
+    "CREATE TABLE IF NOT EXISTS vault_archive_transactions (
+        tx_id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        recorded_ms BIGINT NOT NULL,
+        archived_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS vault_transactions_recorded ON vault_transactions (recorded_ms)",
     "CREATE TABLE IF NOT EXISTS accounts (
         id TEXT PRIMARY KEY,
         label TEXT NOT NULL,
         public_key TEXT NOT NULL,
         secret TEXT NOT NULL)",
 ];
+
+/// What one archiving pass moved out of the live vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archived {
+    /// Consumed states.
+    pub states: u64,
+    /// Transactions with no live state left.
+    pub transactions: u64,
+}
 
 /// An account: a UUID with a key held by the node, which signs for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,8 +158,11 @@ impl Vault {
         let id = stx.id();
         let now = now_ms();
         let mut t = self.store.begin_write().await?;
-        let exists = sqlx::query("SELECT 1 FROM vault_transactions WHERE tx_id = $1")
-            .bind(id.to_string())
+        // An archived transaction stays recorded: its states must not come back.
+        let exists = sqlx::query(
+            "SELECT 1 FROM vault_transactions WHERE tx_id = $1 UNION ALL SELECT 1 FROM vault_archive_transactions WHERE tx_id = $1",
+        )
+        .bind(id.to_string())
             .fetch_optional(&mut *t)
             .await
             .map_err(db("reading vault transactions"))?;
@@ -194,10 +212,12 @@ impl Vault {
         t.commit().await.map_err(db("committing a vault update"))
     }
 
-    /// A recorded transaction.
+    /// A recorded transaction (live or archived).
     pub async fn transaction(&self, id: &TxId) -> Result<Option<SignedTransaction>, StoreError> {
-        let row = sqlx::query("SELECT body FROM vault_transactions WHERE tx_id = $1")
-            .bind(id.to_string())
+        let row = sqlx::query(
+            "SELECT body FROM vault_transactions WHERE tx_id = $1 UNION ALL SELECT body FROM vault_archive_transactions WHERE tx_id = $1",
+        )
+        .bind(id.to_string())
             .fetch_optional(self.store.pool())
             .await
             .map_err(db("reading a transaction"))?;
@@ -209,7 +229,7 @@ impl Vault {
             .map_err(|e| corrupt("vault_transactions")(e.to_string()))
     }
 
-    /// Number of recorded transactions.
+    /// Number of recorded transactions in the live tables (archived ones not counted).
     pub async fn transaction_count(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM vault_transactions")
             .fetch_one(self.store.pool())
@@ -328,9 +348,12 @@ impl Vault {
         Ok(())
     }
 
-    /// Moves consumed states whose consumption is older than `before_ms` to the archive table
-    /// and removes them from the live vault. Returns how many were archived.
-    pub async fn archive_consumed(&self, before_ms: i64) -> Result<u64, StoreError> {
+    /// Archives what the vault no longer needs (R7): consumed states whose consumption is older
+    /// than `before_ms` move to `vault_archive`, then transactions recorded before `before_ms`
+    /// that have no state left in the live vault move to `vault_archive_transactions`. Lookups
+    /// ([`Vault::transaction`]) still find archived transactions, and recording one again
+    /// changes nothing.
+    pub async fn archive_consumed(&self, before_ms: i64) -> Result<Archived, StoreError> {
         let mut t = self.store.begin_write().await?;
         sqlx::query(
             "INSERT INTO vault_archive (tx_id, output_index, body, consumed_by, consumed_ms)
@@ -341,15 +364,38 @@ impl Vault {
         .execute(&mut *t)
         .await
         .map_err(db("archiving states"))?;
-        let gone = sqlx::query(
+        let states = sqlx::query(
             "DELETE FROM vault_states WHERE consumed_by IS NOT NULL AND consumed_ms < $1",
         )
         .bind(before_ms)
         .execute(&mut *t)
         .await
-        .map_err(db("pruning states"))?;
+        .map_err(db("pruning states"))?
+        .rows_affected();
+        let unused = "FROM vault_transactions t WHERE t.recorded_ms < $1
+             AND NOT EXISTS (SELECT 1 FROM vault_states s WHERE s.tx_id = t.tx_id)";
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO vault_archive_transactions (tx_id, body, recorded_ms, archived_ms)
+             SELECT t.tx_id, t.body, t.recorded_ms, $2 {unused}"
+        )))
+        .bind(before_ms)
+        .bind(now_ms())
+        .execute(&mut *t)
+        .await
+        .map_err(db("archiving transactions"))?;
+        let transactions = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM vault_transactions WHERE tx_id IN (SELECT t.tx_id {unused})"
+        )))
+        .bind(before_ms)
+        .execute(&mut *t)
+        .await
+        .map_err(db("pruning transactions"))?
+        .rows_affected();
         t.commit().await.map_err(db("committing archiving"))?;
-        Ok(gone.rows_affected())
+        Ok(Archived {
+            states,
+            transactions,
+        })
     }
 
     /// Creates an account with a fresh key held by the node.

@@ -53,7 +53,7 @@ fn issue(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_queries_locks_and_archives() {
-    for (_, store) in stores().await {
+    for (backend, store) in stores().await {
         let vault = Vault::open(store).await.unwrap();
         let notary = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
@@ -223,9 +223,23 @@ async fn records_queries_locks_and_archives() {
             2
         );
 
-        // Archiving moves consumed states out of the live vault.
-        assert_eq!(vault.archive_consumed(0).await.unwrap(), 0);
-        assert_eq!(vault.archive_consumed(i64::MAX).await.unwrap(), 2);
+        // Archiving moves consumed states, then the transactions with no live state left, out
+        // of the live vault.
+        let none = Archived {
+            states: 0,
+            transactions: 0,
+        };
+        assert_eq!(vault.archive_consumed(0).await.unwrap(), none);
+        assert_eq!(vault.transaction_count().await.unwrap(), 3);
+        let archived = vault.archive_consumed(i64::MAX).await.unwrap();
+        assert_eq!(
+            archived,
+            Archived {
+                states: 2,
+                transactions: 1
+            },
+            "{backend}"
+        );
         assert!(
             vault
                 .states(&alice.public_key, StateStatus::Consumed)
@@ -233,8 +247,16 @@ async fn records_queries_locks_and_archives() {
                 .unwrap()
                 .is_empty()
         );
+        // The stranger's issue (no state of ours) left the live tables; the issue that still
+        // has six of alice's states and the payment did not.
+        assert_eq!(vault.transaction_count().await.unwrap(), 2);
+        // An archived transaction is still found, and recording it again changes nothing.
+        assert!(vault.transaction(&stranger.id()).await.unwrap().is_some());
+        vault.record(&stranger, &keys).await.unwrap();
+        vault.record(&tx, &keys).await.unwrap();
+        assert_eq!(vault.transaction_count().await.unwrap(), 2);
         assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 60);
-        assert_eq!(vault.transaction_count().await.unwrap(), 3);
+        assert_eq!(vault.archive_consumed(i64::MAX).await.unwrap(), none);
     }
 }
 
