@@ -12,6 +12,15 @@ use kh_ledger::*;
 
 const PAYMENTS: usize = 400;
 const PAYERS: usize = 8;
+
+/// Concurrent payers (`KH_BENCH_PAYERS`, default 8).
+fn payers() -> usize {
+    std::env::var("KH_BENCH_PAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(PAYERS)
+}
 const WAIT: Duration = Duration::from_secs(60);
 
 const NAMES: [&str; 4] = [
@@ -104,13 +113,13 @@ async fn run(parts: u32) -> serde_json::Value {
     let to_node = b.name().clone();
     let started = Instant::now();
     let mut handles = vec![];
-    for _ in 0..PAYERS {
+    for _ in 0..payers() {
         let (a, to_node) = (a.clone(), to_node.clone());
         let (from, to) = (alice.id, bob.id);
         handles.push(tokio::spawn(async move {
             let mut latencies = vec![];
             let mut retries = 0u64;
-            for _ in 0..PAYMENTS / PAYERS {
+            for _ in 0..PAYMENTS / payers() {
                 loop {
                     let t = Instant::now();
                     let flow = a
@@ -170,6 +179,6 @@ fn main() {
         let one = run(1).await;
         let eight = run(8).await;
         let speedup = eight["payments_per_second"].as_u64().unwrap() * 100 / one["payments_per_second"].as_u64().unwrap().max(1);
-        println!("{}", serde_json::json!({ "payments": PAYMENTS, "concurrent_payers": PAYERS, "one_state": one, "pre_split_8": eight, "speedup_x100": speedup }));
+        println!("{}", serde_json::json!({ "payments": PAYMENTS, "concurrent_payers": payers(), "one_state": one, "pre_split_8": eight, "speedup_x100": speedup }));
     });
 }

@@ -46,7 +46,7 @@ pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split, pay
 pub use stablecoin::{
     STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
 };
-pub use store::{Backend, Store, StoreError};
+pub use store::{Backend, Store, StoreError, WriteTx};
 pub use transport::{Envelope, InMemoryNetwork, Receiver, SendFuture, Transport, TransportError};
 pub use tx::{
     Command, ComponentGroup, ContractId, DEFAULT_MAX_TRANSACTION_SIZE, FilterError,

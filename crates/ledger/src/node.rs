@@ -626,22 +626,40 @@ impl Inner {
         state: &FlowState,
         out: Vec<(PartyName, Message)>,
     ) -> Result<(), StoreError> {
+        self.checkpoint_recording(flow, state, out, None).await
+    }
+
+    /// [`Inner::checkpoint`], recording `record` (a finalised transaction) in the vault in the
+    /// same database transaction.
+    async fn checkpoint_recording(
+        &self,
+        flow: Uuid,
+        state: &FlowState,
+        out: Vec<(PartyName, Message)>,
+        record: Option<&SignedTransaction>,
+    ) -> Result<(), StoreError> {
         self.check_running()?;
+        let keys = match record {
+            Some(_) => Some(self.relevant_keys().await?),
+            None => None,
+        };
         let mut t = self.store.begin_write().await?;
         let now = now_ms();
-        sqlx::query("DELETE FROM flows WHERE id = $1")
-            .bind(flow.to_string())
-            .execute(&mut *t)
-            .await
-            .map_err(db("checkpointing a flow"))?;
-        sqlx::query("INSERT INTO flows (id, state, updated_ms) VALUES ($1, $2, $3)")
-            .bind(flow.to_string())
-            .bind(encode(state))
-            .bind(now)
-            .execute(&mut *t)
-            .await
-            .map_err(db("checkpointing a flow"))?;
+        if let (Some(stx), Some(keys)) = (record, &keys) {
+            self.vault.record_in(&mut t, stx, keys).await?;
+        }
+        sqlx::query(
+            "INSERT INTO flows (id, state, updated_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms",
+        )
+        .bind(flow.to_string())
+        .bind(encode(state))
+        .bind(now)
+        .execute(&mut *t)
+        .await
+        .map_err(db("checkpointing a flow"))?;
         self.enqueue(&mut t, out, now).await?;
+        mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("committing a checkpoint"))?;
         self.outbox_wake.notify_one();
         let _ = self.events.send((flow, state.status()));
@@ -650,7 +668,7 @@ impl Inner {
 
     async fn enqueue(
         &self,
-        t: &mut sqlx::Transaction<'static, sqlx::Any>,
+        t: &mut crate::store::WriteTx,
         out: Vec<(PartyName, Message)>,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -678,7 +696,9 @@ impl Inner {
     async fn send_only(&self, out: Vec<(PartyName, Message)>) -> Result<(), StoreError> {
         self.check_running()?;
         let mut t = self.store.begin_write().await?;
-        self.enqueue(&mut t, out, now_ms()).await?;
+        let now = now_ms();
+        self.enqueue(&mut t, out, now).await?;
+        mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("queueing messages"))?;
         self.outbox_wake.notify_one();
         Ok(())
@@ -1155,6 +1175,7 @@ impl Inner {
 
     /// Keeps the Validator's record of a co-signed transaction.
     async fn record_validation(&self, tx: &TxId, requester: &PartyName) -> Result<(), StoreError> {
+        let _turn = self.store.write_turn().await;
         sqlx::query(
             "INSERT INTO validations (tx_id, requester, validated_ms) VALUES ($1, $2, $3) ON CONFLICT (tx_id) DO NOTHING",
         )
@@ -1175,9 +1196,6 @@ impl Inner {
         stx: SignedTransaction,
         notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
-        self.vault
-            .record(&stx, &self.relevant_keys().await?)
-            .await?;
         let notify: BTreeSet<PartyName> = notify.into_iter().filter(|n| n != &self.name).collect();
         let backchain = if notify.is_empty() {
             vec![]
@@ -1195,8 +1213,13 @@ impl Inner {
                 (n, msg)
             })
             .collect();
-        self.checkpoint(flow, &FlowState::Completed { tx_id: stx.id() }, out)
-            .await?;
+        self.checkpoint_recording(
+            flow,
+            &FlowState::Completed { tx_id: stx.id() },
+            out,
+            Some(&stx),
+        )
+        .await?;
         info!(flow = %flow, tx = %stx.id(), "flow completed");
         Ok(())
     }
@@ -1374,21 +1397,51 @@ impl Receiver for Inner {
             }
             let msg: Message = bcs::from_bytes(&env.payload)
                 .map_err(|e| refuse(format!("undecodable message: {e}")))?;
-            // Handlers are idempotent: a crash before the inbox row means a redelivery, handled again.
-            self.handle(&env.from, msg)
+            // Handlers are idempotent: a crash before the inbox row means a redelivery, handled
+            // again. A handler's last write (a checkpoint or queued reply) records the inbox row
+            // in its own database transaction; otherwise it is recorded here.
+            let pending = INBOX
+                .scope(std::cell::Cell::new(Some(env.id)), async {
+                    self.handle(&env.from, msg).await?;
+                    Ok::<_, NodeError>(INBOX.with(|c| c.get()))
+                })
                 .await
                 .map_err(|e| failed(e.to_string()))?;
-            sqlx::query(
-                "INSERT INTO inbox (id, received_ms) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(env.id.to_string())
-            .bind(now_ms())
-            .execute(self.store.pool())
-            .await
-            .map_err(|e| failed(e.to_string()))?;
+            if let Some(id) = pending {
+                let _turn = self.store.write_turn().await;
+                sqlx::query(
+                    "INSERT INTO inbox (id, received_ms) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id.to_string())
+                .bind(now_ms())
+                .execute(self.store.pool())
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            }
             Ok(())
         })
     }
+}
+
+tokio::task_local! {
+    /// The envelope being handled on this task, until a write records it in the inbox.
+    static INBOX: std::cell::Cell<Option<Uuid>>;
+}
+
+/// Records the envelope being handled (if any, and not yet recorded) as processed, inside `t`.
+async fn mark_handled(t: &mut crate::store::WriteTx, now: i64) -> Result<(), StoreError> {
+    let Some(id) = INBOX.try_with(|c| c.get()).ok().flatten() else {
+        return Ok(());
+    };
+    sqlx::query("INSERT INTO inbox (id, received_ms) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+        .bind(id.to_string())
+        .bind(now)
+        .execute(&mut **t)
+        .await
+        .map_err(db("recording a handled message"))?;
+    // Cleared now: if the caller's commit fails, the handler fails and the sender redelivers.
+    let _ = INBOX.try_with(|c| c.set(None));
+    Ok(())
 }
 
 async fn outbox_loop(inner: Weak<Inner>) {
@@ -1453,24 +1506,30 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
         // Logged once the message is on the wire: a test may kill the process from here on.
         warn!(failpoint = ?node.failpoint, "failpoint reached");
     }
-    let mut sent = 0;
+    let mut done = Vec::with_capacity(batch.len());
     for ((id, env, _), result) in batch.into_iter().zip(results) {
         match result {
             Ok(()) | Err(TransportError::Refused { .. }) => {
                 if let Err(e) = &result {
                     warn!(error = %e, to = %env.to, "message refused by its receiver; dropped");
                 }
-                sqlx::query("DELETE FROM outbox WHERE id = $1")
-                    .bind(id)
-                    .execute(node.store.pool())
-                    .await
-                    .map_err(db("clearing the outbox"))?;
-                sent += 1;
+                done.push(id);
             }
             Err(e) => tracing::debug!(error = %e, to = %env.to, "delivery failed; will retry"),
         }
     }
-    Ok(sent)
+    if !done.is_empty() {
+        let mut t = node.store.begin_write().await?;
+        for id in &done {
+            sqlx::query("DELETE FROM outbox WHERE id = $1")
+                .bind(id)
+                .execute(&mut *t)
+                .await
+                .map_err(db("clearing the outbox"))?;
+        }
+        t.commit().await.map_err(db("clearing the outbox"))?;
+    }
+    Ok(done.len())
 }
 
 /// `tx` signed by `key`.

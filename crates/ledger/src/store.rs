@@ -2,7 +2,10 @@
 //! portable SQL so both run the same statements.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -49,6 +52,37 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time; writers of this process queue here (fairly, without
+    /// spinning) instead of in SQLite's busy handler, which sleeps for milliseconds between
+    /// retries. Other processes on the same file still meet the busy timeout.
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction; on SQLite it also holds the process's writer turn until it ends.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 const MIGRATIONS: &[&str] = &[
@@ -102,7 +136,11 @@ impl Store {
         for m in MIGRATIONS {
             pool.execute(*m).await.map_err(db("migrating"))?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
     /// The pool.
@@ -113,12 +151,23 @@ impl Store {
     /// Begins a write transaction. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes waits for other writers
     /// (busy timeout) instead of failing when it upgrades its read lock.
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        match self.backend {
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let turn = self.write_turn().await;
+        let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
-        .map_err(db("beginning a write transaction"))
+        .map_err(db("beginning a write transaction"))?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// The process's writer turn for statements outside [`Store::begin_write`] (SQLite only;
+    /// `None` on PostgreSQL). Never ask for it while holding a [`WriteTx`] on the same store.
+    pub async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Which database this is.

@@ -13,7 +13,7 @@ use crate::TxId;
 use crate::contract::StateAndRef;
 use crate::identity::{KeyPair, PublicKey};
 use crate::stablecoin::{StablecoinState, stablecoin_id};
-use crate::store::{Store, StoreError, db};
+use crate::store::{Store, StoreError, WriteTx, db};
 use crate::tx::{SignedTransaction, StateRef, TransactionState};
 
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -155,15 +155,26 @@ impl Vault {
         stx: &SignedTransaction,
         keys: &BTreeSet<PublicKey>,
     ) -> Result<(), StoreError> {
+        let mut t = self.store.begin_write().await?;
+        self.record_in(&mut t, stx, keys).await?;
+        t.commit().await.map_err(db("committing a vault update"))
+    }
+
+    /// [`Vault::record`] inside the caller's write transaction.
+    pub(crate) async fn record_in(
+        &self,
+        t: &mut WriteTx,
+        stx: &SignedTransaction,
+        keys: &BTreeSet<PublicKey>,
+    ) -> Result<(), StoreError> {
         let id = stx.id();
         let now = now_ms();
-        let mut t = self.store.begin_write().await?;
         // An archived transaction stays recorded: its states must not come back.
         let exists = sqlx::query(
             "SELECT 1 FROM vault_transactions WHERE tx_id = $1 UNION ALL SELECT 1 FROM vault_archive_transactions WHERE tx_id = $1",
         )
         .bind(id.to_string())
-            .fetch_optional(&mut *t)
+            .fetch_optional(&mut **t)
             .await
             .map_err(db("reading vault transactions"))?;
         if exists.is_some() {
@@ -175,7 +186,7 @@ impl Vault {
         .bind(id.to_string())
         .bind(hex::encode(stx.to_bytes()))
         .bind(now)
-        .execute(&mut *t)
+        .execute(&mut **t)
         .await
         .map_err(db("recording a transaction"))?;
         for (i, out) in stx.tx.outputs.iter().enumerate() {
@@ -193,7 +204,7 @@ impl Vault {
             .bind(amount)
             .bind(encode_hex(out))
             .bind(now)
-            .execute(&mut *t)
+            .execute(&mut **t)
             .await
             .map_err(db("recording a state"))?;
         }
@@ -205,11 +216,11 @@ impl Vault {
             .bind(now)
             .bind(input.tx_id.to_string())
             .bind(i64::from(input.index))
-            .execute(&mut *t)
+            .execute(&mut **t)
             .await
             .map_err(db("consuming a state"))?;
         }
-        t.commit().await.map_err(db("committing a vault update"))
+        Ok(())
     }
 
     /// A recorded transaction (live or archived).
@@ -301,6 +312,7 @@ impl Vault {
         .map_err(db("selecting coins"))?;
         let mut picked = Vec::new();
         let mut total = 0u64;
+        let turn = self.store.write_turn().await;
         for row in &rows {
             if total >= amount {
                 break;
@@ -325,6 +337,7 @@ impl Vault {
                 picked.push(state);
             }
         }
+        drop(turn);
         if total < amount {
             self.release(lock_id).await?;
             return Err(VaultError::InsufficientFunds {
@@ -338,6 +351,7 @@ impl Vault {
 
     /// Releases every state held by `lock_id`.
     pub async fn release(&self, lock_id: Uuid) -> Result<(), StoreError> {
+        let _turn = self.store.write_turn().await;
         sqlx::query(
             "UPDATE vault_states SET lock_id = NULL, lock_expiry_ms = NULL WHERE lock_id = $1",
         )
@@ -406,6 +420,7 @@ impl Vault {
             label: label.to_string(),
             public_key: key.public(),
         };
+        let _turn = self.store.write_turn().await;
         sqlx::query("INSERT INTO accounts (id, label, public_key, secret) VALUES ($1, $2, $3, $4)")
             .bind(account.id.to_string())
             .bind(label)
