@@ -1444,40 +1444,103 @@ async fn mark_handled(t: &mut crate::store::WriteTx, now: i64) -> Result<(), Sto
     Ok(())
 }
 
+/// A finished delivery: the outbox row, and what the receiver said.
+type Delivery = (String, PartyName, Result<(), TransportError>);
+
+/// Longest wait before retrying a message whose receiver could not be reached.
+const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Delivers the outbox. Every queued message is sent on a task of its own, so a slow receiver
+/// holds up nobody else (steps of different flows do not depend on each other's order, and a
+/// flow has at most one message in flight per receiver). Acknowledged messages are cleared
+/// together; a refused one is dropped with a warning (the receiver will never accept it); an
+/// undeliverable one is retried with a growing delay.
 async fn outbox_loop(inner: Weak<Inner>) {
+    let (finished_tx, mut finished_rx) = tokio::sync::mpsc::unbounded_channel::<Delivery>();
+    let mut in_flight: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut backoff: std::collections::HashMap<String, (tokio::time::Instant, u32)> =
+        std::collections::HashMap::new();
+    let mut finished: Vec<Delivery> = vec![];
     loop {
         let Some(node) = inner.upgrade() else { return };
         if node.is_crashed() {
             return;
         }
-        let sent = match deliver_some(&node).await {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(error = %e, "outbox read failed");
-                0
+        while let Ok(d) = finished_rx.try_recv() {
+            finished.push(d);
+        }
+        let mut done = vec![];
+        for (id, to, result) in finished.drain(..) {
+            in_flight.remove(&id);
+            match result {
+                Ok(()) => {
+                    backoff.remove(&id);
+                    done.push(id);
+                }
+                Err(e @ TransportError::Refused { .. }) => {
+                    warn!(error = %e, to = %to, "message refused by its receiver; dropped");
+                    backoff.remove(&id);
+                    done.push(id);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, to = %to, "delivery failed; will retry");
+                    let tries = backoff.get(&id).map_or(0, |(_, n)| *n);
+                    let delay = (Duration::from_millis(10) * 2u32.saturating_pow(tries))
+                        .min(MAX_RETRY_DELAY);
+                    backoff.insert(id, (tokio::time::Instant::now() + delay, tries + 1));
+                }
             }
-        };
+        }
+        if !done.is_empty()
+            && let Err(e) = clear_outbox(&node, &done).await
+        {
+            // Left in the outbox: delivered again later, and the receiver's inbox drops it.
+            warn!(error = %e, "clearing the outbox failed");
+        }
+        if let Err(e) = start_deliveries(&node, &mut in_flight, &backoff, &finished_tx).await {
+            warn!(error = %e, "outbox read failed");
+        }
         if node.is_crashed() {
             return;
         }
-        if sent == 0 {
-            let _ =
-                tokio::time::timeout(Duration::from_millis(50), node.outbox_wake.notified()).await;
+        tokio::select! {
+            () = node.outbox_wake.notified() => {}
+            Some(d) = finished_rx.recv() => finished.push(d),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
     }
 }
 
-/// Delivers up to 64 queued messages concurrently (steps of different flows do not depend on
-/// each other's order; one flow has at most one message in flight), and clears the acknowledged
-/// ones. A refused message is dropped with a warning: the receiver will never accept it.
-async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
-    let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY created_ms LIMIT 64")
+async fn clear_outbox(node: &Inner, ids: &[String]) -> Result<(), StoreError> {
+    let mut t = node.store.begin_write().await?;
+    for id in ids {
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *t)
+            .await
+            .map_err(db("clearing the outbox"))?;
+    }
+    t.commit().await.map_err(db("clearing the outbox"))
+}
+
+/// Starts a delivery task for each queued message that is neither in flight nor waiting for
+/// its retry.
+async fn start_deliveries(
+    node: &Arc<Inner>,
+    in_flight: &mut std::collections::HashSet<String>,
+    backoff: &std::collections::HashMap<String, (tokio::time::Instant, u32)>,
+    finished: &tokio::sync::mpsc::UnboundedSender<Delivery>,
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY created_ms LIMIT 512")
         .fetch_all(node.store.pool())
         .await
         .map_err(db("reading the outbox"))?;
-    let mut batch = Vec::with_capacity(rows.len());
+    let now = tokio::time::Instant::now();
     for row in rows {
         let id: String = row.try_get(0).map_err(db("reading the outbox"))?;
+        if in_flight.contains(&id) || backoff.get(&id).is_some_and(|(at, _)| *at > now) {
+            continue;
+        }
         let body: String = row.try_get(1).map_err(db("reading the outbox"))?;
         let env: Envelope = decode("outbox", &body)?;
         let crash_after = match bcs::from_bytes::<Message>(&env.payload) {
@@ -1485,51 +1548,32 @@ async fn deliver_some(node: &Inner) -> Result<usize, StoreError> {
             Ok(Message::KeyResponse { .. }) => Some(Failpoint::CrashAfterKeyResponse),
             _ => None,
         };
-        batch.push((id, env, crash_after));
-    }
-    // A failpoint stops the node as soon as its message is on the wire: nothing that arrives
-    // afterwards is processed, as after a kill.
-    let crash = batch
-        .iter()
-        .any(|(_, _, crash_after)| crash_after.is_some() && node.failpoint == *crash_after);
-    if crash {
-        node.crashed
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    let results = futures::future::join_all(
-        batch
-            .iter()
-            .map(|(_, env, _)| node.transport.send(env.clone())),
-    )
-    .await;
-    if crash {
-        // Logged once the message is on the wire: a test may kill the process from here on.
-        warn!(failpoint = ?node.failpoint, "failpoint reached");
-    }
-    let mut done = Vec::with_capacity(batch.len());
-    for ((id, env, _), result) in batch.into_iter().zip(results) {
-        match result {
-            Ok(()) | Err(TransportError::Refused { .. }) => {
-                if let Err(e) = &result {
-                    warn!(error = %e, to = %env.to, "message refused by its receiver; dropped");
+        // A failpoint stops the node as soon as its message is on the wire: nothing that
+        // arrives afterwards is processed, and nothing queued after it is sent, as after a kill.
+        let crash = crash_after.is_some() && node.failpoint == crash_after;
+        if crash {
+            node.crashed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        in_flight.insert(id.clone());
+        let (node2, finished) = (node.clone(), finished.clone());
+        tokio::spawn(
+            async move {
+                let to = env.to.clone();
+                let result = node2.transport.send(env).await;
+                if crash {
+                    // Logged once the message is on the wire: a test may kill the process now.
+                    warn!(failpoint = ?node2.failpoint, "failpoint reached");
                 }
-                done.push(id);
+                let _ = finished.send((id, to, result));
             }
-            Err(e) => tracing::debug!(error = %e, to = %env.to, "delivery failed; will retry"),
+            .in_current_span(),
+        );
+        if crash {
+            break;
         }
     }
-    if !done.is_empty() {
-        let mut t = node.store.begin_write().await?;
-        for id in &done {
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(id)
-                .execute(&mut *t)
-                .await
-                .map_err(db("clearing the outbox"))?;
-        }
-        t.commit().await.map_err(db("clearing the outbox"))?;
-    }
-    Ok(done.len())
+    Ok(())
 }
 
 /// `tx` signed by `key`.
