@@ -374,7 +374,7 @@ impl Node {
                 .await
                 .map_err(db("migrating the node"))?;
         }
-        let vault = Vault::open(store.clone()).await?;
+        let vault = Vault::open(store.clone(), &config.key).await?;
         let mut registry = ContractRegistry::default();
         registry.install(Arc::new(StablecoinContract));
         let notary = (config.role == NodeRole::Notary).then(|| {

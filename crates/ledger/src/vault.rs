@@ -130,22 +130,97 @@ fn encode_hex<T: Serialize>(value: &T) -> String {
     hex::encode(bcs::to_bytes(value).expect("BCS encodes vault values"))
 }
 
+/// Account secrets are stored sealed (ChaCha20-Poly1305) under a key derived from the node's
+/// identity key, with the account id as associated data: a copy of the database alone (a
+/// backup, a PostgreSQL dump) does not give away the accounts' keys, and a sealed secret moved
+/// to another account's row does not open.
+#[derive(Clone)]
+struct Sealer(chacha20poly1305::ChaCha20Poly1305);
+
+const SEALED_PREFIX: &str = "sealed-v1:";
+
+impl Sealer {
+    fn new(identity: &KeyPair) -> Self {
+        use chacha20poly1305::KeyInit;
+        use sha2::Digest;
+        let key = sha2::Sha256::new()
+            .chain_update(b"kakehashi account sealing v1")
+            .chain_update(identity.secret())
+            .finalize();
+        Self(chacha20poly1305::ChaCha20Poly1305::new(&key))
+    }
+
+    fn seal(&self, account: Uuid, secret: &[u8; 32]) -> String {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let nonce: [u8; 12] = rand::random();
+        let sealed = self
+            .0
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: secret,
+                    aad: account.as_bytes(),
+                },
+            )
+            // Encryption of 32 bytes cannot exceed the cipher's length limit.
+            .expect("ChaCha20-Poly1305 seals 32 bytes");
+        format!(
+            "{SEALED_PREFIX}{}{}",
+            hex::encode(nonce),
+            hex::encode(sealed)
+        )
+    }
+
+    fn open(&self, account: Uuid, text: &str) -> Option<[u8; 32]> {
+        use chacha20poly1305::aead::{Aead, Payload};
+        let Some(body) = text.strip_prefix(SEALED_PREFIX) else {
+            // Written before secrets were sealed: plain hex.
+            return hex::decode(text).ok()?.try_into().ok();
+        };
+        let bytes = hex::decode(body).ok()?;
+        let (nonce, sealed) = bytes.split_at_checked(12)?;
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let plain = self
+            .0
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: account.as_bytes(),
+                },
+            )
+            .ok()?;
+        plain.try_into().ok()
+    }
+}
+
 /// The vault of one node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Vault {
     store: Store,
+    sealer: Sealer,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").finish_non_exhaustive()
+    }
 }
 
 impl Vault {
-    /// Opens the vault on `store` (creating its tables).
-    pub async fn open(store: Store) -> Result<Self, StoreError> {
+    /// Opens the vault on `store` (creating its tables); account secrets are sealed under a
+    /// key derived from `identity` (the node's identity key).
+    pub async fn open(store: Store, identity: &KeyPair) -> Result<Self, StoreError> {
         for m in MIGRATIONS {
             sqlx::query(*m)
                 .execute(store.pool())
                 .await
                 .map_err(db("migrating the vault"))?;
         }
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            sealer: Sealer::new(identity),
+        })
     }
 
     /// Records a finalised transaction: stores it, adds the outputs that have one of `keys` as
@@ -425,7 +500,7 @@ impl Vault {
             .bind(account.id.to_string())
             .bind(label)
             .bind(account.public_key.to_string())
-            .bind(hex::encode(key.secret()))
+            .bind(self.sealer.seal(account.id, &key.secret()))
             .execute(self.store.pool())
             .await
             .map_err(db("creating an account"))?;
@@ -468,12 +543,14 @@ impl Vault {
             .map_err(db("reading an account key"))?;
         let row = row.ok_or(VaultError::UnknownAccount(id))?;
         let secret: String = row.try_get(0).map_err(db("reading an account key"))?;
-        let secret: [u8; 32] = hex::decode(&secret)
-            .ok()
-            .and_then(|b| b.try_into().ok())
+        let secret = self
+            .sealer
+            .open(id, &secret)
             .ok_or_else(|| StoreError::Corrupt {
                 table: "accounts",
-                reason: "bad secret".into(),
+                reason: format!(
+                    "the secret of account {id} does not open with this node's identity key"
+                ),
             })?;
         Ok(KeyPair::from_secret(secret))
     }

@@ -54,7 +54,7 @@ fn issue(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_queries_locks_and_archives() {
     for (backend, store) in stores().await {
-        let vault = Vault::open(store).await.unwrap();
+        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
         let notary = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
             owning_key: KeyPair::generate().public(),
@@ -275,7 +275,7 @@ async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_cons
             None,
             NotaryConfig::default(),
         );
-        let vault = Vault::open(store).await.unwrap();
+        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
         let bank = Party {
             name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
             owning_key: KeyPair::generate().public(),
@@ -323,5 +323,51 @@ async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_cons
             .unwrap();
         stx.verify(DEFAULT_MAX_TRANSACTION_SIZE, &[]).unwrap();
         assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_secrets_are_sealed_under_the_node_identity() {
+    use sqlx::Row;
+    for (backend, store) in stores().await {
+        let identity = KeyPair::generate();
+        let vault = Vault::open(store.clone(), &identity).await.unwrap();
+        let alice = vault.create_account("alice").await.unwrap();
+        let bob = vault.create_account("bob").await.unwrap();
+        let key = vault.account_key(alice.id).await.unwrap();
+        assert_eq!(key.public(), alice.public_key, "{backend}");
+
+        // The stored secret is not the key: neither its hex nor anything a plain decode opens.
+        let stored: String = sqlx::query("SELECT secret FROM accounts WHERE id = $1")
+            .bind(alice.id.to_string())
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert!(!stored.contains(&hex::encode(key.secret())), "{backend}");
+        assert!(stored.starts_with("sealed-v1:"), "{backend}: {stored}");
+
+        // Another identity key does not open it.
+        let other = Vault::open(store.clone(), &KeyPair::generate())
+            .await
+            .unwrap();
+        assert!(matches!(
+            other.account_key(alice.id).await,
+            Err(VaultError::Store(StoreError::Corrupt { .. }))
+        ));
+
+        // Alice's sealed secret copied into Bob's row does not open as Bob's.
+        sqlx::query("UPDATE accounts SET secret = $1 WHERE id = $2")
+            .bind(&stored)
+            .bind(bob.id.to_string())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(vault.account_key(bob.id).await.is_err(), "{backend}");
+        assert!(matches!(
+            vault.account_key(uuid::Uuid::new_v4()).await,
+            Err(VaultError::UnknownAccount(_))
+        ));
     }
 }
