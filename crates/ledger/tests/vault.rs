@@ -1,5 +1,6 @@
 //! The vault on SQLite and (with KH_TEST_POSTGRES_URL) PostgreSQL: recording, queries,
-//! balances, soft-locked coin selection under concurrency, accounts and archiving.
+//! balances, soft-locked coin selection under concurrency, payments of one coin built past the
+//! soft locks, sealed account secrets, and archiving.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -369,5 +370,93 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
             vault.account_key(uuid::Uuid::new_v4()).await,
             Err(VaultError::UnknownAccount(_))
         ));
+    }
+}
+
+/// A faulty or malicious node builds two payments of the same coin without the vault's soft
+/// locks and sends both to the notary at once: exactly one is notarised, the other is refused
+/// naming the coin and the winner; the vault, fed the winner, stays consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payments_of_one_coin_built_past_the_soft_locks() {
+    for (backend, store) in stores().await {
+        let key = KeyPair::generate();
+        let notary_party = Party {
+            name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: key.public(),
+        };
+        let notary = Notary::start(
+            notary_party.clone(),
+            key,
+            store.clone(),
+            None,
+            NotaryConfig::default(),
+        );
+        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
+        let bank = Party {
+            name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
+            owning_key: KeyPair::generate().public(),
+        };
+        let alice = vault.create_account("alice").await.unwrap();
+        let bob = vault.create_account("bob").await.unwrap();
+        let carol = vault.create_account("carol").await.unwrap();
+        let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key, carol.public_key].into();
+        let issued = issue(&bank, &notary_party, alice.public_key, &[100], 7);
+        vault.record(&issued, &keys).await.unwrap();
+        let coin = vault
+            .states(&alice.public_key, StateStatus::Unconsumed)
+            .await
+            .unwrap();
+        assert_eq!(coin.len(), 1);
+        let alice_key = vault.account_key(alice.id).await.unwrap();
+        let signed = |payee: PublicKey| {
+            let tx = build_payment(&coin, alice.public_key, payee, 100, &notary_party).unwrap();
+            let id = tx.id();
+            SignedTransaction {
+                tx,
+                sigs: vec![TransactionSignature {
+                    by: alice_key.public(),
+                    signature: alice_key.sign(&id.0),
+                }],
+            }
+        };
+        let (to_bob, to_carol) = (signed(bob.public_key), signed(carol.public_key));
+        let (a, b) = tokio::join!(
+            notary.notarise(NotarisationRequest::NonValidating(to_bob.tx.notary_view())),
+            notary.notarise(NotarisationRequest::NonValidating(
+                to_carol.tx.notary_view()
+            ))
+        );
+        let (winner, sig, loser, refusal) = match (a, b) {
+            (Ok(sig), Err(e)) => (to_bob, sig, to_carol, e),
+            (Err(e), Ok(sig)) => (to_carol, sig, to_bob, e),
+            other => panic!("{backend}: exactly one must be notarised: {other:?}"),
+        };
+        match refusal {
+            NotaryError::DoubleSpend { tx, conflicts } => {
+                assert_eq!(tx, loser.id());
+                assert_eq!(
+                    conflicts,
+                    vec![Conflict {
+                        state: coin[0].reference,
+                        consumed_by: winner.id()
+                    }]
+                );
+            }
+            other => panic!("{backend}: {other}"),
+        }
+        let mut winner = winner;
+        winner.sigs.push(sig);
+        winner
+            .verify(DEFAULT_MAX_TRANSACTION_SIZE, &[])
+            .expect("the winner is completely signed");
+        vault.record(&winner, &keys).await.unwrap();
+        assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 0);
+        assert_eq!(
+            vault.balance(&bob.public_key).await.unwrap()
+                + vault.balance(&carol.public_key).await.unwrap(),
+            100,
+            "{backend}: the winner's payee holds the coin, nothing was created"
+        );
+        assert!(vault.transaction(&loser.id()).await.unwrap().is_none());
     }
 }
