@@ -3,6 +3,7 @@
 //! by the node) and archiving of consumed states.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -199,6 +200,18 @@ impl Sealer {
 pub struct Vault {
     store: Store,
     sealer: Sealer,
+    /// Accounts are only ever added, by this vault: kept in memory once read, with the keys
+    /// opened so far, so that flows do not read the table at every step.
+    accounts: Arc<std::sync::RwLock<AccountCache>>,
+}
+
+#[derive(Default)]
+struct AccountCache {
+    /// Bumped by every account creation: a list read from the table is kept only if no
+    /// account was created while it was being read.
+    generation: u64,
+    list: Option<Vec<Account>>,
+    keys: std::collections::HashMap<Uuid, KeyPair>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -220,6 +233,7 @@ impl Vault {
         Ok(Self {
             store,
             sealer: Sealer::new(identity),
+            accounts: Arc::default(),
         })
     }
 
@@ -504,11 +518,33 @@ impl Vault {
             .execute(self.store.pool())
             .await
             .map_err(db("creating an account"))?;
+        if let Ok(mut cache) = self.accounts.write() {
+            cache.generation += 1;
+            cache.list = None;
+            cache.keys.insert(account.id, key);
+        }
         Ok(account)
     }
 
     /// Every account.
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let generation = match self.accounts.read() {
+            Ok(c) => match &c.list {
+                Some(list) => return Ok(list.clone()),
+                None => Some(c.generation),
+            },
+            Err(_) => None,
+        };
+        let list = self.read_accounts().await?;
+        if let Ok(mut cache) = self.accounts.write()
+            && Some(cache.generation) == generation
+        {
+            cache.list = Some(list.clone());
+        }
+        Ok(list)
+    }
+
+    async fn read_accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows = sqlx::query("SELECT id, label, public_key FROM accounts ORDER BY label, id")
             .fetch_all(self.store.pool())
             .await
@@ -536,6 +572,14 @@ impl Vault {
 
     /// The key pair of an account (the node signs for its accounts).
     pub async fn account_key(&self, id: Uuid) -> Result<KeyPair, VaultError> {
+        if let Some(key) = self
+            .accounts
+            .read()
+            .ok()
+            .and_then(|c| c.keys.get(&id).cloned())
+        {
+            return Ok(key);
+        }
         let row = sqlx::query("SELECT secret FROM accounts WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(self.store.pool())
@@ -552,7 +596,11 @@ impl Vault {
                     "the secret of account {id} does not open with this node's identity key"
                 ),
             })?;
-        Ok(KeyPair::from_secret(secret))
+        let key = KeyPair::from_secret(secret);
+        if let Ok(mut cache) = self.accounts.write() {
+            cache.keys.insert(id, key.clone());
+        }
+        Ok(key)
     }
 }
 

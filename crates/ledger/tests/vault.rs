@@ -365,7 +365,14 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
             .execute(store.pool())
             .await
             .unwrap();
-        assert!(vault.account_key(bob.id).await.is_err(), "{backend}");
+        // (a vault opened afresh: the one that created Bob keeps his key in memory).
+        let reopened = Vault::open(store.clone(), &identity).await.unwrap();
+        assert!(reopened.account_key(bob.id).await.is_err(), "{backend}");
+        assert_eq!(
+            reopened.account_key(alice.id).await.unwrap().public(),
+            alice.public_key
+        );
+        assert_eq!(reopened.accounts().await.unwrap().len(), 2);
         assert!(matches!(
             vault.account_key(uuid::Uuid::new_v4()).await,
             Err(VaultError::UnknownAccount(_))
