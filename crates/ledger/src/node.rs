@@ -310,6 +310,8 @@ struct Inner {
     notary: Option<Notary>,
     transport: Arc<dyn Transport>,
     outbox_wake: Notify,
+    /// Messages committed to the outbox table and not yet picked up by the outbox task.
+    fresh: std::sync::Mutex<Vec<Envelope>>,
     events: broadcast::Sender<(Uuid, FlowStatus)>,
     failpoint: Option<Failpoint>,
     crashed: std::sync::atomic::AtomicBool,
@@ -403,6 +405,7 @@ impl Node {
             notary,
             transport,
             outbox_wake: Notify::new(),
+            fresh: std::sync::Mutex::new(Vec::new()),
             events,
             failpoint: config.failpoint,
             crashed: std::sync::atomic::AtomicBool::new(false),
@@ -658,10 +661,10 @@ impl Inner {
         .execute(&mut *t)
         .await
         .map_err(db("checkpointing a flow"))?;
-        self.enqueue(&mut t, out, now).await?;
+        let queued = self.enqueue(&mut t, out, now).await?;
         mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("committing a checkpoint"))?;
-        self.outbox_wake.notify_one();
+        self.hand_to_outbox(queued);
         let _ = self.events.send((flow, state.status()));
         Ok(())
     }
@@ -671,7 +674,8 @@ impl Inner {
         t: &mut crate::store::WriteTx,
         out: Vec<(PartyName, Message)>,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut queued = Vec::with_capacity(out.len());
         for (i, (to, msg)) in out.into_iter().enumerate() {
             let env = Envelope {
                 id: Uuid::new_v4(),
@@ -689,18 +693,30 @@ impl Inner {
             .execute(&mut **t)
             .await
             .map_err(db("queueing a message"))?;
+            queued.push(env);
         }
-        Ok(())
+        Ok(queued)
+    }
+
+    /// Hands committed messages to the outbox task (which would otherwise find them on its
+    /// next scan of the table).
+    fn hand_to_outbox(&self, queued: Vec<Envelope>) {
+        if !queued.is_empty()
+            && let Ok(mut fresh) = self.fresh.lock()
+        {
+            fresh.extend(queued);
+        }
+        self.outbox_wake.notify_one();
     }
 
     async fn send_only(&self, out: Vec<(PartyName, Message)>) -> Result<(), StoreError> {
         self.check_running()?;
         let mut t = self.store.begin_write().await?;
         let now = now_ms();
-        self.enqueue(&mut t, out, now).await?;
+        let queued = self.enqueue(&mut t, out, now).await?;
         mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("queueing messages"))?;
-        self.outbox_wake.notify_one();
+        self.hand_to_outbox(queued);
         Ok(())
     }
 
@@ -1444,23 +1460,28 @@ async fn mark_handled(t: &mut crate::store::WriteTx, now: i64) -> Result<(), Sto
     Ok(())
 }
 
-/// A finished delivery: the outbox row, and what the receiver said.
-type Delivery = (String, PartyName, Result<(), TransportError>);
+/// A finished delivery: the message, and what the receiver said.
+type Delivery = (Envelope, Result<(), TransportError>);
 
 /// Longest wait before retrying a message whose receiver could not be reached.
 const MAX_RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// Delivers the outbox. Every queued message is sent on a task of its own, so a slow receiver
-/// holds up nobody else (steps of different flows do not depend on each other's order, and a
-/// flow has at most one message in flight per receiver). Acknowledged messages are cleared
+/// How often the outbox task re-reads the outbox table (it is handed new messages directly;
+/// the table is read at start, for a standby's inherited messages, and as a safety net).
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+
+/// Delivers the outbox. Every message is sent on a task of its own, so a slow receiver holds
+/// up nobody else (steps of different flows do not depend on each other's order, and a flow
+/// has at most one message in flight per receiver). Acknowledged messages are cleared
 /// together; a refused one is dropped with a warning (the receiver will never accept it); an
 /// undeliverable one is retried with a growing delay.
 async fn outbox_loop(inner: Weak<Inner>) {
     let (finished_tx, mut finished_rx) = tokio::sync::mpsc::unbounded_channel::<Delivery>();
-    let mut in_flight: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut backoff: std::collections::HashMap<String, (tokio::time::Instant, u32)> =
+    let mut in_flight: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+    let mut retry: std::collections::HashMap<Uuid, (tokio::time::Instant, u32, Envelope)> =
         std::collections::HashMap::new();
     let mut finished: Vec<Delivery> = vec![];
+    let mut rescan_at = tokio::time::Instant::now();
     loop {
         let Some(node) = inner.upgrade() else { return };
         if node.is_crashed() {
@@ -1470,35 +1491,63 @@ async fn outbox_loop(inner: Weak<Inner>) {
             finished.push(d);
         }
         let mut done = vec![];
-        for (id, to, result) in finished.drain(..) {
-            in_flight.remove(&id);
+        for (env, result) in finished.drain(..) {
+            in_flight.remove(&env.id);
             match result {
                 Ok(()) => {
-                    backoff.remove(&id);
-                    done.push(id);
+                    retry.remove(&env.id);
+                    done.push(env.id);
                 }
                 Err(e @ TransportError::Refused { .. }) => {
-                    warn!(error = %e, to = %to, "message refused by its receiver; dropped");
-                    backoff.remove(&id);
-                    done.push(id);
+                    warn!(error = %e, to = %env.to, "message refused by its receiver; dropped");
+                    retry.remove(&env.id);
+                    done.push(env.id);
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, to = %to, "delivery failed; will retry");
-                    let tries = backoff.get(&id).map_or(0, |(_, n)| *n);
+                    tracing::debug!(error = %e, to = %env.to, "delivery failed; will retry");
+                    let tries = retry.get(&env.id).map_or(0, |(_, n, _)| *n);
                     let delay = (Duration::from_millis(10) * 2u32.saturating_pow(tries))
                         .min(MAX_RETRY_DELAY);
-                    backoff.insert(id, (tokio::time::Instant::now() + delay, tries + 1));
+                    let at = tokio::time::Instant::now() + delay;
+                    retry.insert(env.id, (at, tries + 1, env));
                 }
             }
         }
         if !done.is_empty()
             && let Err(e) = clear_outbox(&node, &done).await
         {
-            // Left in the outbox: delivered again later, and the receiver's inbox drops it.
+            // Left in the table: delivered again after a restart; the receiver's inbox drops it.
             warn!(error = %e, "clearing the outbox failed");
         }
-        if let Err(e) = start_deliveries(&node, &mut in_flight, &backoff, &finished_tx).await {
-            warn!(error = %e, "outbox read failed");
+        let now = tokio::time::Instant::now();
+        let mut ready: Vec<Envelope> = node
+            .fresh
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        let due: Vec<Uuid> = retry
+            .iter()
+            .filter(|(id, (at, _, _))| *at <= now && !in_flight.contains(*id))
+            .map(|(id, _)| *id)
+            .collect();
+        ready.extend(
+            due.iter()
+                .filter_map(|id| retry.get(id).map(|(_, _, e)| e.clone())),
+        );
+        if now >= rescan_at {
+            rescan_at = now + RESCAN_EVERY;
+            match read_outbox(&node).await {
+                Ok(rows) => ready.extend(rows.into_iter().filter(|e| !retry.contains_key(&e.id))),
+                Err(e) => warn!(error = %e, "outbox read failed"),
+            }
+        }
+        for env in ready {
+            if !in_flight.insert(env.id) {
+                continue;
+            }
+            if start_delivery(&node, env, &finished_tx) {
+                break;
+            }
         }
         if node.is_crashed() {
             return;
@@ -1511,11 +1560,11 @@ async fn outbox_loop(inner: Weak<Inner>) {
     }
 }
 
-async fn clear_outbox(node: &Inner, ids: &[String]) -> Result<(), StoreError> {
+async fn clear_outbox(node: &Inner, ids: &[Uuid]) -> Result<(), StoreError> {
     let mut t = node.store.begin_write().await?;
     for id in ids {
         sqlx::query("DELETE FROM outbox WHERE id = $1")
-            .bind(id)
+            .bind(id.to_string())
             .execute(&mut *t)
             .await
             .map_err(db("clearing the outbox"))?;
@@ -1523,57 +1572,52 @@ async fn clear_outbox(node: &Inner, ids: &[String]) -> Result<(), StoreError> {
     t.commit().await.map_err(db("clearing the outbox"))
 }
 
-/// Starts a delivery task for each queued message that is neither in flight nor waiting for
-/// its retry.
-async fn start_deliveries(
-    node: &Arc<Inner>,
-    in_flight: &mut std::collections::HashSet<String>,
-    backoff: &std::collections::HashMap<String, (tokio::time::Instant, u32)>,
-    finished: &tokio::sync::mpsc::UnboundedSender<Delivery>,
-) -> Result<(), StoreError> {
-    let rows = sqlx::query("SELECT id, body FROM outbox ORDER BY created_ms LIMIT 512")
+/// The queued messages, oldest first.
+async fn read_outbox(node: &Inner) -> Result<Vec<Envelope>, StoreError> {
+    let rows = sqlx::query("SELECT body FROM outbox ORDER BY created_ms LIMIT 1024")
         .fetch_all(node.store.pool())
         .await
         .map_err(db("reading the outbox"))?;
-    let now = tokio::time::Instant::now();
-    for row in rows {
-        let id: String = row.try_get(0).map_err(db("reading the outbox"))?;
-        if in_flight.contains(&id) || backoff.get(&id).is_some_and(|(at, _)| *at > now) {
-            continue;
-        }
-        let body: String = row.try_get(1).map_err(db("reading the outbox"))?;
-        let env: Envelope = decode("outbox", &body)?;
-        let crash_after = match bcs::from_bytes::<Message>(&env.payload) {
-            Ok(Message::NotariseRequest { .. }) => Some(Failpoint::CrashAfterNotariseRequest),
-            Ok(Message::KeyResponse { .. }) => Some(Failpoint::CrashAfterKeyResponse),
-            _ => None,
-        };
-        // A failpoint stops the node as soon as its message is on the wire: nothing that
-        // arrives afterwards is processed, and nothing queued after it is sent, as after a kill.
-        let crash = crash_after.is_some() && node.failpoint == crash_after;
-        if crash {
-            node.crashed
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        in_flight.insert(id.clone());
-        let (node2, finished) = (node.clone(), finished.clone());
-        tokio::spawn(
-            async move {
-                let to = env.to.clone();
-                let result = node2.transport.send(env).await;
-                if crash {
-                    // Logged once the message is on the wire: a test may kill the process now.
-                    warn!(failpoint = ?node2.failpoint, "failpoint reached");
-                }
-                let _ = finished.send((id, to, result));
-            }
-            .in_current_span(),
-        );
-        if crash {
-            break;
-        }
+    rows.iter()
+        .map(|row| {
+            let body: String = row.try_get(0).map_err(db("reading the outbox"))?;
+            decode("outbox", &body)
+        })
+        .collect()
+}
+
+/// Sends `env` on a task of its own. Returns true when a failpoint stopped the node at this
+/// message: nothing queued after it may be sent, as after a kill.
+fn start_delivery(
+    node: &Arc<Inner>,
+    env: Envelope,
+    finished: &tokio::sync::mpsc::UnboundedSender<Delivery>,
+) -> bool {
+    let crash_after = match bcs::from_bytes::<Message>(&env.payload) {
+        Ok(Message::NotariseRequest { .. }) => Some(Failpoint::CrashAfterNotariseRequest),
+        Ok(Message::KeyResponse { .. }) => Some(Failpoint::CrashAfterKeyResponse),
+        _ => None,
+    };
+    // A failpoint stops the node as soon as its message is on the wire: nothing that arrives
+    // afterwards is processed.
+    let crash = crash_after.is_some() && node.failpoint == crash_after;
+    if crash {
+        node.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
-    Ok(())
+    let (node2, finished) = (node.clone(), finished.clone());
+    tokio::spawn(
+        async move {
+            let result = node2.transport.send(env.clone()).await;
+            if crash {
+                // Logged once the message is on the wire: a test may kill the process now.
+                warn!(failpoint = ?node2.failpoint, "failpoint reached");
+            }
+            let _ = finished.send((env, result));
+        }
+        .in_current_span(),
+    );
+    crash
 }
 
 /// `tx` signed by `key`.
