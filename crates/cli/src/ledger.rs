@@ -105,7 +105,8 @@ enum Command {
     /// The transactions this node co-signed as a Validator.
     Validations,
     /// Move states consumed more than --older-than-ms ago, and transactions with no live state
-    /// left, out of the live vault (they stay findable with `tx show`).
+    /// left, out of the live vault (they stay findable with `tx show`); forget flows that
+    /// finished before then.
     Archive {
         /// Retention in milliseconds (0: everything consumed so far).
         #[arg(long)]
@@ -312,7 +313,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?
                 .into_inner();
-            json!({"states": r.states, "transactions": r.transactions})
+            json!({"states": r.states, "transactions": r.transactions, "flows": r.flows})
         }
         Command::Validations => {
             let list = rpc

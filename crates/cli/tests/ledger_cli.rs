@@ -383,6 +383,7 @@ fn issue_pay_and_privacy_through_the_cli() {
         archived["transactions"].as_u64().unwrap() >= 1,
         "{archived}"
     );
+    assert!(archived["flows"].as_u64().unwrap() >= 4, "{archived}");
     assert_eq!(balance(dir, "PartyA", &alice), a_before - 3);
     json(&kakehashi(dir, "PartyA", &["tx", "show", &tx, "--json"]));
     let again = json(&kakehashi(
@@ -391,6 +392,10 @@ fn issue_pay_and_privacy_through_the_cli() {
         &["archive", "--older-than-ms", "0", "--json"],
     ));
     assert_eq!(again["states"], 0, "{again}");
+    assert_eq!(again["flows"], 0, "{again}");
+    // A forgotten flow is unknown now; new payments still work (below).
+    let out = kakehashi(dir, "PartyA", &["flow", "status", &flow]);
+    assert_eq!(out.status.code(), Some(1), "archived flow still reported");
 
     // Bad input: unknown account, malformed target, unknown node.
     let out = kakehashi(

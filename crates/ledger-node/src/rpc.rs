@@ -362,20 +362,21 @@ impl NodeRpc for RpcService {
             .duration_since(std::time::UNIX_EPOCH)
             .map_err(|e| Status::internal(e.to_string()))?
             .as_millis() as i64;
-        let done = self
+        let (done, flows) = self
             .node
-            .vault()
-            .archive_consumed(now.saturating_sub(older))
+            .archive(now.saturating_sub(older))
             .await
-            .map_err(internal)?;
+            .map_err(flow_error)?;
         tracing::info!(
             states = done.states,
             transactions = done.transactions,
+            flows,
             "archived"
         );
         Ok(Response::new(proto::ArchiveResponse {
             states: done.states,
             transactions: done.transactions,
+            flows,
         }))
     }
 

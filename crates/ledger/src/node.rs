@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS flows (id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, to_node TEXT NOT NULL, body TEXT NOT NULL, created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, received_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS flows_updated ON flows (updated_ms)",
     "CREATE TABLE IF NOT EXISTS validations (tx_id TEXT PRIMARY KEY, requester TEXT NOT NULL, validated_ms BIGINT NOT NULL)",
 ];
 
@@ -495,6 +496,43 @@ impl Node {
                 .await?;
         }
         Ok(flow)
+    }
+
+    /// Archives the vault ([`Vault::archive_consumed`]) and forgets the checkpoints of flows that
+    /// finished before `before_ms` (their status is no longer reported). Returns what the vault
+    /// archived and how many finished flows were removed.
+    pub async fn archive(&self, before_ms: i64) -> Result<(crate::Archived, u64), NodeError> {
+        let archived = self.inner.vault.archive_consumed(before_ms).await?;
+        let rows = sqlx::query("SELECT id, state FROM flows WHERE updated_ms < $1")
+            .bind(before_ms)
+            .fetch_all(self.inner.store.pool())
+            .await
+            .map_err(db("reading flows"))?;
+        let mut finished = vec![];
+        for r in rows {
+            let id: String = r.try_get(0).map_err(db("reading flows"))?;
+            let text: String = r.try_get(1).map_err(db("reading flows"))?;
+            if !matches!(
+                decode::<FlowState>("flows", &text)?.status(),
+                FlowStatus::Running { .. }
+            ) {
+                finished.push(id);
+            }
+        }
+        if !finished.is_empty() {
+            let mut t = self.inner.store.begin_write().await?;
+            for id in &finished {
+                // Only if it did not change since it was read.
+                sqlx::query("DELETE FROM flows WHERE id = $1 AND updated_ms < $2")
+                    .bind(id)
+                    .bind(before_ms)
+                    .execute(&mut *t)
+                    .await
+                    .map_err(db("removing finished flows"))?;
+            }
+            t.commit().await.map_err(db("removing finished flows"))?;
+        }
+        Ok((archived, finished.len() as u64))
     }
 
     /// The transactions this node co-signed as a Validator, oldest first.
