@@ -503,22 +503,13 @@ impl Node {
     /// archived and how many finished flows were removed.
     pub async fn archive(&self, before_ms: i64) -> Result<(crate::Archived, u64), NodeError> {
         let archived = self.inner.vault.archive_consumed(before_ms).await?;
-        let rows = sqlx::query("SELECT id, state FROM flows WHERE updated_ms < $1")
-            .bind(before_ms)
-            .fetch_all(self.inner.store.pool())
-            .await
-            .map_err(db("reading flows"))?;
-        let mut finished = vec![];
-        for r in rows {
-            let id: String = r.try_get(0).map_err(db("reading flows"))?;
-            let text: String = r.try_get(1).map_err(db("reading flows"))?;
-            if !matches!(
-                decode::<FlowState>("flows", &text)?.status(),
-                FlowStatus::Running { .. }
-            ) {
-                finished.push(id);
-            }
-        }
+        let finished: Vec<String> = self
+            .inner
+            .flows_updated_before(before_ms)
+            .await?
+            .into_iter()
+            .filter_map(|(id, running)| (!running).then_some(id))
+            .collect();
         if !finished.is_empty() {
             let mut t = self.inner.store.begin_write().await?;
             for id in &finished {
@@ -622,21 +613,28 @@ impl Inner {
     }
 
     async fn flows_in_flight(&self) -> Result<usize, StoreError> {
-        let rows = sqlx::query("SELECT state FROM flows")
+        let flows = self.flows_updated_before(i64::MAX).await?;
+        Ok(flows.iter().filter(|(_, running)| *running).count())
+    }
+
+    /// Every flow last checkpointed before `before_ms`: its id, and whether it is running.
+    async fn flows_updated_before(
+        &self,
+        before_ms: i64,
+    ) -> Result<Vec<(String, bool)>, StoreError> {
+        let rows = sqlx::query("SELECT id, state FROM flows WHERE updated_ms < $1")
+            .bind(before_ms)
             .fetch_all(self.store.pool())
             .await
             .map_err(db("reading flows"))?;
-        let mut n = 0;
-        for r in rows {
-            let text: String = r.try_get(0).map_err(db("reading flows"))?;
-            if matches!(
-                decode::<FlowState>("flows", &text)?.status(),
-                FlowStatus::Running { .. }
-            ) {
-                n += 1;
-            }
-        }
-        Ok(n)
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(db("reading flows"))?;
+                let text: String = r.try_get(1).map_err(db("reading flows"))?;
+                let state: FlowState = decode("flows", &text)?;
+                Ok((id, matches!(state.status(), FlowStatus::Running { .. })))
+            })
+            .collect()
     }
 
     async fn load_flow(&self, flow: Uuid) -> Result<Option<FlowState>, StoreError> {
@@ -822,14 +820,7 @@ impl Inner {
                     time_window: None,
                     privacy_salt: rand::random(),
                 };
-                let id = tx.id();
-                let stx = SignedTransaction {
-                    tx,
-                    sigs: vec![TransactionSignature {
-                        by: self.key.public(),
-                        signature: self.key.sign(&id.0),
-                    }],
-                };
+                let stx = SignedTransaction::signed_by(tx, &self.key);
                 self.finalise(flow, stx, vec![to_node]).await
             }
             FlowRequest::Redeem { account, amount } => {
@@ -910,7 +901,7 @@ impl Inner {
                 for c in &mut tx.commands {
                     c.signers.push(validator_key);
                 }
-                let stx = sign_as(tx, &key);
+                let stx = SignedTransaction::signed_by(tx, &key);
                 self.ask_cosigner(flow, stx, lock, validator.clone(), vec![to_node, validator])
                     .await
             }
@@ -1047,7 +1038,7 @@ impl Inner {
         lock: Uuid,
         notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
-        self.notarise_signed(flow, sign_as(tx, key), lock, notify)
+        self.notarise_signed(flow, SignedTransaction::signed_by(tx, key), lock, notify)
             .await
     }
 
@@ -1174,7 +1165,7 @@ impl Inner {
             time_window: None,
             privacy_salt: rand::random(),
         };
-        let stx = sign_as(tx, &key);
+        let stx = SignedTransaction::signed_by(tx, &key);
         let issuer = first.issuer.clone();
         self.ask_cosigner(flow, stx, lock, issuer.clone(), vec![issuer])
             .await
@@ -1221,10 +1212,7 @@ impl Inner {
                 }
             }
         }
-        Ok(TransactionSignature {
-            by: me,
-            signature: self.key.sign(&stx.id().0),
-        })
+        Ok(TransactionSignature::sign(&self.key, &stx.id()))
     }
 
     /// Keeps the Validator's record of a co-signed transaction.
@@ -1254,8 +1242,12 @@ impl Inner {
         let backchain = if notify.is_empty() {
             vec![]
         } else {
-            // The inputs were resolved from this store when the flow began.
-            self.backchain(&stx).await?.unwrap_or_default()
+            // The inputs were resolved from this store when the flow began, so this cannot
+            // miss; if it did, recipients would refuse the transaction and say why.
+            self.backchain(&stx).await?.unwrap_or_else(|reason| {
+                warn!(tx = %stx.id(), reason = %reason, "finalising without a backchain");
+                vec![]
+            })
         };
         let out = notify
             .into_iter()
@@ -1658,18 +1650,6 @@ fn start_delivery(
     crash
 }
 
-/// `tx` signed by `key`.
-fn sign_as(tx: WireTransaction, key: &KeyPair) -> SignedTransaction {
-    let id = tx.id();
-    SignedTransaction {
-        tx,
-        sigs: vec![TransactionSignature {
-            by: key.public(),
-            signature: key.sign(&id.0),
-        }],
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! What a co-signer (Validator or issuer) accepts, and what it refuses.
@@ -1756,7 +1736,7 @@ mod tests {
                 time_window: None,
                 privacy_salt: [7; 32],
             };
-            sign_as(tx, signer)
+            SignedTransaction::signed_by(tx, signer)
         }
 
         /// A payment of `amount` out of `dep`'s first output, signed by `owner`, naming
@@ -1780,7 +1760,7 @@ mod tests {
                 build_payment(&[input], owner.public(), payee, amount, &self.params.notary)
                     .unwrap();
             tx.commands[0].signers.extend(cosigner);
-            sign_as(tx, owner)
+            SignedTransaction::signed_by(tx, owner)
         }
     }
 
@@ -1834,7 +1814,7 @@ mod tests {
         let mut coin: StablecoinState = inflated.tx.outputs[0].decode().unwrap();
         coin.amount = 90;
         inflated.tx.outputs[0].data = bcs::to_bytes(&coin).unwrap();
-        let inflated = sign_as(inflated.tx, &owner);
+        let inflated = SignedTransaction::signed_by(inflated.tx, &owner);
         let err = validator
             .inner
             .cosign(&inflated, std::slice::from_ref(&issue))

@@ -12,9 +12,7 @@ use crate::identity::{Party, PublicKey};
 use crate::notary::{NotarisationRequest, Notary, NotaryError};
 use crate::stablecoin::{StablecoinCommand, StablecoinState, stablecoin_id};
 use crate::store::StoreError;
-use crate::tx::{
-    Command, SignedTransaction, TransactionSignature, TransactionState, WireTransaction,
-};
+use crate::tx::{Command, SignedTransaction, TransactionState, WireTransaction};
 use crate::vault::{Vault, VaultError};
 
 /// How long a payment may hold its selected coins.
@@ -160,14 +158,7 @@ pub async fn pay_local(
         .await?;
     let result = async {
         let tx = build_payment(&inputs, key.public(), payee, amount, notary.identity())?;
-        let id = tx.id();
-        let mut stx = SignedTransaction {
-            tx,
-            sigs: vec![TransactionSignature {
-                by: key.public(),
-                signature: key.sign(&id.0),
-            }],
-        };
+        let mut stx = SignedTransaction::signed_by(tx, &key);
         let notary_sig = notary
             .notarise(NotarisationRequest::NonValidating(stx.tx.notary_view()))
             .await?;

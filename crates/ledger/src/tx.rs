@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::{SecureHash, TxId, merkle_path, merkle_root, root_from_path};
-use crate::identity::{Party, PublicKey, Signature};
+use crate::identity::{KeyPair, Party, PublicKey, Signature};
 
 /// Default network transaction size limit (R11): 10 MB.
 pub const DEFAULT_MAX_TRANSACTION_SIZE: usize = 10 * 1024 * 1024;
@@ -260,6 +260,14 @@ pub struct TransactionSignature {
 }
 
 impl TransactionSignature {
+    /// `key`'s signature over the transaction id `id`.
+    pub fn sign(key: &KeyPair, id: &TxId) -> Self {
+        Self {
+            by: key.public(),
+            signature: key.sign(&id.0),
+        }
+    }
+
     /// Verifies this signature over `id`.
     pub fn verify(&self, id: &TxId) -> Result<(), crate::identity::BadSignature> {
         self.by.verify(&id.0, &self.signature)
@@ -322,6 +330,15 @@ pub enum TransactionError {
 }
 
 impl SignedTransaction {
+    /// `tx` with `key`'s signature (more are added as others sign).
+    pub fn signed_by(tx: WireTransaction, key: &KeyPair) -> Self {
+        let sig = TransactionSignature::sign(key, &tx.id());
+        Self {
+            tx,
+            sigs: vec![sig],
+        }
+    }
+
     /// The transaction id.
     pub fn id(&self) -> TxId {
         self.tx.id()

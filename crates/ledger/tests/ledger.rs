@@ -54,10 +54,7 @@ fn sign(tx: WireTransaction, keys: &[&KeyPair]) -> SignedTransaction {
         tx,
         sigs: keys
             .iter()
-            .map(|k| TransactionSignature {
-                by: k.public(),
-                signature: k.sign(&id.0),
-            })
+            .map(|k| TransactionSignature::sign(k, &id))
             .collect(),
     }
 }

@@ -106,17 +106,7 @@ async fn issue_pay_privacy_and_overspend() {
         let alice = a.create_account("alice").await.unwrap();
         let bob = b.create_account("bob").await.unwrap();
 
-        let issue = bank
-            .start_flow(FlowRequest::Issue {
-                amount: 100,
-                currency: "JPY".into(),
-                to_node: net.name(2),
-                to_account: alice.id,
-            })
-            .await
-            .unwrap();
-        let issue_tx = completed(bank.wait_flow(issue, WAIT).await.unwrap());
-        wait_balance(a, &alice.public_key, 100).await;
+        let issue_tx = issue(bank, a, &alice, 100).await;
 
         let pay = a
             .start_flow(FlowRequest::Pay {
@@ -313,17 +303,7 @@ async fn validator_cosigning_under_a_validating_notary() {
         let (bank, a, b, validator) = (&nodes[1], &nodes[2], &nodes[3], &nodes[4]);
         let alice = a.create_account("alice").await.unwrap();
         let bob = b.create_account("bob").await.unwrap();
-        let issue = bank
-            .start_flow(FlowRequest::Issue {
-                amount: 100,
-                currency: "JPY".into(),
-                to_node: net.name(2),
-                to_account: alice.id,
-            })
-            .await
-            .unwrap();
-        completed(bank.wait_flow(issue, WAIT).await.unwrap());
-        wait_balance(a, &alice.public_key, 100).await;
+        issue(bank, a, &alice, 100).await;
 
         let pay = |amount, validator: Option<usize>| FlowRequest::Pay {
             amount,
@@ -410,6 +390,22 @@ async fn validator_cosigning_under_a_validating_notary() {
     }
 }
 
+/// Issues `amount` JPY from `bank` to `account` at `holder`, and waits until the holder has it.
+async fn issue(bank: &Node, holder: &Node, account: &Account, amount: u64) -> TxId {
+    let flow = bank
+        .start_flow(FlowRequest::Issue {
+            amount,
+            currency: "JPY".into(),
+            to_node: holder.name().clone(),
+            to_account: account.id,
+        })
+        .await
+        .unwrap();
+    let tx = completed(bank.wait_flow(flow, WAIT).await.unwrap());
+    wait_balance(holder, &account.public_key, amount).await;
+    tx
+}
+
 async fn futures_join(net: &Net) -> Vec<Node> {
     let mut nodes = vec![];
     for i in 0..5 {
@@ -446,17 +442,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
         let b = net.open(3, None).await;
         let alice = a.create_account("alice").await.unwrap();
         let bob = b.create_account("bob").await.unwrap();
-        let issue = bank
-            .start_flow(FlowRequest::Issue {
-                amount: 50,
-                currency: "JPY".into(),
-                to_node: net.name(2),
-                to_account: alice.id,
-            })
-            .await
-            .unwrap();
-        completed(bank.wait_flow(issue, WAIT).await.unwrap());
-        wait_balance(&a, &alice.public_key, 50).await;
+        issue(&bank, &a, &alice, 50).await;
         let flow = a
             .start_flow(FlowRequest::Pay {
                 amount: 20,

@@ -261,9 +261,21 @@ async fn records_queries_locks_and_archives() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_conserved() {
-    for (_, store) in stores().await {
+/// A notary and a vault on one store, with three accounts (alice, bob, carol) and a bank
+/// that issues to them.
+struct Payments {
+    notary_party: Party,
+    notary: Notary,
+    vault: Vault,
+    bank: Party,
+    alice: Account,
+    bob: Account,
+    carol: Account,
+    keys: BTreeSet<PublicKey>,
+}
+
+impl Payments {
+    async fn new(store: Store) -> Self {
         let key = KeyPair::generate();
         let notary_party = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
@@ -284,7 +296,33 @@ async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_cons
         let alice = vault.create_account("alice").await.unwrap();
         let bob = vault.create_account("bob").await.unwrap();
         let carol = vault.create_account("carol").await.unwrap();
-        let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key, carol.public_key].into();
+        let keys = [alice.public_key, bob.public_key, carol.public_key].into();
+        Self {
+            notary_party,
+            notary,
+            vault,
+            bank,
+            alice,
+            bob,
+            carol,
+            keys,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_overspending_payments_at_most_one_succeeds_and_value_is_conserved() {
+    for (_, store) in stores().await {
+        let Payments {
+            notary_party,
+            notary,
+            vault,
+            bank,
+            alice,
+            bob,
+            carol,
+            keys,
+        } = Payments::new(store).await;
         vault
             .record(
                 &issue(&bank, &notary_party, alice.public_key, &[60, 40], 9),
@@ -386,27 +424,16 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_payments_of_one_coin_built_past_the_soft_locks() {
     for (backend, store) in stores().await {
-        let key = KeyPair::generate();
-        let notary_party = Party {
-            name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
-            owning_key: key.public(),
-        };
-        let notary = Notary::start(
-            notary_party.clone(),
-            key,
-            store.clone(),
-            None,
-            NotaryConfig::default(),
-        );
-        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
-        let bank = Party {
-            name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
-            owning_key: KeyPair::generate().public(),
-        };
-        let alice = vault.create_account("alice").await.unwrap();
-        let bob = vault.create_account("bob").await.unwrap();
-        let carol = vault.create_account("carol").await.unwrap();
-        let keys: BTreeSet<PublicKey> = [alice.public_key, bob.public_key, carol.public_key].into();
+        let Payments {
+            notary_party,
+            notary,
+            vault,
+            bank,
+            alice,
+            bob,
+            carol,
+            keys,
+        } = Payments::new(store).await;
         let issued = issue(&bank, &notary_party, alice.public_key, &[100], 7);
         vault.record(&issued, &keys).await.unwrap();
         let coin = vault
@@ -417,14 +444,7 @@ async fn two_payments_of_one_coin_built_past_the_soft_locks() {
         let alice_key = vault.account_key(alice.id).await.unwrap();
         let signed = |payee: PublicKey| {
             let tx = build_payment(&coin, alice.public_key, payee, 100, &notary_party).unwrap();
-            let id = tx.id();
-            SignedTransaction {
-                tx,
-                sigs: vec![TransactionSignature {
-                    by: alice_key.public(),
-                    signature: alice_key.sign(&id.0),
-                }],
-            }
+            SignedTransaction::signed_by(tx, &alice_key)
         };
         let (to_bob, to_carol) = (signed(bob.public_key), signed(carol.public_key));
         let (a, b) = tokio::join!(
