@@ -119,6 +119,9 @@ pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<P
             root_cert: None,
             rpc_listen: None,
             p2p_listen: None,
+            apps: apps_of(&name),
+            flow_timeout_ms: u64::try_from(kh_ledger::DEFAULT_FLOW_TIMEOUT.as_millis())
+                .unwrap_or(u64::MAX),
             failpoint: None,
         };
         let path = dir.join("node.toml");
@@ -151,6 +154,14 @@ pub(crate) struct RunningNode {
 }
 
 /// Reads and validates a node.toml (a failure is a usage/config error).
+/// The apps a devnet node runs: every node the stablecoin.
+fn apps_of(_name: &PartyName) -> Vec<String> {
+    kh_ledger_node::DEFAULT_APPS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 pub(crate) fn read_config(path: &Path) -> anyhow::Result<NodeFileConfig> {
     NodeFileConfig::read(path).map_err(|e| {
         let reason = format!("{}: {e}", path.display());
@@ -210,6 +221,8 @@ pub(crate) async fn start_node(
         database_url: file.database_url.clone(),
         role: file.role.into(),
         network: directory.network.clone(),
+        apps: kh_ledger_node::apps_by_name(&file.apps).map_err(anyhow::Error::msg)?,
+        flow_timeout: std::time::Duration::from_millis(file.flow_timeout_ms),
         failpoint: failpoint.or(file.failpoint.map(Failpoint::from)),
     };
     let transport = Arc::new(GrpcTransport::new(peers.clone(), &tls, &root));

@@ -92,9 +92,24 @@ pub struct NodeFileConfig {
     /// \[Default: this node's `p2p` address in `network.json`\] Node-to-node listen address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p2p_listen: Option<SocketAddr>,
+    /// \[Default: `["stablecoin"]`\] The apps this node runs (see `KNOWN_APPS`); the node
+    /// refuses transactions of contracts none of them has.
+    #[serde(default = "default_apps")]
+    pub apps: Vec<String>,
+    /// \[Default: 120000\] How long a flow may run before it fails and releases its soft locks.
+    #[serde(default = "default_flow_timeout_ms")]
+    pub flow_timeout_ms: u64,
     /// \[Default: none\] Tests only: stop the flow engine at this point (see [`FailpointName`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failpoint: Option<FailpointName>,
+}
+
+fn default_apps() -> Vec<String> {
+    crate::DEFAULT_APPS.iter().map(|s| s.to_string()).collect()
+}
+
+fn default_flow_timeout_ms() -> u64 {
+    u64::try_from(kh_ledger::DEFAULT_FLOW_TIMEOUT.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `node.toml` could not be read or is wrong.
@@ -178,6 +193,23 @@ impl NodeFileConfig {
                     reason: "empty path".into(),
                 });
             }
+        }
+        crate::apps_by_name(&self.apps).map_err(|reason| ConfigError::Invalid {
+            key: "apps",
+            reason,
+        })?;
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = self.apps.iter().find(|a| !seen.insert(a.as_str())) {
+            return Err(ConfigError::Invalid {
+                key: "apps",
+                reason: format!("{dup:?} is listed twice"),
+            });
+        }
+        if self.flow_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "flow_timeout_ms",
+                reason: "must be positive".into(),
+            });
         }
         if let (Some(rpc), Some(p2p)) = (self.rpc_listen, self.p2p_listen)
             && rpc == p2p

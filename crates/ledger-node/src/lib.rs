@@ -9,6 +9,9 @@
 //! the network directory ([`NetworkDirectory`]) and the node process configuration
 //! ([`NodeFileConfig`], `node.toml`).
 //!
+//! Also owns the list of apps a node process can run ([`KNOWN_APPS`]; `apps = [...]` in
+//! `node.toml`).
+//!
 //! Does not own: what the messages mean (`kh-ledger` flows), the node process (`kakehashi`).
 //!
 //! ## Identities
@@ -28,6 +31,7 @@
 //! ## Feature Flags
 //! None.
 
+mod apps;
 mod config;
 mod directory;
 mod peer;
@@ -45,6 +49,7 @@ pub mod proto {
     tonic::include_proto!("kakehashi.ledger.v1");
 }
 
+pub use apps::{DEFAULT_APPS, KNOWN_APPS, app_by_name, apps_by_name};
 pub use config::{ConfigError, FailpointName, NodeFileConfig, RoleName};
 pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
 pub use peer::{GrpcTransport, PeerDirectory, PeerEntry, PeerError, PeerServerHandle, serve_peer};

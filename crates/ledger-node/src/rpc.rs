@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use futures::Stream;
 
-use kh_ledger::{FlowRequest, FlowStatus, Node, StablecoinState, StateStatus, TxId};
+use kh_app_stablecoin::{CoinVault, StablecoinFlow, StablecoinState};
+use kh_ledger::{FlowStart, FlowStatus, Node, StateStatus, TxId};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -44,10 +45,29 @@ impl RpcService {
             .ok_or_else(|| Status::invalid_argument(format!("unknown node {text:?}")))
     }
 
-    /// Maps a request's flow onto a [`FlowRequest`] and starts it.
+    /// Maps a request's flow onto a [`FlowStart`] and starts it.
     async fn start(&self, flow: Option<Flow>) -> Result<Uuid, Status> {
         let flow = match flow.ok_or_else(|| Status::invalid_argument("no flow given"))? {
-            Flow::Issue(i) => FlowRequest::Issue {
+            Flow::Generic(g) => {
+                if g.name.is_empty() || g.name.len() > 128 {
+                    return Err(Status::invalid_argument(
+                        "a flow name is 1 to 128 characters",
+                    ));
+                }
+                let args = if g.args_json.trim().is_empty() {
+                    serde_json::Value::Object(Default::default())
+                } else {
+                    serde_json::from_str(&g.args_json).map_err(|e| {
+                        Status::invalid_argument(format!("args_json is not JSON: {e}"))
+                    })?
+                };
+                return self
+                    .node
+                    .start_flow(FlowStart::new(g.name, args))
+                    .await
+                    .map_err(flow_error);
+            }
+            Flow::Issue(i) => StablecoinFlow::Issue {
                 amount: i.amount,
                 currency: if i.currency.is_empty() {
                     "JPY".into()
@@ -57,7 +77,7 @@ impl RpcService {
                 to_node: self.node_name(&i.to_node)?,
                 to_account: uuid("to_account", &i.to_account)?,
             },
-            Flow::Pay(p) => FlowRequest::Pay {
+            Flow::Pay(p) => StablecoinFlow::Pay {
                 amount: p.amount,
                 from: uuid("from_account", &p.from_account)?,
                 to_node: self.node_name(&p.to_node)?,
@@ -68,20 +88,20 @@ impl RpcService {
                     Some(self.node_name(&p.validator)?)
                 },
             },
-            Flow::Redeem(r) => FlowRequest::Redeem {
+            Flow::Redeem(r) => StablecoinFlow::Redeem {
                 account: uuid("account", &r.account)?,
                 amount: r.amount,
             },
-            Flow::Split(s) => FlowRequest::Split {
+            Flow::Split(s) => StablecoinFlow::Split {
                 account: uuid("account", &s.account)?,
                 parts: s.parts,
             },
         };
         if matches!(
             flow,
-            FlowRequest::Issue { amount: 0, .. }
-                | FlowRequest::Pay { amount: 0, .. }
-                | FlowRequest::Redeem { amount: 0, .. }
+            StablecoinFlow::Issue { amount: 0, .. }
+                | StablecoinFlow::Pay { amount: 0, .. }
+                | StablecoinFlow::Redeem { amount: 0, .. }
         ) {
             return Err(Status::invalid_argument("amount must be positive"));
         }
@@ -121,6 +141,7 @@ fn flow_error(e: kh_ledger::NodeError) -> Status {
             Status::not_found(format!("unknown account {a}"))
         }
         kh_ledger::NodeError::UnknownFlow(f) => Status::not_found(format!("unknown flow {f}")),
+        e @ kh_ledger::NodeError::UnknownFlowName { .. } => Status::not_found(e.to_string()),
         other => internal(other),
     }
 }
@@ -250,6 +271,31 @@ impl NodeRpc for RpcService {
         let id = uuid("flow_id", &req.flow_id)?;
         let wait = Duration::from_millis(req.timeout_ms.max(1)).min(MAX_WAIT);
         Ok(Response::new(self.wait(id, wait).await?))
+    }
+
+    async fn kill_flow(
+        &self,
+        request: Request<proto::KillFlowRequest>,
+    ) -> Result<Response<proto::FlowResult>, Status> {
+        let req = request.into_inner();
+        let id = uuid("flow_id", &req.flow_id)?;
+        let reason = if req.reason.is_empty() {
+            "by the node's operator".to_string()
+        } else {
+            req.reason.chars().take(512).collect()
+        };
+        let status = self.node.kill_flow(id, &reason).await.map_err(flow_error)?;
+        Ok(Response::new(flow_result(id, status)))
+    }
+
+    async fn list_flows(
+        &self,
+        _request: Request<proto::ListFlowsRequest>,
+    ) -> Result<Response<proto::ListFlowsResponse>, Status> {
+        Ok(Response::new(proto::ListFlowsResponse {
+            flows: self.node.flow_names(),
+            apps: self.node.apps(),
+        }))
     }
 
     type WatchFlowStream = RpcStream<proto::FlowResult>;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kh_app_stablecoin::CoinVault;
 use kh_ledger::*;
 use kh_ledger_node::*;
 
@@ -88,6 +89,8 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
                 NodeRole::Regular
             },
             network: params.clone(),
+            apps: vec![kh_app_stablecoin::StablecoinApp::arc()],
+            flow_timeout: kh_ledger::DEFAULT_FLOW_TIMEOUT,
             failpoint: None,
         };
         let node = Node::open(config, transport).await.unwrap();
@@ -108,7 +111,7 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
     let alice = a.create_account("alice").await.unwrap();
     let bob = b.create_account("bob").await.unwrap();
     let issue = bank
-        .start_flow(FlowRequest::Issue {
+        .start_flow(kh_app_stablecoin::StablecoinFlow::Issue {
             amount: 100,
             currency: "JPY".into(),
             to_node: a.name().clone(),
@@ -130,7 +133,7 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let pay = a
-        .start_flow(FlowRequest::Pay {
+        .start_flow(kh_app_stablecoin::StablecoinFlow::Pay {
             amount: 70,
             from: alice.id,
             to_node: b.name().clone(),

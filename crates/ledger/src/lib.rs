@@ -1,51 +1,52 @@
-//! The Corda-model UTXO ledger.
+//! The Corda-model UTXO ledger platform.
 //!
 //! Owns: transactions (component groups, the Merkle transaction id, filtered transactions,
-//! Ed25519 signatures, the size limit), contracts and their registry, the stablecoin contract,
-//! identities (X.500 legal names) and network parameters, the notary (uniqueness persisted,
-//! time windows, validating and non-validating), the vault (states relevant to the node's keys,
-//! soft locks for coin selection, accounts whose keys the node holds, archiving), nodes whose
-//! flows (issue, pay, split) run as checkpointed state machines with a persistent outbox and an
-//! exactly-once inbox, and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
+//! Ed25519 signatures, the size limit), contracts and their registry, identities (X.500 legal
+//! names) and network parameters, the notary (uniqueness persisted, time windows, validating and
+//! non-validating), the vault (states of any app, indexed as the app says, queries with paging,
+//! soft locks by state reference, accounts whose keys the node holds, archiving), nodes whose
+//! flows run as checkpointed state machines with a persistent outbox and an exactly-once inbox,
+//! and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
 //!
-//! Seams: [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and
-//! [`Store`].
+//! Seams: [`App`] (an app's contracts, flows, responders, rules and tables — see [`app`]),
+//! [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and [`Store`].
 //!
 //! Flows resolve inputs from their backchain: whoever receives a transaction to co-sign or to
 //! record also gets the transactions that produced its inputs, checks that they are completely
-//! signed and runs the contracts. A node with the Validator role (R4) co-signs transactions that
-//! name it as a signer once those checks pass, and keeps a record of what it signed.
+//! signed and runs the contracts and the apps' rules. A node with the Validator role (R4)
+//! co-signs transactions that name it as a signer once those checks pass, and keeps a record
+//! of what it signed.
 //!
-//! Does not own: the gRPC/mTLS transport, node RPC and the node process (`kh-ledger-node`),
-//! the IBC host on the ledger.
+//! Does not own: any app (the stablecoin and the others live in `crates/apps/*`), the gRPC/mTLS
+//! transport, node RPC and the node process (`kh-ledger-node`), the IBC host on the ledger.
 //!
 //! ## Feature Flags
 //! None.
 
+pub mod app;
 mod contract;
 mod hash;
 mod identity;
 mod node;
 mod notary;
-mod payment;
-mod stablecoin;
 mod store;
 mod transport;
 mod tx;
+pub mod util;
 mod vault;
 
+pub use app::{
+    App, AppConflict, AppWrite, BoxFuture, FlowContext, FlowError, FlowLogic, Next, Reply,
+    ServiceHub, SqlArg, StateIndex,
+};
 pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{
-    Failpoint, FlowRequest, FlowStatus, NetworkParameters, Node, NodeConfig, NodeError, NodeRole,
-    Validation,
+    DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, NetworkParameters, Node, NodeConfig,
+    NodeError, NodeRole, Validation,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
-pub use payment::{PAYMENT_LOCK_MS, PaymentError, build_payment, build_split, pay_local};
-pub use stablecoin::{
-    STABLECOIN, StablecoinCommand, StablecoinContract, StablecoinState, stablecoin_id,
-};
 pub use store::{Backend, Store, StoreError, WriteTx};
 pub use transport::{Envelope, InMemoryNetwork, Receiver, SendFuture, Transport, TransportError};
 pub use tx::{
@@ -53,4 +54,4 @@ pub use tx::{
     FilteredComponent, FilteredGroup, FilteredTransaction, GROUPS, SignedTransaction, StateRef,
     TimeWindow, TransactionError, TransactionSignature, TransactionState, WireTransaction,
 };
-pub use vault::{Account, Archived, StateStatus, Vault, VaultError};
+pub use vault::{Account, Archived, MAX_QUERY_PAGE, StateQuery, StateStatus, Vault, VaultError};

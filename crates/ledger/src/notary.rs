@@ -3,7 +3,6 @@
 //! that many notarisations share one database transaction.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -141,10 +140,7 @@ pub struct Notary {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    u64::try_from(crate::util::now_ms()).unwrap_or(0)
 }
 
 impl Notary {

@@ -4,18 +4,18 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::TxId;
+use crate::app::{App, Apps};
 use crate::contract::StateAndRef;
 use crate::identity::{KeyPair, PublicKey};
-use crate::stablecoin::{StablecoinState, stablecoin_id};
 use crate::store::{Store, StoreError, WriteTx, db};
-use crate::tx::{SignedTransaction, StateRef, TransactionState};
+use crate::tx::{ContractId, SignedTransaction, StateRef};
+use crate::util::{from_hex_bcs, now_ms, to_hex_bcs};
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS vault_transactions (
@@ -50,6 +50,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         recorded_ms BIGINT NOT NULL,
         archived_ms BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS vault_transactions_recorded ON vault_transactions (recorded_ms)",
+    "CREATE TABLE IF NOT EXISTS vault_state_participants (
+        tx_id TEXT NOT NULL,
+        output_index BIGINT NOT NULL,
+        participant TEXT NOT NULL,
+        PRIMARY KEY (tx_id, output_index, participant))",
+    "CREATE INDEX IF NOT EXISTS vault_state_participants_key ON vault_state_participants (participant)",
+    "CREATE INDEX IF NOT EXISTS vault_states_lock ON vault_states (lock_id)",
     "CREATE TABLE IF NOT EXISTS accounts (
         id TEXT PRIMARY KEY,
         label TEXT NOT NULL,
@@ -78,12 +85,36 @@ pub struct Account {
 }
 
 /// Which states a query returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StateStatus {
     /// Not yet consumed.
+    #[default]
     Unconsumed,
-    /// Consumed by a recorded transaction.
+    /// Consumed by a recorded transaction (still in the live vault).
     Consumed,
+    /// Consumed and moved to the archive.
+    Archived,
+}
+
+/// Most states one query returns.
+pub const MAX_QUERY_PAGE: u64 = 10_000;
+
+/// A vault query: every given criterion must hold. Pages are ordered by recording time, then
+/// transaction id and output index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateQuery {
+    /// States of this contract (the state's type).
+    pub contract: Option<ContractId>,
+    /// States owned by this key (an account's key) as the app indexes them.
+    pub owner: Option<PublicKey>,
+    /// States with this key among their participants.
+    pub participant: Option<PublicKey>,
+    /// Which states.
+    pub status: StateStatus,
+    /// States skipped (paging).
+    pub offset: u64,
+    /// Most states returned (0: [`MAX_QUERY_PAGE`]; larger values are capped to it).
+    pub limit: u64,
 }
 
 /// Vault errors.
@@ -107,28 +138,8 @@ pub enum VaultError {
     Store(#[from] StoreError),
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn corrupt(table: &'static str) -> impl Fn(String) -> StoreError {
     move |reason| StoreError::Corrupt { table, reason }
-}
-
-fn decode_hex<T: serde::de::DeserializeOwned>(
-    table: &'static str,
-    text: &str,
-) -> Result<T, StoreError> {
-    let bytes = hex::decode(text).map_err(|e| corrupt(table)(e.to_string()))?;
-    bcs::from_bytes(&bytes).map_err(|e| corrupt(table)(e.to_string()))
-}
-
-fn encode_hex<T: Serialize>(value: &T) -> String {
-    // Vault values are BCS-encodable by construction (see tx.rs).
-    hex::encode(bcs::to_bytes(value).expect("BCS encodes vault values"))
 }
 
 /// Account secrets are stored sealed (ChaCha20-Poly1305) under a key derived from the node's
@@ -203,6 +214,8 @@ pub struct Vault {
     /// Accounts are only ever added, by this vault: kept in memory once read, with the keys
     /// opened so far, so that flows do not read the table at every step.
     accounts: Arc<std::sync::RwLock<AccountCache>>,
+    /// The node's apps: how their states are indexed.
+    apps: Arc<Apps>,
 }
 
 #[derive(Default)]
@@ -221,19 +234,36 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
-    /// Opens the vault on `store` (creating its tables); account secrets are sealed under a
-    /// key derived from `identity` (the node's identity key).
+    /// Opens the vault on `store` (creating its tables) for a node without apps: states are
+    /// indexed by their first participant. Account secrets are sealed under a key derived from
+    /// `identity` (the node's identity key).
     pub async fn open(store: Store, identity: &KeyPair) -> Result<Self, StoreError> {
-        for m in MIGRATIONS {
-            sqlx::query(*m)
+        Self::open_with(store, identity, &[]).await
+    }
+
+    /// Opens the vault for a node running `apps`: their tables are created and their states
+    /// indexed their way ([`App::index`]).
+    pub async fn open_with(
+        store: Store,
+        identity: &KeyPair,
+        apps: &[Arc<dyn App>],
+    ) -> Result<Self, StoreError> {
+        let apps = Apps::new(apps).map_err(|e| StoreError::Corrupt {
+            table: "apps",
+            reason: e.to_string(),
+        })?;
+        let app_migrations = apps.by_name.values().flat_map(|a| a.migrations());
+        for m in MIGRATIONS.iter().copied().chain(app_migrations) {
+            sqlx::query(m)
                 .execute(store.pool())
                 .await
-                .map_err(db("migrating the vault"))?;
+                .map_err(db("migrating the vault and the apps' tables"))?;
         }
         Ok(Self {
             store,
             sealer: Sealer::new(identity),
             accounts: Arc::default(),
+            apps: Arc::new(apps),
         })
     }
 
@@ -245,16 +275,18 @@ impl Vault {
         keys: &BTreeSet<PublicKey>,
     ) -> Result<(), StoreError> {
         let mut t = self.store.begin_write().await?;
-        self.record_in(&mut t, stx, keys).await?;
+        self.record_in(&mut t, stx, keys, None).await?;
         t.commit().await.map_err(db("committing a vault update"))
     }
 
-    /// [`Vault::record`] inside the caller's write transaction.
-    pub(crate) async fn record_in(
+    /// [`Vault::record`] inside the caller's write transaction; `flow` is the local flow that
+    /// recorded it, if any.
+    pub async fn record_in(
         &self,
         t: &mut WriteTx,
         stx: &SignedTransaction,
         keys: &BTreeSet<PublicKey>,
+        _flow: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let id = stx.id();
         let now = now_ms();
@@ -282,7 +314,9 @@ impl Vault {
             if !out.participants.iter().any(|p| keys.contains(p)) {
                 continue;
             }
-            let (owner, amount) = owner_and_amount(out);
+            let index = self.apps.index(out);
+            let owner = index.owner.map(|k| k.to_string()).unwrap_or_default();
+            let amount = i64::try_from(index.quantity).unwrap_or(i64::MAX);
             sqlx::query(
                 "INSERT INTO vault_states (tx_id, output_index, contract, owner, amount, body, recorded_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tx_id, output_index) DO NOTHING",
             )
@@ -291,11 +325,23 @@ impl Vault {
             .bind(out.contract.0.clone())
             .bind(owner)
             .bind(amount)
-            .bind(encode_hex(out))
+            .bind(to_hex_bcs(out))
             .bind(now)
             .execute(&mut **t)
             .await
             .map_err(db("recording a state"))?;
+            let participants: BTreeSet<&PublicKey> = out.participants.iter().collect();
+            for p in participants {
+                sqlx::query(
+                    "INSERT INTO vault_state_participants (tx_id, output_index, participant) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(id.to_string())
+                .bind(i as i64)
+                .bind(p.to_string())
+                .execute(&mut **t)
+                .await
+                .map_err(db("recording a state's participants"))?;
+            }
         }
         for input in &stx.tx.inputs {
             sqlx::query(
@@ -339,33 +385,112 @@ impl Vault {
         Ok(n as u64)
     }
 
-    /// States of `owner` (any contract when `contract` is None) with the given status.
+    /// States of `owner`, any contract, with the given status (the first page).
     pub async fn states(
         &self,
         owner: &PublicKey,
         status: StateStatus,
     ) -> Result<Vec<StateAndRef>, StoreError> {
-        let sql = match status {
-            StateStatus::Unconsumed => {
-                "SELECT tx_id, output_index, body FROM vault_states WHERE owner = $1 AND consumed_by IS NULL ORDER BY recorded_ms, tx_id, output_index"
-            }
-            StateStatus::Consumed => {
-                "SELECT tx_id, output_index, body FROM vault_states WHERE owner = $1 AND consumed_by IS NOT NULL ORDER BY recorded_ms, tx_id, output_index"
-            }
+        self.query(&StateQuery {
+            owner: Some(*owner),
+            status,
+            ..StateQuery::default()
+        })
+        .await
+    }
+
+    /// The states matching `q`, one page.
+    pub async fn query(&self, q: &StateQuery) -> Result<Vec<StateAndRef>, StoreError> {
+        let limit = match q.limit {
+            0 => MAX_QUERY_PAGE,
+            n => n.min(MAX_QUERY_PAGE),
         };
-        let rows = sqlx::query(sql)
-            .bind(owner.to_string())
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        if q.status == StateStatus::Archived {
+            return self.query_archive(q, offset, limit).await;
+        }
+        let mut sql =
+            String::from("SELECT s.tx_id, s.output_index, s.body FROM vault_states s WHERE ");
+        sql.push_str(match q.status {
+            StateStatus::Unconsumed => "s.consumed_by IS NULL",
+            _ => "s.consumed_by IS NOT NULL",
+        });
+        let mut args: Vec<String> = vec![];
+        if let Some(c) = &q.contract {
+            args.push(c.0.clone());
+            sql.push_str(&format!(" AND s.contract = ${}", args.len()));
+        }
+        if let Some(o) = &q.owner {
+            args.push(o.to_string());
+            sql.push_str(&format!(" AND s.owner = ${}", args.len()));
+        }
+        if let Some(p) = &q.participant {
+            args.push(p.to_string());
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM vault_state_participants p WHERE p.tx_id = s.tx_id AND p.output_index = s.output_index AND p.participant = ${})",
+                args.len()
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY s.recorded_ms, s.tx_id, s.output_index LIMIT {limit} OFFSET {offset}"
+        ));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            query = query.bind(a);
+        }
+        let rows = query
             .fetch_all(self.store.pool())
             .await
             .map_err(db("querying states"))?;
         rows.iter().map(state_from_row).collect()
     }
 
-    /// The unconsumed stablecoin balance of `owner`.
-    pub async fn balance(&self, owner: &PublicKey) -> Result<u64, StoreError> {
+    /// Archived states are kept whole but not indexed: they are filtered as they are read.
+    async fn query_archive(
+        &self,
+        q: &StateQuery,
+        offset: i64,
+        limit: u64,
+    ) -> Result<Vec<StateAndRef>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tx_id, output_index, body FROM vault_archive ORDER BY consumed_ms, tx_id, output_index",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db("querying archived states"))?;
+        let mut out = vec![];
+        let mut skipped = 0i64;
+        for row in &rows {
+            let s = state_from_row(row)?;
+            let owner = self.apps.index(&s.state).owner;
+            let keep = q.contract.as_ref().is_none_or(|c| &s.state.contract == c)
+                && q.owner.is_none_or(|o| owner == Some(o))
+                && q.participant
+                    .is_none_or(|p| s.state.participants.contains(&p));
+            if !keep {
+                continue;
+            }
+            if skipped < offset {
+                skipped += 1;
+                continue;
+            }
+            out.push(s);
+            if out.len() as u64 >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The total quantity of unconsumed `contract` states owned by `owner` (e.g. a balance).
+    pub async fn quantity(
+        &self,
+        contract: &ContractId,
+        owner: &PublicKey,
+    ) -> Result<u64, StoreError> {
         let rows = sqlx::query("SELECT amount FROM vault_states WHERE owner = $1 AND contract = $2 AND consumed_by IS NULL")
             .bind(owner.to_string())
-            .bind(stablecoin_id().0)
+            .bind(contract.0.clone())
             .fetch_all(self.store.pool())
             .await
             .map_err(db("summing a balance"))?;
@@ -377,11 +502,13 @@ impl Vault {
         Ok(total)
     }
 
-    /// Coin selection under a soft lock: picks unconsumed stablecoin states of `owner` that are
-    /// unlocked (or whose lock expired, or that `lock_id` already holds) until they cover
-    /// `amount`, and locks them for `ttl_ms`. Concurrent selections never share a state.
+    /// Selection under a soft lock: picks unconsumed `contract` states of `owner` that are
+    /// unlocked (or whose lock expired, or that `lock_id` already holds), largest quantity
+    /// first, until their quantities cover `amount`, and locks them for `ttl_ms`. Concurrent
+    /// selections never share a state. Apps build their coin selection on it.
     pub async fn select_and_lock(
         &self,
+        contract: &ContractId,
         owner: &PublicKey,
         amount: u64,
         lock_id: Uuid,
@@ -393,7 +520,7 @@ impl Vault {
              AND (lock_id IS NULL OR lock_expiry_ms <= $3 OR lock_id = $4) ORDER BY amount DESC, tx_id, output_index",
         )
         .bind(owner.to_string())
-        .bind(stablecoin_id().0)
+        .bind(contract.0.clone())
         .bind(now)
         .bind(lock_id.to_string())
         .fetch_all(self.store.pool())
@@ -438,6 +565,68 @@ impl Vault {
         Ok(picked)
     }
 
+    /// Soft-locks exactly `refs` under `lock_id` for `ttl_ms`, all or none: false (and nothing
+    /// locked) when one of them is not an unconsumed state of this vault or another lock holds it.
+    pub async fn lock_states(
+        &self,
+        refs: &[StateRef],
+        lock_id: Uuid,
+        ttl_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut t = self.store.begin_write().await?;
+        for r in refs {
+            let done = sqlx::query(
+                "UPDATE vault_states SET lock_id = $1, lock_expiry_ms = $2 WHERE tx_id = $3 AND output_index = $4 AND consumed_by IS NULL
+                 AND (lock_id IS NULL OR lock_expiry_ms <= $5 OR lock_id = $1)",
+            )
+            .bind(lock_id.to_string())
+            .bind(now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)))
+            .bind(r.tx_id.to_string())
+            .bind(i64::from(r.index))
+            .bind(now)
+            .execute(&mut *t)
+            .await
+            .map_err(db("locking states"))?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
+        t.commit().await.map_err(db("locking states"))?;
+        Ok(true)
+    }
+
+    /// [`Vault::release`] inside the caller's write transaction.
+    pub async fn release_in(&self, t: &mut WriteTx, lock_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE vault_states SET lock_id = NULL, lock_expiry_ms = NULL WHERE lock_id = $1",
+        )
+        .bind(lock_id.to_string())
+        .execute(&mut **t)
+        .await
+        .map_err(db("releasing a soft lock"))?;
+        Ok(())
+    }
+
+    /// The soft lock on a state: its lock id (the holding flow) and expiry, if locked.
+    pub async fn lock_of(&self, state: &StateRef) -> Result<Option<(Uuid, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT lock_id, lock_expiry_ms FROM vault_states WHERE tx_id = $1 AND output_index = $2 AND lock_id IS NOT NULL",
+        )
+        .bind(state.tx_id.to_string())
+        .bind(i64::from(state.index))
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(db("reading a soft lock"))?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get(0).map_err(db("reading a soft lock"))?;
+        let expiry: i64 = row.try_get(1).map_err(db("reading a soft lock"))?;
+        let id = id
+            .parse()
+            .map_err(|e: uuid::Error| corrupt("vault_states")(e.to_string()))?;
+        Ok(Some((id, expiry)))
+    }
+
     /// Releases every state held by `lock_id`.
     pub async fn release(&self, lock_id: Uuid) -> Result<(), StoreError> {
         let _turn = self.store.write_turn().await;
@@ -475,6 +664,13 @@ impl Vault {
         .await
         .map_err(db("pruning states"))?
         .rows_affected();
+        sqlx::query(
+            "DELETE FROM vault_state_participants WHERE NOT EXISTS (SELECT 1 FROM vault_states s
+             WHERE s.tx_id = vault_state_participants.tx_id AND s.output_index = vault_state_participants.output_index)",
+        )
+        .execute(&mut *t)
+        .await
+        .map_err(db("pruning state participants"))?;
         let unused = "FROM vault_transactions t WHERE t.recorded_ms < $1
              AND NOT EXISTS (SELECT 1 FROM vault_states s WHERE s.tx_id = t.tx_id)";
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -604,25 +800,6 @@ impl Vault {
     }
 }
 
-fn owner_and_amount(state: &TransactionState) -> (String, i64) {
-    if state.contract == stablecoin_id()
-        && let Ok(coin) = state.decode::<StablecoinState>()
-    {
-        return (
-            coin.owner.to_string(),
-            i64::try_from(coin.amount).unwrap_or(i64::MAX),
-        );
-    }
-    (
-        state
-            .participants
-            .first()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        0,
-    )
-}
-
 fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateAndRef, StoreError> {
     let tx: String = row.try_get(0).map_err(db("reading a state"))?;
     let index: i64 = row.try_get(1).map_err(db("reading a state"))?;
@@ -632,7 +809,7 @@ fn state_from_row(row: &sqlx::any::AnyRow) -> Result<StateAndRef, StoreError> {
         .map_err(|e: crate::hash::ParseHashError| corrupt("vault_states")(e.to_string()))?;
     let index = u32::try_from(index).map_err(|e| corrupt("vault_states")(e.to_string()))?;
     Ok(StateAndRef {
-        state: decode_hex("vault_states", &body)?,
+        state: from_hex_bcs("vault_states", &body)?,
         reference: StateRef { tx_id, index },
     })
 }

@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use kh_app_stablecoin::*;
 use kh_ledger::*;
 
 const PAYMENTS: usize = 400;
@@ -65,6 +66,8 @@ async fn network(tag: &str) -> Vec<Node> {
                 NodeRole::Regular
             },
             network: params.clone(),
+            apps: vec![StablecoinApp::arc()],
+            flow_timeout: DEFAULT_FLOW_TIMEOUT,
             failpoint: None,
         };
         let node = Node::open(config, transport.clone()).await.unwrap();
@@ -80,7 +83,7 @@ async fn run(parts: u32) -> serde_json::Value {
     let alice = a.create_account("alice").await.unwrap();
     let bob = b.create_account("bob").await.unwrap();
     let issue = bank
-        .start_flow(FlowRequest::Issue {
+        .start_flow(StablecoinFlow::Issue {
             amount: 1_000_000,
             currency: "JPY".into(),
             to_node: a.name().clone(),
@@ -99,7 +102,7 @@ async fn run(parts: u32) -> serde_json::Value {
     }
     if parts > 1 {
         let split = a
-            .start_flow(FlowRequest::Split {
+            .start_flow(StablecoinFlow::Split {
                 account: alice.id,
                 parts,
             })
@@ -123,7 +126,7 @@ async fn run(parts: u32) -> serde_json::Value {
                 loop {
                     let t = Instant::now();
                     let flow = a
-                        .start_flow(FlowRequest::Pay {
+                        .start_flow(StablecoinFlow::Pay {
                             amount: 1,
                             from,
                             to_node: to_node.clone(),

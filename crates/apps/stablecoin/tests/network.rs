@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kh_app_stablecoin::*;
 use kh_ledger::*;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -67,6 +68,8 @@ impl Net {
                 _ => NodeRole::Regular,
             },
             network: self.params.clone(),
+            apps: vec![StablecoinApp::arc()],
+            flow_timeout: DEFAULT_FLOW_TIMEOUT,
             failpoint,
         };
         let node = Node::open(config, self.transport.clone()).await.unwrap();
@@ -109,7 +112,7 @@ async fn issue_pay_privacy_and_overspend() {
         let issue_tx = issue(bank, a, &alice, 100).await;
 
         let pay = a
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 60,
                 from: alice.id,
                 to_node: net.name(3),
@@ -151,7 +154,7 @@ async fn issue_pay_privacy_and_overspend() {
 
         // Redemption: the issuer co-signs, the notary orders it, the bank learns of it.
         let redeem = a
-            .start_flow(FlowRequest::Redeem {
+            .start_flow(StablecoinFlow::Redeem {
                 account: alice.id,
                 amount: 10,
             })
@@ -179,7 +182,7 @@ async fn issue_pay_privacy_and_overspend() {
         }
         // Redeeming more than the balance fails and changes nothing.
         let too_much = a
-            .start_flow(FlowRequest::Redeem {
+            .start_flow(StablecoinFlow::Redeem {
                 account: alice.id,
                 amount: 1000,
             })
@@ -193,7 +196,7 @@ async fn issue_pay_privacy_and_overspend() {
 
         // Pre-splitting: the remaining 30 become 3 states of 10, balance unchanged.
         let split = a
-            .start_flow(FlowRequest::Split {
+            .start_flow(StablecoinFlow::Split {
                 account: alice.id,
                 parts: 3,
             })
@@ -211,7 +214,7 @@ async fn issue_pay_privacy_and_overspend() {
         // Two concurrent payments that together overspend: at most one succeeds.
         let carol = b.create_account("carol").await.unwrap();
         let p1 = a
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 20,
                 from: alice.id,
                 to_node: net.name(3),
@@ -221,7 +224,7 @@ async fn issue_pay_privacy_and_overspend() {
             .await
             .unwrap();
         let p2 = a
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 20,
                 from: alice.id,
                 to_node: net.name(3),
@@ -305,7 +308,7 @@ async fn validator_cosigning_under_a_validating_notary() {
         let bob = b.create_account("bob").await.unwrap();
         issue(bank, a, &alice, 100).await;
 
-        let pay = |amount, validator: Option<usize>| FlowRequest::Pay {
+        let pay = |amount, validator: Option<usize>| StablecoinFlow::Pay {
             amount,
             from: alice.id,
             to_node: net.name(3),
@@ -349,7 +352,7 @@ async fn validator_cosigning_under_a_validating_notary() {
 
         // The validating notary checks the contracts of every kind of flow.
         let split = a
-            .start_flow(FlowRequest::Split {
+            .start_flow(StablecoinFlow::Split {
                 account: alice.id,
                 parts: 7,
             })
@@ -359,7 +362,7 @@ async fn validator_cosigning_under_a_validating_notary() {
         let flow = a.start_flow(pay(20, None)).await.unwrap();
         completed(a.wait_flow(flow, WAIT).await.unwrap());
         let redeem = b
-            .start_flow(FlowRequest::Redeem {
+            .start_flow(StablecoinFlow::Redeem {
                 account: bob.id,
                 amount: 5,
             })
@@ -372,7 +375,7 @@ async fn validator_cosigning_under_a_validating_notary() {
         // check a backchain of several transactions.
         let carol = a.create_account("carol").await.unwrap();
         let flow = b
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 45,
                 from: bob.id,
                 to_node: net.name(2),
@@ -393,7 +396,7 @@ async fn validator_cosigning_under_a_validating_notary() {
 /// Issues `amount` JPY from `bank` to `account` at `holder`, and waits until the holder has it.
 async fn issue(bank: &Node, holder: &Node, account: &Account, amount: u64) -> TxId {
     let flow = bank
-        .start_flow(FlowRequest::Issue {
+        .start_flow(StablecoinFlow::Issue {
             amount,
             currency: "JPY".into(),
             to_node: holder.name().clone(),
@@ -444,7 +447,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
         let bob = b.create_account("bob").await.unwrap();
         issue(&bank, &a, &alice, 50).await;
         let flow = a
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 20,
                 from: alice.id,
                 to_node: net.name(3),
@@ -485,7 +488,7 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
         net.transport.unregister(&net.name(3));
         let b2 = net.open(3, Some(Failpoint::CrashAfterKeyResponse)).await;
         let flow = standby
-            .start_flow(FlowRequest::Pay {
+            .start_flow(StablecoinFlow::Pay {
                 amount: 5,
                 from: alice.id,
                 to_node: net.name(3),

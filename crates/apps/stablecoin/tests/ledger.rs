@@ -7,6 +7,7 @@ use std::sync::Arc;
 mod common;
 
 use common::stores;
+use kh_app_stablecoin::*;
 use kh_ledger::*;
 
 fn party(name: &str) -> (Party, KeyPair) {

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::{Contract, LedgerTransaction};
-use crate::identity::{PartyName, PublicKey};
-use crate::tx::ContractId;
+use kh_ledger::{Contract, ContractId, LedgerTransaction, PartyName, PublicKey};
 
 /// The stablecoin contract id.
 pub const STABLECOIN: &str = "kakehashi.stablecoin.v1";

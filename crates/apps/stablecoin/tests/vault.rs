@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 mod common;
 
 use common::stores;
+use kh_app_stablecoin::*;
 use kh_ledger::*;
 use uuid::Uuid;
 
@@ -55,7 +56,9 @@ fn issue(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_queries_locks_and_archives() {
     for (backend, store) in stores().await {
-        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
+        let vault = Vault::open_with(store, &KeyPair::generate(), &[StablecoinApp::arc()])
+            .await
+            .unwrap();
         let notary = Party {
             name: "O=Notary, L=Tokyo, C=JP".parse().unwrap(),
             owning_key: KeyPair::generate().public(),
@@ -111,7 +114,7 @@ async fn records_queries_locks_and_archives() {
             let owner = alice.public_key;
             let lock = Uuid::new_v4();
             handles.push(tokio::spawn(async move {
-                (lock, v.select_and_lock(&owner, 10, lock, 60_000).await)
+                (lock, v.select_coins(&owner, 10, lock, 60_000).await)
             }));
         }
         let mut seen = BTreeSet::new();
@@ -127,7 +130,7 @@ async fn records_queries_locks_and_archives() {
             locks.push((lock, picked[0].reference));
         }
         match vault
-            .select_and_lock(&alice.public_key, 10, Uuid::new_v4(), 60_000)
+            .select_coins(&alice.public_key, 10, Uuid::new_v4(), 60_000)
             .await
         {
             Err(VaultError::InsufficientFunds {
@@ -141,7 +144,7 @@ async fn records_queries_locks_and_archives() {
         let (released, state) = locks[0];
         vault.release(released).await.unwrap();
         let again = vault
-            .select_and_lock(&alice.public_key, 10, Uuid::new_v4(), 0)
+            .select_coins(&alice.public_key, 10, Uuid::new_v4(), 0)
             .await
             .unwrap();
         assert_eq!(
@@ -151,7 +154,7 @@ async fn records_queries_locks_and_archives() {
         // That lock had a zero time-to-live: it has expired, so another selection takes it over.
         let taker = Uuid::new_v4();
         let taken = vault
-            .select_and_lock(&alice.public_key, 10, taker, 60_000)
+            .select_coins(&alice.public_key, 10, taker, 60_000)
             .await
             .unwrap();
         assert_eq!(taken[0].reference, state);
@@ -162,13 +165,13 @@ async fn records_queries_locks_and_archives() {
         // An overspend is refused and leaves nothing locked.
         assert!(matches!(
             vault
-                .select_and_lock(&alice.public_key, 81, Uuid::new_v4(), 60_000)
+                .select_coins(&alice.public_key, 81, Uuid::new_v4(), 60_000)
                 .await,
             Err(VaultError::InsufficientFunds { available: 80, .. })
         ));
         assert_eq!(
             vault
-                .select_and_lock(&alice.public_key, 80, Uuid::new_v4(), 60_000)
+                .select_coins(&alice.public_key, 80, Uuid::new_v4(), 60_000)
                 .await
                 .unwrap()
                 .len(),
@@ -288,7 +291,9 @@ impl Payments {
             None,
             NotaryConfig::default(),
         );
-        let vault = Vault::open(store, &KeyPair::generate()).await.unwrap();
+        let vault = Vault::open_with(store, &KeyPair::generate(), &[StablecoinApp::arc()])
+            .await
+            .unwrap();
         let bank = Party {
             name: "O=Bank, L=Tokyo, C=JP".parse().unwrap(),
             owning_key: KeyPair::generate().public(),
@@ -370,7 +375,9 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
     use sqlx::Row;
     for (backend, store) in stores().await {
         let identity = KeyPair::generate();
-        let vault = Vault::open(store.clone(), &identity).await.unwrap();
+        let vault = Vault::open_with(store.clone(), &identity, &[StablecoinApp::arc()])
+            .await
+            .unwrap();
         let alice = vault.create_account("alice").await.unwrap();
         let bob = vault.create_account("bob").await.unwrap();
         let key = vault.account_key(alice.id).await.unwrap();
@@ -388,7 +395,7 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
         assert!(stored.starts_with("sealed-v1:"), "{backend}: {stored}");
 
         // Another identity key does not open it.
-        let other = Vault::open(store.clone(), &KeyPair::generate())
+        let other = Vault::open_with(store.clone(), &KeyPair::generate(), &[StablecoinApp::arc()])
             .await
             .unwrap();
         assert!(matches!(
@@ -404,7 +411,9 @@ async fn account_secrets_are_sealed_under_the_node_identity() {
             .await
             .unwrap();
         // (a vault opened afresh: the one that created Bob keeps his key in memory).
-        let reopened = Vault::open(store.clone(), &identity).await.unwrap();
+        let reopened = Vault::open_with(store.clone(), &identity, &[StablecoinApp::arc()])
+            .await
+            .unwrap();
         assert!(reopened.account_key(bob.id).await.is_err(), "{backend}");
         assert_eq!(
             reopened.account_key(alice.id).await.unwrap().public(),

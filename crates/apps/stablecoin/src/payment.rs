@@ -7,13 +7,13 @@ use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
-use crate::contract::StateAndRef;
-use crate::identity::{Party, PublicKey};
-use crate::notary::{NotarisationRequest, Notary, NotaryError};
-use crate::stablecoin::{StablecoinCommand, StablecoinState, stablecoin_id};
-use crate::store::StoreError;
-use crate::tx::{Command, SignedTransaction, TransactionState, WireTransaction};
-use crate::vault::{Vault, VaultError};
+use kh_ledger::{
+    Command, NotarisationRequest, Notary, NotaryError, Party, PublicKey, SignedTransaction,
+    StateAndRef, StoreError, TransactionState, Vault, VaultError, WireTransaction,
+};
+
+use crate::CoinVault;
+use crate::contract::{StablecoinCommand, StablecoinState, stablecoin_id};
 
 /// How long a payment may hold its selected coins.
 pub const PAYMENT_LOCK_MS: u64 = 30_000;
@@ -154,7 +154,7 @@ pub async fn pay_local(
     let key = vault.account_key(from).await?;
     let lock = Uuid::new_v4();
     let inputs = vault
-        .select_and_lock(&key.public(), amount, lock, PAYMENT_LOCK_MS)
+        .select_coins(&key.public(), amount, lock, PAYMENT_LOCK_MS)
         .await?;
     let result = async {
         let tx = build_payment(&inputs, key.public(), payee, amount, notary.identity())?;

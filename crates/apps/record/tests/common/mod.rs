@@ -1,0 +1,70 @@
+//! Helpers shared by the ledger integration tests: one store per backend under test.
+#![allow(dead_code, clippy::unwrap_used, unreachable_pub)]
+
+use kh_ledger::{KeyPair, Store};
+
+/// A random database / file name.
+pub fn rand_name() -> String {
+    format!("kh_{}", &hex::encode(KeyPair::generate().public().0)[..16])
+}
+
+/// A fresh SQLite store, plus a fresh PostgreSQL database when `KH_TEST_POSTGRES_URL` is set
+/// (scripts/test starts a throw-away server and sets it).
+pub async fn stores() -> Vec<(&'static str, Store)> {
+    let dir = std::env::temp_dir().join("kh-ledger-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = format!(
+        "sqlite:{}",
+        dir.join(format!("{}.db", rand_name())).display()
+    );
+    let mut out = vec![("sqlite", Store::connect(&sqlite).await.unwrap())];
+    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
+        use sqlx::Executor;
+        let admin = Store::connect(&url).await.unwrap();
+        let name = rand_name();
+        admin
+            .pool()
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let base = url.rsplit_once('/').unwrap().0;
+        out.push((
+            "postgres",
+            Store::connect(&format!("{base}/{name}")).await.unwrap(),
+        ));
+    }
+    out
+}
+
+/// `n` fresh database URLs per backend under test (SQLite files; PostgreSQL databases when
+/// `KH_TEST_POSTGRES_URL` is set).
+pub async fn database_urls(n: usize) -> Vec<(&'static str, Vec<String>)> {
+    let dir = std::env::temp_dir().join("kh-ledger-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sqlite = (0..n)
+        .map(|_| {
+            format!(
+                "sqlite:{}",
+                dir.join(format!("{}.db", rand_name())).display()
+            )
+        })
+        .collect();
+    let mut out = vec![("sqlite", sqlite)];
+    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
+        use sqlx::Executor;
+        let admin = Store::connect(&url).await.unwrap();
+        let base = url.rsplit_once('/').unwrap().0.to_string();
+        let mut urls = vec![];
+        for _ in 0..n {
+            let name = rand_name();
+            admin
+                .pool()
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+            urls.push(format!("{base}/{name}"));
+        }
+        out.push(("postgres", urls));
+    }
+    out
+}
