@@ -23,7 +23,7 @@ const root = dirname(fileURLToPath(import.meta.url));
 const srcDir = join(root, "solidity");
 const outDir = join(root, "artifacts");
 
-/** The deterministic deployment proxy: calldata salt(32) ‖ initcode, CREATE2, returns the address. */
+/** The deterministic deployment proxy (calldata salt(32) ‖ initcode; CREATE2; returns the address). */
 export const DEPLOYER = "0x4e59b44847b379578588920ca78fbf26c0b4956c";
 /** The CREATE2 salt of every library. */
 export const LIBRARY_SALT = ZeroHash;
@@ -122,7 +122,9 @@ const compiled = (fq) => {
 
 /** `file:Name` of every library referenced by `linkReferences`. */
 const referenced = (linkReferences) =>
-  Object.entries(linkReferences || {}).flatMap(([file, libs]) => Object.keys(libs).map((n) => `${file}:${n}`));
+  Object.entries(linkReferences || {}).flatMap(([file, libs]) =>
+    Object.keys(libs).map((n) => `${file}:${n}`),
+  );
 
 /** Links `object` (hex without 0x): writes each library's address at the byte offsets solc's
  * `linkReferences` give for it ({file: {Name: [{start, length}]}}). */
@@ -135,7 +137,9 @@ function link(object, linkReferences, addresses) {
       for (const { start, length } of refs) {
         if (length !== 20) fail(`link reference of ${length} bytes for ${file}:${name}`);
         const at = start * 2;
-        if (!linked.slice(at, at + 40).startsWith("__$")) fail(`no placeholder at byte ${start} for ${file}:${name}`);
+        if (!linked.slice(at, at + 40).startsWith("__$")) {
+          fail(`no placeholder at byte ${start} for ${file}:${name}`);
+        }
         linked = linked.slice(0, at) + address.slice(2).toLowerCase() + linked.slice(at + 40);
       }
     }
@@ -152,7 +156,8 @@ function resolveLibrary(fq, trail = []) {
   if (kinds[fq]?.kind !== "library") fail(`${fq} is linked but is not a library`);
   const c = compiled(fq);
   for (const dep of referenced(c.evm.bytecode.linkReferences)) resolveLibrary(dep, [...trail, fq]);
-  const initcode = "0x" + link(c.evm.bytecode.object, c.evm.bytecode.linkReferences, libraryAddresses);
+  const { object, linkReferences } = c.evm.bytecode;
+  const initcode = "0x" + link(object, linkReferences, libraryAddresses);
   libraryAddresses[fq] = getCreate2Address(DEPLOYER, LIBRARY_SALT, keccak256(initcode)).toLowerCase();
 }
 for (const file of Object.keys(output.contracts).sort()) {
@@ -177,9 +182,17 @@ for (const file of Object.keys(output.contracts).sort()) {
     if (written.has(name)) fail(`two contracts named ${name}: artifacts are named by contract`);
     written.add(name);
     const bytecode = link(c.evm.bytecode.object, c.evm.bytecode.linkReferences, libraryAddresses);
-    const deployed = link(c.evm.deployedBytecode.object, c.evm.deployedBytecode.linkReferences, libraryAddresses);
+    const deployed = link(
+      c.evm.deployedBytecode.object,
+      c.evm.deployedBytecode.linkReferences,
+      libraryAddresses,
+    );
     const libraries = {};
-    for (const lib of [...referenced(c.evm.bytecode.linkReferences), ...referenced(c.evm.deployedBytecode.linkReferences)].sort()) {
+    const linked = [
+      ...referenced(c.evm.bytecode.linkReferences),
+      ...referenced(c.evm.deployedBytecode.linkReferences),
+    ];
+    for (const lib of [...new Set(linked)].sort()) {
       libraries[lib] = libraryAddresses[lib];
     }
     const artifact = {
