@@ -9,11 +9,16 @@
 //! relayer and the demos send the transactions).
 //!
 //! Rebuild the artifacts with `npm ci --prefix contracts && node contracts/build.mjs`; CI fails
-//! if the committed artifacts differ from a rebuild, and `cargo build` needs no Node.
+//! if the committed artifacts differ from a rebuild, and `cargo build` needs no Node. The build
+//! resolves imports and the remappings of `contracts/remappings.txt`, links external libraries
+//! at their CREATE2 addresses under the deterministic deployment proxy, and writes solc's
+//! `storageLayout` into each artifact; the tests check the slot constants here against it.
 //!
 //! Contracts:
 //! - [`KhNft`]: ERC-721 + ERC-165 + metadata with an owner-managed minter role (use case 1).
 //! - [`TestReceiver`]: an ERC-721 receiver for tests (accepts or refuses safe transfers).
+//! - `LinkedCounter` with its external library `Tally` (artifacts only, bound in the tests):
+//!   the example that proves library linking.
 //!
 //! ## Feature Flags
 //! None.

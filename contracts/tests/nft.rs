@@ -2,111 +2,12 @@
 //! transfers to receivers and non-receivers, events and custom errors.
 #![allow(clippy::unwrap_used)]
 
-use alloy_primitives::{Address, Bytes, Log, TxKind, U256};
+mod revm_chain;
+
+use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent};
 use kh_contracts::{KhNft, TestReceiver, kh_nft_owner_slot};
-use revm::context::TxEnv;
-use revm::context::result::ExecutionResult;
-use revm::database::{CacheDB, EmptyDB};
-use revm::primitives::hardfork::SpecId;
-use revm::state::AccountInfo;
-use revm::{Context, DatabaseRef, ExecuteCommitEvm, MainBuilder, MainContext};
-
-const OWNER: Address = Address::repeat_byte(0x0a);
-const ALICE: Address = Address::repeat_byte(0xa1);
-const BOB: Address = Address::repeat_byte(0xb0);
-
-type Evm = revm::handler::MainnetEvm<revm::handler::MainnetContext<CacheDB<EmptyDB>>>;
-
-struct Chain {
-    evm: Evm,
-    nonces: std::collections::HashMap<Address, u64>,
-}
-
-enum Outcome {
-    Ok(Bytes, Vec<Log>),
-    Revert(Bytes),
-}
-
-impl Chain {
-    fn new() -> Self {
-        let mut db = CacheDB::<EmptyDB>::default();
-        for a in [OWNER, ALICE, BOB] {
-            db.insert_account_info(
-                a,
-                AccountInfo {
-                    balance: U256::from(10u64).pow(U256::from(20u64)),
-                    ..Default::default()
-                },
-            );
-        }
-        let evm = Context::mainnet()
-            .with_db(db)
-            .modify_cfg_chained(|c| c.set_spec_and_mainnet_gas_params(SpecId::CANCUN))
-            .build_mainnet();
-        Self {
-            evm,
-            nonces: Default::default(),
-        }
-    }
-
-    fn exec(&mut self, from: Address, kind: TxKind, data: Vec<u8>) -> Outcome {
-        let nonce = self.nonces.entry(from).or_default();
-        let tx = TxEnv {
-            caller: from,
-            kind,
-            data: data.into(),
-            gas_limit: 5_000_000,
-            nonce: *nonce,
-            ..Default::default()
-        };
-        *nonce += 1;
-        match self.evm.transact_commit(tx).unwrap() {
-            ExecutionResult::Success { output, logs, .. } => Outcome::Ok(output.into_data(), logs),
-            ExecutionResult::Revert { output, .. } => Outcome::Revert(output),
-            ExecutionResult::Halt { reason, .. } => panic!("halt: {reason:?}"),
-        }
-    }
-
-    fn deploy(&mut self, from: Address, code: &[u8], args: Vec<u8>) -> Address {
-        let nonce = *self.nonces.get(&from).unwrap_or(&0);
-        let mut data = code.to_vec();
-        data.extend(args);
-        match self.exec(from, TxKind::Create, data) {
-            Outcome::Ok(..) => from.create(nonce),
-            Outcome::Revert(r) => panic!("deploy reverted: {r}"),
-        }
-    }
-
-    fn call<C: SolCall>(
-        &mut self,
-        from: Address,
-        to: Address,
-        call: C,
-    ) -> Result<(C::Return, Vec<Log>), Bytes> {
-        match self.exec(from, TxKind::Call(to), call.abi_encode()) {
-            Outcome::Ok(out, logs) => Ok((C::abi_decode_returns(&out).unwrap(), logs)),
-            Outcome::Revert(r) => Err(r),
-        }
-    }
-
-    fn code(&self, address: Address) -> Bytes {
-        let db = &self.evm.ctx.journaled_state.database;
-        let info = db.basic_ref(address).unwrap().unwrap();
-        db.code_by_hash_ref(info.code_hash)
-            .unwrap()
-            .original_bytes()
-    }
-
-    fn storage(&self, address: Address, slot: U256) -> U256 {
-        self.evm
-            .ctx
-            .journaled_state
-            .database
-            .storage_ref(address, slot)
-            .unwrap()
-    }
-}
+use revm_chain::{ALICE, BOB, Chain, OWNER};
 
 fn deploy_nft(chain: &mut Chain) -> Address {
     let args = KhNft::constructorCall {

@@ -1,4 +1,5 @@
-//! `kakehashi qbft inspect` on the Besu block 7528 vector and on malformed input.
+//! `kakehashi qbft inspect` on the Besu block 7528 vector, on malformed input, and on a real
+//! Prague header re-signed so that the library rejects it for each reason it names.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -52,6 +53,7 @@ fn inspects_block_7528() {
         .collect();
     assert_eq!(signers, expected);
     assert_eq!(json["quorum"], true);
+    assert!(json.get("failure").is_none());
 }
 
 #[test]
@@ -69,6 +71,8 @@ fn inspects_from_file_and_reports_missing_quorum() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["quorum"], false);
+    assert_eq!(json["failure"]["reason"], "insufficient_seals");
+    assert_eq!(json["quorum_needed"], 3);
     assert_eq!(json["signers"].as_array().unwrap().len(), 0);
 }
 
@@ -140,4 +144,153 @@ fn rejects_malformed_input_with_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let out = kakehashi(&["qbft", "inspect", "--file", "/nonexistent/kakehashi-header"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+// ---- Headers the library rejects, re-signed with keys of this test ----
+
+mod resigned {
+    use super::kakehashi;
+    use k256::ecdsa::SigningKey;
+    use kh_qbft::{Address, ExtraData, Header, RawHeader, address_of, sign_seal};
+
+    /// Four validator keys and one stranger's.
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_slice(&[i; 32]).unwrap()
+    }
+
+    fn addr(k: &SigningKey) -> Address {
+        address_of(k.verifying_key())
+    }
+
+    fn validators() -> Vec<SigningKey> {
+        (1..=4).map(key).collect()
+    }
+
+    /// The real Prague header of `vectors/qbft/prague-block-8324337.json` (21 fields) with QBFT
+    /// extraData naming the four validators, sealed by `signers` in that order.
+    fn sealed(signers: &[SigningKey]) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../vectors/qbft/prague-block-8324337.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let rlp = v["header_rlp_derived"].as_str().unwrap();
+        let raw = RawHeader::decode(&hex::decode(rlp.trim_start_matches("0x")).unwrap()).unwrap();
+        let extra = ExtraData {
+            vanity: [7; 32],
+            validators: validators().iter().map(addr).collect(),
+            vote: None,
+            round: 1,
+            seals: vec![],
+        };
+        let header = Header::from_raw(raw.with_extra_data_bytes(&extra.encode())).unwrap();
+        let digest = header.seal_digest();
+        let seals = signers.iter().map(|k| sign_seal(digest, k)).collect();
+        let header = header.with_extra_data(&ExtraData { seals, ..extra });
+        format!("0x{}", hex::encode(header.encode()))
+    }
+
+    fn inspect(signers: &[SigningKey], extra_args: &[&str]) -> serde_json::Value {
+        let rlp = sealed(signers);
+        let mut args = vec!["qbft", "inspect", "--rlp", rlp.as_str()];
+        args.extend_from_slice(extra_args);
+        let out = kakehashi(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn addr_json(k: &SigningKey) -> serde_json::Value {
+        serde_json::to_value(addr(k)).unwrap()
+    }
+
+    #[test]
+    fn a_prague_header_with_a_quorum_is_accepted() {
+        let k = validators();
+        let json = inspect(&k[..3], &[]);
+        assert_eq!(json["number"], 8_324_337);
+        assert_eq!(json["round"], 1);
+        assert_eq!(json["quorum_needed"], 3);
+        assert_eq!(json["quorum"], true, "{json}");
+        assert!(json.get("failure").is_none(), "{json}");
+        let signers: Vec<_> = k[..3].iter().map(addr_json).collect();
+        assert_eq!(json["signers"], serde_json::Value::Array(signers));
+    }
+
+    #[test]
+    fn a_strangers_seal_is_named() {
+        // Three validators sealed (a quorum of 4) plus a key outside the set: the library
+        // rejects the header, even though the members alone reach the quorum.
+        let k = validators();
+        let stranger = key(9);
+        let mut signers = k[..3].to_vec();
+        signers.push(stranger.clone());
+        let json = inspect(&signers, &[]);
+        assert_eq!(json["quorum"], false, "{json}");
+        assert_eq!(json["failure"]["reason"], "stranger_seal", "{json}");
+        assert_eq!(json["failure"]["seal"], 3);
+        assert_eq!(json["failure"]["signer"], addr_json(&stranger));
+        assert_eq!(json["signers"][3], addr_json(&stranger));
+        assert!(
+            json["failure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a validator")
+        );
+    }
+
+    #[test]
+    fn a_duplicate_signer_is_named() {
+        // Three distinct validators (a quorum) and one of them again.
+        let k = validators();
+        let signers = [k[0].clone(), k[1].clone(), k[2].clone(), k[1].clone()];
+        let json = inspect(&signers, &[]);
+        assert_eq!(json["quorum"], false, "{json}");
+        assert_eq!(json["failure"]["reason"], "duplicate_signer", "{json}");
+        assert_eq!(json["failure"]["signer"], addr_json(&k[1]));
+        assert_eq!(json["signers"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn too_few_seals_are_reported_with_the_counts() {
+        let k = validators();
+        let json = inspect(&k[..2], &[]);
+        assert_eq!(json["quorum"], false, "{json}");
+        assert_eq!(json["failure"]["reason"], "insufficient_seals", "{json}");
+        assert_eq!(
+            json["failure"]["message"],
+            "2 seals below quorum 3 at height 8324337"
+        );
+        // No seal at all.
+        let json = inspect(&[], &[]);
+        assert_eq!(json["failure"]["reason"], "insufficient_seals", "{json}");
+    }
+
+    #[test]
+    fn trusted_set_overlap_is_checked_when_given() {
+        let k = validators();
+        // Trusted: validators 1 and 2 plus four outsiders; overlap needed 6/3 + 1 = 3.
+        let mut trusted: Vec<String> = k[..2].iter().map(|k| addr(k).to_string()).collect();
+        trusted.extend((10..14).map(|i| addr(&key(i)).to_string()));
+        let trusted = trusted.join(",");
+        let json = inspect(&k, &["--trusted", &trusted]);
+        assert_eq!(json["quorum"], false, "{json}");
+        assert_eq!(
+            json["failure"]["reason"], "insufficient_trusted_overlap",
+            "{json}"
+        );
+        // The header's own four validators as the trusted set: overlap 3 of 4.
+        let own: Vec<String> = k.iter().map(|k| addr(k).to_string()).collect();
+        let json = inspect(&k[..3], &["--trusted", &own.join(",")]);
+        assert_eq!(json["quorum"], true, "{json}");
+        assert_eq!(json["trusted_overlap"], 3);
+        // A malformed trusted list is a usage error.
+        let rlp = sealed(&k[..3]);
+        let out = kakehashi(&["qbft", "inspect", "--rlp", &rlp, "--trusted", "0x12"]);
+        assert_eq!(out.status.code(), Some(2));
+    }
 }

@@ -24,8 +24,8 @@ pub enum QbftError {
         /// How many bytes were left.
         extra: usize,
     },
-    /// The header does not have 15 to 20 fields.
-    #[error("header has {got} fields, expected 15 to 20")]
+    /// The header does not have 15 to 21 fields.
+    #[error("header has {got} fields, expected 15 to 21")]
     HeaderItems {
         /// Number of fields found.
         got: usize,

@@ -1,5 +1,5 @@
 //! A QBFT block header kept as its raw RLP items, so that every field (15 for pre-London up to
-//! 20 for Cancun) is re-encoded exactly as received.
+//! 21 for Prague) is re-encoded exactly as received.
 
 use alloy_primitives::{Address, B256, b256, keccak256};
 
@@ -15,7 +15,14 @@ pub const BFT_MIX_HASH: B256 =
 
 const EXTRA_DATA_INDEX: usize = 12;
 
-/// A block header as its raw RLP fields (15 for pre-London up to 20 for Cancun), without any
+/// Fewest fields of a header: the 15 of Frontier to Berlin.
+pub const MIN_HEADER_FIELDS: usize = 15;
+/// Most fields of a header: Prague's 21 (London adds `baseFeePerGas`, Shanghai
+/// `withdrawalsRoot`, Cancun `blobGasUsed`, `excessBlobGas` and `parentBeaconBlockRoot`, Prague
+/// `requestsHash`).
+pub const MAX_HEADER_FIELDS: usize = 21;
+
+/// A block header as its raw RLP fields (15 for pre-London up to 21 for Prague), without any
 /// interpretation of extraData: it decodes any canonical Ethereum-style header (QBFT, IBFT 2.0,
 /// clique, ...) and re-encodes it byte for byte. [`Header`] adds the QBFT meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +32,11 @@ pub struct RawHeader {
 }
 
 impl RawHeader {
-    /// Decodes a canonical RLP list of 15 to 20 byte strings, with no trailing bytes.
+    /// Decodes a canonical RLP list of 15 to 21 byte strings, with no trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, QbftError> {
         let top = rlp::item(bytes, "header")?;
         let fields = rlp::list_items(top, "header")?;
-        if !(15..=20).contains(&fields.len()) {
+        if !(MIN_HEADER_FIELDS..=MAX_HEADER_FIELDS).contains(&fields.len()) {
             return Err(QbftError::HeaderItems { got: fields.len() });
         }
         if fields.iter().any(|f| f.list) {
@@ -48,7 +55,7 @@ impl RawHeader {
         rlp::encode_list(self.items.iter().map(Vec::as_slice))
     }
 
-    /// Number of RLP fields (15 to 20).
+    /// Number of RLP fields (15 to 21).
     pub fn field_count(&self) -> usize {
         self.items.len()
     }
@@ -94,7 +101,7 @@ pub struct Header {
 }
 
 impl Header {
-    /// Decodes a header: an RLP list of 15 to 20 items whose extraData is valid QBFT
+    /// Decodes a header: an RLP list of 15 to 21 items whose extraData is valid QBFT
     /// extraData. Numeric fields must be minimal scalars; hashes 32 bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, QbftError> {
         Self::from_raw(RawHeader::decode(bytes)?)
@@ -129,7 +136,7 @@ impl Header {
         self.raw.encode()
     }
 
-    /// Number of RLP fields (15 to 20).
+    /// Number of RLP fields (15 to 21).
     pub fn field_count(&self) -> usize {
         self.raw.field_count()
     }
@@ -234,7 +241,7 @@ mod tests {
         out
     }
 
-    /// A BFT header with `fields` items (15..=20) around `extra`.
+    /// A BFT header with `fields` items (15..=21) around `extra`.
     fn header_bytes(fields: usize, number: u64, timestamp: u64, extra: &ExtraData) -> Vec<u8> {
         let mut items: Vec<Vec<u8>> = vec![
             rlp::encode_bytes(&[0x11; 32]),                  // parentHash
@@ -259,6 +266,7 @@ mod tests {
             scalar(0),                      // blobGasUsed
             scalar(0),                      // excessBlobGas
             rlp::encode_bytes(&[0x77; 32]), // parentBeaconBlockRoot
+            rlp::encode_bytes(&[0x88; 32]), // requestsHash
         ];
         items.extend(tail.into_iter().take(fields - 15));
         rlp::encode_list(items.iter().map(Vec::as_slice))
@@ -280,7 +288,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip(
-            fields in 15usize..=20,
+            fields in 15usize..=21,
             number in any::<u64>(),
             timestamp in any::<u64>(),
             validators in proptest::collection::vec(any::<[u8; 20]>(), 0..6),
@@ -320,7 +328,7 @@ mod tests {
 
         #[test]
         fn mutated_header_never_panics(
-            fields in 15usize..=20,
+            fields in 15usize..=21,
             index in any::<prop::sample::Index>(),
             byte in any::<u8>(),
         ) {
@@ -344,14 +352,19 @@ mod tests {
             Header::decode(&fourteen).unwrap_err(),
             QbftError::HeaderItems { got: 14 }
         );
-        let full = header_bytes(20, 1, 1, &extra);
+        let full = header_bytes(21, 1, 1, &extra);
         let raw = RawHeader::decode(&full).unwrap();
-        let mut items: Vec<&[u8]> = (0..20).filter_map(|i| raw.field(i)).collect();
+        let mut items: Vec<&[u8]> = (0..21).filter_map(|i| raw.field(i)).collect();
+        assert_eq!(items.len(), 21);
         items.push(&[0x80]);
-        let twenty_one = rlp::encode_list(items.iter().copied());
+        let twenty_two = rlp::encode_list(items.iter().copied());
         assert_eq!(
-            Header::decode(&twenty_one).unwrap_err(),
-            QbftError::HeaderItems { got: 21 }
+            Header::decode(&twenty_two).unwrap_err(),
+            QbftError::HeaderItems { got: 22 }
+        );
+        assert_eq!(
+            RawHeader::decode(&twenty_two).unwrap_err(),
+            QbftError::HeaderItems { got: 22 }
         );
     }
 

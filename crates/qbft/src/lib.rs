@@ -1,7 +1,7 @@
 //! QBFT (Hyperledger Besu / GoQuorum, header-validator mode) header codec and commit rules.
 //!
 //! Owns: the QBFT `extraData` codec ([`ExtraData`]), the header as its raw RLP items
-//! ([`RawHeader`] for any 15-to-20-field header, [`Header`] with QBFT extraData; every field
+//! ([`RawHeader`] for any 15-to-21-field header up to Prague, [`Header`] with QBFT extraData; every field
 //! re-encoded unchanged), the committed-seal digest and the
 //! on-chain block hash rule, seal signing and signer recovery ([`Seal`]), and the quorum rules
 //! (commit quorum and the light-client skipping rule, [`verify_commit_seals`], [`verify_skip`]).
@@ -28,7 +28,9 @@ mod verify;
 
 pub use error::QbftError;
 pub use extra_data::{ExtraData, Vote, VoteKind};
-pub use header::{BFT_MIX_HASH, EMPTY_OMMERS_HASH, Header, RawHeader};
+pub use header::{
+    BFT_MIX_HASH, EMPTY_OMMERS_HASH, Header, MAX_HEADER_FIELDS, MIN_HEADER_FIELDS, RawHeader,
+};
 pub use seal::{Seal, address_of, sign_seal};
 pub use verify::{SkipCheck, quorum, skip_check, verify_commit_seals, verify_skip};
 

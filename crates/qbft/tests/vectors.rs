@@ -532,3 +532,151 @@ fn ibft2_block_fails_under_the_qbft_seal_rule() {
         b256(&v["ibft2_block_hash_derived"]["value"])
     );
 }
+
+// ---- A real Prague (21-field) header: vectors/qbft/prague-block-8324337.json ----
+
+/// The header fields in RLP order, with whether each is a quantity (minimal scalar) or bytes.
+const PRAGUE_FIELDS: [(&str, bool); 21] = [
+    ("parentHash", false),
+    ("sha3Uncles", false),
+    ("miner", false),
+    ("stateRoot", false),
+    ("transactionsRoot", false),
+    ("receiptsRoot", false),
+    ("logsBloom", false),
+    ("difficulty", true),
+    ("number", true),
+    ("gasLimit", true),
+    ("gasUsed", true),
+    ("timestamp", true),
+    ("extraData", false),
+    ("mixHash", false),
+    ("nonce", false),
+    ("baseFeePerGas", true),
+    ("withdrawalsRoot", false),
+    ("blobGasUsed", true),
+    ("excessBlobGas", true),
+    ("parentBeaconBlockRoot", false),
+    ("requestsHash", false),
+];
+
+/// The payload of one raw RLP string field.
+fn field_payload(raw: &RawHeader, index: usize) -> Vec<u8> {
+    let mut item = raw.field(index).unwrap();
+    let header = alloy_rlp::Header::decode(&mut item).unwrap();
+    assert!(!header.list);
+    assert_eq!(item.len(), header.payload_length);
+    item.to_vec()
+}
+
+/// A JSON-RPC quantity (`0x1a`) as its minimal big-endian bytes.
+fn quantity(v: &Value) -> Vec<u8> {
+    let digits = v.as_str().unwrap().trim_start_matches("0x");
+    let value = u128::from_str_radix(digits, 16).unwrap();
+    let bytes = value.to_be_bytes();
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    bytes[first..].to_vec()
+}
+
+#[test]
+fn prague_header_decodes_and_hashes_to_the_real_block_hash() {
+    let v = load("prague-block-8324337.json");
+    let rlp = bytes(&v["header_rlp_derived"]);
+    let raw = RawHeader::decode(&rlp).unwrap();
+    assert_eq!(raw.field_count(), 21);
+    assert_eq!(raw.field_count(), kh_qbft::MAX_HEADER_FIELDS);
+    // Every field is the value the node reported, in RLP order.
+    for (index, (name, is_quantity)) in PRAGUE_FIELDS.iter().enumerate() {
+        let json = &v["header"][name];
+        let expected = if *is_quantity {
+            quantity(json)
+        } else {
+            bytes(json)
+        };
+        assert_eq!(
+            field_payload(&raw, index),
+            expected,
+            "field {index} ({name})"
+        );
+    }
+    // Field 21 is Prague's requestsHash: sha256 of no requests.
+    assert_eq!(
+        field_payload(&raw, 20),
+        hex::decode("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap()
+    );
+    // Byte-for-byte re-encoding, and keccak256 of it is the real block hash.
+    assert_eq!(raw.encode(), rlp);
+    assert_eq!(raw.hash(), b256(&v["hash"]));
+    assert_eq!(alloy_primitives::keccak256(raw.encode()), b256(&v["hash"]));
+    // Dropping requestsHash (a Cancun header) changes the hash: the field is hashed, not skipped.
+    let cancun_rlp = rlp_list(&(0..20).map(|i| raw.field(i).unwrap()).collect::<Vec<_>>());
+    let cancun_raw = RawHeader::decode(&cancun_rlp).unwrap();
+    assert_eq!(cancun_raw.field_count(), 20);
+    assert_ne!(cancun_raw.hash(), b256(&v["hash"]));
+    // Its extraData is a client string, not QBFT extraData.
+    assert!(Header::decode(&rlp).is_err());
+}
+
+#[test]
+fn prague_qbft_header_seals_cover_requests_hash() {
+    use k256::ecdsa::SigningKey;
+    let v = load("prague-block-8324337.json");
+    let raw = RawHeader::decode(&bytes(&v["header_rlp_derived"])).unwrap();
+    // The real Prague header carrying QBFT extraData, sealed by 3 of 4 validators.
+    let keys: Vec<SigningKey> = (1u8..=4)
+        .map(|i| SigningKey::from_slice(&[i; 32]).unwrap())
+        .collect();
+    let validators: Vec<Address> = keys
+        .iter()
+        .map(|k| kh_qbft::address_of(k.verifying_key()))
+        .collect();
+    let extra = ExtraData {
+        vanity: [0; 32],
+        validators: validators.clone(),
+        vote: None,
+        round: 3,
+        seals: vec![],
+    };
+    let unsealed = Header::from_raw(raw.with_extra_data_bytes(&extra.encode())).unwrap();
+    assert_eq!(unsealed.field_count(), 21);
+    let digest = unsealed.seal_digest();
+    let sealed = unsealed.with_extra_data(&ExtraData {
+        seals: keys[..3]
+            .iter()
+            .map(|k| kh_qbft::sign_seal(digest, k))
+            .collect(),
+        ..extra.clone()
+    });
+    let bytes_sealed = sealed.encode();
+    let decoded = Header::decode(&bytes_sealed).unwrap();
+    assert_eq!(decoded.encode(), bytes_sealed);
+    assert_eq!(decoded.raw().field(20), raw.field(20));
+    assert_eq!(decoded.number(), 8_324_337);
+    assert_eq!(
+        verify_commit_seals(&decoded, &validators).unwrap(),
+        validators[..3]
+    );
+    // Block hash: round 0, no seals, all 21 fields.
+    let for_hash = decoded.with_extra_data(&ExtraData {
+        round: 0,
+        ..extra.clone()
+    });
+    assert_eq!(
+        alloy_primitives::keccak256(for_hash.encode()),
+        decoded.block_hash()
+    );
+    // Another requestsHash under the same seals: they no longer verify.
+    let mut items: Vec<Vec<u8>> = (0..21)
+        .map(|i| decoded.raw().field(i).unwrap().to_vec())
+        .collect();
+    items[20][1] ^= 0x01;
+    let forged = Header::decode(&rlp_list(
+        &items.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    ))
+    .unwrap();
+    assert_ne!(forged.seal_digest(), decoded.seal_digest());
+    assert!(matches!(
+        verify_commit_seals(&forged, &validators),
+        Err(QbftError::UnknownSigner { index: 0, .. })
+    ));
+}
