@@ -154,12 +154,17 @@ pub(crate) struct RunningNode {
 }
 
 /// Reads and validates a node.toml (a failure is a usage/config error).
-/// The apps a devnet node runs: every node the stablecoin.
-fn apps_of(_name: &PartyName) -> Vec<String> {
-    kh_ledger_node::DEFAULT_APPS
+/// The apps a devnet node runs: every node the stablecoin; PartyA and PartyB also the shared
+/// record (so the Bank shows what a node without an app does with its transactions).
+fn apps_of(name: &PartyName) -> Vec<String> {
+    let mut apps: Vec<String> = kh_ledger_node::DEFAULT_APPS
         .iter()
         .map(|s| s.to_string())
-        .collect()
+        .collect();
+    if matches!(name.organisation(), "PartyA" | "PartyB") {
+        apps.push(kh_app_record::APP_NAME.to_string());
+    }
+    apps
 }
 
 pub(crate) fn read_config(path: &Path) -> anyhow::Result<NodeFileConfig> {

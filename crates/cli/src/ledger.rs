@@ -129,6 +129,26 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum FlowCommand {
+    /// Start any flow of the node's apps by name (`flow list` shows them), e.g.
+    /// `flow start record.create --args '{"counterparty":"PartyB","text":"hello"}'`; waits for
+    /// it unless --no-wait is given.
+    Start {
+        /// The flow's name.
+        name: String,
+        /// Its arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+    /// The flows (and apps) the node offers.
+    List,
+    /// Kill a running flow: it ends failed with the reason and its soft locks are released.
+    Kill {
+        /// Flow id.
+        flow_id: String,
+        /// Why (recorded as the flow's failure reason).
+        #[arg(long, default_value = "killed by the operator")]
+        reason: String,
+    },
     /// A flow's current status.
     Status {
         /// Flow id.
@@ -328,6 +348,38 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 return Ok(());
             }
             json!({"validations": list.validations.iter().map(|v| json!({"tx_id": v.tx_id, "requester": v.requester, "validated_ms": v.validated_ms})).collect::<Vec<_>>()})
+        }
+        Command::Flow(FlowCommand::Start {
+            name,
+            args: flow_args,
+        }) => {
+            let flow = proto::run_flow_request::Flow::Generic(proto::GenericFlow {
+                name,
+                args_json: flow_args,
+            });
+            flow_result(&mut rpc, flow, args.no_wait).await?
+        }
+        Command::Flow(FlowCommand::List) => {
+            let r = rpc
+                .list_flows(proto::ListFlowsRequest {})
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if !args.json {
+                for f in &r.flows {
+                    println!("{f}");
+                }
+                return Ok(());
+            }
+            json!({"flows": r.flows, "apps": r.apps})
+        }
+        Command::Flow(FlowCommand::Kill { flow_id, reason }) => {
+            let r = rpc
+                .kill_flow(proto::KillFlowRequest { flow_id, reason })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            flow_json(&r)
         }
         Command::Flow(FlowCommand::Status { flow_id }) => {
             let r = rpc

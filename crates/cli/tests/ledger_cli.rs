@@ -469,6 +469,94 @@ fn issue_pay_and_privacy_through_the_cli() {
         ],
     ));
     wait_balance(dir, "PartyA", &alice, before_a + 1);
+
+    apps_and_generic_flows(dir, &alice, &bob);
+}
+
+/// PartyA and PartyB run the shared-record app, the Bank does not: flows started by name,
+/// a node without the app refusing its transaction by name, and a stablecoin payment started
+/// generically.
+fn apps_and_generic_flows(dir: &Path, alice: &str, bob: &str) {
+    let flows = json(&kakehashi(dir, "PartyA", &["flow", "list", "--json"]));
+    let names: Vec<&str> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"record.create") && names.contains(&"stablecoin.pay"),
+        "{names:?}"
+    );
+    let created = json(&kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "flow",
+            "start",
+            "record.create",
+            "--args",
+            r#"{"counterparty":"PartyB","text":"hello"}"#,
+            "--json",
+        ],
+    ));
+    let tx = created["tx_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !kakehashi(dir, "PartyB", &["tx", "show", &tx, "--json"])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PartyB never recorded {tx}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "flow",
+            "start",
+            "record.create",
+            "--args",
+            r#"{"counterparty":"Bank","text":"x"}"#,
+            "--json",
+        ],
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && err.contains("Bank refused to co-sign")
+            && err.contains("does not run an app with contract kakehashi.record.v1"),
+        "{err}"
+    );
+    let missing = kakehashi(
+        dir,
+        "Bank",
+        &["flow", "start", "record.create", "--args", "{}", "--json"],
+    );
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && err.contains("no flow named"),
+        "{err}"
+    );
+
+    let before = balance(dir, "PartyB", bob);
+    let args =
+        format!(r#"{{"amount":2,"from":"{alice}","to_node":"PartyB","to_account":"{bob}"}}"#);
+    json(&kakehashi(
+        dir,
+        "PartyA",
+        &["flow", "start", "stablecoin.pay", "--args", &args, "--json"],
+    ));
+    wait_balance(dir, "PartyB", bob, before + 2);
+    let bad = kakehashi(
+        dir,
+        "PartyA",
+        &["flow", "start", "stablecoin.pay", "--args", "not json"],
+    );
+    assert!(!bad.status.success());
 }
 
 /// Bytes that are neither TLS nor gRPC: a deterministic pseudo-random block.

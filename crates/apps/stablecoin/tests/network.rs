@@ -57,6 +57,15 @@ impl Net {
     }
 
     async fn open(&self, i: usize, failpoint: Option<Failpoint>) -> Node {
+        self.open_with(i, failpoint, DEFAULT_FLOW_TIMEOUT).await
+    }
+
+    async fn open_with(
+        &self,
+        i: usize,
+        failpoint: Option<Failpoint>,
+        flow_timeout: Duration,
+    ) -> Node {
         let (name, key) = &self.keys[i];
         let config = NodeConfig {
             name: name.clone(),
@@ -69,7 +78,7 @@ impl Net {
             },
             network: self.params.clone(),
             apps: vec![StablecoinApp::arc()],
-            flow_timeout: DEFAULT_FLOW_TIMEOUT,
+            flow_timeout,
             failpoint,
         };
         let node = Node::open(config, self.transport.clone()).await.unwrap();
@@ -507,6 +516,96 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
         assert!(b3.vault().transaction(&tx).await.unwrap().is_some());
         assert_eq!(b3.vault().transaction_count().await.unwrap(), 2);
         for n in [&notary, &bank, &standby, &b3] {
+            n.shutdown();
+        }
+    }
+}
+
+/// A payment whose Validator never answers holds its coins until the flow is killed or times
+/// out; then the coins are free again and can be spent at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_timed_out_flows_release_their_coins() {
+    for (backend, urls) in common::database_urls(5).await {
+        let net = Net::new(urls);
+        // The Validator (node 4) is never opened: its co-signature never comes.
+        let notary = net.open(0, None).await;
+        let bank = net.open(1, None).await;
+        let b = net.open(3, None).await;
+        let a = net.open(2, None).await;
+        let alice = a.create_account("alice").await.unwrap();
+        let bob = b.create_account("bob").await.unwrap();
+        issue(&bank, &a, &alice, 100).await;
+        let pay = |amount, validator: Option<PartyName>| StablecoinFlow::Pay {
+            amount,
+            from: alice.id,
+            to_node: net.name(3),
+            to_account: bob.id,
+            validator,
+        };
+
+        let stuck = a.start_flow(pay(100, Some(net.name(4)))).await.unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let lock = a
+                .vault()
+                .states(&alice.public_key, StateStatus::Unconsumed)
+                .await
+                .unwrap();
+            if a.vault()
+                .lock_of(&lock[0].reference)
+                .await
+                .unwrap()
+                .map(|l| l.0)
+                == Some(stuck)
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend}: coins never locked"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(a.flow_status(stuck).await.unwrap().is_running());
+        // While it holds the coins, another payment cannot have them.
+        let other = a.start_flow(pay(100, None)).await.unwrap();
+        match a.wait_flow(other, WAIT).await.unwrap() {
+            FlowStatus::Failed { reason } => {
+                assert!(reason.contains("insufficient funds"), "{reason}")
+            }
+            s => panic!("{backend}: {s:?}"),
+        }
+        match a.kill_flow(stuck, "test").await.unwrap() {
+            FlowStatus::Failed { reason } => assert_eq!(reason, "killed: test"),
+            s => panic!("{backend}: {s:?}"),
+        }
+        // Killing again changes nothing; the coins are free and spent right after.
+        assert_eq!(
+            a.kill_flow(stuck, "again").await.unwrap(),
+            FlowStatus::Failed {
+                reason: "killed: test".into()
+            }
+        );
+        let paid = a.start_flow(pay(40, None)).await.unwrap();
+        completed(a.wait_flow(paid, WAIT).await.unwrap());
+        wait_balance(&b, &bob.public_key, 40).await;
+
+        // The same with a flow timeout of half a second instead of a kill.
+        a.shutdown();
+        let a = net.open_with(2, None, Duration::from_millis(500)).await;
+        let stuck = a.start_flow(pay(60, Some(net.name(4)))).await.unwrap();
+        match a.wait_flow(stuck, WAIT).await.unwrap() {
+            FlowStatus::Failed { reason } => assert!(
+                reason.starts_with("timed out after 500 ms (awaiting the signature of O=Validator"),
+                "{backend}: {reason}"
+            ),
+            s => panic!("{backend}: {s:?}"),
+        }
+        let paid = a.start_flow(pay(60, None)).await.unwrap();
+        completed(a.wait_flow(paid, WAIT).await.unwrap());
+        wait_balance(&b, &bob.public_key, 100).await;
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 0);
+        for n in [&notary, &bank, &a, &b] {
             n.shutdown();
         }
     }
