@@ -112,6 +112,31 @@ enum Command {
         #[arg(long)]
         older_than_ms: u64,
     },
+    /// States of any app in the node's vault (filtered, paged): `states --contract
+    /// kakehashi.record.v1 --status consumed --limit 10`.
+    States {
+        /// Contract id (the state's type).
+        #[arg(long)]
+        contract: Option<String>,
+        /// One of the node's accounts (its key is the owner).
+        #[arg(long)]
+        account: Option<String>,
+        /// Owner key (hex).
+        #[arg(long)]
+        owner: Option<String>,
+        /// A participant's key (hex).
+        #[arg(long)]
+        participant: Option<String>,
+        /// unconsumed, consumed or archived.
+        #[arg(long, default_value = "unconsumed")]
+        status: String,
+        /// States skipped.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Most states returned (0: the node's maximum page).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
     /// Follow flows started with --no-wait.
     #[command(subcommand)]
     Flow(FlowCommand),
@@ -334,6 +359,36 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(status_error)?
                 .into_inner();
             json!({"states": r.states, "transactions": r.transactions, "flows": r.flows})
+        }
+        Command::States {
+            contract,
+            account,
+            owner,
+            participant,
+            status,
+            offset,
+            limit,
+        } => {
+            let r = rpc
+                .query_states(proto::QueryStatesRequest {
+                    contract: contract.unwrap_or_default(),
+                    account: account.unwrap_or_default(),
+                    owner: owner.unwrap_or_default(),
+                    participant: participant.unwrap_or_default(),
+                    status,
+                    offset,
+                    limit,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            if !args.json {
+                for s in &r.states {
+                    println!("{}:{} {}", s.tx_id, s.index, s.contract);
+                }
+                return Ok(());
+            }
+            json!({"states": r.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "contract": s.contract, "participants": s.participants, "notary": s.notary, "data": hex::encode(&s.data)})).collect::<Vec<_>>()})
         }
         Command::Validations => {
             let list = rpc

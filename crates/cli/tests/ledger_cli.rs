@@ -348,6 +348,18 @@ fn issue_pay_and_privacy_through_the_cli() {
             .unwrap()
             .contains("O=PartyA")
     );
+    let records = |node| {
+        json(&kakehashi(
+            dir,
+            node,
+            &["states", "--contract", "kakehashi.record.v1", "--json"],
+        ))["states"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(records("PartyB"), 1);
+    assert_eq!(records("Bank"), 0, "only the participants hold it");
     let refused = kakehashi(
         dir,
         "PartyA",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::Stream;
 
 use kh_app_stablecoin::{CoinVault, StablecoinFlow, StablecoinState};
-use kh_ledger::{FlowStart, FlowStatus, Node, StateStatus, TxId};
+use kh_ledger::{ContractId, FlowStart, FlowStatus, Node, StateQuery, StateStatus, TxId};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -342,6 +342,63 @@ impl NodeRpc for RpcService {
     ) -> Result<Response<proto::VaultResponse>, Status> {
         let key = self.account_key(&request.into_inner().account).await?;
         Ok(Response::new(vault_snapshot(&self.node, &key).await?))
+    }
+
+    async fn query_states(
+        &self,
+        request: Request<proto::QueryStatesRequest>,
+    ) -> Result<Response<proto::QueryStatesResponse>, Status> {
+        let r = request.into_inner();
+        let key = |field: &'static str, text: &str| -> Result<kh_ledger::PublicKey, Status> {
+            hex::decode(text)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(kh_ledger::PublicKey)
+                .ok_or_else(|| Status::invalid_argument(format!("{field} is not a hex key")))
+        };
+        let owner = match (r.account.is_empty(), r.owner.is_empty()) {
+            (false, false) => {
+                return Err(Status::invalid_argument("give account or owner, not both"));
+            }
+            (false, true) => Some(self.account_key(&r.account).await?),
+            (true, false) => Some(key("owner", &r.owner)?),
+            (true, true) => None,
+        };
+        let query = StateQuery {
+            contract: (!r.contract.is_empty()).then(|| ContractId(r.contract.clone())),
+            owner,
+            participant: if r.participant.is_empty() {
+                None
+            } else {
+                Some(key("participant", &r.participant)?)
+            },
+            status: match r.status.as_str() {
+                "" | "unconsumed" => StateStatus::Unconsumed,
+                "consumed" => StateStatus::Consumed,
+                "archived" => StateStatus::Archived,
+                other => {
+                    return Err(Status::invalid_argument(format!(
+                        "status {other:?} is not unconsumed, consumed or archived"
+                    )));
+                }
+            },
+            offset: r.offset,
+            limit: r.limit,
+        };
+        let states = self.node.vault().query(&query).await.map_err(internal)?;
+        Ok(Response::new(proto::QueryStatesResponse {
+            states: states
+                .into_iter()
+                .map(|s| proto::StateEntry {
+                    tx_id: s.reference.tx_id.to_string(),
+                    index: s.reference.index,
+                    contract: s.state.contract.0,
+                    participants: s.state.participants.iter().map(|p| p.to_string()).collect(),
+                    notary: s.state.notary.name.to_string(),
+                    data: s.state.data,
+                })
+                .collect(),
+        }))
     }
 
     type SubscribeStream = RpcStream<proto::VaultResponse>;
