@@ -4,7 +4,9 @@
 //! Ed25519 signatures, the size limit), contracts and their registry, the stablecoin contract,
 //! identities (X.500 legal names) and network parameters, the notary (uniqueness persisted,
 //! time windows, validating and non-validating), the vault (states relevant to the node's keys,
-//! soft locks for coin selection, accounts whose keys the node holds, archiving), nodes whose
+//! soft locks for coin selection, accounts whose keys the node holds, archiving), the event
+//! stream of recorded transactions (cursors in commit order, resumable), transaction proofs for
+//! light clients ([`verify_filtered_transaction`]), nodes whose
 //! flows (issue, pay, split) run as checkpointed state machines with a persistent outbox and an
 //! exactly-once inbox, and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
 //!
@@ -23,6 +25,8 @@
 //! None.
 
 mod contract;
+mod events;
+mod export;
 mod hash;
 mod identity;
 mod node;
@@ -35,6 +39,10 @@ mod tx;
 mod vault;
 
 pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
+pub use events::{EVENT_POLL, LedgerEvent, MAX_EVENTS_PAGE, ProducedState};
+pub use export::{
+    ParseGroupError, ProofError, TransactionProof, parse_groups, verify_filtered_transaction,
+};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{

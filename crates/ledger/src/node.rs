@@ -685,7 +685,7 @@ impl Inner {
         let mut t = self.store.begin_write().await?;
         let now = now_ms();
         if let (Some(stx), Some(keys)) = (record, &keys) {
-            self.vault.record_in(&mut t, stx, keys).await?;
+            self.vault.record_in(&mut t, stx, keys, Some(flow)).await?;
         }
         sqlx::query(
             "INSERT INTO flows (id, state, updated_ms) VALUES ($1, $2, $3)
