@@ -544,9 +544,10 @@ fn checked_filtered(
     }
     // A transaction without inputs (an issuance) is not notarised; the proof shows whether the
     // inputs group is empty even when it is not revealed.
-    let has_inputs = ftx
-        .whole_group::<StateRef>(ComponentGroup::Inputs)
-        .map_or(true, |inputs| !inputs.is_empty());
+    let has_inputs = !matches!(
+        ftx.whole_group::<StateRef>(ComponentGroup::Inputs),
+        Ok(inputs) if inputs.is_empty()
+    );
     let required: Vec<kh_ledger::PublicKey> = if has_inputs {
         vec![network.notary.owning_key]
     } else {
@@ -589,7 +590,7 @@ fn checked_filtered(
                     ComponentGroup::TimeWindow => bcs::from_bytes::<TimeWindow>(&c.bytes)
                         .map(|w| json!({"from_ms": w.from_ms, "until_ms": w.until_ms})),
                 };
-                let decoded = decoded.unwrap_or_else(|_| json!(null));
+                let decoded = decoded.unwrap_or(serde_json::Value::Null);
                 json!({"index": c.index, "value": decoded})
             })
             .collect();

@@ -6,7 +6,6 @@
 //! while any changed byte is rejected.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
