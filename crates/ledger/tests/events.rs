@@ -238,7 +238,12 @@ async fn events_survive_a_reopen_and_archiving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_events_name_their_flow() {
-    let urls = common::database_urls(4).await.remove(0).1;
+    for (backend, urls) in common::database_urls(4).await {
+        flow_events_on(backend, urls).await;
+    }
+}
+
+async fn flow_events_on(backend: &str, urls: Vec<String>) {
     let names = [
         "O=Notary, L=Tokyo, C=JP",
         "O=Bank, L=Tokyo, C=JP",
@@ -301,7 +306,7 @@ async fn flow_events_name_their_flow() {
     let mut flows = BTreeMap::new();
     // PartyA hears of the issuance from the bank: no flow of its own recorded it.
     let at_a = a.vault().wait_events(0, 10, WAIT).await.unwrap();
-    assert_eq!(at_a.len(), 1);
+    assert_eq!(at_a.len(), 1, "{backend}");
     assert_eq!((at_a[0].tx_id, at_a[0].flow), (issued, None));
     for amount in [5, 7] {
         let flow = a
@@ -324,7 +329,7 @@ async fn flow_events_name_their_flow() {
     assert_eq!(at_bank.len(), 1);
     assert_eq!(at_bank[0].flow, Some(issue_flow));
     let at_a = all_events(a.vault()).await;
-    assert_eq!(at_a.len(), 3);
+    assert_eq!(at_a.len(), 3, "{backend}");
     for e in &at_a[1..] {
         assert_eq!(e.flow, flows.get(&e.tx_id).copied());
         assert!(e.flow.is_some());
