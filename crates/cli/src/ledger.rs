@@ -140,6 +140,21 @@ enum Command {
     /// Follow flows started with --no-wait.
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// The transactions the node recorded, one event each in commit order (cursor, tx id,
+    /// consumed and produced states with their contracts, the recording flow): those after
+    /// --after, then with --follow each new one until Ctrl-C or --limit N. One JSON object per
+    /// line with --json; resume with the last cursor printed.
+    Events {
+        /// Print only events with a larger cursor (0: from the first).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Keep following new events.
+        #[arg(long)]
+        follow: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Stream an account's vault: the current balance and states, then one update per change
     /// (one JSON object per line with --json) until Ctrl-C or --updates N.
     Watch {
@@ -211,6 +226,15 @@ enum TxCommand {
     Show {
         /// Transaction id.
         tx_id: String,
+        /// Also print the whole signed transaction (BCS, hex) with its signatures.
+        #[arg(long)]
+        whole: bool,
+        /// Fetch a filtered form revealing these component groups (comma-separated: inputs,
+        /// outputs, commands, notary, time-window, references) with their Merkle proofs and the
+        /// signatures, check it here with the network's public keys only, and print it (the
+        /// revealed components decoded, and the BCS bytes in hex).
+        #[arg(long, value_name = "GROUPS")]
+        filtered: Option<String>,
     },
 }
 
@@ -339,10 +363,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             }
             vault_json(&v)
         }
-        Command::Tx(TxCommand::Show { tx_id }) => {
+        Command::Tx(TxCommand::Show {
+            tx_id,
+            whole,
+            filtered,
+        }) => {
+            let reveal = match &filtered {
+                Some(text) => {
+                    let groups =
+                        kh_ledger::parse_groups(text).map_err(|e| UsageError(e.to_string()))?;
+                    if groups.is_empty() {
+                        return Err(UsageError("--filtered needs at least one group".into()).into());
+                    }
+                    groups.iter().map(|g| g.name().to_string()).collect()
+                }
+                None => vec![],
+            };
             let t = rpc
                 .get_transaction(proto::GetTransactionRequest {
                     tx_id: tx_id.clone(),
+                    whole,
+                    reveal,
                 })
                 .await
                 .map_err(status_error)?
@@ -350,7 +391,50 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             if !t.found {
                 bail!("node {node} does not have transaction {tx_id}");
             }
-            json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers})
+            let mut value = json!({"tx_id": tx_id, "inputs": t.inputs, "outputs": t.outputs, "signers": t.signers});
+            if whole {
+                value["signed_transaction"] = json!(hex::encode(&t.signed_transaction));
+            }
+            if filtered.is_some() {
+                value["filtered"] = checked_filtered(&directory.network, &tx_id, &t)?;
+            }
+            value
+        }
+        Command::Events {
+            after,
+            follow,
+            limit,
+        } => {
+            let mut stream = rpc
+                .events(proto::EventsRequest {
+                    after_cursor: after,
+                    follow,
+                    limit: limit.unwrap_or(0),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            loop {
+                let next = tokio::select! {
+                    next = stream.message() => next.map_err(status_error)?,
+                    () = crate::signal::shutdown_signal() => None,
+                };
+                let Some(e) = next else { break };
+                let flow = if e.flow_id.is_empty() {
+                    "-"
+                } else {
+                    &e.flow_id
+                };
+                let text = format!(
+                    "{} {} consumed {} produced {} flow {flow}",
+                    e.cursor,
+                    e.tx_id,
+                    e.consumed.len(),
+                    e.produced.len()
+                );
+                print_line(args.json, &event_json(&e), &text)?;
+            }
+            return Ok(());
         }
         Command::Archive { older_than_ms } => {
             let r = rpc
@@ -523,6 +607,113 @@ async fn run_node(config: &std::path::Path, failpoint: Option<&str>) -> anyhow::
 
 fn vault_json(v: &proto::VaultResponse) -> serde_json::Value {
     json!({"balance": v.balance, "states": v.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "amount": s.amount, "currency": s.currency, "issuer": s.issuer})).collect::<Vec<_>>()})
+}
+
+fn state_ref_json(r: &proto::StateRef) -> serde_json::Value {
+    json!({"tx_id": r.tx_id, "index": r.index})
+}
+
+fn event_json(e: &proto::LedgerEvent) -> serde_json::Value {
+    json!({
+        "cursor": e.cursor,
+        "tx_id": e.tx_id,
+        "consumed": e.consumed.iter().map(state_ref_json).collect::<Vec<_>>(),
+        "produced": e.produced.iter().map(|p| json!({
+            "state": p.state.as_ref().map(state_ref_json),
+            "contract": p.contract,
+        })).collect::<Vec<_>>(),
+        "flow_id": if e.flow_id.is_empty() { serde_json::Value::Null } else { json!(e.flow_id) },
+        "recorded_ms": e.recorded_ms,
+    })
+}
+
+/// Decodes the filtered transaction of `t`, checks it as a light client would (Merkle proofs
+/// to the id asked for, every signature, the notary's signature when the transaction has
+/// inputs, and the signers of the revealed commands), and describes what it reveals.
+fn checked_filtered(
+    network: &kh_ledger::NetworkParameters,
+    tx_id: &str,
+    t: &proto::GetTransactionResponse,
+) -> anyhow::Result<serde_json::Value> {
+    use kh_ledger::{
+        Command, ComponentGroup, FilteredTransaction, Party, StateRef, TimeWindow,
+        TransactionSignature, TransactionState,
+    };
+    let ftx: FilteredTransaction = bcs::from_bytes(&t.filtered_transaction)
+        .context("the node's filtered transaction does not decode")?;
+    let sigs: Vec<TransactionSignature> =
+        bcs::from_bytes(&t.signatures).context("the node's signatures do not decode")?;
+    let asked: kh_ledger::TxId = tx_id
+        .parse()
+        .map_err(|e: kh_ledger::ParseHashError| UsageError(e.to_string()))?;
+    if ftx.id != asked {
+        bail!("the node answered for transaction {}, not {asked}", ftx.id);
+    }
+    // A transaction without inputs (an issuance) is not notarised; the proof shows whether the
+    // inputs group is empty even when it is not revealed.
+    let has_inputs = !matches!(
+        ftx.whole_group::<StateRef>(ComponentGroup::Inputs),
+        Ok(inputs) if inputs.is_empty()
+    );
+    let required: Vec<kh_ledger::PublicKey> = if has_inputs {
+        vec![network.notary.owning_key]
+    } else {
+        vec![]
+    };
+    kh_ledger::verify_filtered_transaction(&ftx, &sigs, &required)
+        .context("the filtered transaction does not verify")?;
+    let mut revealed = serde_json::Map::new();
+    for g in &ftx.groups {
+        let items: Vec<serde_json::Value> = g
+            .components
+            .iter()
+            .map(|c| {
+                let decoded = match g.group {
+                    ComponentGroup::Inputs | ComponentGroup::References => bcs::from_bytes::<
+                        StateRef,
+                    >(
+                        &c.bytes
+                    )
+                    .map(|r| json!({"tx_id": r.tx_id.to_string(), "index": r.index})),
+                    ComponentGroup::Outputs => {
+                        bcs::from_bytes::<TransactionState>(&c.bytes).map(|s| {
+                            json!({
+                                "contract": s.contract.to_string(),
+                                "notary": s.notary.name.to_string(),
+                                "participants": s.participants.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                                "data": hex::encode(&s.data),
+                            })
+                        })
+                    }
+                    ComponentGroup::Commands => bcs::from_bytes::<Command>(&c.bytes).map(|c| {
+                        json!({
+                            "contract": c.contract.to_string(),
+                            "signers": c.signers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                            "data": hex::encode(&c.data),
+                        })
+                    }),
+                    ComponentGroup::Notary => bcs::from_bytes::<Party>(&c.bytes)
+                        .map(|p| json!({"name": p.name.to_string(), "key": p.owning_key.to_string()})),
+                    ComponentGroup::TimeWindow => bcs::from_bytes::<TimeWindow>(&c.bytes)
+                        .map(|w| json!({"from_ms": w.from_ms, "until_ms": w.until_ms})),
+                };
+                let decoded = decoded.unwrap_or(serde_json::Value::Null);
+                json!({"index": c.index, "value": decoded})
+            })
+            .collect();
+        revealed.insert(
+            g.group.name().to_string(),
+            json!({"count": g.count, "components": items}),
+        );
+    }
+    Ok(json!({
+        "verified": true,
+        "required_keys": required.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        "signed_by": sigs.iter().map(|s| s.by.to_string()).collect::<Vec<_>>(),
+        "revealed": revealed,
+        "filtered_transaction": hex::encode(&t.filtered_transaction),
+        "signatures": hex::encode(&t.signatures),
+    }))
 }
 
 fn flow_json(r: &proto::FlowResult) -> serde_json::Value {

@@ -187,6 +187,69 @@ fn issue_pay_and_privacy_through_the_cli() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 
+    // PartyA's events: the issuance (from the bank, no flow of PartyA's) and the payment (its
+    // flow), in commit order; resumable after a cursor; --follow with --limit ends.
+    let events = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = kakehashi(dir, "PartyA", args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = events(&["events", "--json"]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(
+        (all[0]["cursor"].as_u64(), all[1]["cursor"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(all[0]["tx_id"], issue["tx_id"]);
+    assert!(all[0]["flow_id"].is_null());
+    assert_eq!(all[1]["tx_id"], tx.as_str());
+    assert_eq!(all[1]["consumed"][0]["tx_id"], issue["tx_id"]);
+    assert_eq!(all[1]["produced"][0]["contract"], "kakehashi.stablecoin.v1");
+    assert!(all[1]["flow_id"].is_string());
+    assert_eq!(events(&["events", "--after", "1", "--json"]), all[1..]);
+    assert_eq!(
+        events(&["events", "--follow", "--limit", "2", "--json"]),
+        all
+    );
+
+    // A filtered view of the payment, checked by the CLI with the network's keys only.
+    let shown = json(&kakehashi(
+        dir,
+        "PartyB",
+        &[
+            "tx",
+            "show",
+            &tx,
+            "--filtered",
+            "outputs,commands,notary",
+            "--json",
+        ],
+    ));
+    let filtered = &shown["filtered"];
+    assert_eq!(filtered["verified"], true);
+    assert!(filtered["revealed"]["outputs"]["count"].as_u64().unwrap() >= 1);
+    assert!(
+        filtered["revealed"]["notary"]["components"][0]["value"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("Notary")
+    );
+    assert!(filtered["revealed"].get("inputs").is_none());
+    let out = kakehashi(
+        dir,
+        "PartyB",
+        &["tx", "show", &tx, "--filtered", "outputs,secrets"],
+    );
+    assert!(!out.status.success());
+
     // Following a flow and an account: a subscription to Bob's vault sees the current vault,
     // then the payment of a flow started without waiting.
     let mut watch = KillOnDrop(

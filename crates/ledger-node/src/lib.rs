@@ -5,7 +5,9 @@
 //! ([`NetworkCa`]: a root certificate authority that issues node and client certificates).
 //!
 //! Also owns the node's client RPC ([`serve_rpc`], [`connect_rpc`]): accounts, flows (start,
-//! status, wait, watch), vault queries and a vault stream, transaction lookup, with mutual TLS;
+//! status, wait, watch), vault queries and a vault stream, transaction lookup (whole, or filtered
+//! with proofs for light clients), the resumable event stream of recorded transactions, with
+//! mutual TLS;
 //! the network directory ([`NetworkDirectory`]) and the node process configuration
 //! ([`NodeFileConfig`], `node.toml`).
 //!

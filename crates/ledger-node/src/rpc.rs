@@ -2,6 +2,7 @@
 
 #![allow(clippy::result_large_err)] // tonic::Status is the error type of every handler
 
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
@@ -9,7 +10,10 @@ use std::time::Duration;
 use futures::Stream;
 
 use kh_app_stablecoin::{CoinVault, StablecoinFlow, StablecoinState};
-use kh_ledger::{ContractId, FlowStart, FlowStatus, Node, StateQuery, StateStatus, TxId};
+use kh_ledger::{
+    ComponentGroup, ContractId, FlowStart, FlowStatus, LedgerEvent, Node, StateQuery, StateStatus,
+    TransactionProof, TxId,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -25,6 +29,11 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 const WATCH_FLOW_EVERY: Duration = Duration::from_millis(50);
 /// How often a `Subscribe` stream looks at the account's vault.
 const WATCH_VAULT_EVERY: Duration = Duration::from_millis(100);
+
+/// Events read from the database at a time by an `Events` stream.
+const EVENTS_PAGE: usize = 256;
+/// Longest an `Events` stream waits for a new event before it checks that the node still runs.
+const EVENTS_WAIT: Duration = Duration::from_secs(5);
 
 /// A server stream of RPC messages.
 type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -192,6 +201,41 @@ async fn vault_snapshot(
         })
         .collect();
     Ok(proto::VaultResponse { balance, states })
+}
+
+/// Where an `Events` stream is: the last cursor sent, events read but not yet sent.
+struct EventCursor {
+    node: Node,
+    cursor: u64,
+    buffered: VecDeque<LedgerEvent>,
+    remaining: u64,
+    follow: bool,
+    done: bool,
+}
+
+fn state_ref_proto(r: &kh_ledger::StateRef) -> proto::StateRef {
+    proto::StateRef {
+        tx_id: r.tx_id.to_string(),
+        index: r.index,
+    }
+}
+
+fn event_proto(e: LedgerEvent) -> proto::LedgerEvent {
+    proto::LedgerEvent {
+        cursor: e.cursor,
+        tx_id: e.tx_id.to_string(),
+        consumed: e.consumed.iter().map(state_ref_proto).collect(),
+        produced: e
+            .produced
+            .iter()
+            .map(|p| proto::ProducedState {
+                state: Some(state_ref_proto(&p.reference)),
+                contract: p.contract.to_string(),
+            })
+            .collect(),
+        flow_id: e.flow.map(|f| f.to_string()).unwrap_or_default(),
+        recorded_ms: e.recorded_ms,
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> Status {
@@ -439,20 +483,105 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::GetTransactionRequest>,
     ) -> Result<Response<proto::GetTransactionResponse>, Status> {
-        let text = request.into_inner().tx_id;
+        let req = request.into_inner();
+        let text = req.tx_id;
         let id: TxId = text
             .parse()
             .map_err(|_| Status::invalid_argument(format!("not a transaction id: {text:?}")))?;
+        if req.reveal.len() > kh_ledger::GROUPS.len() {
+            return Err(Status::invalid_argument("too many groups to reveal"));
+        }
+        let reveal = req
+            .reveal
+            .iter()
+            .map(|g| g.parse::<ComponentGroup>())
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let tx = self.node.vault().transaction(&id).await.map_err(internal)?;
-        Ok(Response::new(match tx {
-            None => proto::GetTransactionResponse::default(),
-            Some(stx) => proto::GetTransactionResponse {
-                found: true,
-                inputs: stx.tx.inputs.iter().map(|r| r.to_string()).collect(),
-                outputs: stx.tx.outputs.len() as u32,
-                signers: stx.sigs.iter().map(|s| s.by.to_string()).collect(),
-            },
-        }))
+        let Some(stx) = tx else {
+            return Ok(Response::new(proto::GetTransactionResponse::default()));
+        };
+        let mut out = proto::GetTransactionResponse {
+            found: true,
+            inputs: stx.tx.inputs.iter().map(|r| r.to_string()).collect(),
+            outputs: stx.tx.outputs.len() as u32,
+            signers: stx.sigs.iter().map(|s| s.by.to_string()).collect(),
+            ..Default::default()
+        };
+        if req.whole {
+            out.signed_transaction = stx.to_bytes();
+        }
+        if !reveal.is_empty() {
+            let proof = TransactionProof::of(&stx, &reveal);
+            out.filtered_transaction = bcs::to_bytes(&proof.filtered).map_err(internal)?;
+            out.signatures = bcs::to_bytes(&proof.signatures).map_err(internal)?;
+        }
+        Ok(Response::new(out))
+    }
+
+    type EventsStream = RpcStream<proto::LedgerEvent>;
+
+    async fn events(
+        &self,
+        request: Request<proto::EventsRequest>,
+    ) -> Result<Response<Self::EventsStream>, Status> {
+        let req = request.into_inner();
+        let start = EventCursor {
+            node: self.node.clone(),
+            cursor: req.after_cursor,
+            buffered: VecDeque::new(),
+            remaining: if req.limit == 0 { u64::MAX } else { req.limit },
+            follow: req.follow,
+            done: false,
+        };
+        // Runs until the backlog is sent (without follow), the limit is reached, the client
+        // goes away (tonic then drops the stream) or the node stops.
+        let stream = futures::stream::unfold(start, |mut s| async move {
+            loop {
+                if s.done || s.remaining == 0 {
+                    return None;
+                }
+                if let Some(event) = s.buffered.pop_front() {
+                    s.cursor = event.cursor;
+                    s.remaining -= 1;
+                    return Some((Ok(event_proto(event)), s));
+                }
+                if s.node.is_stopped() {
+                    s.done = true;
+                    return Some((Err(Status::unavailable("node is shutting down")), s));
+                }
+                let page = usize::try_from(s.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(EVENTS_PAGE);
+                let vault = s.node.vault();
+                let read = if s.follow {
+                    vault.wait_events(s.cursor, page, EVENTS_WAIT).await
+                } else {
+                    vault.events_after(s.cursor, page).await
+                };
+                match read {
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(internal(e)), s));
+                    }
+                    Ok(events) if events.is_empty() && !s.follow => return None,
+                    Ok(events) => {
+                        // Cursor order is the query's; anything else would be a broken store.
+                        let mut last = s.cursor;
+                        for e in events {
+                            if e.cursor <= last {
+                                s.done = true;
+                                let e = Status::internal("events out of cursor order");
+                                return Some((Err(e), s));
+                            }
+                            last = e.cursor;
+                            s.buffered.push_back(e);
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn archive(

@@ -6,7 +6,8 @@
 //! non-validating), the vault (states of any app, indexed as the app says, queries with paging,
 //! soft locks by state reference, accounts whose keys the node holds, archiving), nodes whose
 //! flows run as checkpointed state machines with a persistent outbox and an exactly-once inbox,
-//! and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
+//! the event stream of recorded transactions (cursors in commit order, resumable), transaction
+//! proofs for light clients ([`verify_filtered_transaction`]), and the node database seam ([`Store`], SQLite or PostgreSQL via sqlx).
 //!
 //! Seams: [`App`] (an app's contracts, flows, responders, rules and tables — see [`app`]),
 //! [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and [`Store`].
@@ -25,6 +26,8 @@
 
 pub mod app;
 mod contract;
+mod events;
+mod export;
 mod hash;
 mod identity;
 mod node;
@@ -40,6 +43,10 @@ pub use app::{
     ServiceHub, SqlArg, StateIndex,
 };
 pub use contract::{Contract, ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
+pub use events::{EVENT_POLL, LedgerEvent, MAX_EVENTS_PAGE, ProducedState};
+pub use export::{
+    ParseGroupError, ProofError, TransactionProof, parse_groups, verify_filtered_transaction,
+};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{

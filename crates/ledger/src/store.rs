@@ -59,16 +59,36 @@ pub struct Store {
 }
 
 /// A write transaction; on SQLite it also holds the process's writer turn until it ends.
-#[derive(Debug)]
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: Option<OwnedMutexGuard<()>>,
+    /// Run once the transaction committed (never on rollback or drop).
+    after_commit: Vec<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("after_commit", &self.after_commit.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WriteTx {
-    /// Commits.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    /// Commits, then runs the hooks registered with [`WriteTx::after_commit`].
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let hooks = std::mem::take(&mut self.after_commit);
+        self.tx.commit().await?;
+        for hook in hooks {
+            hook();
+        }
+        Ok(())
+    }
+
+    /// Runs `hook` after this transaction commits (not if it rolls back or is dropped):
+    /// for wake-ups that must not reach a reader before the data is visible.
+    pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.after_commit.push(Box::new(hook));
     }
 }
 
@@ -158,7 +178,11 @@ impl Store {
             Backend::Postgres => self.pool.begin().await,
         }
         .map_err(db("beginning a write transaction"))?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            after_commit: Vec::new(),
+        })
     }
 
     /// The process's writer turn for statements outside [`Store::begin_write`] (SQLite only;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::TxId;
 use crate::app::{App, Apps};
 use crate::contract::StateAndRef;
+use crate::events::{self, EVENT_POLL, LedgerEvent};
 use crate::identity::{KeyPair, PublicKey};
 use crate::store::{Store, StoreError, WriteTx, db};
 use crate::tx::{ContractId, SignedTransaction, StateRef};
@@ -216,6 +217,9 @@ pub struct Vault {
     accounts: Arc<std::sync::RwLock<AccountCache>>,
     /// The node's apps: how their states are indexed.
     apps: Arc<Apps>,
+    /// Wakes event readers after a recording committed (the value: the highest cursor this
+    /// process committed). Readers always read the events from the database.
+    event_wakeup: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[derive(Default)]
@@ -253,7 +257,12 @@ impl Vault {
             reason: e.to_string(),
         })?;
         let app_migrations = apps.by_name.values().flat_map(|a| a.migrations());
-        for m in MIGRATIONS.iter().copied().chain(app_migrations) {
+        for m in MIGRATIONS
+            .iter()
+            .chain(events::MIGRATIONS)
+            .copied()
+            .chain(app_migrations)
+        {
             sqlx::query(m)
                 .execute(store.pool())
                 .await
@@ -264,11 +273,12 @@ impl Vault {
             sealer: Sealer::new(identity),
             accounts: Arc::default(),
             apps: Arc::new(apps),
+            event_wakeup: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
     /// Records a finalised transaction: stores it, adds the outputs that have one of `keys` as
-    /// a participant, and marks its inputs consumed. Idempotent.
+    /// a participant, marks its inputs consumed, and appends its event (no flow). Idempotent.
     pub async fn record(
         &self,
         stx: &SignedTransaction,
@@ -279,15 +289,17 @@ impl Vault {
         t.commit().await.map_err(db("committing a vault update"))
     }
 
-    /// [`Vault::record`] inside the caller's write transaction; `flow` is the local flow that
-    /// recorded it, if any.
+    /// [`Vault::record`] inside the caller's write transaction, naming the flow that records
+    /// it (`None`: it arrived finalised from a peer). Returns the new event's cursor, or `None`
+    /// when the transaction was already recorded (nothing is written then). Readers of the
+    /// event stream are woken once `t` commits.
     pub async fn record_in(
         &self,
         t: &mut WriteTx,
         stx: &SignedTransaction,
         keys: &BTreeSet<PublicKey>,
-        _flow: Option<Uuid>,
-    ) -> Result<(), StoreError> {
+        flow: Option<Uuid>,
+    ) -> Result<Option<u64>, StoreError> {
         let id = stx.id();
         let now = now_ms();
         // An archived transaction stays recorded: its states must not come back.
@@ -299,9 +311,9 @@ impl Vault {
             .await
             .map_err(db("reading vault transactions"))?;
         if exists.is_some() {
-            return Ok(());
+            return Ok(None);
         }
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO vault_transactions (tx_id, body, recorded_ms) VALUES ($1, $2, $3) ON CONFLICT (tx_id) DO NOTHING",
         )
         .bind(id.to_string())
@@ -309,7 +321,13 @@ impl Vault {
         .bind(now)
         .execute(&mut **t)
         .await
-        .map_err(db("recording a transaction"))?;
+        .map_err(db("recording a transaction"))?
+        .rows_affected();
+        if inserted == 0 {
+            // A concurrent recording (PostgreSQL) committed it while this one waited on the
+            // row: it recorded the states and the event.
+            return Ok(None);
+        }
         for (i, out) in stx.tx.outputs.iter().enumerate() {
             if !out.participants.iter().any(|p| keys.contains(p)) {
                 continue;
@@ -355,7 +373,49 @@ impl Vault {
             .await
             .map_err(db("consuming a state"))?;
         }
-        Ok(())
+        let cursor = events::append(t, stx, flow, now).await?;
+        let wakeup = self.event_wakeup.clone();
+        t.after_commit(move || {
+            wakeup.send_modify(|last| *last = (*last).max(cursor));
+        });
+        Ok(Some(cursor))
+    }
+
+    /// Up to `limit` (at most [`MAX_EVENTS_PAGE`](crate::MAX_EVENTS_PAGE)) events with a cursor above `cursor`, in
+    /// cursor order (commit order). Start with cursor 0; resume with the last cursor seen.
+    pub async fn events_after(
+        &self,
+        cursor: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        events::after(&self.store, cursor, limit).await
+    }
+
+    /// [`Vault::events_after`], waiting up to `max_wait` for at least one event when there is
+    /// none yet: it re-reads the database when a recording commits in this process, and every
+    /// [`EVENT_POLL`] for recordings by other processes on the same database. Returns an empty
+    /// list when `max_wait` passes without an event.
+    pub async fn wait_events(
+        &self,
+        cursor: u64,
+        limit: usize,
+        max_wait: std::time::Duration,
+    ) -> Result<Vec<LedgerEvent>, StoreError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        // Subscribed before reading, so a commit between the read and the wait is not missed.
+        let mut wakeup = self.event_wakeup.subscribe();
+        loop {
+            wakeup.mark_unchanged();
+            let events = self.events_after(cursor, limit).await?;
+            let now = tokio::time::Instant::now();
+            if !events.is_empty() || now >= deadline {
+                return Ok(events);
+            }
+            let until = deadline.min(now + EVENT_POLL);
+            // The sender lives as long as this vault, so `changed` cannot fail here; a timeout
+            // or a change both lead to a fresh read.
+            let _ = tokio::time::timeout_at(until, wakeup.changed()).await;
+        }
     }
 
     /// A recorded transaction (live or archived).
