@@ -411,18 +411,6 @@ fn issue_pay_and_privacy_through_the_cli() {
             .unwrap()
             .contains("O=PartyA")
     );
-    let records = |node| {
-        json(&kakehashi(
-            dir,
-            node,
-            &["states", "--contract", "kakehashi.record.v1", "--json"],
-        ))["states"]
-            .as_array()
-            .unwrap()
-            .len()
-    };
-    assert_eq!(records("PartyB"), 1);
-    assert_eq!(records("Bank"), 0, "only the participants hold it");
     let refused = kakehashi(
         dir,
         "PartyA",
@@ -587,6 +575,18 @@ fn apps_and_generic_flows(dir: &Path, alice: &str, bob: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let records = |node| {
+        json(&kakehashi(
+            dir,
+            node,
+            &["states", "--contract", "kakehashi.record.v1", "--json"],
+        ))["states"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(records("PartyB"), 1);
+    assert_eq!(records("Bank"), 0, "only the participants hold it");
     let refused = kakehashi(
         dir,
         "PartyA",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::Stream;
 
-use kh_app_stablecoin::{CoinVault, StablecoinFlow, StablecoinState};
+use kh_app_stablecoin::{StablecoinFlow, StablecoinState};
 use kh_ledger::{
     ComponentGroup, ContractId, FlowStart, FlowStatus, LedgerEvent, Node, StateQuery, StateStatus,
     TransactionProof, TxId,
@@ -177,15 +177,19 @@ fn flow_result(id: Uuid, status: FlowStatus) -> proto::FlowResult {
     out
 }
 
-/// An account's balance and unconsumed stablecoin states.
+/// An account's balance and unconsumed stablecoin states, from one read of the vault (the
+/// balance is the sum of the states listed, so a snapshot never mixes two moments).
 async fn vault_snapshot(
     node: &Node,
     key: &kh_ledger::PublicKey,
 ) -> Result<proto::VaultResponse, Status> {
-    let vault = node.vault();
-    let balance = vault.balance(key).await.map_err(internal)?;
-    let states = vault
-        .states(key, StateStatus::Unconsumed)
+    let states: Vec<proto::State> = node
+        .vault()
+        .query(&StateQuery {
+            contract: Some(kh_app_stablecoin::stablecoin_id()),
+            owner: Some(*key),
+            ..StateQuery::default()
+        })
         .await
         .map_err(internal)?
         .into_iter()
@@ -200,6 +204,7 @@ async fn vault_snapshot(
             })
         })
         .collect();
+    let balance = states.iter().fold(0u64, |t, s| t.saturating_add(s.amount));
     Ok(proto::VaultResponse { balance, states })
 }
 
@@ -590,10 +595,7 @@ impl NodeRpc for RpcService {
     ) -> Result<Response<proto::ArchiveResponse>, Status> {
         let older = i64::try_from(request.into_inner().older_than_ms)
             .map_err(|_| Status::invalid_argument("older_than_ms is too large"))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| Status::internal(e.to_string()))?
-            .as_millis() as i64;
+        let now = kh_ledger::util::now_ms();
         let (done, flows) = self
             .node
             .archive(now.saturating_sub(older))

@@ -112,8 +112,7 @@ pub(crate) async fn append(
             })
             .collect(),
     };
-    // Encoding state refs and contract ids cannot fail.
-    let body = hex::encode(bcs::to_bytes(&body).expect("BCS encodes events"));
+    let body = crate::util::to_hex_bcs(&body);
     // Taken last in the recording so the counter's row lock is held as briefly as possible.
     let row =
         sqlx::query("UPDATE vault_event_counter SET next = next + 1 WHERE id = 0 RETURNING next")
@@ -161,7 +160,7 @@ fn event_from_row(row: &sqlx::any::AnyRow) -> Result<LedgerEvent, StoreError> {
     let flow: Option<String> = row.try_get(2).map_err(db("reading events"))?;
     let body: String = row.try_get(3).map_err(db("reading events"))?;
     let recorded_ms: i64 = row.try_get(4).map_err(db("reading events"))?;
-    let body: EventBody = bcs::from_bytes(&hex::decode(body).map_err(corrupt)?).map_err(corrupt)?;
+    let body: EventBody = crate::util::from_hex_bcs("vault_events", &body)?;
     Ok(LedgerEvent {
         cursor: u64::try_from(cursor).map_err(corrupt)?,
         tx_id: tx_id.parse().map_err(corrupt)?,
