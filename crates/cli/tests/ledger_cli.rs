@@ -329,7 +329,7 @@ fn issue_pay_and_privacy_through_the_cli() {
     );
     assert_eq!(out.status.code(), Some(1), "unknown flow");
 
-    // Two concurrent payments that together overspend 30: at most one succeeds.
+    // Two concurrent payments that together overspend 30: exactly one succeeds.
     let spawn = |amount: &str| {
         Command::new(env!("CARGO_BIN_EXE_kakehashi"))
             .args([
@@ -358,7 +358,7 @@ fn issue_pay_and_privacy_through_the_cli() {
         p2.wait_with_output().unwrap(),
     );
     let ok = [&o1, &o2].iter().filter(|o| o.status.success()).count();
-    assert!(ok <= 1, "both overspending payments succeeded");
+    assert_eq!(ok, 1, "exactly one of two overspending payments succeeds");
     let expected_bob = 65 + 20 * ok as u64;
     wait_balance(dir, "PartyB", &bob, expected_bob);
     assert_eq!(

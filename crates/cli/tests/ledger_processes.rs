@@ -114,6 +114,11 @@ fn cold_standby_after_kill_9_on_sqlite_and_postgres() {
 
 fn on_postgres() {
     let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but KH_TEST_POSTGRES_URL is not set: the PostgreSQL variant must run in CI"
+        );
         eprintln!(
             "KH_TEST_POSTGRES_URL is not set: the PostgreSQL variant runs under scripts/test"
         );

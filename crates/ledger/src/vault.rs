@@ -575,6 +575,20 @@ impl Vault {
         ttl_ms: u64,
     ) -> Result<Vec<StateAndRef>, VaultError> {
         let now = now_ms();
+        // One write transaction: concurrent selections of one owner's states run one after the
+        // other (SQLite: one writer; PostgreSQL: a transaction-scoped advisory lock on the
+        // owner), so two selections that together ask for more than there is cannot both come
+        // up short by each taking half — exactly one gets what it asks when only one can.
+        let mut t = self.store.begin_write().await?;
+        if self.store.backend() == crate::store::Backend::Postgres {
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&owner.0[..8]);
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(i64::from_be_bytes(key))
+                .execute(&mut *t)
+                .await
+                .map_err(db("serialising a selection"))?;
+        }
         let rows = sqlx::query(
             "SELECT tx_id, output_index, body, amount FROM vault_states WHERE owner = $1 AND contract = $2 AND consumed_by IS NULL
              AND (lock_id IS NULL OR lock_expiry_ms <= $3 OR lock_id = $4) ORDER BY amount DESC, tx_id, output_index",
@@ -583,45 +597,43 @@ impl Vault {
         .bind(contract.0.clone())
         .bind(now)
         .bind(lock_id.to_string())
-        .fetch_all(self.store.pool())
+        .fetch_all(&mut *t)
         .await
         .map_err(db("selecting coins"))?;
         let mut picked = Vec::new();
         let mut total = 0u64;
-        let turn = self.store.write_turn().await;
         for row in &rows {
             if total >= amount {
                 break;
             }
             let state = state_from_row(row)?;
-            // Take the lock only if nobody took it since the read.
             let done = sqlx::query(
                 "UPDATE vault_states SET lock_id = $1, lock_expiry_ms = $2 WHERE tx_id = $3 AND output_index = $4 AND consumed_by IS NULL
                  AND (lock_id IS NULL OR lock_expiry_ms <= $5 OR lock_id = $1)",
             )
             .bind(lock_id.to_string())
-            .bind(now + ttl_ms as i64)
+            .bind(now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX)))
             .bind(state.reference.tx_id.to_string())
             .bind(i64::from(state.reference.index))
             .bind(now)
-            .execute(self.store.pool())
+            .execute(&mut *t)
             .await
             .map_err(db("locking coins"))?;
             if done.rows_affected() == 1 {
                 let a: i64 = row.try_get(3).map_err(db("selecting coins"))?;
-                total = total.saturating_add(a as u64);
+                total = total.saturating_add(u64::try_from(a).unwrap_or(0));
                 picked.push(state);
             }
         }
-        drop(turn);
         if total < amount {
-            self.release(lock_id).await?;
+            // Dropped without commit: nothing was locked.
             return Err(VaultError::InsufficientFunds {
                 owner: *owner,
                 available: total,
                 wanted: amount,
             });
         }
+        t.commit().await.map_err(db("locking coins"))?;
         Ok(picked)
     }
 

@@ -220,7 +220,7 @@ async fn issue_pay_privacy_and_overspend() {
         assert_eq!(states.len(), 3, "{backend}");
         assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 30);
 
-        // Two concurrent payments that together overspend: at most one succeeds.
+        // Two concurrent payments that together overspend: exactly one succeeds.
         let carol = b.create_account("carol").await.unwrap();
         let p1 = a
             .start_flow(StablecoinFlow::Pay {

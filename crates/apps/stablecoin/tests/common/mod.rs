@@ -3,6 +3,19 @@
 
 use kh_ledger::{KeyPair, Store};
 
+/// The PostgreSQL server to test on: `KH_TEST_POSTGRES_URL` (scripts/test starts a throw-away
+/// server and sets it). Without it the PostgreSQL variants are skipped — except under CI
+/// (`CI=true`), where a missing server fails the test instead of passing it unseen.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("KH_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => panic!(
+            "CI=true but KH_TEST_POSTGRES_URL is not set: the PostgreSQL variants must run in CI"
+        ),
+        Err(_) => None,
+    }
+}
+
 /// A random database / file name.
 pub fn rand_name() -> String {
     format!("kh_{}", &hex::encode(KeyPair::generate().public().0)[..16])
@@ -18,7 +31,7 @@ pub async fn stores() -> Vec<(&'static str, Store)> {
         dir.join(format!("{}.db", rand_name())).display()
     );
     let mut out = vec![("sqlite", Store::connect(&sqlite).await.unwrap())];
-    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
+    if let Some(url) = postgres_url() {
         use sqlx::Executor;
         let admin = Store::connect(&url).await.unwrap();
         let name = rand_name();
@@ -50,7 +63,7 @@ pub async fn database_urls(n: usize) -> Vec<(&'static str, Vec<String>)> {
         })
         .collect();
     let mut out = vec![("sqlite", sqlite)];
-    if let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") {
+    if let Some(url) = postgres_url() {
         use sqlx::Executor;
         let admin = Store::connect(&url).await.unwrap();
         let base = url.rsplit_once('/').unwrap().0.to_string();
