@@ -348,7 +348,12 @@ impl Vault {
             .execute(&mut **t)
             .await
             .map_err(db("recording a state"))?;
-            let participants: BTreeSet<&PublicKey> = out.participants.iter().collect();
+            // The owner is found through its own column: only other participants get rows.
+            let participants: BTreeSet<&PublicKey> = out
+                .participants
+                .iter()
+                .filter(|p| index.owner.as_ref() != Some(*p))
+                .collect();
             for p in participants {
                 sqlx::query(
                     "INSERT INTO vault_state_participants (tx_id, output_index, participant) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -487,8 +492,8 @@ impl Vault {
         if let Some(p) = &q.participant {
             args.push(p.to_string());
             sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM vault_state_participants p WHERE p.tx_id = s.tx_id AND p.output_index = s.output_index AND p.participant = ${})",
-                args.len()
+                " AND (s.owner = ${n} OR EXISTS (SELECT 1 FROM vault_state_participants p WHERE p.tx_id = s.tx_id AND p.output_index = s.output_index AND p.participant = ${n}))",
+                n = args.len()
             ));
         }
         sql.push_str(&format!(
