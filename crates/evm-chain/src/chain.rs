@@ -470,10 +470,21 @@ impl Chain {
 
     /// Produces, seals and appends the next block with the pool's executable transactions.
     pub fn produce_block(&mut self, timestamp: u64) -> Result<&Block, ChainError> {
+        self.produce_block_with(timestamp, |_, _| Ok(()))
+    }
+
+    /// Like [`Self::produce_block`], handing the sealed block and its raw transactions to
+    /// `persist` before the block becomes part of the chain. When `persist` fails the chain is
+    /// unchanged except that the transactions taken for the block leave the pool.
+    pub fn produce_block_with(
+        &mut self,
+        timestamp: u64,
+        persist: impl FnOnce(&Block, &[Bytes]) -> Result<(), ChainError>,
+    ) -> Result<&Block, ChainError> {
         let parent_ts = self.head().header.timestamp;
         let timestamp = timestamp.max(parent_ts + 1);
         let candidates = self.select_from_pool();
-        let leftover = self.build_block(timestamp, candidates, None)?;
+        let leftover = self.build_block(timestamp, candidates, None, persist)?;
         // What did not fit goes back to the front of the pool, in order.
         for p in &leftover {
             self.pool_hashes.insert(p.tx.hash, ());
@@ -515,7 +526,7 @@ impl Chain {
                 raw: raw.clone(),
             });
         }
-        let leftover = self.build_block(timestamp, txs, Some(vote))?;
+        let leftover = self.build_block(timestamp, txs, Some(vote), |_, _| Ok(()))?;
         if !leftover.is_empty() {
             return Err(ChainError::CorruptLog {
                 index: self.head_number(),
@@ -583,6 +594,7 @@ impl Chain {
         timestamp: u64,
         candidates: Vec<PendingTx>,
         replay_vote: Option<Option<Vote>>,
+        persist: impl FnOnce(&Block, &[Bytes]) -> Result<(), ChainError>,
     ) -> Result<Vec<PendingTx>, ChainError> {
         let parent = self.head().clone();
         let number = parent.header.number + 1;
@@ -734,24 +746,24 @@ impl Chain {
             ..header
         };
         let size = (sealed.encode().len() + raws.iter().map(|r| r.len()).sum::<usize>() + 8) as u64;
-        self.apply_vote(proposer, vote, &validators);
-        info!(height = number, txs = txs.len(), gas_used = cumulative, hash = %hash, "block sealed");
+        let block = Block {
+            header,
+            hash,
+            size,
+            txs,
+            receipts,
+            validators,
+        };
+        // Durable before it is part of the chain (and so before anyone can read it).
+        persist(&block, &raws)?;
+        self.apply_vote(proposer, vote, &block.validators);
+        info!(height = number, txs = block.txs.len(), gas_used = cumulative, hash = %hash, "block sealed");
         let previous = std::mem::replace(&mut self.state, state);
         self.snapshots.push_back((number - 1, previous));
         while self.snapshots.len() > self.spec.history {
             self.snapshots.pop_front();
         }
-        self.push_block(
-            Block {
-                header,
-                hash,
-                size,
-                txs,
-                receipts,
-                validators,
-            },
-            raws,
-        );
+        self.push_block(block, raws);
         Ok(leftover)
     }
 

@@ -13,7 +13,7 @@ use kh_qbft::address_of;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::chain::{Chain, ChainSpec, DEFAULT_GAS_LIMIT};
 use crate::error::{ChainError, TxError};
@@ -110,10 +110,24 @@ impl Shared {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let mut chain = self.chain.write();
-        let number = chain.produce_block(now)?.header.number;
-        if let Some(log) = self.log.lock().as_mut() {
-            log.append(&record_of(&chain, number)?)?;
-        }
+        let mut log = self.log.lock();
+        let number = match log.as_mut() {
+            // The block is synced to disk before it joins the chain and the lock is released.
+            Some(log) => {
+                log.halted()?;
+                chain
+                    .produce_block_with(now, |block, raws| {
+                        log.append(&Record {
+                            header: Bytes::from(alloy_rlp::encode(&block.header)),
+                            txs: raws.to_vec(),
+                        })
+                    })?
+                    .header
+                    .number
+            }
+            None => chain.produce_block(now)?.header.number,
+        };
+        drop(log);
         drop(chain);
         // Nobody listening is fine.
         let _ = self.blocks.send(number);
@@ -140,20 +154,6 @@ pub(crate) enum SubmitError {
     Tx(#[from] TxError),
     #[error(transparent)]
     Chain(#[from] ChainError),
-}
-
-fn record_of(chain: &Chain, number: u64) -> Result<Record, ChainError> {
-    let block = chain
-        .block(number)
-        .ok_or_else(|| ChainError::Config(format!("block {number} missing")))?;
-    let txs = chain
-        .raw_block_txs(number)
-        .map(<[Bytes]>::to_vec)
-        .unwrap_or_default();
-    Ok(Record {
-        header: Bytes::from(alloy_rlp::encode(&block.header)),
-        txs,
-    })
 }
 
 /// Deterministic validator key `i` from a seed.
@@ -321,11 +321,10 @@ fn open_chain(
         chain_id: chain.chain_id(),
         genesis_hash: chain.head().hash,
     };
-    let (log, records) = BlockLog::open(&dir, &meta)?;
-    for (i, record) in records.iter().enumerate() {
+    let log = BlockLog::open(&dir, &meta, |index, record| {
         let header =
             kh_qbft::Header::decode(&record.header).map_err(|e| ChainError::CorruptLog {
-                index: i as u64,
+                index,
                 reason: format!("header: {e}"),
             })?;
         chain.replay_block(
@@ -333,11 +332,11 @@ fn open_chain(
             &record.txs,
             header.extra_data().vote,
             header.block_hash(),
-        )?;
-    }
-    if !records.is_empty() {
+        )
+    })?;
+    if log.count() > 0 {
         info!(
-            blocks = records.len(),
+            blocks = log.count(),
             height = chain.head_number(),
             "replayed block log"
         );
@@ -357,6 +356,10 @@ async fn produce_every(shared: Arc<Shared>, every: Duration, mut stop: watch::Re
         let s = shared.clone();
         match tokio::task::spawn_blocking(move || s.produce()).await {
             Ok(Ok(_)) => {}
+            Ok(Err(err @ ChainError::Halted { .. })) => {
+                error!(error = %err, "block production stopped");
+                return;
+            }
             Ok(Err(err)) => warn!(error = %err, "block production failed"),
             Err(err) => warn!(error = %err, "block production task failed"),
         }

@@ -122,6 +122,19 @@ pub enum ChainError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Block production stopped because a block could not be made durable; nothing past the
+    /// last stored block was announced or served. Restart once the data directory is writable.
+    #[error(
+        "block production stopped: block {number} could not be written to the block log ({reason}); \
+         the chain ends at block {} until the devnet is restarted",
+        number.saturating_sub(1)
+    )]
+    Halted {
+        /// The block that could not be stored.
+        number: u64,
+        /// The storage error.
+        reason: String,
+    },
     /// A header the devnet produced failed QBFT encoding.
     #[error(transparent)]
     Qbft(#[from] kh_qbft::QbftError),

@@ -16,6 +16,7 @@
 mod chain;
 mod devnet;
 mod error;
+mod mpt;
 mod rpc;
 mod state;
 mod store;
