@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
 use k256::ecdsa::SigningKey;
 use kh_qbft::address_of;
@@ -16,8 +16,9 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::chain::{Chain, ChainSpec, DEFAULT_GAS_LIMIT};
-use crate::error::{ChainError, TxError};
-use crate::store::{BlockLog, Meta, Record};
+use crate::error::{ChainError, DevnetError};
+use crate::node::Shared;
+use crate::store::{BlockLog, Meta};
 
 /// The mnemonic every Ethereum tool knows.
 pub const TEST_MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -90,70 +91,6 @@ pub struct DevAccount {
     pub address: Address,
     /// The secret key.
     pub private_key: B256,
-}
-
-/// State shared by the producer and the RPC handlers.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) chain: RwLock<Chain>,
-    pub(crate) log: Mutex<Option<BlockLog>>,
-    pub(crate) blocks: broadcast::Sender<u64>,
-    pub(crate) production: BlockProduction,
-    pub(crate) dev_accounts: Vec<DevAccount>,
-}
-
-impl Shared {
-    /// Produces the next block and persists it. Blocking: call from a blocking thread.
-    pub(crate) fn produce(&self) -> Result<u64, ChainError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut chain = self.chain.write();
-        let mut log = self.log.lock();
-        let number = match log.as_mut() {
-            // The block is synced to disk before it joins the chain and the lock is released.
-            Some(log) => {
-                log.halted()?;
-                chain
-                    .produce_block_with(now, |block, raws| {
-                        log.append(&Record {
-                            header: Bytes::from(alloy_rlp::encode(&block.header)),
-                            txs: raws.to_vec(),
-                        })
-                    })?
-                    .header
-                    .number
-            }
-            None => chain.produce_block(now)?.header.number,
-        };
-        drop(log);
-        drop(chain);
-        // Nobody listening is fine.
-        let _ = self.blocks.send(number);
-        Ok(number)
-    }
-
-    /// Submits a transaction; in instant mode mines it before returning.
-    pub(crate) fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
-        let decoded = Chain::decode_tx(raw)?;
-        let hash = self.chain.write().submit_decoded(decoded)?;
-        // A concurrent submission may already have mined this transaction: only mine when
-        // something is still waiting, so instant mode never seals empty blocks.
-        if self.production == BlockProduction::Instant && self.chain.read().pool_len() > 0 {
-            self.produce()?;
-        }
-        Ok(hash)
-    }
-}
-
-/// Why a submission failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SubmitError {
-    #[error(transparent)]
-    Tx(#[from] TxError),
-    #[error(transparent)]
-    Chain(#[from] ChainError),
 }
 
 /// Deterministic validator key `i` from a seed.
@@ -364,18 +301,4 @@ async fn produce_every(shared: Arc<Shared>, every: Duration, mut stop: watch::Re
             Err(err) => warn!(error = %err, "block production task failed"),
         }
     }
-}
-
-/// Failures starting or running the devnet.
-#[derive(Debug, thiserror::Error)]
-pub enum DevnetError {
-    /// The chain or its storage.
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    /// The RPC server could not bind or register methods.
-    #[error("JSON-RPC server: {0}")]
-    Rpc(String),
-    /// A background task panicked or was cancelled.
-    #[error("background task failed: {0}")]
-    Task(String),
 }

@@ -139,3 +139,17 @@ pub enum ChainError {
     #[error(transparent)]
     Qbft(#[from] kh_qbft::QbftError),
 }
+
+/// Failures starting or running the devnet.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The chain or its storage.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The RPC server could not bind or register methods.
+    #[error("JSON-RPC server: {0}")]
+    Rpc(String),
+    /// A background task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}

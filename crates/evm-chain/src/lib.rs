@@ -17,6 +17,7 @@ mod chain;
 mod devnet;
 mod error;
 mod mpt;
+mod node;
 mod rpc;
 mod state;
 mod store;
@@ -26,8 +27,7 @@ pub use chain::{
     MinedReceipt, MinedTx, PendingTx, effective_price,
 };
 pub use devnet::{
-    BlockProduction, DevAccount, Devnet, DevnetConfig, DevnetError, TEST_MNEMONIC, dev_accounts,
-    validator_key,
+    BlockProduction, DevAccount, Devnet, DevnetConfig, TEST_MNEMONIC, dev_accounts, validator_key,
 };
-pub use error::{ChainError, TxError};
+pub use error::{ChainError, DevnetError, TxError};
 pub use state::{Account, AccountProof, WorldState, decode_node};

@@ -1,0 +1,121 @@
+//! Simulated calls (`eth_call`, `eth_estimateGas`) against recent states.
+
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use revm::ExecuteEvm;
+use revm::context::TxEnv;
+use revm::context::result::ExecutionResult;
+
+use super::Chain;
+use super::exec::{Checks, block_env, halt_reason};
+
+/// Outcome of a simulated call.
+#[derive(Debug, Clone)]
+pub enum CallOutcome {
+    /// Returned normally.
+    Success {
+        /// Return data.
+        output: Bytes,
+        /// Gas used.
+        gas_used: u64,
+    },
+    /// Reverted with data.
+    Revert {
+        /// Revert data.
+        output: Bytes,
+        /// Gas used.
+        gas_used: u64,
+    },
+    /// Halted (out of gas, invalid opcode, ...).
+    Halt {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A call request (eth_call / eth_estimateGas).
+#[derive(Debug, Clone, Default)]
+pub struct CallRequest {
+    /// Sender (zero address when absent).
+    pub from: Option<Address>,
+    /// Target (None = contract creation).
+    pub to: Option<Address>,
+    /// Gas limit (block gas limit when absent).
+    pub gas: Option<u64>,
+    /// Value.
+    pub value: Option<U256>,
+    /// Input.
+    pub data: Bytes,
+}
+
+impl Chain {
+    /// Executes a call against the state after block `number` without committing.
+    pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
+        let state = self.state_at(number)?;
+        let block = self.block(number)?;
+        let block_env = block_env(
+            number,
+            block.header.beneficiary,
+            block.header.timestamp,
+            self.spec.gas_limit,
+            0,
+        );
+        let mut evm = self.evm(state, block_env, Checks::Relaxed);
+        let tx = TxEnv {
+            tx_type: 0,
+            caller: req.from.unwrap_or_default(),
+            gas_limit: req
+                .gas
+                .unwrap_or(self.spec.gas_limit)
+                .min(self.spec.gas_limit),
+            gas_price: 0,
+            kind: req.to.map_or(TxKind::Create, TxKind::Call),
+            value: req.value.unwrap_or_default(),
+            data: req.data.clone(),
+            nonce: 0,
+            chain_id: Some(self.spec.chain_id),
+            ..Default::default()
+        };
+        Some(match evm.transact(tx) {
+            Ok(r) => match r.result {
+                ExecutionResult::Success { output, gas, .. } => CallOutcome::Success {
+                    output: output.into_data(),
+                    gas_used: gas.tx_gas_used(),
+                },
+                ExecutionResult::Revert { output, gas, .. } => CallOutcome::Revert {
+                    output,
+                    gas_used: gas.tx_gas_used(),
+                },
+                ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
+                    reason: halt_reason(&reason),
+                },
+            },
+            Err(err) => CallOutcome::Halt {
+                reason: err.to_string(),
+            },
+        })
+    }
+
+    /// Smallest gas limit with which the call succeeds (binary search), or the failure.
+    pub fn estimate_gas(&self, req: &CallRequest, number: u64) -> Option<Result<u64, CallOutcome>> {
+        let mut probe = req.clone();
+        probe.gas = Some(req.gas.unwrap_or(self.spec.gas_limit));
+        let first = self.call(&probe, number)?;
+        let used = match first {
+            CallOutcome::Success { gas_used, .. } => gas_used,
+            other => return Some(Err(other)),
+        };
+        let (mut lo, mut hi) = (
+            used.saturating_sub(1),
+            probe.gas.unwrap_or(self.spec.gas_limit),
+        );
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            probe.gas = Some(mid);
+            match self.call(&probe, number)? {
+                CallOutcome::Success { .. } => hi = mid,
+                _ => lo = mid,
+            }
+        }
+        Some(Ok(hi))
+    }
+}

@@ -1,0 +1,99 @@
+//! `eth_*` methods that read account state: balances, code, storage, calls and proofs.
+
+use std::sync::Arc;
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
+use jsonrpsee::server::RpcModule;
+
+use crate::chain::CallOutcome;
+use crate::node::Shared;
+
+use super::*;
+
+pub(super) fn register(
+    m: &mut RpcModule<Arc<Shared>>,
+) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    m.register_method("eth_getBalance", |p, s, _| -> RpcResult<U256> {
+        let (address, block) = address_and_block(&p)?;
+        let chain = s.chain.read();
+        let state = state_at(&chain, block)?;
+        Ok(state
+            .account(&address)
+            .map(|a| a.balance)
+            .unwrap_or_default())
+    })?;
+    m.register_method("eth_getTransactionCount", |p, s, _| -> RpcResult<U64> {
+        let (address, block) = address_and_block(&p)?;
+        let chain = s.chain.read();
+        if matches!(block, BlockId::Number(BlockNumberOrTag::Pending)) {
+            return Ok(U64::from(chain.pending_nonce(&address)));
+        }
+        let state = state_at(&chain, block)?;
+        Ok(U64::from(
+            state.account(&address).map(|a| a.nonce).unwrap_or(0),
+        ))
+    })?;
+    m.register_method("eth_getCode", |p, s, _| -> RpcResult<Bytes> {
+        let (address, block) = address_and_block(&p)?;
+        let chain = s.chain.read();
+        Ok(state_at(&chain, block)?.code_of(&address))
+    })?;
+    m.register_method("eth_getStorageAt", |p, s, _| -> RpcResult<B256> {
+        let mut seq = p.sequence();
+        let address: Address = seq.next()?;
+        let slot: U256 = seq.next()?;
+        let block: BlockId = seq.optional_next()?.unwrap_or_default();
+        let chain = s.chain.read();
+        Ok(B256::from(state_at(&chain, block)?.storage(&address, slot)))
+    })?;
+    m.register_method("eth_call", |p, s, _| -> RpcResult<Bytes> {
+        let (req, block) = call_params(&p)?;
+        let chain = s.chain.read();
+        let number = block_number(&chain, block)?;
+        match chain.call(&req, number).ok_or_else(state_unavailable)? {
+            CallOutcome::Success { output, .. } => Ok(output),
+            other => Err(call_error(other)),
+        }
+    })?;
+    m.register_method("eth_estimateGas", |p, s, _| -> RpcResult<U64> {
+        let (req, block) = call_params(&p)?;
+        let chain = s.chain.read();
+        let number = block_number(&chain, block)?;
+        match chain
+            .estimate_gas(&req, number)
+            .ok_or_else(state_unavailable)?
+        {
+            Ok(gas) => Ok(U64::from(gas)),
+            Err(outcome) => Err(call_error(outcome)),
+        }
+    })?;
+    m.register_method(
+        "eth_getProof",
+        |p, s, _| -> RpcResult<EIP1186AccountProofResponse> {
+            let mut seq = p.sequence();
+            let address: Address = seq.next()?;
+            let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+            let block: BlockId = seq.optional_next()?.unwrap_or_default();
+            let chain = s.chain.read();
+            let state = state_at(&chain, block)?;
+            let slots: Vec<B256> = keys.iter().map(|k| k.as_b256()).collect();
+            let proof = state.proof(address, &slots);
+            Ok(EIP1186AccountProofResponse {
+                address,
+                balance: proof.account.balance,
+                code_hash: proof.account.code_hash,
+                nonce: proof.account.nonce,
+                storage_hash: proof.account.storage_root,
+                account_proof: proof.account_proof,
+                storage_proof: keys
+                    .into_iter()
+                    .zip(proof.storage_proofs)
+                    .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
+                    .collect(),
+            })
+        },
+    )?;
+    Ok(())
+}
