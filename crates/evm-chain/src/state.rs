@@ -277,3 +277,99 @@ impl DatabaseRef for StateDb<'_> {
             .unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alloy_trie::{HashBuilder, Nibbles};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The state root rebuilt from scratch with alloy-trie's HashBuilder from a model of the
+    /// accounts (address -> balance, slot -> value).
+    fn full_root(model: &BTreeMap<u8, (u64, BTreeMap<u8, u64>)>) -> B256 {
+        let mut leaves: Vec<(B256, Vec<u8>)> = model
+            .iter()
+            .map(|(a, (balance, slots))| {
+                let mut storage: Vec<(B256, Vec<u8>)> = slots
+                    .iter()
+                    .filter(|(_, v)| **v != 0)
+                    .map(|(s, v)| {
+                        (
+                            keccak256(B256::from(U256::from(*s))),
+                            alloy_rlp::encode(U256::from(*v)),
+                        )
+                    })
+                    .collect();
+                storage.sort();
+                let mut hb = HashBuilder::default();
+                for (k, v) in &storage {
+                    hb.add_leaf(Nibbles::unpack(k), v);
+                }
+                let account = TrieAccount {
+                    nonce: 0,
+                    balance: U256::from(*balance),
+                    storage_root: hb.root(),
+                    code_hash: KECCAK_EMPTY,
+                };
+                (
+                    keccak256(Address::repeat_byte(*a)),
+                    alloy_rlp::encode(account),
+                )
+            })
+            .collect();
+        leaves.sort();
+        let mut hb = HashBuilder::default();
+        for (k, v) in &leaves {
+            hb.add_leaf(Nibbles::unpack(k), v);
+        }
+        hb.root()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Blocks of random balance and storage changes: the incremental state root equals a
+        /// from-scratch rebuild after every block, and earlier snapshots keep their roots.
+        #[test]
+        fn incremental_root_equals_full_rebuild(
+            blocks in prop::collection::vec(
+                prop::collection::vec((0u8..6, any::<bool>(), 0u8..40, 0u64..4), 1..30),
+                1..8,
+            )
+        ) {
+            let mut state = WorldState::default();
+            let mut model: BTreeMap<u8, (u64, BTreeMap<u8, u64>)> = BTreeMap::new();
+            let mut snapshots = Vec::new();
+            for block in blocks {
+                for (a, is_balance, slot, value) in block {
+                    let address = Address::repeat_byte(a);
+                    let entry = model.entry(a).or_default();
+                    if is_balance {
+                        state.set_balance(address, U256::from(value + 1));
+                        entry.0 = value + 1;
+                    } else {
+                        state.set_storage(address, [(U256::from(slot), U256::from(value))]);
+                        entry.1.insert(slot, value);
+                    }
+                }
+                let root = state.state_root();
+                prop_assert_eq!(root, full_root(&model));
+                for (a, (_, slots)) in &model {
+                    for (s, v) in slots {
+                        prop_assert_eq!(
+                            state.storage(&Address::repeat_byte(*a), U256::from(*s)),
+                            U256::from(*v)
+                        );
+                    }
+                }
+                snapshots.push((state.clone(), root));
+            }
+            for (mut snapshot, root) in snapshots {
+                prop_assert_eq!(snapshot.state_root(), root);
+            }
+        }
+    }
+}
