@@ -23,6 +23,8 @@ pub use exec::effective_price;
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;
+/// Default largest contract code (24 KiB, EIP-170 and Besu's default `contractSizeLimit`).
+pub const DEFAULT_CONTRACT_SIZE_LIMIT: usize = 24 * 1024;
 /// Base fee of the genesis block (1 gwei).
 pub const GENESIS_BASE_FEE: u64 = 1_000_000_000;
 
@@ -41,6 +43,8 @@ pub struct ChainSpec {
     pub gas_limit: u64,
     /// How many recent blocks keep a state snapshot (for calls and proofs at past heights).
     pub history: usize,
+    /// Largest deployed contract code in bytes (init code: twice that).
+    pub contract_size_limit: usize,
 }
 
 /// A transaction included in a block, with its sender.

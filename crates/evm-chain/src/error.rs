@@ -2,6 +2,26 @@
 
 use alloy_primitives::{Address, B256, U256};
 
+/// Why a validator vote was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoteError {
+    /// The vote would leave the chain without validators.
+    #[error("the vote would leave no validators")]
+    NoValidators,
+    /// The devnet would not hold enough validator keys to seal.
+    #[error(
+        "the vote would leave {validators} validators with a quorum of {need}, but the devnet holds keys for only {held} of them"
+    )]
+    NoQuorum {
+        /// Size of the resulting set.
+        validators: usize,
+        /// Keys the devnet holds in it.
+        held: usize,
+        /// Seals a block would need.
+        need: usize,
+    },
+}
+
 /// Why a transaction was refused at submission (JSON-RPC code -32000 family).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {

@@ -22,11 +22,11 @@ mod state;
 mod store;
 
 pub use chain::{
-    Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE,
-    MinedReceipt, MinedTx, PendingTx, effective_price,
+    Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
+    DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE, MinedReceipt, MinedTx, PendingTx, effective_price,
 };
 pub use devnet::{
     BlockProduction, DevAccount, Devnet, DevnetConfig, TEST_MNEMONIC, dev_accounts, validator_key,
 };
-pub use error::{ChainError, DevnetError, TxError};
+pub use error::{ChainError, DevnetError, TxError, VoteError};
 pub use state::{Account, AccountProof, WorldState, decode_node};

@@ -55,10 +55,11 @@ pub(crate) async fn serve(
 fn module(
     shared: Arc<Shared>,
 ) -> Result<RpcModule<Arc<Shared>>, jsonrpsee::core::RegisterMethodError> {
+    let admin = shared.admin;
     let mut m = RpcModule::new(shared);
     eth::register(&mut m)?;
     state::register(&mut m)?;
-    qbft::register(&mut m)?;
+    qbft::register(&mut m, admin)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

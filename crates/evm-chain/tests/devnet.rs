@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use common::*;
-use kh_evm_chain::BlockProduction;
+use kh_evm_chain::{BlockProduction, DevnetConfig};
 use serde_json::{Value, json};
 
 fn load_mpt() -> Value {
@@ -395,7 +395,12 @@ async fn transactions_receipts_logs_calls_and_proofs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_votes_add_and_remove_and_every_header_verifies() {
-    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let (devnet, client) = start_config(DevnetConfig {
+        production: BlockProduction::Instant,
+        admin: true,
+        ..DevnetConfig::default()
+    })
+    .await;
     let original = devnet.validators().to_vec();
     let newcomer = Address::repeat_byte(0x5e);
     assert_eq!(

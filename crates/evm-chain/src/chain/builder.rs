@@ -21,9 +21,14 @@ use crate::error::ChainError;
 
 impl Chain {
     /// Produces, seals and appends the next block with the pool's executable transactions.
+    ///
+    /// The block is stamped `timestamp`, or its parent's timestamp if that is later (blocks
+    /// may share a second, as with Besu's sub-second test periods; they never go back). The
+    /// caller keeps `timestamp` at or behind the wall clock and, for periods of a second or
+    /// more, waits until the parent's timestamp plus the period.
     pub fn produce_block(&mut self, timestamp: u64) -> Result<&Block, ChainError> {
         let parent_ts = self.head().header.timestamp;
-        let timestamp = timestamp.max(parent_ts + 1);
+        let timestamp = timestamp.max(parent_ts);
         let candidates = self.select_from_pool();
         let leftover = self.build_block(timestamp, candidates, None)?;
         // What did not fit goes back to the front of the pool, in order.

@@ -43,6 +43,7 @@ impl Chain {
             .modify_cfg_chained(|cfg: &mut CfgEnv| {
                 cfg.chain_id = self.spec.chain_id;
                 cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
+                cfg.limit_contract_code_size = Some(self.spec.contract_size_limit);
                 if checks == Checks::Relaxed {
                     cfg.disable_nonce_check = true;
                     cfg.disable_base_fee = true;

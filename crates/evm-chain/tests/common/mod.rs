@@ -34,6 +34,27 @@ pub async fn start(
     (devnet, client)
 }
 
+/// Starts a devnet with `config` on an ephemeral port (chain id [`CHAIN_ID`]).
+pub async fn start_config(config: DevnetConfig) -> (Devnet, HttpClient) {
+    let devnet = Devnet::start(DevnetConfig {
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        chain_id: CHAIN_ID,
+        ..config
+    })
+    .await
+    .unwrap();
+    let client = client(&devnet);
+    (devnet, client)
+}
+
+/// Wall clock in Unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn client(devnet: &Devnet) -> HttpClient {
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
