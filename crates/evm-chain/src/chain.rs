@@ -2,6 +2,7 @@
 //! sealing by the devnet's validators, and validator-set votes.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip1559::BaseFeeParams;
@@ -45,6 +46,29 @@ pub struct ChainSpec {
     pub history: usize,
     /// Largest deployed contract code in bytes (init code: twice that).
     pub contract_size_limit: usize,
+    /// Transaction pool limits.
+    pub pool: PoolLimits,
+}
+
+/// Limits of the transaction pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Pending transactions in all.
+    pub max_txs: usize,
+    /// Pending transactions of one sender; also how far past the account nonce a nonce may be.
+    pub max_per_sender: usize,
+    /// A transaction still pending after this long is dropped (geth's default: 3 hours).
+    pub lifetime: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_txs: 100_000,
+            max_per_sender: 1_024,
+            lifetime: Duration::from_secs(3 * 3600),
+        }
+    }
 }
 
 /// A transaction included in a block, with its sender.
@@ -113,7 +137,8 @@ pub struct Chain {
     state: WorldState,
     snapshots: VecDeque<(u64, WorldState)>,
     pool: Vec<PendingTx>,
-    pool_hashes: HashMap<B256, ()>,
+    /// Pending transactions by hash, with when they entered the pool.
+    pool_hashes: HashMap<B256, Instant>,
     /// Validator set for the next block.
     validators: Vec<Address>,
     /// Pending proposals of this node: candidate -> add (true) / drop (false).
@@ -280,6 +305,13 @@ impl Chain {
     /// The validator set that sealed block `number`.
     pub fn validators_at(&self, number: u64) -> Option<&[Address]> {
         self.block(number).map(|b| b.validators.as_slice())
+    }
+
+    /// The validator proposing the next block (round-robin by height, as blocks are built).
+    pub fn next_proposer(&self) -> Address {
+        let number = self.head_number() + 1;
+        // `new` refuses an empty set and votes never empty it.
+        self.validators[(number as usize) % self.validators.len()]
     }
 
     /// The base fee of the next block.

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::chain::{Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT, DEFAULT_GAS_LIMIT};
+use crate::chain::{Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT, DEFAULT_GAS_LIMIT, PoolLimits};
 use crate::error::{ChainError, DevnetError};
 use crate::node::{Shared, now_ms};
 use crate::store::{BlockLog, Meta};
@@ -70,6 +70,8 @@ pub struct DevnetConfig {
     /// Largest deployed contract code (bytes; Besu's `contractSizeLimit`, 24 KiB by default);
     /// init code may be twice as large.
     pub contract_size_limit: usize,
+    /// Transaction pool limits.
+    pub pool: PoolLimits,
     /// Serve the `qbft_*` vote methods (`qbft_proposeValidatorVote`,
     /// `qbft_discardValidatorVote`, `qbft_getPendingVotes`).
     pub admin: bool,
@@ -96,6 +98,7 @@ impl Default for DevnetConfig {
             empty_block_period: None,
             contract_size_limit: DEFAULT_CONTRACT_SIZE_LIMIT,
             admin: false,
+            pool: PoolLimits::default(),
         }
     }
 }
@@ -185,6 +188,7 @@ impl Devnet {
             gas_limit: config.gas_limit,
             history: config.history,
             contract_size_limit: config.contract_size_limit,
+            pool: config.pool,
         };
         let data_dir = config.data_dir.clone();
         let genesis_time = config.genesis_time;

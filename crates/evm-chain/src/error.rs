@@ -95,6 +95,30 @@ pub enum TxError {
     /// The transaction pool is full.
     #[error("transaction pool is full")]
     PoolFull,
+    /// The sender has as many pending transactions as one sender may.
+    #[error("sender {sender} has {limit} pending transactions, the most one sender may")]
+    SenderPoolFull {
+        /// Sender.
+        sender: Address,
+        /// The per-sender limit.
+        limit: usize,
+    },
+    /// The nonce is too far past the account's.
+    #[error("nonce too high: address {sender}, tx nonce {tx}, highest accepted {max}")]
+    NonceTooHigh {
+        /// Sender.
+        sender: Address,
+        /// Transaction nonce.
+        tx: u64,
+        /// Highest nonce the pool accepts now.
+        max: u64,
+    },
+    /// A pending transaction with the same sender and nonce pays as much or nearly.
+    #[error("replacement transaction underpriced: fee cap and tip must rise by {bump_percent}%")]
+    ReplacementUnderpriced {
+        /// Required raise.
+        bump_percent: u128,
+    },
 }
 
 /// Failures of the devnet itself (storage, configuration).

@@ -13,6 +13,7 @@ use jsonrpsee::server::{RpcModule, ServerBuilder, ServerConfig, ServerHandle};
 use crate::error::DevnetError;
 use crate::node::Shared;
 
+mod blocks;
 mod convert;
 mod errors;
 mod eth;
@@ -22,6 +23,7 @@ mod params;
 mod qbft;
 mod state;
 mod subscribe;
+mod txpool;
 
 use convert::*;
 use errors::*;
@@ -60,6 +62,8 @@ fn module(
     eth::register(&mut m)?;
     state::register(&mut m)?;
     qbft::register(&mut m, admin)?;
+    txpool::register(&mut m)?;
+    blocks::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

@@ -364,3 +364,182 @@ async fn gas_limit_history_and_contract_size_limit_settings() {
     assert!(e.message().contains("not available"), "{}", e.message());
     devnet.shutdown().await.unwrap();
 }
+
+fn sign_fees(
+    signer: &alloy_signer_local::PrivateKeySigner,
+    nonce: u64,
+    max_fee: u128,
+    tip: u128,
+    value: U256,
+) -> alloy_primitives::Bytes {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_signer::SignerSync;
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0x77)),
+        value,
+        access_list: Default::default(),
+        input: Default::default(),
+    };
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let envelope: TxEnvelope = tx.into_signed(sig).into();
+    envelope.encoded_2718().into()
+}
+
+const GWEI: u128 = 1_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_replaces_caps_evicts_and_never_loses_a_transaction_silently() {
+    let (devnet, client) = start_config(DevnetConfig {
+        production: BlockProduction::Interval(Duration::from_secs(3600)),
+        pool: kh_evm_chain::PoolLimits {
+            max_txs: 6,
+            max_per_sender: 3,
+            lifetime: Duration::from_secs(2),
+        },
+        ..DevnetConfig::default()
+    })
+    .await;
+    let send = |raw: alloy_primitives::Bytes| {
+        let client = client.clone();
+        async move { call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await }
+    };
+    let refused = |raw: alloy_primitives::Bytes| {
+        let client = client.clone();
+        async move { call_err(&client, "eth_sendRawTransaction", vec![json!(raw)]).await }
+    };
+    let by_hash = |hash: Value| {
+        let client = client.clone();
+        async move { call(&client, "eth_getTransactionByHash", vec![hash]).await }
+    };
+    let (alice, bob, carol, dave) = (dev_signer(0), dev_signer(1), dev_signer(2), dev_signer(3));
+
+    // Same-nonce replacement needs 10 % more on both the fee cap and the tip.
+    let first = send(sign_fees(&alice, 0, 3 * GWEI, GWEI, U256::from(1))).await;
+    let e = refused(sign_fees(
+        &alice,
+        0,
+        32 * GWEI / 10,
+        105 * GWEI / 100,
+        U256::from(1),
+    ))
+    .await;
+    assert!(e.message().contains("underpriced"), "{}", e.message());
+    let e = refused(sign_fees(&alice, 0, 10 * GWEI, GWEI, U256::from(1))).await;
+    assert!(
+        e.message().contains("underpriced"),
+        "tip not raised: {}",
+        e.message()
+    );
+    let second = send(sign_fees(
+        &alice,
+        0,
+        33 * GWEI / 10,
+        11 * GWEI / 10,
+        U256::from(1),
+    ))
+    .await;
+    assert!(
+        by_hash(first.clone()).await.is_null(),
+        "the replaced transaction is gone"
+    );
+    assert_eq!(by_hash(second.clone()).await["hash"], second);
+
+    // Admission against the next base fee and the balance.
+    let e = refused(sign_fees(&dave, 0, GWEI / 2, GWEI / 4, U256::from(1))).await;
+    assert!(e.message().contains("base fee"), "{}", e.message());
+    let e = refused(sign_fees(
+        &dave,
+        0,
+        3 * GWEI,
+        GWEI,
+        U256::MAX / U256::from(2),
+    ))
+    .await;
+    assert!(
+        e.message().contains("insufficient funds"),
+        "{}",
+        e.message()
+    );
+
+    // Per-sender cap, and nonces too far ahead.
+    send(sign_fees(&alice, 1, 3 * GWEI, GWEI, U256::from(1))).await;
+    send(sign_fees(&alice, 2, 3 * GWEI, GWEI, U256::from(1))).await;
+    let e = refused(sign_fees(&alice, 3, 3 * GWEI, GWEI, U256::from(1))).await;
+    assert!(
+        e.message().contains("pending transactions"),
+        "{}",
+        e.message()
+    );
+    let e = refused(sign_fees(&bob, 5, 3 * GWEI, GWEI, U256::from(1))).await;
+    assert!(e.message().contains("nonce too high"), "{}", e.message());
+    // A nonce gap: accepted, never executable.
+    let gap = send(sign_fees(&bob, 2, 3 * GWEI, GWEI, U256::from(1))).await;
+    send(sign_fees(&carol, 0, 3 * GWEI, GWEI, U256::from(1))).await;
+    send(sign_fees(&carol, 1, 3 * GWEI, GWEI, U256::from(1))).await;
+    // Total cap (6).
+    let e = refused(sign_fees(&dave, 0, 3 * GWEI, GWEI, U256::from(1))).await;
+    assert!(e.message().contains("pool is full"), "{}", e.message());
+    assert_eq!(
+        call(&client, "txpool_status", vec![]).await["pending"],
+        json!("0x5")
+    );
+
+    let n = devnet.mine().await.unwrap();
+    let block = call(
+        &client,
+        "eth_getBlockByNumber",
+        vec![json!(format!("{n:#x}")), json!(false)],
+    )
+    .await;
+    assert_eq!(block["transactions"].as_array().unwrap().len(), 5);
+    let pending = by_hash(gap.clone()).await;
+    assert_eq!(pending["hash"], gap);
+    assert!(pending["blockNumber"].is_null());
+
+    // Past its lifetime the gapped transaction is dropped, visibly.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    devnet.mine().await.unwrap();
+    assert!(by_hash(gap.clone()).await.is_null());
+    assert!(
+        call(&client, "eth_getTransactionReceipt", vec![gap])
+            .await
+            .is_null()
+    );
+
+    // Accepted, then invalid at inclusion (the first transaction spends the balance the
+    // second was admitted against): dropped, not kept pending forever nor reported mined.
+    let balance = hex_u256(
+        &call(
+            &client,
+            "eth_getBalance",
+            vec![json!(dave.address()), json!("latest")],
+        )
+        .await,
+    );
+    let spend = balance - U256::from(10u64).pow(U256::from(18u64));
+    let big = send(sign_fees(&dave, 0, 3 * GWEI, GWEI, spend)).await;
+    let doomed = send(sign_fees(
+        &dave,
+        1,
+        3 * GWEI,
+        GWEI,
+        U256::from(10u64).pow(U256::from(19u64)),
+    ))
+    .await;
+    devnet.mine().await.unwrap();
+    let receipt = call(&client, "eth_getTransactionReceipt", vec![big]).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert!(by_hash(doomed.clone()).await.is_null());
+    assert!(
+        call(&client, "eth_getTransactionReceipt", vec![doomed])
+            .await
+            .is_null()
+    );
+    devnet.shutdown().await.unwrap();
+}

@@ -29,12 +29,18 @@ impl Chain {
     pub fn produce_block(&mut self, timestamp: u64) -> Result<&Block, ChainError> {
         let parent_ts = self.head().header.timestamp;
         let timestamp = timestamp.max(parent_ts);
+        self.evict_stale();
         let candidates = self.select_from_pool();
+        let offered: Vec<B256> = candidates.iter().map(|p| p.tx.hash).collect();
         let leftover = self.build_block(timestamp, candidates, None)?;
-        // What did not fit goes back to the front of the pool, in order.
-        for p in &leftover {
-            self.pool_hashes.insert(p.tx.hash, ());
+        // Offered transactions leave the pool when mined, or dropped (logged) when invalid.
+        let kept: HashSet<B256> = leftover.iter().map(|p| p.tx.hash).collect();
+        for hash in offered {
+            if !kept.contains(&hash) {
+                self.pool_hashes.remove(&hash);
+            }
         }
+        // What did not fit goes back to the front of the pool, in order.
         let rest = std::mem::take(&mut self.pool);
         self.pool = leftover;
         self.pool.extend(rest);
@@ -131,7 +137,7 @@ impl Chain {
                 let result = match evm.transact(tx_env) {
                     Ok(r) => r,
                     Err(err) => {
-                        warn!(tx = %p.tx.hash, error = %err, "dropping invalid transaction");
+                        warn!(tx = %p.tx.hash, from = %p.tx.from, error = %err, "transaction dropped from the pool: invalid at inclusion");
                         continue;
                     }
                 };
@@ -169,7 +175,8 @@ impl Chain {
                     envelope,
                     gas_used,
                     effective_gas_price,
-                    contract_address: if success { contract_address } else { None },
+                    // As geth and Besu report it: the address a creation used, even if it failed.
+                    contract_address,
                     first_log_index: log_index,
                     output,
                 });
