@@ -8,7 +8,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jsonrpsee::server::{RpcModule, ServerBuilder, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, IdProvider, RpcModule, ServerBuilder, ServerConfig, ServerHandle,
+};
+
+use jsonrpsee::types::SubscriptionId;
 
 use crate::error::DevnetError;
 use crate::node::Shared;
@@ -32,6 +36,36 @@ use logs::*;
 use params::*;
 use subscribe::subscribe;
 
+/// Most calls in one batch request (geth's default is 1,000).
+pub(crate) const MAX_BATCH: u32 = 1000;
+
+/// Subscription ids as geth and Besu write them: `0x` and 32 hex digits. Unguessable (keccak of
+/// a random per-server seed and a counter), so one client cannot unsubscribe another's.
+#[derive(Debug)]
+struct HexIdProvider {
+    seed: [u8; 32],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl Default for HexIdProvider {
+    fn default() -> Self {
+        Self {
+            seed: rand::random(),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl IdProvider for HexIdProvider {
+    fn next_id(&self) -> SubscriptionId<'static> {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let digest = alloy_primitives::keccak256([self.seed.as_slice(), &n.to_be_bytes()].concat());
+        SubscriptionId::Str(format!("0x{}", alloy_primitives::hex::encode(&digest[..16])).into())
+    }
+}
+
 /// Starts the server; returns its handle and bound address.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -41,6 +75,8 @@ pub(crate) async fn serve(
     let config = ServerConfig::builder()
         .max_request_body_size(max_body)
         .max_response_body_size(64 * 1024 * 1024)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .set_id_provider(HexIdProvider::default())
         .build();
     let server = ServerBuilder::default()
         .set_config(config)

@@ -365,34 +365,6 @@ async fn gas_limit_history_and_contract_size_limit_settings() {
     devnet.shutdown().await.unwrap();
 }
 
-fn sign_fees(
-    signer: &alloy_signer_local::PrivateKeySigner,
-    nonce: u64,
-    max_fee: u128,
-    tip: u128,
-    value: U256,
-) -> alloy_primitives::Bytes {
-    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-    use alloy_eips::eip2718::Encodable2718;
-    use alloy_signer::SignerSync;
-    let tx = TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: max_fee,
-        max_priority_fee_per_gas: tip,
-        to: TxKind::Call(Address::repeat_byte(0x77)),
-        value,
-        access_list: Default::default(),
-        input: Default::default(),
-    };
-    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    let envelope: TxEnvelope = tx.into_signed(sig).into();
-    envelope.encoded_2718().into()
-}
-
-const GWEI: u128 = 1_000_000_000;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_replaces_caps_evicts_and_never_loses_a_transaction_silently() {
     let (devnet, client) = start_config(DevnetConfig {

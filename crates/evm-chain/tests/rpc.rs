@@ -275,3 +275,158 @@ async fn get_logs_past_the_head_is_empty_and_ranges_are_limited() {
     assert!(e.message().contains("range"), "{}", e.message());
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fee_history_rewards_per_percentile_and_request_limits() {
+    let (devnet, client) = start(
+        BlockProduction::Interval(std::time::Duration::from_secs(3600)),
+        None,
+    )
+    .await;
+    // Three transfers tipping 1, 2 and 3 gwei (21,000 gas each) in one block.
+    for (i, tip) in [3u128, 1, 2].into_iter().enumerate() {
+        let raw = sign_fees(&dev_signer(i), 0, 10 * GWEI, tip * GWEI, U256::from(1));
+        call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await;
+    }
+    let n = devnet.mine().await.unwrap();
+    devnet.mine().await.unwrap();
+    let history = call(
+        &client,
+        "eth_feeHistory",
+        vec![
+            json!("0x2"),
+            json!(format!("{n:#x}")),
+            json!([0, 10, 34, 50, 67, 90, 100]),
+        ],
+    )
+    .await;
+    let gwei = |g: u128| json!(format!("{:#x}", g * GWEI));
+    // Gas-weighted: each transaction is a third of the gas used.
+    assert_eq!(
+        history["reward"][1],
+        json!([
+            gwei(1),
+            gwei(1),
+            gwei(2),
+            gwei(2),
+            gwei(3),
+            gwei(3),
+            gwei(3)
+        ])
+    );
+    // The block before (empty) pays 0 at every percentile.
+    assert_eq!(
+        history["reward"][0],
+        json!(["0x0", "0x0", "0x0", "0x0", "0x0", "0x0", "0x0"])
+    );
+    assert_eq!(history["oldestBlock"], json!(format!("{:#x}", n - 1)));
+    assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 3);
+
+    // Percentile lists: bounded, in [0, 100], increasing.
+    let many: Vec<u32> = (0..101).map(|i| i.min(100)).collect();
+    let e = call_err(
+        &client,
+        "eth_feeHistory",
+        vec![json!("0x1"), json!("latest"), json!(many)],
+    )
+    .await;
+    assert_eq!(e.code(), -32005);
+    let e = call_err(
+        &client,
+        "eth_feeHistory",
+        vec![json!("0x1"), json!("latest"), json!([50, 10])],
+    )
+    .await;
+    assert_eq!(e.code(), -32602);
+    let e = call_err(
+        &client,
+        "eth_feeHistory",
+        vec![json!("0x1"), json!("latest"), json!([150])],
+    )
+    .await;
+    assert_eq!(e.code(), -32602);
+    // Huge block counts are clamped, not allocated.
+    let h = call(
+        &client,
+        "eth_feeHistory",
+        vec![json!("0xffffffffffff"), json!("latest")],
+    )
+    .await;
+    assert_eq!(h["oldestBlock"], json!("0x0"));
+
+    // eth_getProof: at most 1024 keys.
+    let keys: Vec<B256> = (0..1025u64).map(|i| B256::from(U256::from(i))).collect();
+    let e = call_err(
+        &client,
+        "eth_getProof",
+        vec![
+            json!(Address::repeat_byte(1)),
+            json!(keys[..1025]),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32005);
+    call(
+        &client,
+        "eth_getProof",
+        vec![
+            json!(Address::repeat_byte(1)),
+            json!(keys[..1024]),
+            json!("latest"),
+        ],
+    )
+    .await;
+
+    // Batches: at most 1000 calls.
+    let batch = |n: usize| {
+        serde_json::to_vec(
+            &(0..n)
+                .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": []}))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let (status, body) = raw_http(devnet.rpc_addr(), &batch(1000)).await;
+    assert_eq!(status, 200);
+    let answers: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answers.as_array().unwrap().len(), 1000);
+    let (_, body) = raw_http(devnet.rpc_addr(), &batch(1001)).await;
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["error"]["code"].as_i64().is_some(), "{answer}");
+    devnet.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_ids_are_hex_strings() {
+    use jsonrpsee::core::client::{SubscriptionClientT, SubscriptionKind};
+    let (devnet, _client) = start(BlockProduction::Instant, None).await;
+    let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(format!("ws://{}", devnet.rpc_addr()))
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    let mut subs = vec![];
+    for _ in 0..2 {
+        let sub = ws
+            .subscribe::<serde_json::Value, _>(
+                "eth_subscribe",
+                vec![json!("newHeads")],
+                "eth_unsubscribe",
+            )
+            .await
+            .unwrap();
+        let SubscriptionKind::Subscription(id) = sub.kind() else {
+            panic!("not a subscription id");
+        };
+        let jsonrpsee::types::SubscriptionId::Str(s) = id else {
+            panic!("subscription id {id:?} is not a string");
+        };
+        assert!(s.starts_with("0x") && s.len() == 34, "{s}");
+        assert!(s[2..].chars().all(|c| c.is_ascii_hexdigit()), "{s}");
+        ids.push(s.to_string());
+        subs.push(sub);
+    }
+    assert_ne!(ids[0], ids[1]);
+    devnet.shutdown().await.unwrap();
+}

@@ -68,13 +68,9 @@ pub(super) fn register(
         let count: U64 = seq.next()?;
         let newest: BlockNumberOrTag = seq.next()?;
         let percentiles: Option<Vec<Value>> = seq.optional_next()?;
+        let percentiles = percentiles.as_deref().map(fees::percentiles).transpose()?;
         let chain = s.chain.read();
-        fee_history(
-            &chain,
-            count.to::<u64>(),
-            newest,
-            percentiles.map(|p| p.len()),
-        )
+        fee_history(&chain, count.to::<u64>(), newest, percentiles.as_deref())
     })?;
     m.register_async_method("eth_sendRawTransaction", |p, s, _| async move {
         let raw: Bytes = p.one()?;

@@ -12,6 +12,9 @@ use crate::node::Shared;
 
 use super::*;
 
+/// Most storage keys one `eth_getProof` may ask for.
+pub(super) const MAX_PROOF_KEYS: usize = 1024;
+
 pub(super) fn register(
     m: &mut RpcModule<Arc<Shared>>,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
@@ -75,6 +78,12 @@ pub(super) fn register(
             let mut seq = p.sequence();
             let address: Address = seq.next()?;
             let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+            if keys.len() > MAX_PROOF_KEYS {
+                return Err(err(
+                    LIMIT_EXCEEDED,
+                    format!("at most {MAX_PROOF_KEYS} storage keys per eth_getProof"),
+                ));
+            }
             let block: BlockId = seq.optional_next()?.unwrap_or_default();
             let chain = s.chain.read();
             let state = state_at(&chain, block)?;
