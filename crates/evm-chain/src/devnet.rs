@@ -210,6 +210,7 @@ impl Devnet {
                 BlockProduction::Instant => 0,
             },
             admin: config.admin,
+            filters: Mutex::new(Default::default()),
         });
         let (server, addr) =
             crate::rpc::serve(shared.clone(), config.rpc_addr, config.max_request_body).await?;

@@ -16,6 +16,7 @@
 mod chain;
 mod devnet;
 mod error;
+mod filters;
 mod node;
 mod rpc;
 mod state;

@@ -11,6 +11,7 @@ use tracing::warn;
 use crate::chain::Chain;
 use crate::devnet::{BlockProduction, DevAccount};
 use crate::error::{ChainError, TxError};
+use crate::filters::Filters;
 use crate::store::{BlockLog, Record};
 
 /// State shared by the producer and the RPC handlers.
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) min_gap: u64,
     /// Whether the `qbft_*` vote methods are served.
     pub(crate) admin: bool,
+    /// Installed polling filters (`eth_newFilter` and friends).
+    pub(crate) filters: Mutex<Filters>,
 }
 
 /// Milliseconds since the Unix epoch by the wall clock.

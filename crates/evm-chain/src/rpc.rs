@@ -22,6 +22,7 @@ mod convert;
 mod errors;
 mod eth;
 mod fees;
+mod filters;
 mod logs;
 mod params;
 mod qbft;
@@ -100,6 +101,7 @@ fn module(
     qbft::register(&mut m, admin)?;
     txpool::register(&mut m)?;
     blocks::register(&mut m)?;
+    filters::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

@@ -430,3 +430,117 @@ async fn subscription_ids_are_hex_strings() {
     assert_ne!(ids[0], ids[1]);
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_filters_report_new_blocks_and_logs_once() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let raw = sign(
+        &alice,
+        Kind::Eip1559,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        deploy_code(&store_and_log_runtime()),
+        200_000,
+    );
+    let hash = call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await;
+    let contract: Address = serde_json::from_value(
+        call(&client, "eth_getTransactionReceipt", vec![hash]).await["contractAddress"].clone(),
+    )
+    .unwrap();
+
+    let blocks = call(&client, "eth_newBlockFilter", vec![]).await;
+    let id = blocks.as_str().unwrap();
+    assert!(id.starts_with("0x") && id.len() == 34, "{id}");
+    let logs = call(
+        &client,
+        "eth_newFilter",
+        vec![json!({"address": contract, "topics": [B256::from(LOG_TOPIC)]})],
+    )
+    .await;
+    let everything = call(
+        &client,
+        "eth_newFilter",
+        vec![json!({"fromBlock": "0x0", "address": contract})],
+    )
+    .await;
+    // Nothing new yet.
+    assert_eq!(
+        call(&client, "eth_getFilterChanges", vec![blocks.clone()]).await,
+        json!([])
+    );
+    assert_eq!(
+        call(&client, "eth_getFilterChanges", vec![logs.clone()]).await,
+        json!([])
+    );
+
+    for (nonce, word) in [(1u64, 5u8), (2, 6)] {
+        let raw = sign(
+            &alice,
+            Kind::Eip1559,
+            nonce,
+            TxKind::Call(contract),
+            U256::ZERO,
+            Bytes::from(B256::repeat_byte(word).to_vec()),
+            100_000,
+        );
+        call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await;
+    }
+    let new_blocks = call(&client, "eth_getFilterChanges", vec![blocks.clone()]).await;
+    let mut expected = vec![];
+    for n in [2u64, 3] {
+        expected.push(
+            call(
+                &client,
+                "eth_getBlockByNumber",
+                vec![json!(format!("{n:#x}")), json!(false)],
+            )
+            .await["hash"]
+                .clone(),
+        );
+    }
+    assert_eq!(new_blocks, json!(expected));
+    let new_logs = call(&client, "eth_getFilterChanges", vec![logs.clone()]).await;
+    let new_logs = new_logs.as_array().unwrap();
+    assert_eq!(new_logs.len(), 2);
+    assert_eq!(new_logs[0]["data"], json!(B256::repeat_byte(5)));
+    assert_eq!(new_logs[1]["data"], json!(B256::repeat_byte(6)));
+    // Reported once.
+    assert_eq!(
+        call(&client, "eth_getFilterChanges", vec![blocks.clone()]).await,
+        json!([])
+    );
+    assert_eq!(
+        call(&client, "eth_getFilterChanges", vec![logs.clone()]).await,
+        json!([])
+    );
+    // eth_getFilterLogs answers the whole range again.
+    let all = call(&client, "eth_getFilterLogs", vec![everything.clone()]).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let e = call_err(&client, "eth_getFilterLogs", vec![blocks.clone()]).await;
+    assert_eq!(e.code(), -32000);
+
+    // Uninstalled filters are gone.
+    assert_eq!(
+        call(&client, "eth_uninstallFilter", vec![logs.clone()]).await,
+        json!(true)
+    );
+    assert_eq!(
+        call(&client, "eth_uninstallFilter", vec![logs.clone()]).await,
+        json!(false)
+    );
+    let e = call_err(&client, "eth_getFilterChanges", vec![logs]).await;
+    assert_eq!(e.code(), -32000);
+    assert!(e.message().contains("filter not found"));
+    let e = call_err(&client, "eth_getFilterChanges", vec![json!("0x1234")]).await;
+    assert!(e.message().contains("filter not found"));
+    let e = call_err(
+        &client,
+        "eth_newFilter",
+        vec![json!({"blockHash": B256::repeat_byte(1)})],
+    )
+    .await;
+    assert_eq!(e.code(), -32602);
+    devnet.shutdown().await.unwrap();
+}
