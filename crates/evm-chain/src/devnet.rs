@@ -211,6 +211,7 @@ impl Devnet {
             },
             admin: config.admin,
             filters: Mutex::new(Default::default()),
+            heavy: tokio::sync::Semaphore::new(crate::rpc::MAX_HEAVY),
         });
         let (server, addr) =
             crate::rpc::serve(shared.clone(), config.rpc_addr, config.max_request_body).await?;

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) admin: bool,
     /// Installed polling filters (`eth_newFilter` and friends).
     pub(crate) filters: Mutex<Filters>,
+    /// Permits for expensive requests (see `rpc::heavy`).
+    pub(crate) heavy: tokio::sync::Semaphore,
 }
 
 /// Milliseconds since the Unix epoch by the wall clock.

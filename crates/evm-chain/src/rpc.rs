@@ -22,6 +22,9 @@ mod convert;
 mod errors;
 mod eth;
 mod fees;
+mod heavy;
+
+pub(crate) use heavy::MAX_HEAVY;
 mod filters;
 mod logs;
 mod params;

@@ -10,6 +10,7 @@ use jsonrpsee::server::RpcModule;
 use serde_json::Value;
 
 use super::errors::{INVALID_PARAMS, LIMIT_EXCEEDED, RpcResult, SERVER_ERROR, err, to_json};
+use super::heavy::register_heavy;
 use super::logs::{MAX_LOG_RANGE, logs};
 use crate::filters::{FilterKind, Installed};
 use crate::node::Shared;
@@ -67,7 +68,7 @@ pub(super) fn register(
             .install(FilterKind::Blocks, head + 1)
             .map_err(|e| err(LIMIT_EXCEEDED, e.to_string()))
     })?;
-    m.register_method("eth_getFilterChanges", |p, s, _| -> RpcResult<Value> {
+    register_heavy(m, "eth_getFilterChanges", |p, s| -> RpcResult<Value> {
         let id: String = p.one()?;
         let chain = s.chain.read();
         let head = chain.head_number();
@@ -96,7 +97,7 @@ pub(super) fn register(
             }
         }
     })?;
-    m.register_method("eth_getFilterLogs", |p, s, _| -> RpcResult<Value> {
+    register_heavy(m, "eth_getFilterLogs", |p, s| -> RpcResult<Value> {
         let id: String = p.one()?;
         let filter = {
             let mut filters = s.filters.lock();

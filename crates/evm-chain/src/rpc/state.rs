@@ -7,6 +7,7 @@ use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use jsonrpsee::server::RpcModule;
 
+use super::heavy::register_heavy;
 use crate::chain::CallOutcome;
 use crate::node::Shared;
 
@@ -51,7 +52,7 @@ pub(super) fn register(
         let chain = s.chain.read();
         Ok(B256::from(state_at(&chain, block)?.storage(&address, slot)))
     })?;
-    m.register_method("eth_call", |p, s, _| -> RpcResult<Bytes> {
+    register_heavy(m, "eth_call", |p, s| -> RpcResult<Bytes> {
         let (req, block) = call_params(&p)?;
         let chain = s.chain.read();
         let number = block_number(&chain, block)?;
@@ -60,7 +61,7 @@ pub(super) fn register(
             other => Err(call_error(other)),
         }
     })?;
-    m.register_method("eth_estimateGas", |p, s, _| -> RpcResult<U64> {
+    register_heavy(m, "eth_estimateGas", |p, s| -> RpcResult<U64> {
         let (req, block) = call_params(&p)?;
         let chain = s.chain.read();
         let number = block_number(&chain, block)?;
@@ -72,9 +73,10 @@ pub(super) fn register(
             Err(outcome) => Err(call_error(outcome)),
         }
     })?;
-    m.register_method(
+    register_heavy(
+        m,
         "eth_getProof",
-        |p, s, _| -> RpcResult<EIP1186AccountProofResponse> {
+        |p, s| -> RpcResult<EIP1186AccountProofResponse> {
             let mut seq = p.sequence();
             let address: Address = seq.next()?;
             let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
