@@ -17,6 +17,7 @@ use jsonrpsee::types::SubscriptionId;
 use crate::error::DevnetError;
 use crate::node::Shared;
 
+mod accounts;
 mod blocks;
 mod convert;
 mod errors;
@@ -104,6 +105,7 @@ fn module(
     qbft::register(&mut m, admin)?;
     txpool::register(&mut m)?;
     blocks::register(&mut m)?;
+    accounts::register(&mut m)?;
     filters::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
