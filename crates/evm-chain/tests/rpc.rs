@@ -611,3 +611,83 @@ async fn dev_accounts_sign_messages_and_send_transactions() {
     assert!(e.message().contains("unknown account"));
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_honour_value_fees_and_nonce() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0).address();
+    let poor = Address::repeat_byte(0x99);
+    let to = Address::repeat_byte(0x42);
+    // Free calls still need the balance to cover the value.
+    call(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": alice, "to": to, "value": "0x1"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": poor, "to": to, "value": "0x1"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    let e = call_err(
+        &client,
+        "eth_estimateGas",
+        vec![json!({"from": poor, "to": to, "value": "0x1"})],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    // Fee fields: a price the sender cannot pay, or a fee cap under the base fee, fails.
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![json!({"from": alice, "to": to, "gas": "0x5208", "gasPrice": "0xffffffffffffffffffffffff"}), json!("latest")],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": alice, "to": to, "maxFeePerGas": "0x1", "maxPriorityFeePerGas": "0x0"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    call(
+        &client,
+        "eth_call",
+        vec![json!({"from": alice, "to": to, "maxFeePerGas": "0x174876e800", "maxPriorityFeePerGas": "0x1"}), json!("latest")],
+    )
+    .await;
+    // A nonce is checked when given.
+    call(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": alice, "to": to, "nonce": "0x0"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": alice, "to": to, "nonce": "0x5"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    devnet.shutdown().await.unwrap();
+}

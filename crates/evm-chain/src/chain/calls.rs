@@ -45,6 +45,14 @@ pub struct CallRequest {
     pub value: Option<U256>,
     /// Input.
     pub data: Bytes,
+    /// Legacy gas price.
+    pub gas_price: Option<u128>,
+    /// EIP-1559 fee cap.
+    pub max_fee_per_gas: Option<u128>,
+    /// EIP-1559 tip cap.
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// Nonce (checked against the account when given).
+    pub nonce: Option<u64>,
 }
 
 impl Chain {
@@ -52,26 +60,45 @@ impl Chain {
     pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
         let state = self.state_at(number)?;
         let block = self.block(number)?;
+        // With fee fields the call pays like a transaction of that block (and must meet its
+        // base fee); without them it is free, as on geth and Besu. The balance must always
+        // cover the value.
+        let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
+        let base_fee = if priced {
+            block.header.base_fee_per_gas.unwrap_or_default()
+        } else {
+            0
+        };
         let block_env = block_env(
             number,
             block.header.beneficiary,
             block.header.timestamp,
             self.spec.gas_limit,
-            0,
+            base_fee,
         );
-        let mut evm = self.evm(state, block_env, Checks::Relaxed);
+        let checks = Checks::Call {
+            nonce: req.nonce.is_some(),
+            base_fee: priced,
+        };
+        let mut evm = self.evm(state, block_env, checks);
+        let (tx_type, gas_price, gas_priority_fee) = match (req.gas_price, req.max_fee_per_gas) {
+            (Some(price), _) => (0, price, None),
+            (None, Some(cap)) => (2, cap, Some(req.max_priority_fee_per_gas.unwrap_or(0))),
+            (None, None) => (0, 0, None),
+        };
         let tx = TxEnv {
-            tx_type: 0,
+            tx_type,
             caller: req.from.unwrap_or_default(),
             gas_limit: req
                 .gas
                 .unwrap_or(self.spec.gas_limit)
                 .min(self.spec.gas_limit),
-            gas_price: 0,
+            gas_price,
+            gas_priority_fee,
             kind: req.to.map_or(TxKind::Create, TxKind::Call),
             value: req.value.unwrap_or_default(),
             data: req.data.clone(),
-            nonce: 0,
+            nonce: req.nonce.unwrap_or(0),
             chain_id: Some(self.spec.chain_id),
             ..Default::default()
         };

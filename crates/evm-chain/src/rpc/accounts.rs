@@ -56,6 +56,7 @@ fn build(s: &Shared, req: TransactionRequest) -> RpcResult<Bytes> {
                     gas: None,
                     value: Some(value),
                     data: input.clone(),
+                    ..CallRequest::default()
                 };
                 match chain.estimate_gas(&call, chain.head_number()) {
                     Some(Ok(g)) => g,

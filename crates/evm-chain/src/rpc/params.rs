@@ -26,6 +26,10 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
         gas: tx.gas,
         value: tx.value,
         data: tx.input.into_input().unwrap_or_default(),
+        gas_price: tx.gas_price,
+        max_fee_per_gas: tx.max_fee_per_gas,
+        max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
+        nonce: tx.nonce,
     };
     Ok((req, block))
 }
