@@ -19,7 +19,7 @@ mod exec;
 mod pool;
 mod votes;
 
-pub use calls::{CallOutcome, CallRequest};
+pub use calls::{CallOutcome, CallRequest, OverrideError, check_overrides};
 pub use exec::effective_price;
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).

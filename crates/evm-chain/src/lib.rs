@@ -24,8 +24,8 @@ mod store;
 
 pub use chain::{
     Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
-    DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE, MinedReceipt, MinedTx, PendingTx, PoolLimits,
-    effective_price,
+    DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE, MinedReceipt, MinedTx, OverrideError, PendingTx,
+    PoolLimits, check_overrides, effective_price,
 };
 pub use devnet::{
     BlockProduction, DevAccount, Devnet, DevnetConfig, TEST_MNEMONIC, dev_accounts, validator_key,

@@ -691,3 +691,79 @@ async fn calls_honour_value_fees_and_nonce() {
     assert_eq!(e.code(), -32000, "{e:?}");
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_take_state_overrides_for_that_call_only() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let poor = Address::repeat_byte(0x99);
+    let x = Address::repeat_byte(0x55);
+    // Balance override: the value is covered now.
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": poor, "to": x, "value": "0x1"}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32000);
+    call(
+        &client,
+        "eth_call",
+        vec![
+            json!({"from": poor, "to": x, "value": "0x1"}),
+            json!("latest"),
+            json!({ poor.to_string(): {"balance": "0x10"} }),
+        ],
+    )
+    .await;
+    // Code and storage overrides: a contract returning slot 0.
+    let sload0 = "0x60005460005260206000f3";
+    let slot0 = B256::ZERO;
+    let word = B256::from(U256::from(0x2a));
+    let out = call(
+        &client,
+        "eth_call",
+        vec![
+            json!({"to": x}),
+            json!("latest"),
+            json!({ x.to_string(): {"code": sload0, "stateDiff": { slot0.to_string(): word }} }),
+        ],
+    )
+    .await;
+    assert_eq!(out, json!(word));
+    // `state` replaces the whole storage: slot 0 is empty again.
+    let out = call(
+        &client,
+        "eth_call",
+        vec![
+            json!({"to": x}),
+            json!("latest"),
+            json!({ x.to_string(): {"code": sload0, "state": { B256::with_last_byte(1).to_string(): word }} }),
+        ],
+    )
+    .await;
+    assert_eq!(out, json!(B256::ZERO));
+    let e = call_err(
+        &client,
+        "eth_call",
+        vec![
+            json!({"to": x}),
+            json!("latest"),
+            json!({ x.to_string(): {"state": {}, "stateDiff": {}} }),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32602);
+    // Overrides last for one call only.
+    assert_eq!(
+        call(&client, "eth_call", vec![json!({"to": x}), json!("latest")]).await,
+        json!("0x")
+    );
+    assert_eq!(
+        call(&client, "eth_getCode", vec![json!(x), json!("latest")]).await,
+        json!("0x")
+    );
+    devnet.shutdown().await.unwrap();
+}

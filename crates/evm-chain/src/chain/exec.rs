@@ -41,10 +41,24 @@ impl Chain {
         block: BlockEnv,
         checks: Checks,
     ) -> DevEvm<'a> {
-        let db = CacheDB::new(StateDb {
+        self.evm_over(self.db(state), block, checks)
+    }
+
+    /// The cached database view an EVM runs over (overrides go into its cache).
+    pub(super) fn db<'a>(&'a self, state: &'a WorldState) -> CacheDB<StateDb<'a>> {
+        CacheDB::new(StateDb {
             state,
             block_hashes: &self.hashes,
-        });
+        })
+    }
+
+    /// A Cancun EVM over a prepared database.
+    pub(super) fn evm_over<'a>(
+        &'a self,
+        db: CacheDB<StateDb<'a>>,
+        block: BlockEnv,
+        checks: Checks,
+    ) -> DevEvm<'a> {
         Context::mainnet()
             .with_db(db)
             .with_block(block)

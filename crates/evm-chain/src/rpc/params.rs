@@ -20,6 +20,10 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
     let mut seq = p.sequence();
     let tx: TransactionRequest = seq.next()?;
     let block: BlockId = seq.optional_next()?.unwrap_or_default();
+    let overrides: Option<alloy_rpc_types_eth::state::StateOverride> = seq.optional_next()?;
+    if let Some(o) = &overrides {
+        crate::chain::check_overrides(o).map_err(invalid)?;
+    }
     let req = CallRequest {
         from: tx.from,
         to: tx.to.and_then(|k| k.to().copied()),
@@ -30,6 +34,7 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
         max_fee_per_gas: tx.max_fee_per_gas,
         max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
         nonce: tx.nonce,
+        overrides,
     };
     Ok((req, block))
 }
