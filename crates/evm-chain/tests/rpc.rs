@@ -767,3 +767,54 @@ async fn calls_take_state_overrides_for_that_call_only() {
     );
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_accounts_sign_eip712_typed_data() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0).address();
+    // The EIP-712 specification's example ("Mail"); its signing hash is given there.
+    let typed = json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"}
+            ],
+            "Person": [{"name": "name", "type": "string"}, {"name": "wallet", "type": "address"}],
+            "Mail": [
+                {"name": "from", "type": "Person"},
+                {"name": "to", "type": "Person"},
+                {"name": "contents", "type": "string"}
+            ]
+        },
+        "primaryType": "Mail",
+        "domain": {
+            "name": "Ether Mail",
+            "version": "1",
+            "chainId": 1,
+            "verifyingContract": "0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"
+        },
+        "message": {
+            "from": {"name": "Cow", "wallet": "0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+            "to": {"name": "Bob", "wallet": "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},
+            "contents": "Hello, Bob!"
+        }
+    });
+    let digest: B256 = "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2"
+        .parse()
+        .unwrap();
+    for data in [typed.clone(), json!(typed.to_string())] {
+        let sig = call(&client, "eth_signTypedData_v4", vec![json!(alice), data]).await;
+        let parsed = alloy_primitives::Signature::try_from(hex_bytes(&sig).as_slice()).unwrap();
+        assert_eq!(parsed.recover_address_from_prehash(&digest).unwrap(), alice);
+    }
+    let e = call_err(
+        &client,
+        "eth_signTypedData_v4",
+        vec![json!(alice), json!({"types": 1})],
+    )
+    .await;
+    assert_eq!(e.code(), -32602);
+    devnet.shutdown().await.unwrap();
+}

@@ -1,10 +1,11 @@
 //! Signing with the dev accounts, as anvil and Besu's dev mode do: `eth_sendTransaction`,
-//! `eth_sign` and `personal_sign` (EIP-191 messages). Only the prefunded accounts of the
+//! `eth_sign` and `personal_sign` (EIP-191 messages), `eth_signTypedData_v4` (EIP-712). Only the prefunded accounts of the
 //! devnet's mnemonic can sign; any other address is refused.
 
 use std::sync::Arc;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy_dyn_abi::TypedData;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind};
 use alloy_rpc_types_eth::TransactionRequest;
@@ -12,7 +13,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use jsonrpsee::server::RpcModule;
 
-use super::errors::{RpcResult, SERVER_ERROR, err};
+use super::errors::{RpcResult, SERVER_ERROR, err, invalid};
 use super::fees::SUGGESTED_TIP;
 use crate::chain::CallRequest;
 use crate::node::{Shared, SubmitError};
@@ -121,6 +122,25 @@ pub(super) fn register(
         let data: Bytes = seq.next()?;
         let address: Address = seq.next()?;
         sign_message(s, &address, &data)
+    })?;
+    m.register_method("eth_signTypedData_v4", |p, s, _| -> RpcResult<Bytes> {
+        let mut seq = p.sequence();
+        let address: Address = seq.next()?;
+        let data: serde_json::Value = seq.next()?;
+        // Wallets send the typed data as a JSON string (MetaMask, ethers) or as an object.
+        let data = match data {
+            serde_json::Value::String(text) => serde_json::from_str(&text),
+            other => serde_json::from_value(other),
+        };
+        let typed: TypedData = data.map_err(|e| invalid(format!("typed data: {e}")))?;
+        let hash = typed
+            .eip712_signing_hash()
+            .map_err(|e| invalid(format!("typed data: {e}")))?;
+        let signer = signer_of(s, &address)?;
+        let sig = signer
+            .sign_hash_sync(&hash)
+            .map_err(|e| err(-32603, format!("internal error: signing: {e}")))?;
+        Ok(Bytes::copy_from_slice(&sig.as_bytes()))
     })?;
     m.register_async_method("eth_sendTransaction", |p, s, _| async move {
         let req: TransactionRequest = p.one()?;
