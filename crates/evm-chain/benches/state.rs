@@ -16,7 +16,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use kh_evm_chain::{Chain, ChainSpec, validator_key};
+use kh_evm_chain::{Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT, PoolLimits, validator_key};
 
 const CHAIN_ID: u64 = 1337;
 
@@ -75,6 +75,8 @@ fn setup(slots: u32) -> Setup {
         genesis_timestamp: 0,
         gas_limit,
         history: 64,
+        contract_size_limit: DEFAULT_CONTRACT_SIZE_LIMIT,
+        pool: PoolLimits::default(),
     })
     .unwrap();
     let deploy = sign(&key, 0, TxKind::Create, gas_limit, init_code(slots));

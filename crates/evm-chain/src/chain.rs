@@ -2,6 +2,7 @@
 //! sealing by the devnet's validators, and validator-set votes.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip1559::BaseFeeParams;
@@ -18,11 +19,13 @@ mod exec;
 mod pool;
 mod votes;
 
-pub use calls::{CallOutcome, CallRequest};
+pub use calls::{CallOutcome, CallRequest, OverrideError, check_overrides};
 pub use exec::effective_price;
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;
+/// Default largest contract code (24 KiB, EIP-170 and Besu's default `contractSizeLimit`).
+pub const DEFAULT_CONTRACT_SIZE_LIMIT: usize = 24 * 1024;
 /// Base fee of the genesis block (1 gwei).
 pub const GENESIS_BASE_FEE: u64 = 1_000_000_000;
 
@@ -41,6 +44,31 @@ pub struct ChainSpec {
     pub gas_limit: u64,
     /// How many recent blocks keep a state snapshot (for calls and proofs at past heights).
     pub history: usize,
+    /// Largest deployed contract code in bytes (init code: twice that).
+    pub contract_size_limit: usize,
+    /// Transaction pool limits.
+    pub pool: PoolLimits,
+}
+
+/// Limits of the transaction pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Pending transactions in all.
+    pub max_txs: usize,
+    /// Pending transactions of one sender; also how far past the account nonce a nonce may be.
+    pub max_per_sender: usize,
+    /// A transaction still pending after this long is dropped (geth's default: 3 hours).
+    pub lifetime: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_txs: 100_000,
+            max_per_sender: 1_024,
+            lifetime: Duration::from_secs(3 * 3600),
+        }
+    }
 }
 
 /// A transaction included in a block, with its sender.
@@ -109,7 +137,8 @@ pub struct Chain {
     state: WorldState,
     snapshots: VecDeque<(u64, WorldState)>,
     pool: Vec<PendingTx>,
-    pool_hashes: HashMap<B256, ()>,
+    /// Pending transactions by hash, with when they entered the pool.
+    pool_hashes: HashMap<B256, Instant>,
     /// Validator set for the next block.
     validators: Vec<Address>,
     /// Pending proposals of this node: candidate -> add (true) / drop (false).
@@ -276,6 +305,13 @@ impl Chain {
     /// The validator set that sealed block `number`.
     pub fn validators_at(&self, number: u64) -> Option<&[Address]> {
         self.block(number).map(|b| b.validators.as_slice())
+    }
+
+    /// The validator proposing the next block (round-robin by height, as blocks are built).
+    pub fn next_proposer(&self) -> Address {
+        let number = self.head_number() + 1;
+        // `new` refuses an empty set and votes never empty it.
+        self.validators[(number as usize) % self.validators.len()]
     }
 
     /// The base fee of the next block.

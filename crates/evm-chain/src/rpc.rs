@@ -8,20 +8,31 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use jsonrpsee::server::{RpcModule, ServerBuilder, ServerConfig, ServerHandle};
+use jsonrpsee::server::{
+    BatchRequestConfig, IdProvider, RpcModule, ServerBuilder, ServerConfig, ServerHandle,
+};
+
+use jsonrpsee::types::SubscriptionId;
 
 use crate::error::DevnetError;
 use crate::node::Shared;
 
+mod accounts;
+mod blocks;
 mod convert;
 mod errors;
 mod eth;
 mod fees;
+mod heavy;
+
+pub(crate) use heavy::MAX_HEAVY;
+mod filters;
 mod logs;
 mod params;
 mod qbft;
 mod state;
 mod subscribe;
+mod txpool;
 
 use convert::*;
 use errors::*;
@@ -29,6 +40,36 @@ use fees::*;
 use logs::*;
 use params::*;
 use subscribe::subscribe;
+
+/// Most calls in one batch request (geth's default is 1,000).
+pub(crate) const MAX_BATCH: u32 = 1000;
+
+/// Subscription ids as geth and Besu write them: `0x` and 32 hex digits. Unguessable (keccak of
+/// a random per-server seed and a counter), so one client cannot unsubscribe another's.
+#[derive(Debug)]
+struct HexIdProvider {
+    seed: [u8; 32],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl Default for HexIdProvider {
+    fn default() -> Self {
+        Self {
+            seed: rand::random(),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl IdProvider for HexIdProvider {
+    fn next_id(&self) -> SubscriptionId<'static> {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let digest = alloy_primitives::keccak256([self.seed.as_slice(), &n.to_be_bytes()].concat());
+        SubscriptionId::Str(format!("0x{}", alloy_primitives::hex::encode(&digest[..16])).into())
+    }
+}
 
 /// Starts the server; returns its handle and bound address.
 pub(crate) async fn serve(
@@ -39,6 +80,8 @@ pub(crate) async fn serve(
     let config = ServerConfig::builder()
         .max_request_body_size(max_body)
         .max_response_body_size(64 * 1024 * 1024)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .set_id_provider(HexIdProvider::default())
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
@@ -55,10 +98,15 @@ pub(crate) async fn serve(
 fn module(
     shared: Arc<Shared>,
 ) -> Result<RpcModule<Arc<Shared>>, jsonrpsee::core::RegisterMethodError> {
+    let admin = shared.admin;
     let mut m = RpcModule::new(shared);
     eth::register(&mut m)?;
     state::register(&mut m)?;
-    qbft::register(&mut m)?;
+    qbft::register(&mut m, admin)?;
+    txpool::register(&mut m)?;
+    blocks::register(&mut m)?;
+    accounts::register(&mut m)?;
+    filters::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

@@ -21,6 +21,11 @@ use crate::error::ChainError;
 
 impl Chain {
     /// Produces, seals and appends the next block with the pool's executable transactions.
+    ///
+    /// The block is stamped `timestamp`, or its parent's timestamp if that is later (blocks
+    /// may share a second, as with Besu's sub-second test periods; they never go back). The
+    /// caller keeps `timestamp` at or behind the wall clock and, for periods of a second or
+    /// more, waits until the parent's timestamp plus the period.
     pub fn produce_block(&mut self, timestamp: u64) -> Result<&Block, ChainError> {
         self.produce_block_with(timestamp, |_, _| Ok(()))
     }
@@ -34,13 +39,29 @@ impl Chain {
         persist: impl FnOnce(&Block, &[Bytes]) -> Result<(), ChainError>,
     ) -> Result<&Block, ChainError> {
         let parent_ts = self.head().header.timestamp;
-        let timestamp = timestamp.max(parent_ts + 1);
+        let timestamp = timestamp.max(parent_ts);
+        self.evict_stale();
         let candidates = self.select_from_pool();
-        let leftover = self.build_block(timestamp, candidates, None, persist)?;
-        // What did not fit goes back to the front of the pool, in order.
-        for p in &leftover {
-            self.pool_hashes.insert(p.tx.hash, ());
+        let offered: Vec<B256> = candidates.iter().map(|p| p.tx.hash).collect();
+        let leftover = match self.build_block(timestamp, candidates, None, persist) {
+            Ok(leftover) => leftover,
+            Err(err) => {
+                // The block was not stored: its transactions are dropped, visibly.
+                warn!(error = %err, txs = offered.len(), "block not produced; its transactions are dropped");
+                for hash in &offered {
+                    self.pool_hashes.remove(hash);
+                }
+                return Err(err);
+            }
+        };
+        // Offered transactions leave the pool when mined, or dropped (logged) when invalid.
+        let kept: HashSet<B256> = leftover.iter().map(|p| p.tx.hash).collect();
+        for hash in offered {
+            if !kept.contains(&hash) {
+                self.pool_hashes.remove(&hash);
+            }
         }
+        // What did not fit goes back to the front of the pool, in order.
         let rest = std::mem::take(&mut self.pool);
         self.pool = leftover;
         self.pool.extend(rest);
@@ -138,7 +159,7 @@ impl Chain {
                 let result = match evm.transact(tx_env) {
                     Ok(r) => r,
                     Err(err) => {
-                        warn!(tx = %p.tx.hash, error = %err, "dropping invalid transaction");
+                        warn!(tx = %p.tx.hash, from = %p.tx.from, error = %err, "transaction dropped from the pool: invalid at inclusion");
                         continue;
                     }
                 };
@@ -176,7 +197,8 @@ impl Chain {
                     envelope,
                     gas_used,
                     effective_gas_price,
-                    contract_address: if success { contract_address } else { None },
+                    // As geth and Besu report it: the address a creation used, even if it failed.
+                    contract_address,
                     first_log_index: log_index,
                     output,
                 });

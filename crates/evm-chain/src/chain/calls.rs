@@ -5,8 +5,13 @@ use revm::ExecuteEvm;
 use revm::context::TxEnv;
 use revm::context::result::ExecutionResult;
 
+use alloy_rpc_types_eth::state::StateOverride;
+use revm::bytecode::Bytecode;
+use revm::database::{AccountState, CacheDB};
+
 use super::Chain;
 use super::exec::{Checks, block_env, halt_reason};
+use crate::state::StateDb;
 
 /// Outcome of a simulated call.
 #[derive(Debug, Clone)]
@@ -45,6 +50,75 @@ pub struct CallRequest {
     pub value: Option<U256>,
     /// Input.
     pub data: Bytes,
+    /// Legacy gas price.
+    pub gas_price: Option<u128>,
+    /// EIP-1559 fee cap.
+    pub max_fee_per_gas: Option<u128>,
+    /// EIP-1559 tip cap.
+    pub max_priority_fee_per_gas: Option<u128>,
+    /// Nonce (checked against the account when given).
+    pub nonce: Option<u64>,
+    /// State overrides (geth's third `eth_call` parameter): balance, nonce, code, and the
+    /// whole storage (`state`) or some slots (`stateDiff`) of accounts, for this call only.
+    pub overrides: Option<StateOverride>,
+}
+
+/// Why state overrides cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// Both `state` and `stateDiff` for one account.
+    #[error("account {0}: state and stateDiff are mutually exclusive")]
+    StateAndDiff(Address),
+    /// Precompile moves are not supported.
+    #[error("account {0}: movePrecompileToAddress is not supported")]
+    MovePrecompile(Address),
+}
+
+/// Checks overrides before they are applied.
+pub fn check_overrides(overrides: &StateOverride) -> Result<(), OverrideError> {
+    for (address, o) in overrides {
+        if o.state.is_some() && o.state_diff.is_some() {
+            return Err(OverrideError::StateAndDiff(*address));
+        }
+        if o.move_precompile_to.is_some() {
+            return Err(OverrideError::MovePrecompile(*address));
+        }
+    }
+    Ok(())
+}
+
+fn apply_overrides(db: &mut CacheDB<StateDb<'_>>, overrides: &StateOverride) {
+    for (address, o) in overrides {
+        // StateDb never fails (its error type is Infallible).
+        let Ok(account) = db.load_account(*address);
+        // An overridden account exists for this call, even if the state has none.
+        if account.account_state == AccountState::NotExisting {
+            account.account_state = AccountState::Touched;
+        }
+        if let Some(balance) = o.balance {
+            account.info.balance = balance;
+        }
+        if let Some(nonce) = o.nonce {
+            account.info.nonce = nonce;
+        }
+        if let Some(code) = &o.code {
+            account.info.set_code(Bytecode::new_raw(code.clone()));
+        }
+        if let Some(state) = &o.state {
+            account.account_state = AccountState::StorageCleared;
+            account.storage = state
+                .iter()
+                .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                .collect();
+        }
+        if let Some(diff) = &o.state_diff {
+            for (k, v) in diff {
+                account
+                    .storage
+                    .insert(U256::from_be_bytes(k.0), U256::from_be_bytes(v.0));
+            }
+        }
+    }
 }
 
 impl Chain {
@@ -52,26 +126,49 @@ impl Chain {
     pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
         let state = self.state_at(number)?;
         let block = self.block(number)?;
+        // With fee fields the call pays like a transaction of that block (and must meet its
+        // base fee); without them it is free, as on geth and Besu. The balance must always
+        // cover the value.
+        let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
+        let base_fee = if priced {
+            block.header.base_fee_per_gas.unwrap_or_default()
+        } else {
+            0
+        };
         let block_env = block_env(
             number,
             block.header.beneficiary,
             block.header.timestamp,
             self.spec.gas_limit,
-            0,
+            base_fee,
         );
-        let mut evm = self.evm(state, block_env, Checks::Relaxed);
+        let checks = Checks::Call {
+            nonce: req.nonce.is_some(),
+            base_fee: priced,
+        };
+        let mut db = self.db(state);
+        if let Some(overrides) = &req.overrides {
+            apply_overrides(&mut db, overrides);
+        }
+        let mut evm = self.evm_over(db, block_env, checks);
+        let (tx_type, gas_price, gas_priority_fee) = match (req.gas_price, req.max_fee_per_gas) {
+            (Some(price), _) => (0, price, None),
+            (None, Some(cap)) => (2, cap, Some(req.max_priority_fee_per_gas.unwrap_or(0))),
+            (None, None) => (0, 0, None),
+        };
         let tx = TxEnv {
-            tx_type: 0,
+            tx_type,
             caller: req.from.unwrap_or_default(),
             gas_limit: req
                 .gas
                 .unwrap_or(self.spec.gas_limit)
                 .min(self.spec.gas_limit),
-            gas_price: 0,
+            gas_price,
+            gas_priority_fee,
             kind: req.to.map_or(TxKind::Create, TxKind::Call),
             value: req.value.unwrap_or_default(),
             data: req.data.clone(),
-            nonce: 0,
+            nonce: req.nonce.unwrap_or(0),
             chain_id: Some(self.spec.chain_id),
             ..Default::default()
         };

@@ -15,11 +15,19 @@ use crate::state::{StateDb, WorldState};
 
 pub(super) const CANCUN_BLOB_UPDATE_FRACTION: u64 = 3_338_477;
 
-/// Whether execution enforces nonce, balance and base-fee rules (blocks) or not (calls).
+/// Which transaction rules an execution enforces: all of them (blocks), or those a call names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Checks {
+    /// Block building: every rule.
     Enforced,
-    Relaxed,
+    /// A simulated call: the balance always covers value (and gas × price when a price is
+    /// given); the nonce and the base fee only when the request names them.
+    Call {
+        /// Check the request's nonce against the account.
+        nonce: bool,
+        /// Check the offered fee against the block's base fee.
+        base_fee: bool,
+    },
 }
 
 pub(super) type DevEvm<'a> =
@@ -33,20 +41,34 @@ impl Chain {
         block: BlockEnv,
         checks: Checks,
     ) -> DevEvm<'a> {
-        let db = CacheDB::new(StateDb {
+        self.evm_over(self.db(state), block, checks)
+    }
+
+    /// The cached database view an EVM runs over (overrides go into its cache).
+    pub(super) fn db<'a>(&'a self, state: &'a WorldState) -> CacheDB<StateDb<'a>> {
+        CacheDB::new(StateDb {
             state,
             block_hashes: &self.hashes,
-        });
+        })
+    }
+
+    /// A Cancun EVM over a prepared database.
+    pub(super) fn evm_over<'a>(
+        &'a self,
+        db: CacheDB<StateDb<'a>>,
+        block: BlockEnv,
+        checks: Checks,
+    ) -> DevEvm<'a> {
         Context::mainnet()
             .with_db(db)
             .with_block(block)
             .modify_cfg_chained(|cfg: &mut CfgEnv| {
                 cfg.chain_id = self.spec.chain_id;
                 cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
-                if checks == Checks::Relaxed {
-                    cfg.disable_nonce_check = true;
-                    cfg.disable_base_fee = true;
-                    cfg.disable_balance_check = true;
+                cfg.limit_contract_code_size = Some(self.spec.contract_size_limit);
+                if let Checks::Call { nonce, base_fee } = checks {
+                    cfg.disable_nonce_check = !nonce;
+                    cfg.disable_base_fee = !base_fee;
                 }
             })
             .build_mainnet()

@@ -1,17 +1,17 @@
 //! The transaction pool: admission checks and selection of executable transactions.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use alloy_consensus::transaction::SignerRecoverable;
 use alloy_consensus::{Transaction as _, TxEnvelope, TxType};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes, U256};
-use tracing::debug;
+
+use tracing::{debug, info};
 
 use super::{Chain, MinedTx, PendingTx};
 use crate::error::TxError;
-
-const MAX_POOL: usize = 100_000;
 
 impl Chain {
     /// Nonce of `address` counting its pending transactions.
@@ -28,6 +28,31 @@ impl Chain {
             }
             nonce += 1;
         }
+    }
+
+    /// The pool as `txpool_*` reports it: executable transactions (nonces contiguous from the
+    /// account's) and queued ones (behind a nonce gap), each ordered by sender and nonce.
+    pub fn pool_content(&self) -> (Vec<&MinedTx>, Vec<&MinedTx>) {
+        let mut by_sender: HashMap<Address, Vec<&MinedTx>> = HashMap::new();
+        for p in &self.pool {
+            by_sender.entry(p.tx.from).or_default().push(&p.tx);
+        }
+        let mut senders: Vec<_> = by_sender.into_iter().collect();
+        senders.sort_by_key(|(a, _)| *a);
+        let (mut pending, mut queued) = (Vec::new(), Vec::new());
+        for (sender, mut txs) in senders {
+            txs.sort_by_key(|t| t.envelope.nonce());
+            let mut next = self.state.account(&sender).map(|a| a.nonce).unwrap_or(0);
+            for tx in txs {
+                if tx.envelope.nonce() == next {
+                    pending.push(tx);
+                    next += 1;
+                } else {
+                    queued.push(tx);
+                }
+            }
+        }
+        (pending, queued)
     }
 
     /// Validates a raw transaction and adds it to the pool.
@@ -73,8 +98,34 @@ impl Chain {
         if self.pool_hashes.contains_key(&hash) || self.tx_index.contains_key(&hash) {
             return Err(TxError::AlreadyKnown(hash));
         }
-        if self.pool.len() >= MAX_POOL {
-            return Err(TxError::PoolFull);
+        let limits = self.spec.pool;
+        let replaces = self
+            .pool
+            .iter()
+            .position(|p| p.tx.from == from && p.tx.envelope.nonce() == envelope.nonce());
+        match replaces {
+            Some(i) => {
+                let old = &self.pool[i].tx.envelope;
+                if !bumped(old.max_fee_per_gas(), envelope.max_fee_per_gas())
+                    || !bumped(tip_cap(old), tip_cap(&envelope))
+                {
+                    return Err(TxError::ReplacementUnderpriced {
+                        bump_percent: PRICE_BUMP_PERCENT,
+                    });
+                }
+            }
+            None => {
+                if self.pool.len() >= limits.max_txs {
+                    return Err(TxError::PoolFull);
+                }
+                let of_sender = self.pool.iter().filter(|p| p.tx.from == from).count();
+                if of_sender >= limits.max_per_sender {
+                    return Err(TxError::SenderPoolFull {
+                        sender: from,
+                        limit: limits.max_per_sender,
+                    });
+                }
+            }
         }
         if let Some(id) = envelope.chain_id()
             && id != self.spec.chain_id
@@ -90,6 +141,14 @@ impl Chain {
                 sender: from,
                 tx: envelope.nonce(),
                 state: state_nonce,
+            });
+        }
+        let max_nonce = state_nonce.saturating_add(limits.max_per_sender as u64);
+        if envelope.nonce() >= max_nonce {
+            return Err(TxError::NonceTooHigh {
+                sender: from,
+                tx: envelope.nonce(),
+                max: max_nonce - 1,
             });
         }
         let intrinsic = intrinsic_gas(&envelope);
@@ -132,16 +191,26 @@ impl Chain {
                 want,
             });
         }
-        debug!(tx = %hash, from = %from, "transaction accepted into the pool");
-        self.pool_hashes.insert(hash, ());
-        self.pool.push(PendingTx {
+        let pending = PendingTx {
             tx: MinedTx {
                 envelope,
                 from,
                 hash,
             },
             raw,
-        });
+        };
+        self.pool_hashes.insert(hash, Instant::now());
+        match replaces {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.pool[i], pending);
+                self.pool_hashes.remove(&old.tx.hash);
+                info!(tx = %old.tx.hash, by = %hash, from = %from, "transaction dropped from the pool: replaced");
+            }
+            None => {
+                debug!(tx = %hash, from = %from, "transaction accepted into the pool");
+                self.pool.push(pending);
+            }
+        }
         Ok(hash)
     }
 
@@ -161,8 +230,11 @@ impl Chain {
                     .or_insert_with(|| self.state.account(&from).map(|a| a.nonce).unwrap_or(0));
                 let nonce = p.tx.envelope.nonce();
                 if nonce < expected {
+                    // Its nonce was used by another transaction (mined, or sent straight to a
+                    // block by replay): it can never be mined.
                     self.pool_hashes.remove(&p.tx.hash);
-                    continue; // stale: replaced by a mined transaction
+                    info!(tx = %p.tx.hash, from = %from, nonce, "transaction dropped from the pool: nonce already used");
+                    continue;
                 }
                 // Declared gas over-reserves; execution packs by gas actually used, so offer up
                 // to four blocks' worth of declared gas.
@@ -181,11 +253,38 @@ impl Chain {
             remaining = std::mem::take(&mut keep);
         }
         self.pool = keep;
-        for p in &selected {
-            self.pool_hashes.remove(&p.tx.hash);
-        }
         selected
     }
+
+    /// Drops transactions that have waited longer than the pool's lifetime (a nonce gap that
+    /// was never filled, a fee below the base fee for hours).
+    pub(super) fn evict_stale(&mut self) {
+        let lifetime = self.spec.pool.lifetime;
+        let hashes = &mut self.pool_hashes;
+        self.pool.retain(|p| {
+            let fresh = hashes
+                .get(&p.tx.hash)
+                .is_some_and(|added| added.elapsed() <= lifetime);
+            if !fresh {
+                hashes.remove(&p.tx.hash);
+                info!(tx = %p.tx.hash, from = %p.tx.from, nonce = p.tx.envelope.nonce(), "transaction dropped from the pool: expired");
+            }
+            fresh
+        });
+    }
+}
+
+/// A replacement must raise both the fee cap and the tip by this much (geth and Besu: 10 %).
+pub(crate) const PRICE_BUMP_PERCENT: u128 = 10;
+
+fn bumped(old: u128, new: u128) -> bool {
+    new.saturating_mul(100) >= old.saturating_mul(100 + PRICE_BUMP_PERCENT)
+}
+
+/// The most a transaction offers the proposer per gas (its gas price for legacy types).
+fn tip_cap(tx: &TxEnvelope) -> u128 {
+    tx.max_priority_fee_per_gas()
+        .unwrap_or_else(|| tx.max_fee_per_gas())
 }
 
 fn intrinsic_gas(tx: &TxEnvelope) -> u64 {

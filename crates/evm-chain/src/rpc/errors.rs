@@ -11,6 +11,8 @@ pub(super) type RpcResult<T> = Result<T, ErrorObjectOwned>;
 pub(super) const INVALID_PARAMS: i32 = -32602;
 pub(super) const SERVER_ERROR: i32 = -32000;
 pub(super) const EXECUTION_REVERTED: i32 = 3;
+/// A request over one of the server's limits (EIP-1474 "limit exceeded").
+pub(super) const LIMIT_EXCEEDED: i32 = -32005;
 
 pub(super) fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, msg.into(), None::<()>)

@@ -9,6 +9,7 @@ use alloy_rpc_types_eth::{Filter, Log as RpcLog, Transaction as RpcTx};
 use jsonrpsee::server::RpcModule;
 use serde_json::Value;
 
+use super::heavy::register_heavy;
 use crate::node::{Shared, SubmitError};
 
 use super::*;
@@ -63,18 +64,14 @@ pub(super) fn register(
             None => Ok(Value::Null),
         }
     })?;
-    m.register_method("eth_feeHistory", |p, s, _| -> RpcResult<Value> {
+    register_heavy(m, "eth_feeHistory", |p, s| -> RpcResult<Value> {
         let mut seq = p.sequence();
         let count: U64 = seq.next()?;
         let newest: BlockNumberOrTag = seq.next()?;
         let percentiles: Option<Vec<Value>> = seq.optional_next()?;
+        let percentiles = percentiles.as_deref().map(fees::percentiles).transpose()?;
         let chain = s.chain.read();
-        fee_history(
-            &chain,
-            count.to::<u64>(),
-            newest,
-            percentiles.map(|p| p.len()),
-        )
+        fee_history(&chain, count.to::<u64>(), newest, percentiles.as_deref())
     })?;
     m.register_async_method("eth_sendRawTransaction", |p, s, _| async move {
         let raw: Bytes = p.one()?;
@@ -117,7 +114,7 @@ pub(super) fn register(
             None => Ok(Value::Null),
         }
     })?;
-    m.register_method("eth_getLogs", |p, s, _| -> RpcResult<Vec<RpcLog>> {
+    register_heavy(m, "eth_getLogs", |p, s| -> RpcResult<Vec<RpcLog>> {
         let filter: Filter = p.one()?;
         let chain = s.chain.read();
         logs(&chain, &filter)

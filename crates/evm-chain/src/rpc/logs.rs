@@ -7,7 +7,10 @@ use crate::chain::{Block, Chain};
 
 use super::*;
 
+/// Widest block range of one `eth_getLogs`.
 pub(super) const MAX_LOG_RANGE: u64 = 10_000;
+/// Most logs one `eth_getLogs` returns.
+pub(super) const MAX_LOG_RESULTS: usize = 10_000;
 
 pub(super) fn block_logs(block: &Block, filter: &Filter) -> Vec<RpcLog> {
     if !filter.matches_bloom(block.header.logs_bloom) {
@@ -32,27 +35,42 @@ pub(super) fn logs(chain: &Chain, filter: &Filter) -> RpcResult<Vec<RpcLog>> {
             to_block,
         } => {
             let head = chain.head_number();
-            let resolve = |t: Option<&BlockNumberOrTag>| match t {
-                None => Some(head),
-                Some(tag) => resolve_tag(chain, *tag).or(Some(head)),
+            // Numbers past the head: nothing there yet (geth and Besu answer []), and a range
+            // ending past the head ends at the head.
+            let number = |t: Option<&BlockNumberOrTag>| match t {
+                None => head,
+                Some(BlockNumberOrTag::Number(n)) => *n,
+                Some(BlockNumberOrTag::Earliest) => 0,
+                Some(_) => head,
             };
-            (
-                resolve(from_block.as_ref()).unwrap_or(head),
-                resolve(to_block.as_ref()).unwrap_or(head),
-            )
+            let (from, to) = (number(from_block.as_ref()), number(to_block.as_ref()));
+            if from > head {
+                return Ok(vec![]);
+            }
+            if from > to {
+                return Err(invalid("fromBlock is after toBlock"));
+            }
+            // The requested range counts, blocks still to come included.
+            if to - from > MAX_LOG_RANGE {
+                return Err(err(
+                    LIMIT_EXCEEDED,
+                    format!("block range too large (max {MAX_LOG_RANGE})"),
+                ));
+            }
+            (from, to.min(head))
         }
     };
-    if from > to {
-        return Err(invalid("fromBlock is after toBlock"));
+    let mut out = Vec::new();
+    for block in (from..=to).filter_map(|n| chain.block(n)) {
+        out.extend(block_logs(block, filter));
+        if out.len() > MAX_LOG_RESULTS {
+            return Err(err(
+                LIMIT_EXCEEDED,
+                format!(
+                    "query returned more than {MAX_LOG_RESULTS} results; narrow the range or the filter"
+                ),
+            ));
+        }
     }
-    if to - from > MAX_LOG_RANGE {
-        return Err(err(
-            SERVER_ERROR,
-            format!("block range too large (max {MAX_LOG_RANGE})"),
-        ));
-    }
-    Ok((from..=to)
-        .filter_map(|n| chain.block(n))
-        .flat_map(|b| block_logs(b, filter))
-        .collect())
+    Ok(out)
 }

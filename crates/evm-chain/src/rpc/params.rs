@@ -20,12 +20,21 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
     let mut seq = p.sequence();
     let tx: TransactionRequest = seq.next()?;
     let block: BlockId = seq.optional_next()?.unwrap_or_default();
+    let overrides: Option<alloy_rpc_types_eth::state::StateOverride> = seq.optional_next()?;
+    if let Some(o) = &overrides {
+        crate::chain::check_overrides(o).map_err(invalid)?;
+    }
     let req = CallRequest {
         from: tx.from,
         to: tx.to.and_then(|k| k.to().copied()),
         gas: tx.gas,
         value: tx.value,
         data: tx.input.into_input().unwrap_or_default(),
+        gas_price: tx.gas_price,
+        max_fee_per_gas: tx.max_fee_per_gas,
+        max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
+        nonce: tx.nonce,
+        overrides,
     };
     Ok((req, block))
 }

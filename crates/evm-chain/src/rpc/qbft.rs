@@ -10,8 +10,10 @@ use crate::node::Shared;
 
 use super::*;
 
+/// Registers the read-only `qbft_*` methods, and the vote methods when `admin` is set.
 pub(super) fn register(
     m: &mut RpcModule<Arc<Shared>>,
+    admin: bool,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
     m.register_method(
         "qbft_getValidatorsByBlockNumber",
@@ -26,12 +28,28 @@ pub(super) fn register(
                 .ok_or_else(|| err(SERVER_ERROR, "unknown block"))
         },
     )?;
+    if !admin {
+        return Ok(());
+    }
     m.register_method("qbft_proposeValidatorVote", |p, s, _| -> RpcResult<bool> {
         let mut seq = p.sequence();
         let candidate: Address = seq.next()?;
         let add: bool = seq.next()?;
-        s.chain.write().propose_vote(candidate, add);
+        s.chain
+            .write()
+            .propose_vote(candidate, add)
+            .map_err(|e| err(SERVER_ERROR, e.to_string()))?;
         Ok(true)
     })?;
+    m.register_method("qbft_discardValidatorVote", |p, s, _| -> RpcResult<bool> {
+        let candidate: Address = p.one()?;
+        Ok(s.chain.write().discard_vote(&candidate))
+    })?;
+    m.register_method(
+        "qbft_getPendingVotes",
+        |_, s, _| -> RpcResult<std::collections::BTreeMap<Address, bool>> {
+            Ok(s.chain.read().pending_votes().into_iter().collect())
+        },
+    )?;
     Ok(())
 }

@@ -7,10 +7,14 @@ use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{EIP1186AccountProofResponse, EIP1186StorageProof};
 use jsonrpsee::server::RpcModule;
 
+use super::heavy::register_heavy;
 use crate::chain::CallOutcome;
 use crate::node::Shared;
 
 use super::*;
+
+/// Most storage keys one `eth_getProof` may ask for.
+pub(super) const MAX_PROOF_KEYS: usize = 1024;
 
 pub(super) fn register(
     m: &mut RpcModule<Arc<Shared>>,
@@ -48,7 +52,7 @@ pub(super) fn register(
         let chain = s.chain.read();
         Ok(B256::from(state_at(&chain, block)?.storage(&address, slot)))
     })?;
-    m.register_method("eth_call", |p, s, _| -> RpcResult<Bytes> {
+    register_heavy(m, "eth_call", |p, s| -> RpcResult<Bytes> {
         let (req, block) = call_params(&p)?;
         let chain = s.chain.read();
         let number = block_number(&chain, block)?;
@@ -57,7 +61,7 @@ pub(super) fn register(
             other => Err(call_error(other)),
         }
     })?;
-    m.register_method("eth_estimateGas", |p, s, _| -> RpcResult<U64> {
+    register_heavy(m, "eth_estimateGas", |p, s| -> RpcResult<U64> {
         let (req, block) = call_params(&p)?;
         let chain = s.chain.read();
         let number = block_number(&chain, block)?;
@@ -69,12 +73,19 @@ pub(super) fn register(
             Err(outcome) => Err(call_error(outcome)),
         }
     })?;
-    m.register_method(
+    register_heavy(
+        m,
         "eth_getProof",
-        |p, s, _| -> RpcResult<EIP1186AccountProofResponse> {
+        |p, s| -> RpcResult<EIP1186AccountProofResponse> {
             let mut seq = p.sequence();
             let address: Address = seq.next()?;
             let keys: Vec<alloy_serde::storage::JsonStorageKey> = seq.next()?;
+            if keys.len() > MAX_PROOF_KEYS {
+                return Err(err(
+                    LIMIT_EXCEEDED,
+                    format!("at most {MAX_PROOF_KEYS} storage keys per eth_getProof"),
+                ));
+            }
             let block: BlockId = seq.optional_next()?.unwrap_or_default();
             let chain = s.chain.read();
             let state = state_at(&chain, block)?;

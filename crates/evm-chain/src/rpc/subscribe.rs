@@ -37,7 +37,15 @@ pub(super) async fn subscribe(
         let number = tokio::select! {
             n = blocks.recv() => match n {
                 Ok(n) => n,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                // Skipping would silently lose events: close the subscription with an error
+                // so the client knows to resubscribe and catch up with eth_getLogs.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, "closing a subscription that fell behind");
+                    return Err(format!(
+                        "subscriber fell behind by {missed} blocks; resubscribe and fetch the gap"
+                    )
+                    .into());
+                }
                 Err(_) => return Ok(()),
             },
             _ = sink.closed() => return Ok(()),
