@@ -891,3 +891,54 @@ async fn expensive_calls_do_not_stall_block_production() {
     }
     devnet.shutdown().await.unwrap();
 }
+
+async fn raw_request(addr: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_cors_headers_and_preflight_answers() {
+    let (devnet, _client) = start(BlockProduction::Instant, None).await;
+    let addr = devnet.rpc_addr();
+    let preflight = raw_request(
+        addr,
+        format!(
+            "OPTIONS / HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://localhost:3000\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-headers: content-type"),
+        "{preflight}"
+    );
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let answer = raw_request(
+        addr,
+        format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://localhost:3000\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"result\":\"0x539\""), "{answer}");
+    devnet.shutdown().await.unwrap();
+}
