@@ -19,7 +19,7 @@ mod exec;
 mod pool;
 mod votes;
 
-pub use calls::{CallOutcome, CallRequest, OverrideError, check_overrides};
+pub use calls::{CallOutcome, CallRequest, CallView, OverrideError, check_overrides};
 pub use exec::effective_price;
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
@@ -131,7 +131,8 @@ pub struct Chain {
     spec: ChainSpec,
     keys: HashMap<Address, SigningKey>,
     blocks: Vec<Block>,
-    hashes: Vec<B256>,
+    /// Block hashes by number, shared with detached call views (copied on write).
+    hashes: std::sync::Arc<Vec<B256>>,
     by_hash: HashMap<B256, u64>,
     tx_index: HashMap<B256, (u64, usize)>,
     state: WorldState,
@@ -220,7 +221,7 @@ impl Chain {
             spec,
             keys,
             blocks: vec![],
-            hashes: vec![],
+            hashes: Default::default(),
             by_hash: HashMap::new(),
             tx_index: HashMap::new(),
             state,
@@ -328,7 +329,7 @@ impl Chain {
             self.tx_index.insert(tx.hash, (number, i));
         }
         self.by_hash.insert(block.hash, number);
-        self.hashes.push(block.hash);
+        std::sync::Arc::make_mut(&mut self.hashes).push(block.hash);
         self.blocks.push(block);
         self.raw_blocks.push(raws);
     }

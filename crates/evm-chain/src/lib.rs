@@ -24,7 +24,7 @@ mod state;
 mod store;
 
 pub use chain::{
-    Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
+    Block, CallOutcome, CallRequest, CallView, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
     DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE, MinedReceipt, MinedTx, OverrideError, PendingTx,
     PoolLimits, check_overrides, effective_price,
 };

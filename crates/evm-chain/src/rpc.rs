@@ -20,6 +20,7 @@ use crate::node::Shared;
 mod accounts;
 mod blocks;
 mod convert;
+mod cors;
 mod errors;
 mod eth;
 mod fees;
@@ -85,6 +86,7 @@ pub(crate) async fn serve(
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(cors::Cors))
         .build(addr)
         .await
         .map_err(|e| DevnetError::Rpc(format!("binding {addr}: {e}")))?;

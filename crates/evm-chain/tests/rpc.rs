@@ -818,3 +818,127 @@ async fn dev_accounts_sign_eip712_typed_data() {
     assert_eq!(e.code(), -32602);
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_calls_do_not_stall_block_production() {
+    let (devnet, client) = start(
+        BlockProduction::Interval(std::time::Duration::from_millis(500)),
+        None,
+    )
+    .await;
+    // A contract that loops until it runs out of gas.
+    let raw = sign(
+        &dev_signer(0),
+        Kind::Eip1559,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        deploy_code(&[0x5b, 0x60, 0x00, 0x56]),
+        200_000,
+    );
+    let hash = call(&client, "eth_sendRawTransaction", vec![json!(raw)]).await;
+    let receipt = loop {
+        let r = call(&client, "eth_getTransactionReceipt", vec![hash.clone()]).await;
+        if !r.is_null() {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let looper = receipt["contractAddress"].clone();
+    let start_head = hex_u64(&call(&client, "eth_blockNumber", vec![]).await);
+    // Six 10M-gas executions at once (more than the heavy-work permits).
+    let mut tasks = vec![];
+    for i in 0..6 {
+        let client = client.clone();
+        let looper = looper.clone();
+        tasks.push(tokio::spawn(async move {
+            let method = if i % 2 == 0 {
+                "eth_call"
+            } else {
+                "eth_estimateGas"
+            };
+            let mut params = vec![json!({"to": looper, "gas": "0x989680"})];
+            if method == "eth_call" {
+                params.push(json!("latest"));
+            }
+            call_err(&client, method, params).await
+        }));
+    }
+    for t in tasks {
+        let e = t.await.unwrap();
+        assert_eq!(e.code(), -32000, "{e:?}");
+        assert!(e.message().contains("OutOfGas"), "{}", e.message());
+    }
+    let end_head = hex_u64(&call(&client, "eth_blockNumber", vec![]).await);
+    assert!(
+        end_head >= start_head + 2,
+        "blocks kept coming: {start_head} -> {end_head}"
+    );
+    // No gap in the block times while the calls ran: 500 ms blocks are at most a second apart.
+    let mut previous = None;
+    for n in start_head..=end_head {
+        let b = call(
+            &client,
+            "eth_getBlockByNumber",
+            vec![json!(format!("{n:#x}")), json!(false)],
+        )
+        .await;
+        let ts = hex_u64(&b["timestamp"]);
+        if let Some(p) = previous {
+            assert!(ts - p <= 1, "block {n} came {} s after its parent", ts - p);
+        }
+        previous = Some(ts);
+    }
+    devnet.shutdown().await.unwrap();
+}
+
+async fn raw_request(addr: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_cors_headers_and_preflight_answers() {
+    let (devnet, _client) = start(BlockProduction::Instant, None).await;
+    let addr = devnet.rpc_addr();
+    let preflight = raw_request(
+        addr,
+        format!(
+            "OPTIONS / HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://localhost:3000\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: *"),
+        "{preflight}"
+    );
+    assert!(
+        preflight.contains("access-control-allow-headers: content-type"),
+        "{preflight}"
+    );
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
+    let answer = raw_request(
+        addr,
+        format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://localhost:3000\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"result\":\"0x539\""), "{answer}");
+    devnet.shutdown().await.unwrap();
+}

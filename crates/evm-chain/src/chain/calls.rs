@@ -9,9 +9,14 @@ use alloy_rpc_types_eth::state::StateOverride;
 use revm::bytecode::Bytecode;
 use revm::database::{AccountState, CacheDB};
 
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+
 use super::Chain;
-use super::exec::{Checks, block_env, halt_reason};
+use super::exec::{Checks, block_env, evm_with, halt_reason};
 use crate::state::StateDb;
+use crate::state::WorldState;
 
 /// Outcome of a simulated call.
 #[derive(Debug, Clone)]
@@ -121,36 +126,85 @@ fn apply_overrides(db: &mut CacheDB<StateDb<'_>>, overrides: &StateOverride) {
     }
 }
 
+/// What a call at one block needs, detached from the chain: the state snapshot (a cheap
+/// persistent-map clone) and the block hashes (shared). Calls run on it without the chain lock,
+/// so a long call never holds up block production.
+#[derive(Debug, Clone)]
+pub struct CallView {
+    state: WorldState,
+    hashes: Arc<Vec<B256>>,
+    number: u64,
+    beneficiary: Address,
+    timestamp: u64,
+    base_fee: u64,
+    gas_limit: u64,
+    chain_id: u64,
+    contract_size_limit: usize,
+}
+
 impl Chain {
+    /// A detached view for calls at block `number`, if its state is kept.
+    pub fn call_view(&self, number: u64) -> Option<CallView> {
+        let state = self.state_at(number)?.clone();
+        let block = self.block(number)?;
+        Some(CallView {
+            state,
+            hashes: self.hashes.clone(),
+            number,
+            beneficiary: block.header.beneficiary,
+            timestamp: block.header.timestamp,
+            base_fee: block.header.base_fee_per_gas.unwrap_or_default(),
+            gas_limit: self.spec.gas_limit,
+            chain_id: self.spec.chain_id,
+            contract_size_limit: self.spec.contract_size_limit,
+        })
+    }
+
     /// Executes a call against the state after block `number` without committing.
     pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
-        let state = self.state_at(number)?;
-        let block = self.block(number)?;
+        Some(self.call_view(number)?.call(req))
+    }
+
+    /// Smallest gas limit with which the call succeeds (binary search), or the failure.
+    pub fn estimate_gas(&self, req: &CallRequest, number: u64) -> Option<Result<u64, CallOutcome>> {
+        Some(self.call_view(number)?.estimate_gas(req))
+    }
+}
+
+impl CallView {
+    /// Executes a call without committing.
+    pub fn call(&self, req: &CallRequest) -> CallOutcome {
+        let number = self.number;
         // With fee fields the call pays like a transaction of that block (and must meet its
         // base fee); without them it is free, as on geth and Besu. The balance must always
         // cover the value.
         let priced = req.gas_price.is_some() || req.max_fee_per_gas.is_some();
-        let base_fee = if priced {
-            block.header.base_fee_per_gas.unwrap_or_default()
-        } else {
-            0
-        };
+        let base_fee = if priced { self.base_fee } else { 0 };
         let block_env = block_env(
             number,
-            block.header.beneficiary,
-            block.header.timestamp,
-            self.spec.gas_limit,
+            self.beneficiary,
+            self.timestamp,
+            self.gas_limit,
             base_fee,
         );
         let checks = Checks::Call {
             nonce: req.nonce.is_some(),
             base_fee: priced,
         };
-        let mut db = self.db(state);
+        let mut db = CacheDB::new(StateDb {
+            state: &self.state,
+            block_hashes: &self.hashes,
+        });
         if let Some(overrides) = &req.overrides {
             apply_overrides(&mut db, overrides);
         }
-        let mut evm = self.evm_over(db, block_env, checks);
+        let mut evm = evm_with(
+            db,
+            block_env,
+            checks,
+            self.chain_id,
+            self.contract_size_limit,
+        );
         let (tx_type, gas_price, gas_priority_fee) = match (req.gas_price, req.max_fee_per_gas) {
             (Some(price), _) => (0, price, None),
             (None, Some(cap)) => (2, cap, Some(req.max_priority_fee_per_gas.unwrap_or(0))),
@@ -159,20 +213,17 @@ impl Chain {
         let tx = TxEnv {
             tx_type,
             caller: req.from.unwrap_or_default(),
-            gas_limit: req
-                .gas
-                .unwrap_or(self.spec.gas_limit)
-                .min(self.spec.gas_limit),
+            gas_limit: req.gas.unwrap_or(self.gas_limit).min(self.gas_limit),
             gas_price,
             gas_priority_fee,
             kind: req.to.map_or(TxKind::Create, TxKind::Call),
             value: req.value.unwrap_or_default(),
             data: req.data.clone(),
             nonce: req.nonce.unwrap_or(0),
-            chain_id: Some(self.spec.chain_id),
+            chain_id: Some(self.chain_id),
             ..Default::default()
         };
-        Some(match evm.transact(tx) {
+        match evm.transact(tx) {
             Ok(r) => match r.result {
                 ExecutionResult::Success { output, gas, .. } => CallOutcome::Success {
                     output: output.into_data(),
@@ -189,30 +240,27 @@ impl Chain {
             Err(err) => CallOutcome::Halt {
                 reason: err.to_string(),
             },
-        })
+        }
     }
 
     /// Smallest gas limit with which the call succeeds (binary search), or the failure.
-    pub fn estimate_gas(&self, req: &CallRequest, number: u64) -> Option<Result<u64, CallOutcome>> {
+    pub fn estimate_gas(&self, req: &CallRequest) -> Result<u64, CallOutcome> {
         let mut probe = req.clone();
-        probe.gas = Some(req.gas.unwrap_or(self.spec.gas_limit));
-        let first = self.call(&probe, number)?;
+        probe.gas = Some(req.gas.unwrap_or(self.gas_limit));
+        let first = self.call(&probe);
         let used = match first {
             CallOutcome::Success { gas_used, .. } => gas_used,
-            other => return Some(Err(other)),
+            other => return Err(other),
         };
-        let (mut lo, mut hi) = (
-            used.saturating_sub(1),
-            probe.gas.unwrap_or(self.spec.gas_limit),
-        );
+        let (mut lo, mut hi) = (used.saturating_sub(1), probe.gas.unwrap_or(self.gas_limit));
         while lo + 1 < hi {
             let mid = lo + (hi - lo) / 2;
             probe.gas = Some(mid);
-            match self.call(&probe, number)? {
+            match self.call(&probe) {
                 CallOutcome::Success { .. } => hi = mid,
                 _ => lo = mid,
             }
         }
-        Some(Ok(hi))
+        Ok(hi)
     }
 }

@@ -41,38 +41,41 @@ impl Chain {
         block: BlockEnv,
         checks: Checks,
     ) -> DevEvm<'a> {
-        self.evm_over(self.db(state), block, checks)
-    }
-
-    /// The cached database view an EVM runs over (overrides go into its cache).
-    pub(super) fn db<'a>(&'a self, state: &'a WorldState) -> CacheDB<StateDb<'a>> {
-        CacheDB::new(StateDb {
+        let db = CacheDB::new(StateDb {
             state,
             block_hashes: &self.hashes,
-        })
+        });
+        evm_with(
+            db,
+            block,
+            checks,
+            self.spec.chain_id,
+            self.spec.contract_size_limit,
+        )
     }
+}
 
-    /// A Cancun EVM over a prepared database.
-    pub(super) fn evm_over<'a>(
-        &'a self,
-        db: CacheDB<StateDb<'a>>,
-        block: BlockEnv,
-        checks: Checks,
-    ) -> DevEvm<'a> {
-        Context::mainnet()
-            .with_db(db)
-            .with_block(block)
-            .modify_cfg_chained(|cfg: &mut CfgEnv| {
-                cfg.chain_id = self.spec.chain_id;
-                cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
-                cfg.limit_contract_code_size = Some(self.spec.contract_size_limit);
-                if let Checks::Call { nonce, base_fee } = checks {
-                    cfg.disable_nonce_check = !nonce;
-                    cfg.disable_base_fee = !base_fee;
-                }
-            })
-            .build_mainnet()
-    }
+/// A Cancun EVM over a prepared database.
+pub(super) fn evm_with<'a>(
+    db: CacheDB<StateDb<'a>>,
+    block: BlockEnv,
+    checks: Checks,
+    chain_id: u64,
+    contract_size_limit: usize,
+) -> DevEvm<'a> {
+    Context::mainnet()
+        .with_db(db)
+        .with_block(block)
+        .modify_cfg_chained(|cfg: &mut CfgEnv| {
+            cfg.chain_id = chain_id;
+            cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
+            cfg.limit_contract_code_size = Some(contract_size_limit);
+            if let Checks::Call { nonce, base_fee } = checks {
+                cfg.disable_nonce_check = !nonce;
+                cfg.disable_base_fee = !base_fee;
+            }
+        })
+        .build_mainnet()
 }
 
 /// The block environment revm executes in (Cancun, no blobs, the BFT mix hash as prevrandao).

@@ -13,6 +13,13 @@ use crate::node::Shared;
 
 use super::*;
 
+/// A detached view for calls at `block`; the chain lock is held only while it is taken.
+fn call_view(s: &Shared, block: BlockId) -> RpcResult<crate::chain::CallView> {
+    let chain = s.chain.read();
+    let number = block_number(&chain, block)?;
+    chain.call_view(number).ok_or_else(state_unavailable)
+}
+
 /// Most storage keys one `eth_getProof` may ask for.
 pub(super) const MAX_PROOF_KEYS: usize = 1024;
 
@@ -54,21 +61,16 @@ pub(super) fn register(
     })?;
     register_heavy(m, "eth_call", |p, s| -> RpcResult<Bytes> {
         let (req, block) = call_params(&p)?;
-        let chain = s.chain.read();
-        let number = block_number(&chain, block)?;
-        match chain.call(&req, number).ok_or_else(state_unavailable)? {
+        let view = call_view(s, block)?;
+        match view.call(&req) {
             CallOutcome::Success { output, .. } => Ok(output),
             other => Err(call_error(other)),
         }
     })?;
     register_heavy(m, "eth_estimateGas", |p, s| -> RpcResult<U64> {
         let (req, block) = call_params(&p)?;
-        let chain = s.chain.read();
-        let number = block_number(&chain, block)?;
-        match chain
-            .estimate_gas(&req, number)
-            .ok_or_else(state_unavailable)?
-        {
+        let view = call_view(s, block)?;
+        match view.estimate_gas(&req) {
             Ok(gas) => Ok(U64::from(gas)),
             Err(outcome) => Err(call_error(outcome)),
         }
@@ -87,8 +89,11 @@ pub(super) fn register(
                 ));
             }
             let block: BlockId = seq.optional_next()?.unwrap_or_default();
-            let chain = s.chain.read();
-            let state = state_at(&chain, block)?;
+            // A snapshot (a cheap persistent-map clone): the proof is built without the lock.
+            let state = {
+                let chain = s.chain.read();
+                state_at(&chain, block)?.clone()
+            };
             let slots: Vec<B256> = keys.iter().map(|k| k.as_b256()).collect();
             let proof = state.proof(address, &slots);
             Ok(EIP1186AccountProofResponse {
