@@ -118,5 +118,22 @@ test("deploy, mint, transfer, events and eth_getProof through ethers", { timeout
   // Every mined block is sealed: its extraData carries committed seals.
   const head = await provider.getBlock("latest");
   assert.ok(head.extraData.length > 2 + 64);
+
+  // contract.on over plain HTTP without `polling: true`: ethers installs eth_newFilter and
+  // polls eth_getFilterChanges.
+  const filterProvider = new ethers.JsonRpcProvider(url, undefined, { staticNetwork: true, pollingInterval: 100 });
+  const watched = new ethers.Contract(address, artifact.abi, filterProvider);
+  const seen = new Promise((resolve) => {
+    watched.on("Transfer", (from, to, id) => resolve([from, to, id]));
+  });
+  // Let ethers install its filter before the event happens.
+  while ((await filterProvider.listenerCount()) === 0) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 500));
+  await (await nft.mint((await alice.getAddress()), 43n)).wait();
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("no Transfer event through filters")), 20_000));
+  const [from, to, id] = await Promise.race([seen, timeout]);
+  assert.deepEqual([from, to, id], [ethers.ZeroAddress, (await alice.getAddress()), 43n]);
+  await watched.removeAllListeners();
+  filterProvider.destroy();
   provider.destroy();
 });

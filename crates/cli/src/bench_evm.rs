@@ -43,11 +43,16 @@ pub(crate) struct Args {
     /// Number of eth_getProof calls for the latency figures.
     #[arg(long, default_value_t = 1000)]
     proofs: usize,
+    /// Keep the chain in this (new or empty) data directory, so every block is synced to disk
+    /// as in `devnet evm --data`; in memory when absent.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
 struct Report {
     mode: String,
+    durable: bool,
     validators: usize,
     transfers: usize,
     senders: usize,
@@ -142,6 +147,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         production,
         rpc_addr: "127.0.0.1:0".parse()?,
         dev_accounts: args.senders + 1,
+        data_dir: args.data.clone(),
         ..DevnetConfig::default()
     })
     .await?;
@@ -289,6 +295,7 @@ async fn bench(devnet: &Devnet, args: &Args) -> anyhow::Result<Report> {
         } else {
             format!("interval {} ms", args.block_time)
         },
+        durable: args.data.is_some(),
         validators: devnet.validators().len(),
         transfers: args.txs,
         senders: senders.len(),

@@ -40,6 +40,28 @@ pub(crate) struct Args {
     /// Number of prefunded dev accounts (standard test mnemonic).
     #[arg(long, default_value_t = 10)]
     accounts: usize,
+    /// Block gas limit.
+    #[arg(long, default_value_t = kh_evm_chain::DEFAULT_GAS_LIMIT)]
+    gas_limit: u64,
+    /// Recent blocks whose state is kept for calls and proofs at past heights.
+    #[arg(long, default_value_t = 1024)]
+    history: usize,
+    /// Largest deployed contract code in bytes (Besu's contractSizeLimit; init code may be
+    /// twice as large).
+    #[arg(long, default_value_t = kh_evm_chain::DEFAULT_CONTRACT_SIZE_LIMIT)]
+    contract_size_limit: usize,
+    /// Genesis timestamp (Unix seconds, not in the future); default: the wall clock when the
+    /// chain is created (a data directory keeps its own).
+    #[arg(long)]
+    genesis_time: Option<u64>,
+    /// With no pending transactions, seal an empty block only this many seconds after the
+    /// last block (Besu's emptyblockperiodseconds); default: every --block-time.
+    #[arg(long, conflicts_with = "instant")]
+    empty_block_period: Option<u64>,
+    /// Serve the validator vote methods (qbft_proposeValidatorVote, qbft_discardValidatorVote,
+    /// qbft_getPendingVotes). Anyone who can reach the RPC address can then vote.
+    #[arg(long)]
+    admin: bool,
 }
 
 impl Args {
@@ -49,6 +71,15 @@ impl Args {
         }
         if !self.instant && self.block_time == 0 {
             return Err(UsageError("--block-time must be positive".into()).into());
+        }
+        if self.gas_limit < 21_000 {
+            return Err(UsageError("--gas-limit must be at least 21000".into()).into());
+        }
+        if self.contract_size_limit == 0 {
+            return Err(UsageError("--contract-size-limit must be positive".into()).into());
+        }
+        if self.empty_block_period == Some(0) {
+            return Err(UsageError("--empty-block-period must be positive".into()).into());
         }
         let validator_keys = match &self.validator_keys {
             None => vec![],
@@ -67,6 +98,12 @@ impl Args {
             data_dir: self.data.clone(),
             chain_id: self.chain_id,
             dev_accounts: self.accounts,
+            gas_limit: self.gas_limit,
+            history: self.history,
+            contract_size_limit: self.contract_size_limit,
+            genesis_time: self.genesis_time,
+            empty_block_period: self.empty_block_period.map(Duration::from_secs),
+            admin: self.admin,
             ..DevnetConfig::default()
         })
     }

@@ -2,36 +2,32 @@
 //! sealing by the devnet's validators, and validator-set votes.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
-use alloy_consensus::transaction::SignerRecoverable;
-use alloy_consensus::{
-    Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction as _, TxEnvelope,
-    TxType, proofs,
-};
+use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip1559::BaseFeeParams;
-use alloy_eips::eip2718::Decodable2718;
-use alloy_primitives::{Address, B256, Bloom, Bytes, Log, TxKind, U256};
+use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
 use k256::ecdsa::SigningKey;
-use kh_qbft::{
-    BFT_MIX_HASH, EMPTY_OMMERS_HASH, ExtraData, Vote, VoteKind, address_of, quorum, sign_seal,
-};
-use revm::context::result::{ExecutionResult, HaltReason};
-use revm::context::{BlockEnv, CfgEnv, TxEnv};
-use revm::context_interface::block::BlobExcessGasAndPrice;
-use revm::database::CacheDB;
-use revm::primitives::hardfork::SpecId;
-use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
-use tracing::{debug, info, warn};
+use kh_qbft::{BFT_MIX_HASH, EMPTY_OMMERS_HASH, ExtraData, VoteKind, address_of};
 
-use crate::error::{ChainError, TxError};
-use crate::state::{StateDb, WorldState};
+use crate::error::ChainError;
+use crate::state::WorldState;
+
+mod builder;
+mod calls;
+mod exec;
+mod pool;
+mod votes;
+
+pub use calls::{CallOutcome, CallRequest, CallView, OverrideError, check_overrides};
+pub use exec::effective_price;
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;
+/// Default largest contract code (24 KiB, EIP-170 and Besu's default `contractSizeLimit`).
+pub const DEFAULT_CONTRACT_SIZE_LIMIT: usize = 24 * 1024;
 /// Base fee of the genesis block (1 gwei).
 pub const GENESIS_BASE_FEE: u64 = 1_000_000_000;
-const MAX_POOL: usize = 100_000;
-const CANCUN_BLOB_UPDATE_FRACTION: u64 = 3_338_477;
 
 /// What the chain is built from.
 #[derive(Debug, Clone)]
@@ -48,6 +44,31 @@ pub struct ChainSpec {
     pub gas_limit: u64,
     /// How many recent blocks keep a state snapshot (for calls and proofs at past heights).
     pub history: usize,
+    /// Largest deployed contract code in bytes (init code: twice that).
+    pub contract_size_limit: usize,
+    /// Transaction pool limits.
+    pub pool: PoolLimits,
+}
+
+/// Limits of the transaction pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Pending transactions in all.
+    pub max_txs: usize,
+    /// Pending transactions of one sender; also how far past the account nonce a nonce may be.
+    pub max_per_sender: usize,
+    /// A transaction still pending after this long is dropped (geth's default: 3 hours).
+    pub lifetime: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            max_txs: 100_000,
+            max_per_sender: 1_024,
+            lifetime: Duration::from_secs(3 * 3600),
+        }
+    }
 }
 
 /// A transaction included in a block, with its sender.
@@ -110,13 +131,15 @@ pub struct Chain {
     spec: ChainSpec,
     keys: HashMap<Address, SigningKey>,
     blocks: Vec<Block>,
-    hashes: Vec<B256>,
+    /// Block hashes by number, shared with detached call views (copied on write).
+    hashes: std::sync::Arc<Vec<B256>>,
     by_hash: HashMap<B256, u64>,
     tx_index: HashMap<B256, (u64, usize)>,
     state: WorldState,
     snapshots: VecDeque<(u64, WorldState)>,
     pool: Vec<PendingTx>,
-    pool_hashes: HashMap<B256, ()>,
+    /// Pending transactions by hash, with when they entered the pool.
+    pool_hashes: HashMap<B256, Instant>,
     /// Validator set for the next block.
     validators: Vec<Address>,
     /// Pending proposals of this node: candidate -> add (true) / drop (false).
@@ -125,45 +148,6 @@ pub struct Chain {
     tally: HashMap<Address, HashMap<Address, VoteKind>>,
     /// Validator sets by block number (the set that sealed each block).
     raw_blocks: Vec<Vec<Bytes>>,
-}
-
-/// Outcome of a simulated call.
-#[derive(Debug, Clone)]
-pub enum CallOutcome {
-    /// Returned normally.
-    Success {
-        /// Return data.
-        output: Bytes,
-        /// Gas used.
-        gas_used: u64,
-    },
-    /// Reverted with data.
-    Revert {
-        /// Revert data.
-        output: Bytes,
-        /// Gas used.
-        gas_used: u64,
-    },
-    /// Halted (out of gas, invalid opcode, ...).
-    Halt {
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A call request (eth_call / eth_estimateGas).
-#[derive(Debug, Clone, Default)]
-pub struct CallRequest {
-    /// Sender (zero address when absent).
-    pub from: Option<Address>,
-    /// Target (None = contract creation).
-    pub to: Option<Address>,
-    /// Gas limit (block gas limit when absent).
-    pub gas: Option<u64>,
-    /// Value.
-    pub value: Option<U256>,
-    /// Input.
-    pub data: Bytes,
 }
 
 impl Chain {
@@ -237,7 +221,7 @@ impl Chain {
             spec,
             keys,
             blocks: vec![],
-            hashes: vec![],
+            hashes: Default::default(),
             by_hash: HashMap::new(),
             tx_index: HashMap::new(),
             state,
@@ -324,9 +308,11 @@ impl Chain {
         self.block(number).map(|b| b.validators.as_slice())
     }
 
-    /// Queues a validator vote (`qbft_proposeValidatorVote`): add (`true`) or remove.
-    pub fn propose_vote(&mut self, candidate: Address, add: bool) {
-        self.proposals.insert(candidate, add);
+    /// The validator proposing the next block (round-robin by height, as blocks are built).
+    pub fn next_proposer(&self) -> Address {
+        let number = self.head_number() + 1;
+        // `new` refuses an empty set and votes never empty it.
+        self.validators[(number as usize) % self.validators.len()]
     }
 
     /// The base fee of the next block.
@@ -337,645 +323,14 @@ impl Chain {
             .unwrap_or(GENESIS_BASE_FEE)
     }
 
-    /// Nonce of `address` counting its pending transactions.
-    pub fn pending_nonce(&self, address: &Address) -> u64 {
-        let base = self.state.account(address).map(|a| a.nonce).unwrap_or(0);
-        let mut nonce = base;
-        loop {
-            let next = self
-                .pool
-                .iter()
-                .any(|p| p.tx.from == *address && p.tx.envelope.nonce() == nonce);
-            if !next {
-                return nonce;
-            }
-            nonce += 1;
-        }
-    }
-
-    /// Validates a raw transaction and adds it to the pool.
-    pub fn submit(&mut self, raw: &[u8]) -> Result<B256, TxError> {
-        let tx = Self::decode_tx(raw)?;
-        self.submit_decoded(tx)
-    }
-
-    /// Decodes a raw transaction and recovers its sender: the expensive, stateless half of
-    /// submission, done before taking the chain lock.
-    pub fn decode_tx(raw: &[u8]) -> Result<PendingTx, TxError> {
-        let envelope =
-            TxEnvelope::decode_2718_exact(raw).map_err(|e| TxError::Decode(e.to_string()))?;
-        match envelope.tx_type() {
-            TxType::Legacy | TxType::Eip2930 | TxType::Eip1559 => {}
-            other => return Err(TxError::UnsupportedType(other as u8)),
-        }
-        let hash = *envelope.tx_hash();
-        let from = envelope
-            .recover_signer()
-            .map_err(|_| TxError::BadSignature)?;
-        Ok(PendingTx {
-            tx: MinedTx {
-                envelope,
-                from,
-                hash,
-            },
-            raw: Bytes::copy_from_slice(raw),
-        })
-    }
-
-    /// Checks a decoded transaction against the state and adds it to the pool.
-    pub fn submit_decoded(&mut self, pending: PendingTx) -> Result<B256, TxError> {
-        let PendingTx {
-            tx:
-                MinedTx {
-                    envelope,
-                    from,
-                    hash,
-                },
-            raw,
-        } = pending;
-        if self.pool_hashes.contains_key(&hash) || self.tx_index.contains_key(&hash) {
-            return Err(TxError::AlreadyKnown(hash));
-        }
-        if self.pool.len() >= MAX_POOL {
-            return Err(TxError::PoolFull);
-        }
-        if let Some(id) = envelope.chain_id()
-            && id != self.spec.chain_id
-        {
-            return Err(TxError::WrongChainId {
-                expected: self.spec.chain_id,
-                got: id,
-            });
-        }
-        let state_nonce = self.state.account(&from).map(|a| a.nonce).unwrap_or(0);
-        if envelope.nonce() < state_nonce {
-            return Err(TxError::NonceTooLow {
-                sender: from,
-                tx: envelope.nonce(),
-                state: state_nonce,
-            });
-        }
-        let intrinsic = intrinsic_gas(&envelope);
-        if envelope.gas_limit() < intrinsic {
-            return Err(TxError::IntrinsicGas {
-                have: envelope.gas_limit(),
-                want: intrinsic,
-            });
-        }
-        if envelope.gas_limit() > self.spec.gas_limit {
-            return Err(TxError::GasLimit {
-                gas: envelope.gas_limit(),
-                limit: self.spec.gas_limit,
-            });
-        }
-        if let Some(tip) = envelope.max_priority_fee_per_gas()
-            && tip > envelope.max_fee_per_gas()
-        {
-            return Err(TxError::TipAboveFeeCap);
-        }
-        let base_fee = self.next_base_fee();
-        if envelope.max_fee_per_gas() < u128::from(base_fee) {
-            return Err(TxError::FeeTooLow {
-                max_fee: envelope.max_fee_per_gas(),
-                base_fee,
-            });
-        }
-        let balance = self
-            .state
-            .account(&from)
-            .map(|a| a.balance)
-            .unwrap_or_default();
-        let want = U256::from(envelope.gas_limit())
-            .saturating_mul(U256::from(envelope.max_fee_per_gas()))
-            .saturating_add(envelope.value());
-        if balance < want {
-            return Err(TxError::InsufficientFunds {
-                sender: from,
-                have: balance,
-                want,
-            });
-        }
-        debug!(tx = %hash, from = %from, "transaction accepted into the pool");
-        self.pool_hashes.insert(hash, ());
-        self.pool.push(PendingTx {
-            tx: MinedTx {
-                envelope,
-                from,
-                hash,
-            },
-            raw,
-        });
-        Ok(hash)
-    }
-
-    /// Produces, seals and appends the next block with the pool's executable transactions.
-    pub fn produce_block(&mut self, timestamp: u64) -> Result<&Block, ChainError> {
-        let parent_ts = self.head().header.timestamp;
-        let timestamp = timestamp.max(parent_ts + 1);
-        let candidates = self.select_from_pool();
-        let leftover = self.build_block(timestamp, candidates, None)?;
-        // What did not fit goes back to the front of the pool, in order.
-        for p in &leftover {
-            self.pool_hashes.insert(p.tx.hash, ());
-        }
-        let rest = std::mem::take(&mut self.pool);
-        self.pool = leftover;
-        self.pool.extend(rest);
-        Ok(self.head())
-    }
-
-    /// Re-executes a stored block's transactions (persistence replay) and checks the hash.
-    pub fn replay_block(
-        &mut self,
-        timestamp: u64,
-        raw_txs: &[Bytes],
-        vote: Option<Vote>,
-        expected: B256,
-    ) -> Result<(), ChainError> {
-        let mut txs = Vec::with_capacity(raw_txs.len());
-        for (i, raw) in raw_txs.iter().enumerate() {
-            let envelope =
-                TxEnvelope::decode_2718_exact(raw).map_err(|e| ChainError::CorruptLog {
-                    index: self.head_number() + 1,
-                    reason: format!("transaction {i}: {e}"),
-                })?;
-            let from = envelope
-                .recover_signer()
-                .map_err(|_| ChainError::CorruptLog {
-                    index: self.head_number() + 1,
-                    reason: format!("transaction {i}: bad signature"),
-                })?;
-            let hash = *envelope.tx_hash();
-            txs.push(PendingTx {
-                tx: MinedTx {
-                    envelope,
-                    from,
-                    hash,
-                },
-                raw: raw.clone(),
-            });
-        }
-        let leftover = self.build_block(timestamp, txs, Some(vote))?;
-        if !leftover.is_empty() {
-            return Err(ChainError::CorruptLog {
-                index: self.head_number(),
-                reason: format!(
-                    "{} stored transactions do not fit the block gas limit",
-                    leftover.len()
-                ),
-            });
-        }
-        let got = self.head().hash;
-        if got != expected {
-            return Err(ChainError::ReplayMismatch {
-                number: self.head_number(),
-                expected,
-                got,
-            });
-        }
-        Ok(())
-    }
-
-    fn select_from_pool(&mut self) -> Vec<PendingTx> {
-        let mut next_nonce: HashMap<Address, u64> = HashMap::new();
-        let mut selected = Vec::new();
-        let mut gas = 0u64;
-        let mut keep = Vec::with_capacity(self.pool.len());
-        // Repeat passes so that out-of-order nonces from one sender still chain up.
-        let mut remaining = std::mem::take(&mut self.pool);
-        loop {
-            let mut progressed = false;
-            for p in remaining.drain(..) {
-                let from = p.tx.from;
-                let expected = *next_nonce
-                    .entry(from)
-                    .or_insert_with(|| self.state.account(&from).map(|a| a.nonce).unwrap_or(0));
-                let nonce = p.tx.envelope.nonce();
-                if nonce < expected {
-                    self.pool_hashes.remove(&p.tx.hash);
-                    continue; // stale: replaced by a mined transaction
-                }
-                // Declared gas over-reserves; execution packs by gas actually used, so offer up
-                // to four blocks' worth of declared gas.
-                if nonce == expected && gas + p.tx.envelope.gas_limit() <= 4 * self.spec.gas_limit {
-                    gas += p.tx.envelope.gas_limit();
-                    next_nonce.insert(from, expected + 1);
-                    progressed = true;
-                    selected.push(p);
-                } else {
-                    keep.push(p);
-                }
-            }
-            if !progressed || keep.is_empty() {
-                break;
-            }
-            remaining = std::mem::take(&mut keep);
-        }
-        self.pool = keep;
-        for p in &selected {
-            self.pool_hashes.remove(&p.tx.hash);
-        }
-        selected
-    }
-
-    fn build_block(
-        &mut self,
-        timestamp: u64,
-        candidates: Vec<PendingTx>,
-        replay_vote: Option<Option<Vote>>,
-    ) -> Result<Vec<PendingTx>, ChainError> {
-        let parent = self.head().clone();
-        let number = parent.header.number + 1;
-        let base_fee = self.next_base_fee();
-        let validators = self.validators.clone();
-        let proposer = validators[(number as usize) % validators.len()];
-
-        let block_env = block_env(number, proposer, timestamp, self.spec.gas_limit, base_fee);
-
-        let mut txs = Vec::with_capacity(candidates.len());
-        let mut raws = Vec::with_capacity(candidates.len());
-        let mut receipts = Vec::with_capacity(candidates.len());
-        let mut changes = Vec::with_capacity(candidates.len());
-        let mut cumulative = 0u64;
-        let mut log_index = 0u64;
-        let mut leftover = Vec::new();
-        {
-            let mut evm = self.evm(&self.state, block_env, Checks::Enforced);
-            let mut deferred = std::collections::HashSet::new();
-            for p in candidates {
-                // Pack by gas actually used: a transaction runs only if its whole gas limit
-                // still fits; later transactions of a deferred sender wait with it.
-                if deferred.contains(&p.tx.from)
-                    || cumulative + p.tx.envelope.gas_limit() > self.spec.gas_limit
-                {
-                    deferred.insert(p.tx.from);
-                    leftover.push(p);
-                    continue;
-                }
-                let tx_env = tx_env(&p.tx);
-                let result = match evm.transact(tx_env) {
-                    Ok(r) => r,
-                    Err(err) => {
-                        warn!(tx = %p.tx.hash, error = %err, "dropping invalid transaction");
-                        continue;
-                    }
-                };
-                let state = result.state;
-                let outcome = result.result;
-                changes.push(state.clone());
-                evm.commit(state);
-                let gas_used = outcome.tx_gas_used();
-                cumulative += gas_used;
-                let effective_gas_price = effective_price(&p.tx.envelope, base_fee);
-                let contract_address = match p.tx.envelope.kind() {
-                    TxKind::Create => Some(p.tx.from.create(p.tx.envelope.nonce())),
-                    TxKind::Call(_) => None,
-                };
-                let (success, logs, output) = match outcome {
-                    ExecutionResult::Success { logs, output, .. } => {
-                        (true, logs, output.into_data())
-                    }
-                    ExecutionResult::Revert { output, .. } => (false, vec![], output),
-                    ExecutionResult::Halt { .. } => (false, vec![], Bytes::new()),
-                };
-                let n_logs = logs.len() as u64;
-                let receipt = Receipt::<Log> {
-                    status: Eip658Value::Eip658(success),
-                    cumulative_gas_used: cumulative,
-                    logs,
-                };
-                let with_bloom = ReceiptWithBloom::from(receipt);
-                let envelope = match p.tx.envelope.tx_type() {
-                    TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
-                    TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
-                    _ => ReceiptEnvelope::Eip1559(with_bloom),
-                };
-                receipts.push(MinedReceipt {
-                    envelope,
-                    gas_used,
-                    effective_gas_price,
-                    contract_address: if success { contract_address } else { None },
-                    first_log_index: log_index,
-                    output,
-                });
-                log_index += n_logs;
-                raws.push(p.raw);
-                txs.push(p.tx);
-            }
-        }
-        let mut state = self.state.clone();
-        for c in changes {
-            state.apply(c);
-        }
-        let state_root = state.state_root();
-
-        let vote = match replay_vote {
-            Some(v) => v,
-            None => self.pick_vote(proposer, &validators),
-        };
-        let logs_bloom = receipts.iter().fold(Bloom::ZERO, |mut acc, r| {
-            acc.accrue_bloom(r.envelope.logs_bloom());
-            acc
-        });
-        let envelopes: Vec<&TxEnvelope> = txs.iter().map(|t| &t.envelope).collect();
-        let receipt_envs: Vec<&ReceiptEnvelope> = receipts.iter().map(|r| &r.envelope).collect();
-        let mut extra = ExtraData {
-            vanity: [0; 32],
-            validators: validators.clone(),
-            vote,
-            round: 0,
-            seals: vec![],
-        };
-        let header = Header {
-            parent_hash: parent.hash,
-            ommers_hash: EMPTY_OMMERS_HASH,
-            beneficiary: proposer,
-            state_root,
-            transactions_root: proofs::calculate_transaction_root(&envelopes),
-            receipts_root: proofs::calculate_receipt_root(&receipt_envs),
-            logs_bloom,
-            difficulty: U256::from(1),
-            number,
-            gas_limit: self.spec.gas_limit,
-            gas_used: cumulative,
-            timestamp,
-            extra_data: Bytes::from(extra.encode()),
-            mix_hash: BFT_MIX_HASH,
-            nonce: Default::default(),
-            base_fee_per_gas: Some(base_fee),
-            withdrawals_root: Some(alloy_trie::EMPTY_ROOT_HASH),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: None,
-            block_access_list_hash: None,
-            slot_number: None,
-        };
-        let unsealed = kh_qbft::Header::decode(&alloy_rlp::encode(&header))?;
-        let digest = unsealed.seal_digest();
-        let need = quorum(validators.len());
-        extra.seals = validators
-            .iter()
-            .filter_map(|v| self.keys.get(v))
-            .take(need)
-            .map(|k| sign_seal(digest, k))
-            .collect();
-        if extra.seals.len() < need {
-            return Err(ChainError::Config(format!(
-                "the devnet holds keys for {} of the {} validators, quorum is {need}",
-                extra.seals.len(),
-                validators.len()
-            )));
-        }
-        let sealed = unsealed.with_extra_data(&extra);
-        let hash = sealed.block_hash();
-        let header = Header {
-            extra_data: Bytes::from(extra.encode()),
-            ..header
-        };
-        let size = (sealed.encode().len() + raws.iter().map(|r| r.len()).sum::<usize>() + 8) as u64;
-        self.apply_vote(proposer, vote, &validators);
-        info!(height = number, txs = txs.len(), gas_used = cumulative, hash = %hash, "block sealed");
-        let previous = std::mem::replace(&mut self.state, state);
-        self.snapshots.push_back((number - 1, previous));
-        while self.snapshots.len() > self.spec.history {
-            self.snapshots.pop_front();
-        }
-        self.push_block(
-            Block {
-                header,
-                hash,
-                size,
-                txs,
-                receipts,
-                validators,
-            },
-            raws,
-        );
-        Ok(leftover)
-    }
-
-    fn push_block(&mut self, block: Block, raws: Vec<Bytes>) {
+    pub(super) fn push_block(&mut self, block: Block, raws: Vec<Bytes>) {
         let number = block.header.number;
         for (i, tx) in block.txs.iter().enumerate() {
             self.tx_index.insert(tx.hash, (number, i));
         }
         self.by_hash.insert(block.hash, number);
-        self.hashes.push(block.hash);
+        std::sync::Arc::make_mut(&mut self.hashes).push(block.hash);
         self.blocks.push(block);
         self.raw_blocks.push(raws);
     }
-
-    fn pick_vote(&self, proposer: Address, validators: &[Address]) -> Option<Vote> {
-        let mut candidates: Vec<(&Address, &bool)> = self.proposals.iter().collect();
-        candidates.sort();
-        candidates.into_iter().find_map(|(candidate, add)| {
-            let member = validators.contains(candidate);
-            let useful = if *add { !member } else { member };
-            let already = self
-                .tally
-                .get(candidate)
-                .is_some_and(|t| t.contains_key(&proposer));
-            (useful && !already).then_some(Vote {
-                recipient: *candidate,
-                kind: if *add { VoteKind::Add } else { VoteKind::Drop },
-            })
-        })
-    }
-
-    /// Records the proposer's vote; more than half of the validators voting the same way
-    /// changes the set from the next block on.
-    fn apply_vote(&mut self, proposer: Address, vote: Option<Vote>, validators: &[Address]) {
-        let Some(vote) = vote else { return };
-        let votes = self.tally.entry(vote.recipient).or_default();
-        votes.insert(proposer, vote.kind);
-        let agreeing = votes
-            .iter()
-            .filter(|(voter, kind)| **kind == vote.kind && validators.contains(voter))
-            .count();
-        if agreeing * 2 > validators.len() {
-            match vote.kind {
-                VoteKind::Add => {
-                    if !self.validators.contains(&vote.recipient) {
-                        self.validators.push(vote.recipient);
-                    }
-                }
-                VoteKind::Drop => {
-                    if self.validators.len() > 1 {
-                        self.validators.retain(|v| *v != vote.recipient);
-                    }
-                }
-            }
-            info!(candidate = %vote.recipient, kind = ?vote.kind, validators = self.validators.len(), "validator set changed by vote");
-            self.tally.remove(&vote.recipient);
-            self.proposals.remove(&vote.recipient);
-        }
-    }
-
-    /// Executes a call against the state after block `number` without committing.
-    pub fn call(&self, req: &CallRequest, number: u64) -> Option<CallOutcome> {
-        let state = self.state_at(number)?;
-        let block = self.block(number)?;
-        let block_env = block_env(
-            number,
-            block.header.beneficiary,
-            block.header.timestamp,
-            self.spec.gas_limit,
-            0,
-        );
-        let mut evm = self.evm(state, block_env, Checks::Relaxed);
-        let tx = TxEnv {
-            tx_type: 0,
-            caller: req.from.unwrap_or_default(),
-            gas_limit: req
-                .gas
-                .unwrap_or(self.spec.gas_limit)
-                .min(self.spec.gas_limit),
-            gas_price: 0,
-            kind: req.to.map_or(TxKind::Create, TxKind::Call),
-            value: req.value.unwrap_or_default(),
-            data: req.data.clone(),
-            nonce: 0,
-            chain_id: Some(self.spec.chain_id),
-            ..Default::default()
-        };
-        Some(match evm.transact(tx) {
-            Ok(r) => match r.result {
-                ExecutionResult::Success { output, gas, .. } => CallOutcome::Success {
-                    output: output.into_data(),
-                    gas_used: gas.tx_gas_used(),
-                },
-                ExecutionResult::Revert { output, gas, .. } => CallOutcome::Revert {
-                    output,
-                    gas_used: gas.tx_gas_used(),
-                },
-                ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
-                    reason: halt_reason(&reason),
-                },
-            },
-            Err(err) => CallOutcome::Halt {
-                reason: err.to_string(),
-            },
-        })
-    }
-
-    /// Smallest gas limit with which the call succeeds (binary search), or the failure.
-    pub fn estimate_gas(&self, req: &CallRequest, number: u64) -> Option<Result<u64, CallOutcome>> {
-        let mut probe = req.clone();
-        probe.gas = Some(req.gas.unwrap_or(self.spec.gas_limit));
-        let first = self.call(&probe, number)?;
-        let used = match first {
-            CallOutcome::Success { gas_used, .. } => gas_used,
-            other => return Some(Err(other)),
-        };
-        let (mut lo, mut hi) = (
-            used.saturating_sub(1),
-            probe.gas.unwrap_or(self.spec.gas_limit),
-        );
-        while lo + 1 < hi {
-            let mid = lo + (hi - lo) / 2;
-            probe.gas = Some(mid);
-            match self.call(&probe, number)? {
-                CallOutcome::Success { .. } => hi = mid,
-                _ => lo = mid,
-            }
-        }
-        Some(Ok(hi))
-    }
-}
-
-/// Whether execution enforces nonce, balance and base-fee rules (blocks) or not (calls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Checks {
-    Enforced,
-    Relaxed,
-}
-
-type DevEvm<'a> = revm::handler::MainnetEvm<revm::handler::MainnetContext<CacheDB<StateDb<'a>>>>;
-
-impl Chain {
-    /// A Cancun EVM over `state` and the chain's block hashes.
-    fn evm<'a>(&'a self, state: &'a WorldState, block: BlockEnv, checks: Checks) -> DevEvm<'a> {
-        let db = CacheDB::new(StateDb {
-            state,
-            block_hashes: &self.hashes,
-        });
-        Context::mainnet()
-            .with_db(db)
-            .with_block(block)
-            .modify_cfg_chained(|cfg: &mut CfgEnv| {
-                cfg.chain_id = self.spec.chain_id;
-                cfg.set_spec_and_mainnet_gas_params(SpecId::CANCUN);
-                if checks == Checks::Relaxed {
-                    cfg.disable_nonce_check = true;
-                    cfg.disable_base_fee = true;
-                    cfg.disable_balance_check = true;
-                }
-            })
-            .build_mainnet()
-    }
-}
-
-/// The block environment revm executes in (Cancun, no blobs, the BFT mix hash as prevrandao).
-fn block_env(
-    number: u64,
-    beneficiary: Address,
-    timestamp: u64,
-    gas_limit: u64,
-    basefee: u64,
-) -> BlockEnv {
-    BlockEnv {
-        number: U256::from(number),
-        beneficiary,
-        timestamp: U256::from(timestamp),
-        gas_limit,
-        basefee,
-        difficulty: U256::ZERO,
-        prevrandao: Some(BFT_MIX_HASH),
-        blob_excess_gas_and_price: Some(BlobExcessGasAndPrice::new(0, CANCUN_BLOB_UPDATE_FRACTION)),
-        ..Default::default()
-    }
-}
-
-fn halt_reason(reason: &HaltReason) -> String {
-    format!("{reason:?}")
-}
-
-fn tx_env(tx: &MinedTx) -> TxEnv {
-    let e = &tx.envelope;
-    TxEnv {
-        tx_type: e.tx_type() as u8,
-        caller: tx.from,
-        gas_limit: e.gas_limit(),
-        gas_price: e.max_fee_per_gas(),
-        kind: e.kind(),
-        value: e.value(),
-        data: e.input().clone(),
-        nonce: e.nonce(),
-        chain_id: e.chain_id(),
-        access_list: e.access_list().cloned().unwrap_or_default(),
-        gas_priority_fee: e.max_priority_fee_per_gas(),
-        ..Default::default()
-    }
-}
-
-/// The price per gas a transaction pays at `base_fee`.
-pub fn effective_price(tx: &TxEnvelope, base_fee: u64) -> u128 {
-    tx.effective_gas_price(Some(base_fee))
-}
-
-fn intrinsic_gas(tx: &TxEnvelope) -> u64 {
-    let data = tx.input();
-    let zeros = data.iter().filter(|b| **b == 0).count() as u64;
-    let nonzeros = data.len() as u64 - zeros;
-    let mut gas = 21_000 + zeros * 4 + nonzeros * 16;
-    if tx.kind().is_create() {
-        gas += 32_000 + (data.len() as u64).div_ceil(32) * 2;
-    }
-    if let Some(list) = tx.access_list() {
-        for item in list.iter() {
-            gas += 2_400 + 1_900 * item.storage_keys.len() as u64;
-        }
-    }
-    gas
 }

@@ -2,22 +2,23 @@
 //! the JSON-RPC server, started and stopped as one unit.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
 use k256::ecdsa::SigningKey;
 use kh_qbft::address_of;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::chain::{Chain, ChainSpec, DEFAULT_GAS_LIMIT};
-use crate::error::{ChainError, TxError};
-use crate::store::{BlockLog, Meta, Record};
+use crate::chain::{Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT, DEFAULT_GAS_LIMIT, PoolLimits};
+use crate::error::{ChainError, DevnetError};
+use crate::node::{Shared, now_ms};
+use crate::store::{BlockLog, Meta};
 
 /// The mnemonic every Ethereum tool knows.
 pub const TEST_MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -60,6 +61,20 @@ pub struct DevnetConfig {
     pub max_request_body: u32,
     /// Block gas limit.
     pub gas_limit: u64,
+    /// Genesis timestamp (Unix seconds, not in the future); `None` takes the wall clock when
+    /// the chain is created. A data directory keeps the time it was created with.
+    pub genesis_time: Option<u64>,
+    /// With an empty pool, blocks are produced only this long after the head (Besu's
+    /// `emptyblockperiodseconds`); `None` produces a block every interval.
+    pub empty_block_period: Option<Duration>,
+    /// Largest deployed contract code (bytes; Besu's `contractSizeLimit`, 24 KiB by default);
+    /// init code may be twice as large.
+    pub contract_size_limit: usize,
+    /// Transaction pool limits.
+    pub pool: PoolLimits,
+    /// Serve the `qbft_*` vote methods (`qbft_proposeValidatorVote`,
+    /// `qbft_discardValidatorVote`, `qbft_getPendingVotes`).
+    pub admin: bool,
 }
 
 impl Default for DevnetConfig {
@@ -79,6 +94,11 @@ impl Default for DevnetConfig {
             history: 1024,
             max_request_body: 10 * 1024 * 1024,
             gas_limit: DEFAULT_GAS_LIMIT,
+            genesis_time: None,
+            empty_block_period: None,
+            contract_size_limit: DEFAULT_CONTRACT_SIZE_LIMIT,
+            admin: false,
+            pool: PoolLimits::default(),
         }
     }
 }
@@ -90,70 +110,6 @@ pub struct DevAccount {
     pub address: Address,
     /// The secret key.
     pub private_key: B256,
-}
-
-/// State shared by the producer and the RPC handlers.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) chain: RwLock<Chain>,
-    pub(crate) log: Mutex<Option<BlockLog>>,
-    pub(crate) blocks: broadcast::Sender<u64>,
-    pub(crate) production: BlockProduction,
-    pub(crate) dev_accounts: Vec<DevAccount>,
-}
-
-impl Shared {
-    /// Produces the next block and persists it. Blocking: call from a blocking thread.
-    pub(crate) fn produce(&self) -> Result<u64, ChainError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut chain = self.chain.write();
-        let number = chain.produce_block(now)?.header.number;
-        if let Some(log) = self.log.lock().as_mut() {
-            log.append(&record_of(&chain, number)?)?;
-        }
-        drop(chain);
-        // Nobody listening is fine.
-        let _ = self.blocks.send(number);
-        Ok(number)
-    }
-
-    /// Submits a transaction; in instant mode mines it before returning.
-    pub(crate) fn submit(&self, raw: &[u8]) -> Result<B256, SubmitError> {
-        let decoded = Chain::decode_tx(raw)?;
-        let hash = self.chain.write().submit_decoded(decoded)?;
-        // A concurrent submission may already have mined this transaction: only mine when
-        // something is still waiting, so instant mode never seals empty blocks.
-        if self.production == BlockProduction::Instant && self.chain.read().pool_len() > 0 {
-            self.produce()?;
-        }
-        Ok(hash)
-    }
-}
-
-/// Why a submission failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SubmitError {
-    #[error(transparent)]
-    Tx(#[from] TxError),
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-}
-
-fn record_of(chain: &Chain, number: u64) -> Result<Record, ChainError> {
-    let block = chain
-        .block(number)
-        .ok_or_else(|| ChainError::Config(format!("block {number} missing")))?;
-    let txs = chain
-        .raw_block_txs(number)
-        .map(<[Bytes]>::to_vec)
-        .unwrap_or_default();
-    Ok(Record {
-        header: Bytes::from(alloy_rlp::encode(&block.header)),
-        txs,
-    })
 }
 
 /// Deterministic validator key `i` from a seed.
@@ -231,11 +187,15 @@ impl Devnet {
             genesis_timestamp: 0,
             gas_limit: config.gas_limit,
             history: config.history,
+            contract_size_limit: config.contract_size_limit,
+            pool: config.pool,
         };
         let data_dir = config.data_dir.clone();
-        let (chain, log) = tokio::task::spawn_blocking(move || open_chain(spec, data_dir))
-            .await
-            .map_err(|e| DevnetError::Task(e.to_string()))??;
+        let genesis_time = config.genesis_time;
+        let (chain, log) =
+            tokio::task::spawn_blocking(move || open_chain(spec, genesis_time, data_dir))
+                .await
+                .map_err(|e| DevnetError::Task(e.to_string()))??;
         let (blocks, _) = broadcast::channel(1024);
         let shared = Arc::new(Shared {
             chain: RwLock::new(chain),
@@ -243,13 +203,22 @@ impl Devnet {
             blocks,
             production: config.production,
             dev_accounts: accounts,
+            min_gap: match config.production {
+                // The ticker spaces blocks by the period; a block mined on demand (`mine`) in
+                // between still takes the next second rather than waiting a whole period.
+                BlockProduction::Interval(every) => every.as_secs().min(1),
+                BlockProduction::Instant => 0,
+            },
+            admin: config.admin,
+            filters: Mutex::new(Default::default()),
+            heavy: tokio::sync::Semaphore::new(crate::rpc::MAX_HEAVY),
         });
         let (server, addr) =
             crate::rpc::serve(shared.clone(), config.rpc_addr, config.max_request_body).await?;
         let (stop, stop_rx) = watch::channel(false);
         let producer = match config.production {
             BlockProduction::Interval(every) => Some(tokio::spawn(
-                produce_every(shared.clone(), every, stop_rx)
+                produce_every(shared.clone(), every, config.empty_block_period, stop_rx)
                     .instrument(info_span!("evm.seal", chain = config.chain_id)),
             )),
             BlockProduction::Instant => None,
@@ -309,10 +278,60 @@ impl Devnet {
     }
 }
 
+const GENESIS_TIME_FILE: &str = "genesis-time";
+
+/// The genesis timestamp: the one a data directory was created with, else the given one, else
+/// the wall clock. Never in the future (every later block would then be ahead of the clock).
+fn genesis_time(dir: Option<&Path>, given: Option<u64>) -> Result<(u64, bool), ChainError> {
+    let now = now_ms() / 1000;
+    if let Some(g) = given
+        && g > now
+    {
+        return Err(ChainError::Config(format!(
+            "--genesis-time {g} is in the future (now {now})"
+        )));
+    }
+    let Some(dir) = dir else {
+        return Ok((given.unwrap_or(now), false));
+    };
+    let path = dir.join(GENESIS_TIME_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let stored: u64 = text.trim().parse().map_err(|_| {
+                ChainError::Config(format!("{}: not a Unix timestamp", path.display()))
+            })?;
+            if let Some(g) = given
+                && g != stored
+            {
+                return Err(ChainError::ConfigMismatch {
+                    key: "genesis time",
+                    stored: stored.to_string(),
+                    given: g.to_string(),
+                });
+            }
+            Ok((stored, false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A directory created before genesis times were recorded has its genesis at 0.
+            let existing = dir.join("chain.json").exists();
+            let default = if existing { 0 } else { now };
+            Ok((given.unwrap_or(default), !existing))
+        }
+        Err(source) => Err(ChainError::Io {
+            what: "reading",
+            path,
+            source,
+        }),
+    }
+}
+
 fn open_chain(
-    spec: ChainSpec,
+    mut spec: ChainSpec,
+    genesis: Option<u64>,
     data_dir: Option<PathBuf>,
 ) -> Result<(Chain, Option<BlockLog>), ChainError> {
+    let (timestamp, record_time) = genesis_time(data_dir.as_deref(), genesis)?;
+    spec.genesis_timestamp = timestamp;
     let mut chain = Chain::new(spec)?;
     let Some(dir) = data_dir else {
         return Ok((chain, None));
@@ -321,11 +340,10 @@ fn open_chain(
         chain_id: chain.chain_id(),
         genesis_hash: chain.head().hash,
     };
-    let (log, records) = BlockLog::open(&dir, &meta)?;
-    for (i, record) in records.iter().enumerate() {
+    let log = BlockLog::open(&dir, &meta, |index, record| {
         let header =
             kh_qbft::Header::decode(&record.header).map_err(|e| ChainError::CorruptLog {
-                index: i as u64,
+                index,
                 reason: format!("header: {e}"),
             })?;
         chain.replay_block(
@@ -333,11 +351,23 @@ fn open_chain(
             &record.txs,
             header.extra_data().vote,
             header.block_hash(),
-        )?;
+        )
+    })?;
+    if record_time {
+        let path = dir.join(GENESIS_TIME_FILE);
+        let tmp = dir.join(format!("{GENESIS_TIME_FILE}.tmp"));
+        std::fs::write(&tmp, timestamp.to_string())
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| ChainError::Io {
+                what: "writing",
+                path,
+                source,
+            })?;
     }
-    if !records.is_empty() {
+    if log.count() > 0 {
         info!(
-            blocks = records.len(),
+            blocks = log.count(),
             height = chain.head_number(),
             "replayed block log"
         );
@@ -345,7 +375,12 @@ fn open_chain(
     Ok((chain, Some(log)))
 }
 
-async fn produce_every(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn produce_every(
+    shared: Arc<Shared>,
+    every: Duration,
+    empty_period: Option<Duration>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -354,25 +389,20 @@ async fn produce_every(shared: Arc<Shared>, every: Duration, mut stop: watch::Re
             _ = ticker.tick() => {}
             _ = stop.changed() => return,
         }
+        if let Some(period) = empty_period
+            && shared.skip_empty(period)
+        {
+            continue;
+        }
         let s = shared.clone();
         match tokio::task::spawn_blocking(move || s.produce()).await {
             Ok(Ok(_)) => {}
+            Ok(Err(err @ ChainError::Halted { .. })) => {
+                error!(error = %err, "block production stopped");
+                return;
+            }
             Ok(Err(err)) => warn!(error = %err, "block production failed"),
             Err(err) => warn!(error = %err, "block production task failed"),
         }
     }
-}
-
-/// Failures starting or running the devnet.
-#[derive(Debug, thiserror::Error)]
-pub enum DevnetError {
-    /// The chain or its storage.
-    #[error(transparent)]
-    Chain(#[from] ChainError),
-    /// The RPC server could not bind or register methods.
-    #[error("JSON-RPC server: {0}")]
-    Rpc(String),
-    /// A background task panicked or was cancelled.
-    #[error("background task failed: {0}")]
-    Task(String),
 }

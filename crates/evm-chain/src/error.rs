@@ -2,6 +2,26 @@
 
 use alloy_primitives::{Address, B256, U256};
 
+/// Why a validator vote was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoteError {
+    /// The vote would leave the chain without validators.
+    #[error("the vote would leave no validators")]
+    NoValidators,
+    /// The devnet would not hold enough validator keys to seal.
+    #[error(
+        "the vote would leave {validators} validators with a quorum of {need}, but the devnet holds keys for only {held} of them"
+    )]
+    NoQuorum {
+        /// Size of the resulting set.
+        validators: usize,
+        /// Keys the devnet holds in it.
+        held: usize,
+        /// Seals a block would need.
+        need: usize,
+    },
+}
+
 /// Why a transaction was refused at submission (JSON-RPC code -32000 family).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
@@ -75,6 +95,30 @@ pub enum TxError {
     /// The transaction pool is full.
     #[error("transaction pool is full")]
     PoolFull,
+    /// The sender has as many pending transactions as one sender may.
+    #[error("sender {sender} has {limit} pending transactions, the most one sender may")]
+    SenderPoolFull {
+        /// Sender.
+        sender: Address,
+        /// The per-sender limit.
+        limit: usize,
+    },
+    /// The nonce is too far past the account's.
+    #[error("nonce too high: address {sender}, tx nonce {tx}, highest accepted {max}")]
+    NonceTooHigh {
+        /// Sender.
+        sender: Address,
+        /// Transaction nonce.
+        tx: u64,
+        /// Highest nonce the pool accepts now.
+        max: u64,
+    },
+    /// A pending transaction with the same sender and nonce pays as much or nearly.
+    #[error("replacement transaction underpriced: fee cap and tip must rise by {bump_percent}%")]
+    ReplacementUnderpriced {
+        /// Required raise.
+        bump_percent: u128,
+    },
 }
 
 /// Failures of the devnet itself (storage, configuration).
@@ -122,7 +166,34 @@ pub enum ChainError {
     /// Invalid configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Block production stopped because a block could not be made durable; nothing past the
+    /// last stored block was announced or served. Restart once the data directory is writable.
+    #[error(
+        "block production stopped: block {number} could not be written to the block log ({reason}); \
+         the chain ends at block {} until the devnet is restarted",
+        number.saturating_sub(1)
+    )]
+    Halted {
+        /// The block that could not be stored.
+        number: u64,
+        /// The storage error.
+        reason: String,
+    },
     /// A header the devnet produced failed QBFT encoding.
     #[error(transparent)]
     Qbft(#[from] kh_qbft::QbftError),
+}
+
+/// Failures starting or running the devnet.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// The chain or its storage.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The RPC server could not bind or register methods.
+    #[error("JSON-RPC server: {0}")]
+    Rpc(String),
+    /// A background task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
 }

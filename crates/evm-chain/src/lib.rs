@@ -16,17 +16,20 @@
 mod chain;
 mod devnet;
 mod error;
+mod filters;
+mod mpt;
+mod node;
 mod rpc;
 mod state;
 mod store;
 
 pub use chain::{
-    Block, CallOutcome, CallRequest, Chain, ChainSpec, DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE,
-    MinedReceipt, MinedTx, PendingTx, effective_price,
+    Block, CallOutcome, CallRequest, CallView, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
+    DEFAULT_GAS_LIMIT, GENESIS_BASE_FEE, MinedReceipt, MinedTx, OverrideError, PendingTx,
+    PoolLimits, check_overrides, effective_price,
 };
 pub use devnet::{
-    BlockProduction, DevAccount, Devnet, DevnetConfig, DevnetError, TEST_MNEMONIC, dev_accounts,
-    validator_key,
+    BlockProduction, DevAccount, Devnet, DevnetConfig, TEST_MNEMONIC, dev_accounts, validator_key,
 };
-pub use error::{ChainError, TxError};
+pub use error::{ChainError, DevnetError, TxError, VoteError};
 pub use state::{Account, AccountProof, WorldState, decode_node};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use common::*;
-use kh_evm_chain::BlockProduction;
+use kh_evm_chain::{BlockProduction, DevnetConfig};
 use serde_json::{Value, json};
 
 fn load_mpt() -> Value {
@@ -395,7 +395,12 @@ async fn transactions_receipts_logs_calls_and_proofs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validator_votes_add_and_remove_and_every_header_verifies() {
-    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let (devnet, client) = start_config(DevnetConfig {
+        production: BlockProduction::Instant,
+        admin: true,
+        ..DevnetConfig::default()
+    })
+    .await;
     let original = devnet.validators().to_vec();
     let newcomer = Address::repeat_byte(0x5e);
     assert_eq!(
@@ -515,31 +520,6 @@ async fn restart_with_the_same_data_directory_keeps_chain_and_state() {
     );
     verify_all_headers(&client).await;
     devnet.shutdown().await.unwrap();
-}
-
-async fn raw_http(addr: std::net::SocketAddr, body: &[u8]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let _ = stream.write_all(body).await;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,27 @@ pub async fn start(
     (devnet, client)
 }
 
+/// Starts a devnet with `config` on an ephemeral port (chain id [`CHAIN_ID`]).
+pub async fn start_config(config: DevnetConfig) -> (Devnet, HttpClient) {
+    let devnet = Devnet::start(DevnetConfig {
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        chain_id: CHAIN_ID,
+        ..config
+    })
+    .await
+    .unwrap();
+    let client = client(&devnet);
+    (devnet, client)
+}
+
+/// Wall clock in Unix seconds.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub fn client(devnet: &Devnet) -> HttpClient {
     HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
@@ -167,6 +188,58 @@ pub fn revert_runtime() -> Vec<u8> {
     ]
 }
 
+pub const GWEI: u128 = 1_000_000_000;
+
+/// An EIP-1559 transfer of `value` to 0x77..77 with the given fee cap and tip.
+pub fn sign_fees(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    max_fee: u128,
+    tip: u128,
+    value: U256,
+) -> Bytes {
+    let tx = TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0x77)),
+        value,
+        access_list: Default::default(),
+        input: Default::default(),
+    };
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let envelope: TxEnvelope = tx.into_signed(sig).into();
+    envelope.encoded_2718().into()
+}
+
+/// POSTs `body` over a raw HTTP/1.1 connection; returns the status and the body.
+pub async fn raw_http(addr: std::net::SocketAddr, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(body).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
 // ---- independent Merkle-Patricia proof verification ----
 
 /// One RLP item: (is_list, payload, total length).
@@ -225,6 +298,10 @@ pub fn verify_mpt(root: B256, key: B256, proof: &[Vec<u8>]) -> Result<Option<Vec
     loop {
         let node: Vec<u8> = if expected.len() == 32 {
             let Some(n) = nodes.next() else {
+                // geth proves absence from an empty trie with no nodes at all.
+                if root == alloy_trie::EMPTY_ROOT_HASH && pos == 0 {
+                    return Ok(None);
+                }
                 return Err("proof ended early".into());
             };
             if keccak256(n).as_slice() != expected.as_slice() {
