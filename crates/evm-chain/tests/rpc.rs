@@ -669,17 +669,8 @@ async fn calls_honour_value_fees_and_nonce() {
         vec![json!({"from": alice, "to": to, "maxFeePerGas": "0x174876e800", "maxPriorityFeePerGas": "0x1"}), json!("latest")],
     )
     .await;
-    // A nonce is checked when given.
+    // A given nonce is used, not validated (geth and Besu): a creation's address follows it.
     call(
-        &client,
-        "eth_call",
-        vec![
-            json!({"from": alice, "to": to, "nonce": "0x0"}),
-            json!("latest"),
-        ],
-    )
-    .await;
-    let e = call_err(
         &client,
         "eth_call",
         vec![
@@ -688,7 +679,6 @@ async fn calls_honour_value_fees_and_nonce() {
         ],
     )
     .await;
-    assert_eq!(e.code(), -32000, "{e:?}");
     devnet.shutdown().await.unwrap();
 }
 

@@ -61,7 +61,7 @@ pub struct CallRequest {
     pub max_fee_per_gas: Option<u128>,
     /// EIP-1559 tip cap.
     pub max_priority_fee_per_gas: Option<u128>,
-    /// Nonce (checked against the account when given).
+    /// Nonce (the caller's nonce for this call when given; not validated).
     pub nonce: Option<u64>,
     /// State overrides (geth's third `eth_call` parameter): balance, nonce, code, and the
     /// whole storage (`state`) or some slots (`stateDiff`) of accounts, for this call only.
@@ -188,7 +188,7 @@ impl CallView {
             base_fee,
         );
         let checks = Checks::Call {
-            nonce: req.nonce.is_some(),
+            nonce: false,
             base_fee: priced,
         };
         let mut db = CacheDB::new(StateDb {
@@ -197,6 +197,15 @@ impl CallView {
         });
         if let Some(overrides) = &req.overrides {
             apply_overrides(&mut db, overrides);
+        }
+        // A given nonce is used, not validated (as geth and Besu): the caller's nonce is set to
+        // it for this call, so a creation derives its address from it.
+        if let Some(nonce) = req.nonce {
+            let Ok(account) = db.load_account(req.from.unwrap_or_default());
+            if account.account_state == AccountState::NotExisting {
+                account.account_state = AccountState::Touched;
+            }
+            account.info.nonce = nonce;
         }
         let mut evm = evm_with(
             db,
