@@ -374,6 +374,17 @@ impl Node {
         }
     }
 
+    /// What this node answers a request to co-sign `stx` whose inputs come from `backchain`:
+    /// its signature, or why it refuses (the check a co-sign request runs; nothing is recorded
+    /// or sent).
+    pub fn cosign_check(
+        &self,
+        stx: &crate::tx::SignedTransaction,
+        backchain: &[crate::tx::SignedTransaction],
+    ) -> Result<crate::tx::TransactionSignature, String> {
+        self.inner.cosign(stx, backchain)
+    }
+
     /// Whether the node stopped (shut down, or crashed at a failpoint).
     pub fn is_stopped(&self) -> bool {
         self.inner.is_crashed()
