@@ -54,6 +54,9 @@ pub mod proto {
 pub use apps::{DEFAULT_APPS, KNOWN_APPS, app_by_name, apps_by_name};
 pub use config::{ConfigError, FailpointName, NodeFileConfig, RoleName};
 pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
-pub use peer::{GrpcTransport, PeerDirectory, PeerEntry, PeerError, PeerServerHandle, serve_peer};
+pub use peer::{
+    GrpcTransport, MAX_PEER_MESSAGE, PeerDirectory, PeerEntry, PeerError, PeerServerHandle,
+    serve_peer,
+};
 pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of};
 pub use rpc::{RpcClient, connect_rpc, serve_rpc};

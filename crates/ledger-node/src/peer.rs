@@ -57,6 +57,11 @@ struct PeerService {
     directory: Arc<PeerDirectory>,
 }
 
+/// Largest envelope the node link carries (both ends): a transaction at the network's 10 MB
+/// limit together with the transactions that produced its inputs. Larger messages are refused
+/// with that reason rather than retried.
+pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn deliver(
@@ -182,7 +187,10 @@ pub async fn serve_peer(
     directory: Arc<PeerDirectory>,
 ) -> Result<PeerServerHandle, PeerError> {
     serve_mtls(addr, identity, root_pem, |mut server| {
-        server.add_service(PeerServer::new(PeerService { node, directory }))
+        server.add_service(
+            PeerServer::new(PeerService { node, directory })
+                .max_decoding_message_size(MAX_PEER_MESSAGE),
+        )
     })
     .await
 }
@@ -242,12 +250,25 @@ impl Transport for GrpcTransport {
                 id: env.id,
                 reason: e.to_string(),
             })?;
-            let mut client = PeerClient::new(channel);
+            if body.len() > MAX_PEER_MESSAGE {
+                // It would be refused by every receiver: say so once instead of retrying.
+                return Err(TransportError::Refused {
+                    to,
+                    id: env.id,
+                    reason: format!(
+                        "a message of {} bytes exceeds the node link's limit of {MAX_PEER_MESSAGE} bytes",
+                        body.len()
+                    ),
+                });
+            }
+            let mut client = PeerClient::new(channel).max_encoding_message_size(MAX_PEER_MESSAGE);
             match client.deliver(DeliverRequest { envelope: body }).await {
                 Ok(_) => Ok(()),
                 Err(s)
                     if s.code() == tonic::Code::InvalidArgument
-                        || s.code() == tonic::Code::PermissionDenied =>
+                        || s.code() == tonic::Code::PermissionDenied
+                        || s.code() == tonic::Code::ResourceExhausted
+                        || s.code() == tonic::Code::OutOfRange =>
                 {
                     Err(TransportError::Refused {
                         to,

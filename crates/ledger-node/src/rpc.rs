@@ -640,7 +640,11 @@ pub async fn serve_rpc(
     node: Node,
 ) -> Result<PeerServerHandle, PeerError> {
     crate::peer::serve_mtls(addr, identity, root_pem, |mut server| {
-        server.add_service(NodeRpcServer::new(RpcService { node }))
+        server.add_service(
+            NodeRpcServer::new(RpcService { node })
+                .max_decoding_message_size(crate::peer::MAX_PEER_MESSAGE)
+                .max_encoding_message_size(crate::peer::MAX_PEER_MESSAGE),
+        )
     })
     .await
 }
@@ -663,5 +667,7 @@ pub async fn connect_rpc(
         .tls_config(tls)?
         .connect()
         .await?;
-    Ok(NodeRpcClient::new(channel))
+    Ok(NodeRpcClient::new(channel)
+        .max_decoding_message_size(crate::peer::MAX_PEER_MESSAGE)
+        .max_encoding_message_size(crate::peer::MAX_PEER_MESSAGE))
 }

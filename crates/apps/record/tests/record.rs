@@ -287,3 +287,31 @@ async fn a_standby_finishes_an_update_its_predecessor_left_at_the_notary() {
         }
     }
 }
+
+/// A message its receiver refuses (here: the link to PartyB reaches a node that is not PartyB)
+/// fails the flow at once with the receiver's reason, instead of leaving it waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_message_fails_its_flow_with_the_reason() {
+    for (backend, urls) in common::database_urls(4).await {
+        let net = Net::new(urls);
+        let notary = net.open(0, None).await;
+        let a = net.open(1, None).await;
+        let c = net.open(3, None).await;
+        // Deliveries meant for PartyB reach PartyC, which refuses what is not addressed to it.
+        net.transport.register(net.keys[2].0.clone(), c.receiver());
+        let flow = a
+            .start_flow(kh_app_record::create(&net.keys[2].0, Uuid::new_v4(), "x"))
+            .await
+            .unwrap();
+        match a.wait_flow(flow, WAIT).await.unwrap() {
+            FlowStatus::Failed { reason } => assert!(
+                reason.starts_with("PartyB refused the message: not addressed to this node"),
+                "{backend}: {reason}"
+            ),
+            other => panic!("{backend}: {other:?}"),
+        }
+        for n in [&notary, &a, &c] {
+            n.shutdown();
+        }
+    }
+}

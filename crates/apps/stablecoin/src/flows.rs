@@ -428,7 +428,23 @@ impl FlowLogic for SplitFlow {
                 .vault()
                 .quantity(&stablecoin_id(), &key.public())
                 .await?;
+            if a.parts == 0 {
+                return Err(fail("a split makes at least one part"));
+            }
             let inputs = lock_coins(ctx, &key.public(), balance.max(1)).await?;
+            // Refused before anything is built: the transaction would exceed the network's
+            // size limit (each part is one output of about the size of an input state).
+            let per_part = inputs
+                .first()
+                .map_or(0, |s| bcs_of(&s.state).len().saturating_add(16));
+            let max = hub.network().max_transaction_size;
+            let estimate = per_part.saturating_mul(a.parts as usize);
+            if estimate > max {
+                return Err(fail(format!(
+                    "a split into {} parts would make a transaction of about {estimate} bytes, over the network's limit of {max} bytes",
+                    a.parts
+                )));
+            }
             let tx = build_split(&inputs, key.public(), a.parts, hub.notary())
                 .map_err(|e| fail(e.to_string()))?;
             Ok(Next::Finalise {

@@ -610,3 +610,48 @@ async fn killed_and_timed_out_flows_release_their_coins() {
         }
     }
 }
+
+/// A split whose transaction would exceed the network's size limit is refused before anything
+/// is built or notarised, and the coins it selected are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_split_is_refused_up_front() {
+    for (backend, urls) in common::database_urls(5).await {
+        let net = Net::new(urls);
+        let nodes: Vec<Node> = futures_join(&net).await;
+        let (bank, a) = (&nodes[1], &nodes[2]);
+        let alice = a.create_account("alice").await.unwrap();
+        issue(bank, a, &alice, 1_000_000_000).await;
+        let flow = a
+            .start_flow(StablecoinFlow::Split {
+                account: alice.id,
+                parts: 10_000_000,
+            })
+            .await
+            .unwrap();
+        match a.wait_flow(flow, WAIT).await.unwrap() {
+            FlowStatus::Failed { reason } => assert!(
+                reason.starts_with("a split into 10000000 parts would make a transaction of about")
+                    && reason.ends_with("over the network's limit of 10485760 bytes"),
+                "{backend}: {reason}"
+            ),
+            other => panic!("{backend}: {other:?}"),
+        }
+        let flow = a
+            .start_flow(StablecoinFlow::Split {
+                account: alice.id,
+                parts: 4,
+            })
+            .await
+            .unwrap();
+        completed(a.wait_flow(flow, WAIT).await.unwrap());
+        let states = a
+            .vault()
+            .states(&alice.public_key, StateStatus::Unconsumed)
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 4, "{backend}");
+        for n in &nodes {
+            n.shutdown();
+        }
+    }
+}

@@ -18,6 +18,41 @@ use super::messages::Message;
 use super::{Failpoint, Inner};
 
 impl Inner {
+    /// A request of one of this node's flows was refused by its receiver (it will never be
+    /// accepted): the flow fails with the receiver's reason instead of waiting for an answer.
+    async fn fail_refused(
+        &self,
+        env: &Envelope,
+        error: &TransportError,
+    ) -> Result<(), super::NodeError> {
+        let flow = match bcs::from_bytes::<Message>(&env.payload) {
+            Ok(
+                Message::AppRequest { flow, .. }
+                | Message::SignRequest { flow, .. }
+                | Message::NotariseRequest { flow, .. },
+            ) => flow,
+            _ => return Ok(()),
+        };
+        let Some(cp) = self.load_flow(flow).await? else {
+            return Ok(());
+        };
+        if !cp.state.status().is_running() {
+            return Ok(());
+        }
+        let reason = match error {
+            TransportError::Refused { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        };
+        let reason = format!("{} refused the message: {reason}", env.to.organisation());
+        self.fail_flow(
+            flow,
+            &cp.name,
+            super::runtime::At::Version(cp.version),
+            reason,
+        )
+        .await
+    }
+
     pub(super) async fn enqueue(
         &self,
         t: &mut WriteTx,
@@ -101,6 +136,9 @@ pub(super) async fn outbox_loop(inner: Weak<Inner>) {
                     warn!(error = %e, to = %env.to, "message refused by its receiver; dropped");
                     retry.remove(&env.id);
                     done.push(env.id);
+                    if let Err(err) = node.fail_refused(&env, &e).await {
+                        warn!(error = %err, "failing the flow of a refused message failed");
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, to = %env.to, "delivery failed; will retry");

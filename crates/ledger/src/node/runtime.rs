@@ -202,6 +202,13 @@ impl Inner {
         notify: Vec<PartyName>,
     ) -> Result<(), NodeError> {
         remaining.retain(|p| p != &self.hub.name);
+        let size = stx.to_bytes().len();
+        let max = self.hub.network.max_transaction_size;
+        if size > max {
+            let reason =
+                format!("the transaction is {size} bytes, over the network's limit of {max} bytes");
+            return self.fail_flow(flow, name, at, reason).await;
+        }
         let Some(cosigner) = remaining.first().cloned() else {
             return self.notarise(flow, name, at, ctx, stx, notify).await;
         };
