@@ -50,8 +50,8 @@ pub use export::{
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{
-    DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, NetworkParameters, Node, NodeConfig,
-    NodeError, NodeRole, Validation,
+    DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, INBOX_RETENTION, NetworkParameters,
+    Node, NodeConfig, NodeError, NodeRole, Validation,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
 pub use store::{Backend, Store, StoreError, WriteTx};

@@ -228,6 +228,17 @@ async fn records_are_created_and_updated_by_both_parties_and_refused_without_the
             "{err}"
         );
 
+        // The inbox of handled message ids is bounded: pruning forgets them, and a node whose
+        // inbox was pruned keeps working.
+        assert!(b.prune_inbox(i64::MAX).await.unwrap() > 0, "{backend}");
+        assert_eq!(b.prune_inbox(i64::MAX).await.unwrap(), 0);
+        let flow = b
+            .start_flow(kh_app_record::update(id, "third"))
+            .await
+            .unwrap();
+        completed(b.wait_flow(flow, WAIT).await.unwrap());
+        wait_version(&a, id, 3).await;
+
         // An update of a record that does not exist ends Failed with the reason.
         let flow = a
             .start_flow(kh_app_record::update(Uuid::new_v4(), "x"))

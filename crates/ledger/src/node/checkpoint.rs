@@ -30,6 +30,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS flow_checkpoints_updated ON flow_checkpoints (updated_ms)",
     "CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, to_node TEXT NOT NULL, body TEXT NOT NULL, created_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS inbox (id TEXT PRIMARY KEY, received_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received_ms)",
+    "CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_ms)",
     "CREATE TABLE IF NOT EXISTS validations (tx_id TEXT PRIMARY KEY, requester TEXT NOT NULL, validated_ms BIGINT NOT NULL)",
 ];
 
@@ -275,6 +277,18 @@ impl Inner {
         t.commit().await.map_err(db("queueing messages"))?;
         self.hand_to_outbox(queued);
         Ok(())
+    }
+
+    /// Forgets the ids of inbound messages handled before `before_ms` (the inbox stays bounded).
+    /// Handlers are idempotent, so a message redelivered after that changes nothing twice.
+    pub(super) async fn prune_inbox(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let _turn = self.hub.store.write_turn().await;
+        Ok(sqlx::query("DELETE FROM inbox WHERE received_ms < $1")
+            .bind(before_ms)
+            .execute(self.hub.store.pool())
+            .await
+            .map_err(db("pruning the inbox"))?
+            .rows_affected())
     }
 
     /// Keeps the Validator's record of a co-signed transaction.

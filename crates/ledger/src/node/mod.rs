@@ -119,6 +119,11 @@ pub struct Node {
 /// How often running flows are checked against their deadline.
 const EXPIRE_EVERY: Duration = Duration::from_millis(250);
 
+/// How long the ids of handled inbound messages are kept (the inbox's bound), and how often
+/// older ones are pruned.
+pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+const PRUNE_INBOX_EVERY: Duration = Duration::from_secs(60);
+
 impl Node {
     /// Opens the node on its database with its apps, starts its outbox, and resumes its flows.
     pub async fn open(
@@ -385,6 +390,12 @@ impl Node {
         self.inner.cosign(stx, backchain)
     }
 
+    /// Forgets the ids of inbound messages handled before `before_ms` (done every minute for
+    /// those older than [`INBOX_RETENTION`]); returns how many were forgotten.
+    pub async fn prune_inbox(&self, before_ms: i64) -> Result<u64, NodeError> {
+        Ok(self.inner.prune_inbox(before_ms).await?)
+    }
+
     /// Whether the node stopped (shut down, or crashed at a failpoint).
     pub fn is_stopped(&self) -> bool {
         self.inner.is_crashed()
@@ -409,6 +420,7 @@ impl Inner {
 
 /// Fails running flows whose deadline passed, until the node goes away or stops.
 async fn expire_loop(inner: Weak<Inner>) {
+    let mut prune_at = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(EXPIRE_EVERY).await;
         let Some(node) = inner.upgrade() else { return };
@@ -417,6 +429,13 @@ async fn expire_loop(inner: Weak<Inner>) {
         }
         if let Err(e) = node.expire_flows().await {
             warn!(error = %e, "checking flow deadlines failed");
+        }
+        if tokio::time::Instant::now() >= prune_at {
+            prune_at = tokio::time::Instant::now() + PRUNE_INBOX_EVERY;
+            let retention = i64::try_from(INBOX_RETENTION.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = node.prune_inbox(now_ms().saturating_sub(retention)).await {
+                warn!(error = %e, "pruning the inbox failed");
+            }
         }
     }
 }

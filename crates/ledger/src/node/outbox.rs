@@ -94,6 +94,9 @@ impl Inner {
     }
 }
 
+/// Messages one rescan of the outbox table reads.
+const OUTBOX_PAGE: i64 = 1024;
+
 /// A finished delivery: the message, and what the receiver said.
 type Delivery = (Envelope, Result<(), TransportError>);
 
@@ -116,6 +119,9 @@ pub(super) async fn outbox_loop(inner: Weak<Inner>) {
         std::collections::HashMap::new();
     let mut finished: Vec<Delivery> = vec![];
     let mut rescan_at = tokio::time::Instant::now();
+    // Where the next rescan of the table starts: a backlog larger than one page (messages to a
+    // node that is down) cannot hide the messages queued behind it.
+    let mut rescan_after = i64::MIN;
     loop {
         let Some(node) = inner.upgrade() else { return };
         if node.is_crashed() {
@@ -173,8 +179,11 @@ pub(super) async fn outbox_loop(inner: Weak<Inner>) {
         );
         if now >= rescan_at {
             rescan_at = now + RESCAN_EVERY;
-            match read_outbox(&node).await {
-                Ok(rows) => ready.extend(rows.into_iter().filter(|e| !retry.contains_key(&e.id))),
+            match read_outbox(&node, rescan_after).await {
+                Ok((rows, last)) => {
+                    rescan_after = last.unwrap_or(i64::MIN);
+                    ready.extend(rows.into_iter().filter(|e| !retry.contains_key(&e.id)));
+                }
                 Err(e) => warn!(error = %e, "outbox read failed"),
             }
         }
@@ -210,17 +219,32 @@ async fn clear_outbox(node: &Inner, ids: &[Uuid]) -> Result<(), StoreError> {
 }
 
 /// The queued messages, oldest first.
-async fn read_outbox(node: &Inner) -> Result<Vec<Envelope>, StoreError> {
-    let rows = sqlx::query("SELECT body FROM outbox ORDER BY created_ms LIMIT 1024")
-        .fetch_all(node.hub.store.pool())
-        .await
-        .map_err(db("reading the outbox"))?;
-    rows.iter()
+async fn read_outbox(node: &Inner, after: i64) -> Result<(Vec<Envelope>, Option<i64>), StoreError> {
+    let rows = sqlx::query(
+        "SELECT body, created_ms FROM outbox WHERE created_ms > $1 ORDER BY created_ms LIMIT $2",
+    )
+    .bind(after)
+    .bind(OUTBOX_PAGE)
+    .fetch_all(node.hub.store.pool())
+    .await
+    .map_err(db("reading the outbox"))?;
+    // A full page: the next rescan goes on after it; otherwise it starts again at the oldest.
+    let last = if rows.len() as i64 == OUTBOX_PAGE {
+        rows.last()
+            .map(|r| r.try_get::<i64, _>(1))
+            .transpose()
+            .map_err(db("reading the outbox"))?
+    } else {
+        None
+    };
+    let envelopes = rows
+        .iter()
         .map(|row| {
             let body: String = row.try_get(0).map_err(db("reading the outbox"))?;
             from_hex_bcs("outbox", &body)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((envelopes, last))
 }
 
 /// Sends `env` on a task of its own. Returns true when a failpoint stopped the node at this
