@@ -447,17 +447,22 @@ impl Node {
         for t in self.tasks.iter() {
             t.abort();
         }
-        let fence = match self.inner.fence.lock() {
-            Ok(mut f) => f.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        drop(fence);
+        self.inner.release_fence();
     }
 }
 
 impl Inner {
     fn is_crashed(&self) -> bool {
         self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets go of the database's fence (the node has stopped).
+    pub(super) fn release_fence(&self) {
+        let fence = match self.fence.lock() {
+            Ok(mut f) => f.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(fence);
     }
 }
 
