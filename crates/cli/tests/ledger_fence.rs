@@ -1,4 +1,4 @@
-//! Cold-standby fencing with node processes (SQLite): a second PartyA on the same config is
+//! Cold-standby fencing with node processes (SQLite, and PostgreSQL with KH_TEST_POSTGRES_URL): a second PartyA on the same config is
 //! refused while the first lives; a `--standby` PartyA waits without serving anything (the CLI
 //! keeps reaching the primary, the standby stays alive, its log says it waits); after the
 //! primary is `kill -9`ed, the standby takes over and a payment completes through it.
@@ -106,16 +106,66 @@ fn balance(dir: &Path, node: &str, account: &str) -> Option<u64> {
         .as_u64()
 }
 
+/// On SQLite, then with every node on its own PostgreSQL database when a server is given
+/// (scripts/test starts one and sets KH_TEST_POSTGRES_URL).
 #[test]
 fn standby_waits_while_the_primary_lives_and_takes_over_after_kill_9() {
     let data = tempfile::tempdir().unwrap();
-    let dir = data.path();
+    init(data.path());
+    scenario(data.path());
+    let Ok(url) = std::env::var("KH_TEST_POSTGRES_URL") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but KH_TEST_POSTGRES_URL is not set: the PostgreSQL variant must run in CI"
+        );
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    init(data.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = rt.block_on(kh_ledger::Store::connect(&url)).unwrap();
+    let base = url.rsplit_once('/').unwrap().0.to_string();
+    for org in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
+        let name = format!("kh_fence_{}_{}", org.to_lowercase(), std::process::id());
+        rt.block_on(async {
+            use sqlx::Executor;
+            admin
+                .pool()
+                .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+        });
+        let path = config(data.path(), org);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rewritten: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("database_url") {
+                    format!("database_url = \"{base}/{name}\"")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&path, rewritten.join("\n")).unwrap();
+    }
+    scenario(data.path());
+}
+
+fn init(dir: &Path) {
     let init = Command::new(BIN)
         .args(["devnet", "ledger", "--init-only", "--data"])
         .arg(dir)
         .output()
         .unwrap();
     assert!(init.status.success());
+}
+
+fn scenario(dir: &Path) {
     let _notary = NodeProcess::start(&config(dir, "Notary"), false);
     let _bank = NodeProcess::start(&config(dir, "Bank"), false);
     let mut primary = NodeProcess::start(&config(dir, "PartyA"), false);
