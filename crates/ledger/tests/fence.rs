@@ -1,7 +1,8 @@
 //! Cold-standby fencing on SQLite and (with KH_TEST_POSTGRES_URL) PostgreSQL: a second node on
 //! a database held by a live node is refused with a typed error; a standby waiting on it does
 //! not open while the holder lives, takes over once the holder shuts down, and then works (a
-//! payment from the taken-over node completes).
+//! payment from the taken-over node completes). On PostgreSQL, a node whose fence session is
+//! terminated stops, and the database can be opened again.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -132,6 +133,32 @@ async fn scenario(backend: &str, urls: &[String]) {
         Node::open(config(2), transport.clone()).await,
         Err(NodeError::Fence(FenceError::Held { .. }))
     ));
+    if backend == "postgres" {
+        // The fence session dies under a live node (e.g. a network cut to the server): the
+        // lock is gone, so the node stops rather than work next to a standby that takes over.
+        use sqlx::Executor;
+        let admin = Store::connect(&urls[2]).await.unwrap();
+        let killed = admin
+            .pool()
+            .fetch_all(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .await
+            .unwrap();
+        assert_eq!(killed.len(), 1, "one fence session");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !a2.is_stopped() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the node kept working"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let a3 = Node::open(config(2), transport.clone()).await.unwrap();
+        a3.shutdown();
+    }
     a2.shutdown();
     for n in &nodes {
         n.shutdown();
