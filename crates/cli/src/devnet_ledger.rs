@@ -179,6 +179,16 @@ pub(crate) async fn start_node(
     path: &Path,
     failpoint: Option<Failpoint>,
 ) -> anyhow::Result<RunningNode> {
+    start_node_with(path, failpoint, false).await
+}
+
+/// Starts one node from its node.toml; with `standby`, waits for the database's fence first
+/// (cold standby). Its P2P and RPC ports are bound only once it holds the fence.
+pub(crate) async fn start_node_with(
+    path: &Path,
+    failpoint: Option<Failpoint>,
+    standby: bool,
+) -> anyhow::Result<RunningNode> {
     let file = read_config(path)?;
     let (directory, _, _) = NetworkDirectory::read(&file.network_dir)?;
     let root_path = file.root_cert_path();
@@ -231,9 +241,12 @@ pub(crate) async fn start_node(
         failpoint: failpoint.or(file.failpoint.map(Failpoint::from)),
     };
     let transport = Arc::new(GrpcTransport::new(peers.clone(), &tls, &root));
-    let node = Node::open(config, transport)
-        .await
-        .with_context(|| format!("opening {name}"))?;
+    let node = if standby {
+        Node::open_standby(config, transport).await
+    } else {
+        Node::open(config, transport).await
+    }
+    .with_context(|| format!("opening {name}"))?;
     let servers = vec![
         serve_peer(
             file.p2p_listen.unwrap_or(mine.p2p),

@@ -44,6 +44,11 @@ enum Command {
         /// Only read and validate the config, then exit (2 when it is wrong).
         #[arg(long)]
         check: bool,
+        /// Cold standby: when another live node holds the database, wait (polling every 200 ms,
+        /// binding no port) until it dies, then take over. Without it, a held database is an
+        /// error.
+        #[arg(long)]
+        standby: bool,
     },
     /// Account management.
     #[command(subcommand)]
@@ -257,6 +262,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         config,
         failpoint,
         check,
+        standby,
     } = &args.command
     {
         if *check {
@@ -269,7 +275,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 Ok(())
             };
         }
-        return run_node(config, failpoint.as_deref()).await;
+        return run_node(config, failpoint.as_deref(), *standby).await;
     }
     let (Some(network), Some(node)) = (args.network.clone(), args.node.clone()) else {
         return Err(UsageError("client commands need --network DIR and --node NAME".into()).into());
@@ -592,13 +598,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-async fn run_node(config: &std::path::Path, failpoint: Option<&str>) -> anyhow::Result<()> {
+async fn run_node(
+    config: &std::path::Path,
+    failpoint: Option<&str>,
+    standby: bool,
+) -> anyhow::Result<()> {
     let failpoint = failpoint
         .map(|f| f.parse::<kh_ledger_node::FailpointName>())
         .transpose()
         .map_err(|e| UsageError(e.to_string()))?
         .map(kh_ledger::Failpoint::from);
-    let running = crate::devnet_ledger::start_node(config, failpoint).await?;
+    let start = crate::devnet_ledger::start_node_with(config, failpoint, standby);
+    let running = tokio::select! {
+        running = start => running?,
+        () = crate::signal::shutdown_signal() => return Ok(()),
+    };
     println!("ledger node {} running", running.node.name());
     crate::signal::shutdown_signal().await;
     running.node.shutdown();

@@ -28,6 +28,7 @@ pub mod app;
 mod contract;
 mod events;
 mod export;
+mod fence;
 mod hash;
 mod identity;
 mod node;
@@ -47,6 +48,7 @@ pub use events::{EVENT_POLL, LedgerEvent, MAX_EVENTS_PAGE, ProducedState};
 pub use export::{
     ParseGroupError, ProofError, TransactionProof, parse_groups, verify_filtered_transaction,
 };
+pub use fence::{Fence, FenceError, POSTGRES_FENCE_KEY, STANDBY_POLL};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::{

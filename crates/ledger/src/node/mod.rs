@@ -27,6 +27,7 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::app::{AppConflict, Apps, ServiceHub};
+use crate::fence::{Fence, FenceError, STANDBY_POLL};
 use crate::notary::{Notary, NotaryConfig};
 use crate::store::{Store, StoreError, db};
 use crate::transport::{Envelope, Receiver, Transport};
@@ -64,6 +65,10 @@ pub enum NodeError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The database is held by another live node ([`NodeError::Fence`] with
+    /// [`FenceError::Held`]), or the fence could not be taken.
+    #[error(transparent)]
+    Fence(#[from] FenceError),
     /// A vault operation failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -101,6 +106,8 @@ pub(crate) struct Inner {
     flow_timeout: Duration,
     failpoint: Option<Failpoint>,
     crashed: std::sync::atomic::AtomicBool,
+    /// The cold-standby fence, held until shutdown (or until the node is dropped).
+    fence: std::sync::Mutex<Option<Fence>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -113,7 +120,7 @@ impl std::fmt::Debug for Inner {
 #[derive(Debug, Clone)]
 pub struct Node {
     inner: Arc<Inner>,
-    tasks: Arc<[JoinHandle<()>; 2]>,
+    tasks: Arc<[JoinHandle<()>; 3]>,
 }
 
 /// How often running flows are checked against their deadline.
@@ -123,12 +130,49 @@ const EXPIRE_EVERY: Duration = Duration::from_millis(250);
 /// older ones are pruned.
 pub const INBOX_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const PRUNE_INBOX_EVERY: Duration = Duration::from_secs(60);
+/// How often the node checks that it still holds its fence (PostgreSQL: the fence session).
+const FENCE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Node {
     /// Opens the node on its database with its apps, starts its outbox, and resumes its flows.
+    /// Fails with [`FenceError::Held`] when another live node holds the database (see
+    /// [`Node::open_standby`] to wait for it instead).
     pub async fn open(
         config: NodeConfig,
         transport: Arc<dyn Transport>,
+    ) -> Result<Self, NodeError> {
+        Self::check_member(&config)?;
+        let fence = Fence::acquire(&config.database_url).await?;
+        Self::open_fenced(config, transport, fence).await
+    }
+
+    /// Opens the node as a cold standby: waits (polling every [`STANDBY_POLL`], without touching
+    /// the database) until no live node holds the database, then opens it as [`Node::open`]
+    /// does and resumes the flows the previous holder left in flight.
+    pub async fn open_standby(
+        config: NodeConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, NodeError> {
+        Self::check_member(&config)?;
+        let fence = Fence::acquire_standby(&config.database_url, STANDBY_POLL).await?;
+        Self::open_fenced(config, transport, fence).await
+    }
+
+    fn check_member(config: &NodeConfig) -> Result<(), NodeError> {
+        let me = config
+            .network
+            .node(&config.name)
+            .ok_or_else(|| NodeError::NotAMember(config.name.clone()))?;
+        if me.owning_key != config.key.public() {
+            return Err(NodeError::NotAMember(config.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn open_fenced(
+        config: NodeConfig,
+        transport: Arc<dyn Transport>,
+        fence: Fence,
     ) -> Result<Self, NodeError> {
         let me = config
             .network
@@ -182,11 +226,14 @@ impl Node {
             flow_timeout: config.flow_timeout,
             failpoint: config.failpoint,
             crashed: std::sync::atomic::AtomicBool::new(false),
+            fence: std::sync::Mutex::new(Some(fence)),
         });
         let span = info_span!("ledger.outbox", chain = %inner.hub.name);
         let outbox = tokio::spawn(outbox::outbox_loop(Arc::downgrade(&inner)).instrument(span));
         let span = info_span!("ledger.flows", chain = %inner.hub.name);
         let expiry = tokio::spawn(expire_loop(Arc::downgrade(&inner)).instrument(span));
+        let span = info_span!("ledger.fence", chain = %inner.hub.name);
+        let watch = tokio::spawn(fence_loop(Arc::downgrade(&inner)).instrument(span));
         let in_flight = inner.flows_with_status("running", i64::MAX).await?.len();
         if in_flight > 0 {
             info!(
@@ -196,7 +243,7 @@ impl Node {
         }
         Ok(Self {
             inner,
-            tasks: Arc::new([outbox, expiry]),
+            tasks: Arc::new([outbox, expiry, watch]),
         })
     }
 
@@ -401,7 +448,8 @@ impl Node {
         self.inner.is_crashed()
     }
 
-    /// Stops the node's background work (its database stays as it is).
+    /// Stops the node's background work (its database stays as it is) and releases its fence,
+    /// so that another node (a standby) may open the database.
     pub fn shutdown(&self) {
         self.inner
             .crashed
@@ -409,12 +457,22 @@ impl Node {
         for t in self.tasks.iter() {
             t.abort();
         }
+        self.inner.release_fence();
     }
 }
 
 impl Inner {
     fn is_crashed(&self) -> bool {
         self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets go of the database's fence (the node has stopped).
+    pub(super) fn release_fence(&self) {
+        let fence = match self.fence.lock() {
+            Ok(mut f) => f.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        drop(fence);
     }
 }
 
@@ -437,5 +495,40 @@ async fn expire_loop(inner: Weak<Inner>) {
                 warn!(error = %e, "pruning the inbox failed");
             }
         }
+    }
+}
+
+/// Checks that the node still holds its fence; a node that lost it (its PostgreSQL fence
+/// session died, so a standby may own the database now) stops.
+async fn fence_loop(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(FENCE_CHECK_EVERY).await;
+        let Some(node) = inner.upgrade() else { return };
+        if node.is_crashed() {
+            return;
+        }
+        let taken = match node.fence.lock() {
+            Ok(mut f) => f.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(mut fence) = taken else { return };
+        let checked = fence.check().await;
+        let mut slot = match node.fence.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Err(e) = checked {
+            drop(fence);
+            node.crashed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!(error = %e, "lost the database fence; the node stops");
+            return;
+        }
+        // A shutdown while the fence was out for the check has already let go: drop it too.
+        if node.is_crashed() {
+            drop(fence);
+            return;
+        }
+        *slot = Some(fence);
     }
 }

@@ -265,6 +265,8 @@ fn start_delivery(
     if crash {
         node.crashed
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        // A crashed process holds no fence: let a standby in at once.
+        node.release_fence();
     }
     let (node2, finished) = (node.clone(), finished.clone());
     tokio::spawn(
