@@ -21,6 +21,7 @@ mod accounts;
 mod blocks;
 mod convert;
 mod cors;
+mod debug;
 mod errors;
 mod eth;
 mod fees;
@@ -109,6 +110,7 @@ fn module(
     blocks::register(&mut m)?;
     accounts::register(&mut m)?;
     filters::register(&mut m)?;
+    debug::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

@@ -932,3 +932,215 @@ async fn browsers_get_cors_headers_and_preflight_answers() {
     assert!(answer.contains("\"result\":\"0x539\""), "{answer}");
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_access_list_lists_touched_slots_and_reports_reverts() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let send = |nonce: u64, to: TxKind, input: Bytes| {
+        sign(&alice, Kind::Eip1559, nonce, to, U256::ZERO, input, 200_000)
+    };
+    let store = alice.address().create(0);
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(
+            0,
+            TxKind::Create,
+            deploy_code(&store_and_log_runtime())
+        ))],
+    )
+    .await;
+    let reverter = alice.address().create(1);
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(
+            1,
+            TxKind::Create,
+            deploy_code(&revert_runtime())
+        ))],
+    )
+    .await;
+
+    let word = B256::repeat_byte(0x07);
+    let req = json!({"from": alice.address(), "to": store, "data": word});
+    let answer = call(&client, "eth_createAccessList", vec![req.clone()]).await;
+    // The contract's slot 0 is written: it is listed under the contract, nothing else is.
+    assert_eq!(
+        answer["accessList"],
+        json!([{"address": store, "storageKeys": [B256::ZERO]}]),
+        "{answer}"
+    );
+    assert!(answer.get("error").is_none(), "{answer}");
+    let with_list = hex_u64(&answer["gasUsed"]);
+    // The gas reported is what the call costs with that list: an estimate with the list agrees.
+    let estimate = call(
+        &client,
+        "eth_estimateGas",
+        vec![json!({"from": alice.address(), "to": store, "data": word,
+                    "accessList": answer["accessList"]})],
+    )
+    .await;
+    assert!(hex_u64(&estimate) >= with_list, "{estimate} < {with_list}");
+    assert!(with_list > 21_000);
+
+    let answer = call(
+        &client,
+        "eth_createAccessList",
+        vec![
+            json!({"from": alice.address(), "to": reverter}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(answer["error"], json!("execution reverted"), "{answer}");
+    assert_eq!(answer["accessList"], json!([]), "{answer}");
+    devnet.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_traces_follow_geths_struct_logger() {
+    use alloy_sol_types::{SolCall, SolConstructor};
+    use kh_contracts::KhNft;
+
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let bob = dev_signer(1).address();
+    let ctor = KhNft::constructorCall {
+        name_: "Trace".into(),
+        symbol_: "T".into(),
+        baseUri_: "t/".into(),
+    };
+    let mut code = KhNft::BYTECODE.to_vec();
+    code.extend(ctor.abi_encode());
+    let nft = alice.address().create(0);
+    let send = |nonce: u64, to: TxKind, input: Vec<u8>| {
+        sign(
+            &alice,
+            Kind::Eip1559,
+            nonce,
+            to,
+            U256::ZERO,
+            Bytes::from(input),
+            3_000_000,
+        )
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(0, TxKind::Create, code))],
+    )
+    .await;
+    let mint = KhNft::mintCall {
+        to: alice.address(),
+        tokenId: U256::from(7),
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(1, TxKind::Call(nft), mint.abi_encode()))],
+    )
+    .await;
+    let transfer = KhNft::transferFromCall {
+        from: alice.address(),
+        to: bob,
+        tokenId: U256::from(7),
+    };
+    let hash = call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(2, TxKind::Call(nft), transfer.abi_encode()))],
+    )
+    .await;
+    let receipt = call(&client, "eth_getTransactionReceipt", vec![hash.clone()]).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+
+    let trace = call(&client, "debug_traceTransaction", vec![hash.clone()]).await;
+    assert_eq!(trace["failed"], json!(false), "{trace}");
+    // geth writes gas as a JSON number.
+    assert_eq!(trace["gas"].as_u64(), Some(hex_u64(&receipt["gasUsed"])));
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert!(logs.len() > 50, "{} steps", logs.len());
+    let last = logs.last().unwrap();
+    assert!(
+        last["op"] == json!("STOP") || last["op"] == json!("RETURN"),
+        "{last}"
+    );
+    assert_eq!(logs[0]["pc"], json!(0));
+    assert_eq!(logs[0]["depth"], json!(1));
+    assert_eq!(logs[0]["stack"], json!([]));
+    // Gas only goes down, by each step's cost.
+    for pair in logs.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a["depth"] == b["depth"] && a["op"] != json!("SSTORE") {
+            assert_eq!(
+                a["gas"].as_u64().unwrap() - a["gasCost"].as_u64().unwrap(),
+                b["gas"].as_u64().unwrap(),
+                "{a} -> {b}"
+            );
+        }
+    }
+    // The owner slot is written: an SSTORE step carries the new owner in its storage.
+    let bob_word = format!("{:0>64}", alloy_primitives::hex::encode(bob));
+    assert!(
+        logs.iter().any(|l| l["op"] == json!("SSTORE")
+            && l["storage"]
+                .as_object()
+                .is_some_and(|s| s.values().any(|v| v == &json!(bob_word)))),
+        "no SSTORE of the new owner"
+    );
+    // Memory only when asked for.
+    assert!(logs.iter().all(|l| l.get("memory").is_none()));
+    let with_memory = call(
+        &client,
+        "debug_traceTransaction",
+        vec![
+            hash.clone(),
+            json!({"enableMemory": true, "disableStack": true}),
+        ],
+    )
+    .await;
+    let logs = with_memory["structLogs"].as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["memory"].as_array().is_some_and(|m| !m.is_empty()))
+    );
+    assert!(logs.iter().all(|l| l.get("stack").is_none()));
+
+    // The same transfer as a call after it was mined: the token is bob's, so it reverts.
+    let trace = call(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft, "data": Bytes::from(transfer.abi_encode())}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(trace["failed"], json!(true), "{trace}");
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert_eq!(logs.last().unwrap()["op"], json!("REVERT"));
+    assert!(!trace["returnValue"].as_str().unwrap().is_empty());
+
+    // Only the default struct logger; an unknown transaction is an error.
+    let e = call_err(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft}),
+            json!("latest"),
+            json!({"tracer": "callTracer"}),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32602, "{e:?}");
+    let e = call_err(
+        &client,
+        "debug_traceTransaction",
+        vec![json!(B256::repeat_byte(0x42))],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    devnet.shutdown().await.unwrap();
+}
