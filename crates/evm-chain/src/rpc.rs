@@ -78,12 +78,14 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
     max_body: u32,
+    message_buffer: usize,
 ) -> Result<(ServerHandle, SocketAddr), DevnetError> {
     let config = ServerConfig::builder()
         .max_request_body_size(max_body)
         .max_response_body_size(64 * 1024 * 1024)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .set_id_provider(HexIdProvider::default())
+        .set_message_buffer_capacity(u32::try_from(message_buffer).unwrap_or(u32::MAX))
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
