@@ -17,10 +17,12 @@ mod builder;
 mod calls;
 mod exec;
 mod pool;
+mod trace;
 mod votes;
 
 pub use calls::{CallOutcome, CallRequest, CallView, OverrideError, check_overrides};
 pub use exec::effective_price;
+pub(crate) use trace::{StructLogOptions, StructTrace, TraceError};
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;

@@ -75,6 +75,9 @@ pub struct DevnetConfig {
     /// Serve the `qbft_*` vote methods (`qbft_proposeValidatorVote`,
     /// `qbft_discardValidatorVote`, `qbft_getPendingVotes`).
     pub admin: bool,
+    /// How far a WebSocket subscriber may fall behind, in announced blocks and in queued
+    /// messages on its connection, before its subscription is closed with an error (1,024).
+    pub subscription_buffer: usize,
 }
 
 impl Default for DevnetConfig {
@@ -98,6 +101,7 @@ impl Default for DevnetConfig {
             empty_block_period: None,
             contract_size_limit: DEFAULT_CONTRACT_SIZE_LIMIT,
             admin: false,
+            subscription_buffer: 1024,
             pool: PoolLimits::default(),
         }
     }
@@ -196,7 +200,7 @@ impl Devnet {
             tokio::task::spawn_blocking(move || open_chain(spec, genesis_time, data_dir))
                 .await
                 .map_err(|e| DevnetError::Task(e.to_string()))??;
-        let (blocks, _) = broadcast::channel(1024);
+        let (blocks, _) = broadcast::channel(config.subscription_buffer.max(1));
         let shared = Arc::new(Shared {
             chain: RwLock::new(chain),
             log: Mutex::new(log),
@@ -213,8 +217,13 @@ impl Devnet {
             filters: Mutex::new(Default::default()),
             heavy: tokio::sync::Semaphore::new(crate::rpc::MAX_HEAVY),
         });
-        let (server, addr) =
-            crate::rpc::serve(shared.clone(), config.rpc_addr, config.max_request_body).await?;
+        let (server, addr) = crate::rpc::serve(
+            shared.clone(),
+            config.rpc_addr,
+            config.max_request_body,
+            config.subscription_buffer.max(1),
+        )
+        .await?;
         let (stop, stop_rx) = watch::channel(false);
         let producer = match config.production {
             BlockProduction::Interval(every) => Some(tokio::spawn(

@@ -21,6 +21,7 @@ mod accounts;
 mod blocks;
 mod convert;
 mod cors;
+mod debug;
 mod errors;
 mod eth;
 mod fees;
@@ -77,12 +78,14 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
     max_body: u32,
+    message_buffer: usize,
 ) -> Result<(ServerHandle, SocketAddr), DevnetError> {
     let config = ServerConfig::builder()
         .max_request_body_size(max_body)
         .max_response_body_size(64 * 1024 * 1024)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .set_id_provider(HexIdProvider::default())
+        .set_message_buffer_capacity(u32::try_from(message_buffer).unwrap_or(u32::MAX))
         .build();
     let server = ServerBuilder::default()
         .set_config(config)
@@ -109,6 +112,7 @@ fn module(
     blocks::register(&mut m)?;
     accounts::register(&mut m)?;
     filters::register(&mut m)?;
+    debug::register(&mut m)?;
     m.register_subscription(
         "eth_subscribe",
         "eth_subscription",

@@ -932,3 +932,356 @@ async fn browsers_get_cors_headers_and_preflight_answers() {
     assert!(answer.contains("\"result\":\"0x539\""), "{answer}");
     devnet.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_access_list_lists_touched_slots_and_reports_reverts() {
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let send = |nonce: u64, to: TxKind, input: Bytes| {
+        sign(&alice, Kind::Eip1559, nonce, to, U256::ZERO, input, 200_000)
+    };
+    let store = alice.address().create(0);
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(
+            0,
+            TxKind::Create,
+            deploy_code(&store_and_log_runtime())
+        ))],
+    )
+    .await;
+    let reverter = alice.address().create(1);
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(
+            1,
+            TxKind::Create,
+            deploy_code(&revert_runtime())
+        ))],
+    )
+    .await;
+
+    let word = B256::repeat_byte(0x07);
+    let req = json!({"from": alice.address(), "to": store, "data": word});
+    let answer = call(&client, "eth_createAccessList", vec![req.clone()]).await;
+    // The contract's slot 0 is written: it is listed under the contract, nothing else is.
+    assert_eq!(
+        answer["accessList"],
+        json!([{"address": store, "storageKeys": [B256::ZERO]}]),
+        "{answer}"
+    );
+    assert!(answer.get("error").is_none(), "{answer}");
+    let with_list = hex_u64(&answer["gasUsed"]);
+    // The gas reported is what the call costs with that list: an estimate with the list agrees.
+    let estimate = call(
+        &client,
+        "eth_estimateGas",
+        vec![json!({"from": alice.address(), "to": store, "data": word,
+                    "accessList": answer["accessList"]})],
+    )
+    .await;
+    assert!(hex_u64(&estimate) >= with_list, "{estimate} < {with_list}");
+    assert!(with_list > 21_000);
+
+    let answer = call(
+        &client,
+        "eth_createAccessList",
+        vec![
+            json!({"from": alice.address(), "to": reverter}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(answer["error"], json!("execution reverted"), "{answer}");
+    assert_eq!(answer["accessList"], json!([]), "{answer}");
+    devnet.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_traces_follow_geths_struct_logger() {
+    use alloy_sol_types::{SolCall, SolConstructor};
+    use kh_contracts::KhNft;
+
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let bob = dev_signer(1).address();
+    let ctor = KhNft::constructorCall {
+        name_: "Trace".into(),
+        symbol_: "T".into(),
+        baseUri_: "t/".into(),
+    };
+    let mut code = KhNft::BYTECODE.to_vec();
+    code.extend(ctor.abi_encode());
+    let nft = alice.address().create(0);
+    let send = |nonce: u64, to: TxKind, input: Vec<u8>| {
+        sign(
+            &alice,
+            Kind::Eip1559,
+            nonce,
+            to,
+            U256::ZERO,
+            Bytes::from(input),
+            3_000_000,
+        )
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(0, TxKind::Create, code))],
+    )
+    .await;
+    let mint = KhNft::mintCall {
+        to: alice.address(),
+        tokenId: U256::from(7),
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(1, TxKind::Call(nft), mint.abi_encode()))],
+    )
+    .await;
+    let transfer = KhNft::transferFromCall {
+        from: alice.address(),
+        to: bob,
+        tokenId: U256::from(7),
+    };
+    let hash = call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(2, TxKind::Call(nft), transfer.abi_encode()))],
+    )
+    .await;
+    let receipt = call(&client, "eth_getTransactionReceipt", vec![hash.clone()]).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+
+    let trace = call(&client, "debug_traceTransaction", vec![hash.clone()]).await;
+    assert_eq!(trace["failed"], json!(false), "{trace}");
+    // geth writes gas as a JSON number.
+    assert_eq!(trace["gas"].as_u64(), Some(hex_u64(&receipt["gasUsed"])));
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert!(logs.len() > 50, "{} steps", logs.len());
+    let last = logs.last().unwrap();
+    assert!(
+        last["op"] == json!("STOP") || last["op"] == json!("RETURN"),
+        "{last}"
+    );
+    assert_eq!(logs[0]["pc"], json!(0));
+    assert_eq!(logs[0]["depth"], json!(1));
+    assert_eq!(logs[0]["stack"], json!([]));
+    // Gas only goes down, by each step's cost.
+    for pair in logs.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a["depth"] == b["depth"] && a["op"] != json!("SSTORE") {
+            assert_eq!(
+                a["gas"].as_u64().unwrap() - a["gasCost"].as_u64().unwrap(),
+                b["gas"].as_u64().unwrap(),
+                "{a} -> {b}"
+            );
+        }
+    }
+    // The owner slot is written: an SSTORE step carries the new owner in its storage.
+    let bob_word = format!("{:0>64}", alloy_primitives::hex::encode(bob));
+    assert!(
+        logs.iter().any(|l| l["op"] == json!("SSTORE")
+            && l["storage"]
+                .as_object()
+                .is_some_and(|s| s.values().any(|v| v == &json!(bob_word)))),
+        "no SSTORE of the new owner"
+    );
+    // Memory only when asked for.
+    assert!(logs.iter().all(|l| l.get("memory").is_none()));
+    let with_memory = call(
+        &client,
+        "debug_traceTransaction",
+        vec![
+            hash.clone(),
+            json!({"enableMemory": true, "disableStack": true}),
+        ],
+    )
+    .await;
+    let logs = with_memory["structLogs"].as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["memory"].as_array().is_some_and(|m| !m.is_empty()))
+    );
+    assert!(logs.iter().all(|l| l.get("stack").is_none()));
+
+    // The same transfer as a call after it was mined: the token is bob's, so it reverts.
+    let trace = call(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft, "data": Bytes::from(transfer.abi_encode())}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(trace["failed"], json!(true), "{trace}");
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert_eq!(logs.last().unwrap()["op"], json!("REVERT"));
+    assert!(!trace["returnValue"].as_str().unwrap().is_empty());
+
+    // Only the default struct logger; an unknown transaction is an error.
+    let e = call_err(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft}),
+            json!("latest"),
+            json!({"tracer": "callTracer"}),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32602, "{e:?}");
+    let e = call_err(
+        &client,
+        "debug_traceTransaction",
+        vec![json!(B256::repeat_byte(0x42))],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
+    devnet.shutdown().await.unwrap();
+}
+
+/// Reads one WebSocket frame sent by the server (unmasked): opcode and payload.
+async fn ws_read_frame(stream: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.ok()?;
+    let opcode = head[0] & 0x0f;
+    let len = match head[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            stream.read_exact(&mut b).await.ok()?;
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b).await.ok()?;
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    assert!(len < 1 << 24, "frame of {len} bytes");
+    let mut payload = vec![0u8; len as usize];
+    stream.read_exact(&mut payload).await.ok()?;
+    Some((opcode, payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_is_closed_with_an_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A subscriber may fall 8 blocks (and 8 queued messages) behind.
+    let (devnet, client) = start_config(kh_evm_chain::DevnetConfig {
+        production: BlockProduction::Instant,
+        subscription_buffer: 8,
+        ..kh_evm_chain::DevnetConfig::default()
+    })
+    .await;
+    let addr = devnet.rpc_addr();
+    let alice = dev_signer(0);
+    // Runtime: LOG0 of the whole calldata (CALLDATACOPY to memory 0, LOG0(0, CALLDATASIZE)).
+    let logger_runtime = vec![
+        0x36, 0x60, 0x00, 0x60, 0x00, 0x37, 0x36, 0x60, 0x00, 0xa0, 0x00,
+    ];
+    let logger = alice.address().create(0);
+    let deploy = sign(
+        &alice,
+        Kind::Eip1559,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        deploy_code(&logger_runtime),
+        200_000,
+    );
+    call(&client, "eth_sendRawTransaction", vec![json!(deploy)]).await;
+
+    // A WebSocket client that subscribes to the contract's logs and then stops reading, with a
+    // small receive buffer: the server's notifications back up into its own bounded buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut ws = socket.connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    ws.write_all(handshake.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        ws.read_exact(&mut byte).await.unwrap();
+        response.push(byte[0]);
+    }
+    assert!(
+        response.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    let request = serde_json::to_vec(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+        "params": ["logs", {"address": logger}]}),
+    )
+    .unwrap();
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let mut frame = vec![0x81, 0x80 | u8::try_from(request.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend(request.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    ws.write_all(&frame).await.unwrap();
+    let (_, reply) = ws_read_frame(&mut ws).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    let id = reply["result"].as_str().unwrap().to_string();
+
+    // 100 blocks, each with a 60 KB log (120 KB of hex per notification): far more than the
+    // socket buffers plus 8 queued messages plus 8 announced blocks.
+    const BLOCKS: u64 = 100;
+    // Small batches (1.2 MB each), so each HTTP request answers well within its timeout.
+    for start in (1..=BLOCKS).step_by(10) {
+        let batch: Vec<serde_json::Value> = (start..start + 10)
+            .map(|nonce| {
+                let data = Bytes::from(vec![u8::try_from(nonce % 251).unwrap() | 1; 60_000]);
+                let raw = sign(&alice, Kind::Eip1559, nonce, TxKind::Call(logger), U256::ZERO, data, 2_000_000);
+                json!({"jsonrpc": "2.0", "id": nonce, "method": "eth_sendRawTransaction", "params": [raw]})
+            })
+            .collect();
+        let (status, _) = raw_http(addr, serde_json::to_vec(&batch).unwrap().as_slice()).await;
+        assert_eq!(status, 200);
+    }
+    let head = hex_u64(&call(&client, "eth_blockNumber", vec![]).await);
+    assert_eq!(head, 1 + BLOCKS, "every transaction in its own block");
+
+    // Reading again: the buffered logs, then the subscription's closing error. Bounded by the
+    // number of blocks produced and a timeout per frame.
+    let mut delivered = 0u64;
+    let mut closed_with = None;
+    while delivered <= BLOCKS {
+        let Ok(Some((opcode, payload))) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), ws_read_frame(&mut ws)).await
+        else {
+            break;
+        };
+        if opcode != 1 {
+            continue;
+        }
+        let msg: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            msg["params"]["subscription"],
+            json!(id),
+            "{}",
+            &msg.to_string()[..200]
+        );
+        if let Some(error) = msg["params"].get("error") {
+            closed_with = Some(error.clone());
+            break;
+        }
+        delivered += 1;
+    }
+    let error = closed_with.unwrap_or_else(|| panic!("no closing error after {delivered} logs"));
+    assert!(error.to_string().contains("fell behind"), "{error}");
+    assert!(
+        delivered < BLOCKS,
+        "{delivered} logs delivered before the close"
+    );
+    devnet.shutdown().await.unwrap();
+}

@@ -1,9 +1,9 @@
 //! Simulated calls (`eth_call`, `eth_estimateGas`) against recent states.
 
 use alloy_primitives::{Address, Bytes, TxKind, U256};
-use revm::ExecuteEvm;
 use revm::context::TxEnv;
 use revm::context::result::ExecutionResult;
+use revm::{ExecuteCommitEvm, ExecuteEvm};
 
 use alloy_rpc_types_eth::state::StateOverride;
 use revm::bytecode::Bytecode;
@@ -13,8 +13,15 @@ use std::sync::Arc;
 
 use alloy_primitives::B256;
 
+use alloy_eips::eip2930::AccessList;
+use revm::interpreter::interpreter::EthInterpreter;
+use revm::{InspectEvm, Inspector, MainBuilder};
+
 use super::Chain;
-use super::exec::{Checks, block_env, evm_with, halt_reason};
+use super::exec::{Checks, DevContext, block_env, context_with, halt_reason, tx_env};
+use super::trace::{
+    AccessListCollector, StructLog, StructLogOptions, StructLogger, StructTrace, TraceError,
+};
 use crate::state::StateDb;
 use crate::state::WorldState;
 
@@ -63,6 +70,8 @@ pub struct CallRequest {
     pub max_priority_fee_per_gas: Option<u128>,
     /// Nonce (the caller's nonce for this call when given; not validated).
     pub nonce: Option<u64>,
+    /// EIP-2930 access list.
+    pub access_list: Option<AccessList>,
     /// State overrides (geth's third `eth_call` parameter): balance, nonce, code, and the
     /// whole storage (`state`) or some slots (`stateDiff`) of accounts, for this call only.
     pub overrides: Option<StateOverride>,
@@ -172,8 +181,8 @@ impl Chain {
 }
 
 impl CallView {
-    /// Executes a call without committing.
-    pub fn call(&self, req: &CallRequest) -> CallOutcome {
+    /// The context and transaction a call runs with.
+    fn prepare(&self, req: &CallRequest) -> (DevContext<'_>, TxEnv) {
         let number = self.number;
         // With fee fields the call pays like a transaction of that block (and must meet its
         // base fee); without them it is free, as on geth and Besu. The balance must always
@@ -207,7 +216,7 @@ impl CallView {
             }
             account.info.nonce = nonce;
         }
-        let mut evm = evm_with(
+        let ctx = context_with(
             db,
             block_env,
             checks,
@@ -218,6 +227,13 @@ impl CallView {
             (Some(price), _) => (0, price, None),
             (None, Some(cap)) => (2, cap, Some(req.max_priority_fee_per_gas.unwrap_or(0))),
             (None, None) => (0, 0, None),
+        };
+        let access_list = req.access_list.clone().unwrap_or_default();
+        // An access list needs a typed transaction (EIP-2930 when not EIP-1559).
+        let tx_type = if tx_type == 0 && !access_list.is_empty() {
+            1
+        } else {
+            tx_type
         };
         let tx = TxEnv {
             tx_type,
@@ -230,26 +246,77 @@ impl CallView {
             data: req.data.clone(),
             nonce: req.nonce.unwrap_or(0),
             chain_id: Some(self.chain_id),
+            access_list,
             ..Default::default()
         };
-        match evm.transact(tx) {
-            Ok(r) => match r.result {
-                ExecutionResult::Success { output, gas, .. } => CallOutcome::Success {
-                    output: output.into_data(),
-                    gas_used: gas.tx_gas_used(),
-                },
-                ExecutionResult::Revert { output, gas, .. } => CallOutcome::Revert {
-                    output,
-                    gas_used: gas.tx_gas_used(),
-                },
-                ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
-                    reason: halt_reason(&reason),
-                },
-            },
-            Err(err) => CallOutcome::Halt {
-                reason: err.to_string(),
-            },
+        (ctx, tx)
+    }
+
+    /// Executes a call without committing.
+    pub fn call(&self, req: &CallRequest) -> CallOutcome {
+        let (ctx, tx) = self.prepare(req);
+        outcome(ctx.build_mainnet().transact(tx).map(|r| r.result))
+    }
+
+    /// Executes a call with `inspector` watching every step, without committing.
+    pub(crate) fn inspect<I>(&self, req: &CallRequest, inspector: &mut I) -> CallOutcome
+    where
+        I: for<'a> Inspector<DevContext<'a>, EthInterpreter>,
+    {
+        let (ctx, tx) = self.prepare(req);
+        let mut evm = ctx.build_mainnet_with_inspector(inspector);
+        outcome(evm.inspect_tx(tx).map(|r| r.result))
+    }
+
+    /// geth's `eth_createAccessList`: runs the call, collecting what it touches, until the
+    /// list is stable (at most [`MAX_ACCESS_LIST_ROUNDS`] runs); returns the list, the gas the
+    /// call uses with it, and the failure if the call fails with it.
+    pub(crate) fn create_access_list(&self, req: &CallRequest) -> AccessListResult {
+        let sender = req.from.unwrap_or_default();
+        let recipient = req
+            .to
+            .unwrap_or_else(|| sender.create(req.nonce.unwrap_or_else(|| self.nonce_of(&sender))));
+        let mut list = req.access_list.clone().unwrap_or_default();
+        let mut probe = req.clone();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            probe.access_list = Some(list.clone());
+            let mut collector = AccessListCollector::new(&list, [sender, recipient]);
+            let outcome = self.inspect(&probe, &mut collector);
+            let found = collector.access_list();
+            if found == list || rounds >= MAX_ACCESS_LIST_ROUNDS {
+                let (gas_used, error) = match outcome {
+                    CallOutcome::Success { gas_used, .. } => (gas_used, None),
+                    CallOutcome::Revert { gas_used, output } => {
+                        (gas_used, Some(revert_message(&output)))
+                    }
+                    CallOutcome::Halt { reason } => (0, Some(reason)),
+                };
+                return AccessListResult {
+                    access_list: found,
+                    gas_used,
+                    error,
+                };
+            }
+            list = found;
         }
+    }
+
+    /// geth's struct-logger trace of a call.
+    pub(crate) fn trace(
+        &self,
+        req: &CallRequest,
+        options: StructLogOptions,
+    ) -> Result<StructTrace, TraceError> {
+        let mut logger = StructLogger::new(options);
+        let outcome = self.inspect(req, &mut logger);
+        let logs = logger.finish()?;
+        Ok(trace_of(outcome, logs))
+    }
+
+    fn nonce_of(&self, address: &Address) -> u64 {
+        self.state.account(address).map(|a| a.nonce).unwrap_or(0)
     }
 
     /// Smallest gas limit with which the call succeeds (binary search), or the failure.
@@ -271,5 +338,151 @@ impl CallView {
             }
         }
         Ok(hi)
+    }
+}
+
+/// Most runs `eth_createAccessList` makes before answering with the last list.
+pub(crate) const MAX_ACCESS_LIST_ROUNDS: usize = 8;
+
+/// The answer of `eth_createAccessList`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AccessListResult {
+    /// Accounts and slots the call touches.
+    pub access_list: AccessList,
+    /// Gas the call uses with that list.
+    pub gas_used: u64,
+    /// Why the call fails, if it does.
+    pub error: Option<String>,
+}
+
+fn revert_message(output: &Bytes) -> String {
+    // `Error(string)`: the reason after the selector, offset and length words.
+    let reason = output
+        .strip_prefix(&[0x08, 0xc3, 0x79, 0xa0][..])
+        .and_then(|data| {
+            let len = usize::try_from(U256::from_be_slice(data.get(32..64)?)).ok()?;
+            String::from_utf8(data.get(64..64usize.checked_add(len)?)?.to_vec()).ok()
+        });
+    match reason {
+        Some(r) => format!("execution reverted: {r}"),
+        None => "execution reverted".to_string(),
+    }
+}
+
+fn outcome<E: std::fmt::Display>(result: Result<ExecutionResult, E>) -> CallOutcome {
+    match result {
+        Ok(ExecutionResult::Success { output, gas, .. }) => CallOutcome::Success {
+            output: output.into_data(),
+            gas_used: gas.tx_gas_used(),
+        },
+        Ok(ExecutionResult::Revert { output, gas, .. }) => CallOutcome::Revert {
+            output,
+            gas_used: gas.tx_gas_used(),
+        },
+        Ok(ExecutionResult::Halt { reason, .. }) => CallOutcome::Halt {
+            reason: halt_reason(&reason),
+        },
+        Err(err) => CallOutcome::Halt {
+            reason: err.to_string(),
+        },
+    }
+}
+
+pub(crate) fn trace_of(outcome: CallOutcome, logs: Vec<StructLog>) -> StructTrace {
+    match outcome {
+        CallOutcome::Success { output, gas_used } => {
+            StructTrace::new(gas_used, false, &output, logs)
+        }
+        CallOutcome::Revert { output, gas_used } => StructTrace::new(gas_used, true, &output, logs),
+        CallOutcome::Halt { .. } => StructTrace::new(0, true, &Bytes::new(), logs),
+    }
+}
+
+/// What tracing one mined transaction needs, detached from the chain: the parent state, the
+/// block's environment and its transactions up to the traced one.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplayView {
+    state: WorldState,
+    hashes: Arc<Vec<B256>>,
+    number: u64,
+    beneficiary: Address,
+    timestamp: u64,
+    base_fee: u64,
+    gas_limit: u64,
+    chain_id: u64,
+    contract_size_limit: usize,
+    txs: Vec<super::MinedTx>,
+}
+
+impl Chain {
+    /// A replay view for the mined transaction `hash`: `None` when the transaction is unknown,
+    /// `Some(None)` when its parent state is no longer kept.
+    pub(crate) fn replay_view(&self, hash: &B256) -> Option<Option<ReplayView>> {
+        let (number, index) = self.tx_location(hash)?;
+        let block = self.block(number)?;
+        let Some(state) = number
+            .checked_sub(1)
+            .and_then(|parent| self.state_at(parent))
+        else {
+            return Some(None);
+        };
+        Some(Some(ReplayView {
+            state: state.clone(),
+            hashes: self.hashes.clone(),
+            number,
+            beneficiary: block.header.beneficiary,
+            timestamp: block.header.timestamp,
+            base_fee: block.header.base_fee_per_gas.unwrap_or_default(),
+            gas_limit: block.header.gas_limit,
+            chain_id: self.spec.chain_id,
+            contract_size_limit: self.spec.contract_size_limit,
+            txs: block.txs.get(..=index)?.to_vec(),
+        }))
+    }
+}
+
+impl ReplayView {
+    /// Re-executes the block's earlier transactions on the parent state, then traces the
+    /// transaction with geth's struct logger.
+    pub(crate) fn trace(&self, options: StructLogOptions) -> Result<StructTrace, TraceError> {
+        let db = CacheDB::new(StateDb {
+            state: &self.state,
+            block_hashes: &self.hashes,
+        });
+        let env = block_env(
+            self.number,
+            self.beneficiary,
+            self.timestamp,
+            self.gas_limit,
+            self.base_fee,
+        );
+        let ctx = context_with(
+            db,
+            env,
+            Checks::Enforced,
+            self.chain_id,
+            self.contract_size_limit,
+        );
+        let mut logger = StructLogger::new(options);
+        let outcome = {
+            let mut evm = ctx.build_mainnet_with_inspector(&mut logger);
+            let Some((target, earlier)) = self.txs.split_last() else {
+                return Ok(trace_of(
+                    CallOutcome::Halt {
+                        reason: "no transaction".into(),
+                    },
+                    Vec::new(),
+                ));
+            };
+            for tx in earlier {
+                // Not inspected: only the traced transaction's steps are logged.
+                if let Ok(r) = evm.transact(tx_env(tx)) {
+                    evm.commit(r.state);
+                }
+            }
+            outcome(evm.inspect_tx(tx_env(target)).map(|r| r.result))
+        };
+        let logs = logger.finish()?;
+        Ok(trace_of(outcome, logs))
     }
 }

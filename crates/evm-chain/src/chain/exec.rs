@@ -55,6 +55,8 @@ impl Chain {
     }
 }
 
+pub(super) type DevContext<'a> = revm::handler::MainnetContext<CacheDB<StateDb<'a>>>;
+
 /// A Cancun EVM over a prepared database.
 pub(super) fn evm_with<'a>(
     db: CacheDB<StateDb<'a>>,
@@ -63,6 +65,17 @@ pub(super) fn evm_with<'a>(
     chain_id: u64,
     contract_size_limit: usize,
 ) -> DevEvm<'a> {
+    context_with(db, block, checks, chain_id, contract_size_limit).build_mainnet()
+}
+
+/// The Cancun context an EVM (plain or inspected) is built from.
+pub(super) fn context_with<'a>(
+    db: CacheDB<StateDb<'a>>,
+    block: BlockEnv,
+    checks: Checks,
+    chain_id: u64,
+    contract_size_limit: usize,
+) -> DevContext<'a> {
     Context::mainnet()
         .with_db(db)
         .with_block(block)
@@ -75,7 +88,6 @@ pub(super) fn evm_with<'a>(
                 cfg.disable_base_fee = !base_fee;
             }
         })
-        .build_mainnet()
 }
 
 /// The block environment revm executes in (Cancun, no blobs, the BFT mix hash as prevrandao).

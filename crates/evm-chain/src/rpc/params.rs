@@ -24,7 +24,15 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
     if let Some(o) = &overrides {
         crate::chain::check_overrides(o).map_err(invalid)?;
     }
-    let req = CallRequest {
+    Ok((request_of(tx, overrides), block))
+}
+
+/// The call a transaction request describes.
+pub(super) fn request_of(
+    tx: TransactionRequest,
+    overrides: Option<alloy_rpc_types_eth::state::StateOverride>,
+) -> CallRequest {
+    CallRequest {
         from: tx.from,
         to: tx.to.and_then(|k| k.to().copied()),
         gas: tx.gas,
@@ -34,9 +42,9 @@ pub(super) fn call_params(p: &Params<'_>) -> RpcResult<(CallRequest, BlockId)> {
         max_fee_per_gas: tx.max_fee_per_gas,
         max_priority_fee_per_gas: tx.max_priority_fee_per_gas,
         nonce: tx.nonce,
+        access_list: tx.access_list,
         overrides,
-    };
-    Ok((req, block))
+    }
 }
 
 pub(super) fn resolve_tag(chain: &Chain, tag: BlockNumberOrTag) -> Option<u64> {
