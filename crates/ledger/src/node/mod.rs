@@ -9,9 +9,10 @@
 //! commit), `runtime` (flow steps and the sub-flows), `handle` (inbound messages), `verify`
 //! (backchain, contracts, co-signing), `outbox` (delivery), `messages` (the wire enum).
 
+mod backchain;
 mod checkpoint;
 mod handle;
-mod messages;
+pub(crate) mod messages;
 mod outbox;
 pub(crate) mod params;
 mod runtime;
@@ -34,6 +35,7 @@ use crate::transport::{Envelope, Receiver, Transport};
 use crate::util::now_ms;
 use crate::vault::{Account, Vault, VaultError};
 
+pub use backchain::{MAX_BACKCHAIN_BYTES, MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS};
 pub use checkpoint::FlowStatus;
 pub use params::{
     DEFAULT_FLOW_TIMEOUT, Failpoint, NetworkParameters, NodeConfig, NodeRole, Validation,
@@ -183,7 +185,7 @@ impl Node {
         }
         let apps = Apps::new(&config.apps)?;
         let store = Store::connect(&config.database_url).await?;
-        for m in checkpoint::MIGRATIONS {
+        for m in checkpoint::MIGRATIONS.iter().chain(backchain::MIGRATIONS) {
             sqlx::query(*m)
                 .execute(store.pool())
                 .await
@@ -347,7 +349,7 @@ impl Node {
         let archived = self.inner.hub.vault.archive_consumed(before_ms).await?;
         let mut t = self.inner.hub.store.begin_write().await?;
         let flows = sqlx::query(
-            "DELETE FROM flow_checkpoints WHERE status <> 'running' AND updated_ms < $1",
+            "DELETE FROM flow_checkpoints WHERE status NOT IN ('running', 'finalising') AND updated_ms < $1",
         )
         .bind(before_ms)
         .execute(&mut *t)
@@ -426,15 +428,16 @@ impl Node {
         }
     }
 
-    /// What this node answers a request to co-sign `stx` whose inputs come from `backchain`:
-    /// its signature, or why it refuses (the check a co-sign request runs; nothing is recorded
-    /// or sent).
-    pub fn cosign_check(
+    /// What this node answers `from`'s request to co-sign `stx`, sent with the ancestors in
+    /// `backchain`: its signature, or why it refuses (the check a co-sign request runs;
+    /// nothing is sent, and only the ancestors that verified are cached).
+    pub async fn cosign_check(
         &self,
+        from: &crate::identity::PartyName,
         stx: &crate::tx::SignedTransaction,
-        backchain: &[crate::tx::SignedTransaction],
-    ) -> Result<crate::tx::TransactionSignature, String> {
-        self.inner.cosign(stx, backchain)
+        backchain: Vec<crate::tx::SignedTransaction>,
+    ) -> Result<Result<crate::tx::TransactionSignature, String>, NodeError> {
+        Ok(self.inner.cosign(from, stx, backchain).await?)
     }
 
     /// Forgets the ids of inbound messages handled before `before_ms` (done every minute for
