@@ -37,6 +37,7 @@ mod apps;
 mod config;
 mod directory;
 mod peer;
+mod pinned;
 mod pki;
 mod rpc;
 
@@ -58,5 +59,6 @@ pub use peer::{
     GrpcTransport, MAX_PEER_MESSAGE, PeerDirectory, PeerEntry, PeerError, PeerServerHandle,
     serve_peer,
 };
+pub use pinned::{PinError, pinned_channel, pinned_client_config};
 pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of};
 pub use rpc::{RpcClient, connect_rpc, serve_rpc};
