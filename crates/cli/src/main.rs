@@ -13,6 +13,7 @@ mod devnet;
 mod devnet_evm;
 mod devnet_ledger;
 mod ledger;
+mod ledger_users;
 mod output;
 mod qbft;
 mod run;

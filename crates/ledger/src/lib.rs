@@ -54,9 +54,9 @@ pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
 pub use node::messages::Message as WireMessage;
 pub use node::{
-    DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, INBOX_RETENTION, MAX_BACKCHAIN_BYTES,
-    MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS, NetworkParameters, Node, NodeConfig,
-    NodeError, NodeRole, Validation,
+    CrashPoint, DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, INBOX_RETENTION,
+    MAX_BACKCHAIN_BYTES, MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS, NetworkParameters, Node,
+    NodeConfig, NodeError, NodeRole, Validation,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
 pub use store::{Backend, Store, StoreError, WriteTx};

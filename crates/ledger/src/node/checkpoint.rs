@@ -278,6 +278,9 @@ impl Inner {
         let queued = self.enqueue(&mut t, step.out, now).await?;
         mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("committing a checkpoint"))?;
+        if self.crash_at(super::CrashPoint::Checkpoint) {
+            return Err(StoreError::Stopped);
+        }
         self.hand_to_outbox(queued);
         let _ = self.events.send((step.flow, step.state.status()));
         Ok(true)

@@ -74,6 +74,8 @@ impl Inner {
                 let result = self.notarise_for(from, request).await?;
                 if let Err(reason) = &result {
                     warn!(from = %from, reason = %reason, "refusing a notarisation request");
+                } else if self.crash_at(super::CrashPoint::NotaryCommit) {
+                    return Err(crate::store::StoreError::Stopped.into());
                 }
                 self.send_only(vec![(
                     from.clone(),
@@ -122,6 +124,9 @@ impl Inner {
                         info!(tx = %tx.id(), from = %from, "validated and co-signed");
                     }
                     Ok(_) => {}
+                }
+                if self.crash_at(super::CrashPoint::Cosigned) {
+                    return Err(crate::store::StoreError::Stopped.into());
                 }
                 self.send_only(vec![(from.clone(), Message::SignResponse { flow, result })])
                     .await?;
@@ -174,6 +179,8 @@ impl Inner {
                 let result = self.record_finalised(from, tx, backchain).await?;
                 if let Err(reason) = &result {
                     warn!(tx = %tx_id, from = %from, reason = %reason, "refusing a finalised transaction");
+                } else if self.crash_at(super::CrashPoint::Recorded) {
+                    return Err(crate::store::StoreError::Stopped.into());
                 }
                 self.send_only(vec![(
                     from.clone(),
@@ -189,45 +196,64 @@ impl Inner {
                 flow,
                 tx_id,
                 result,
-            } => {
-                let Some(cp) = self.load_flow(flow).await? else {
-                    return Ok(());
-                };
-                let FlowState::Finalising {
-                    tx_id: expected,
-                    mut awaiting,
-                } = cp.state
-                else {
-                    return Ok(());
-                };
-                if expected != tx_id || !awaiting.contains(from) {
-                    warn!(flow = %flow, from = %from, "ignoring a finality confirmation from a party that was not sent the transaction");
-                    return Ok(());
-                }
-                let at = At::Version(cp.version);
-                match result {
-                    Ok(()) => {
-                        self.remember_now(&[], Some(from), [tx_id]).await?;
-                        awaiting.retain(|p| p != from);
-                        let state = if awaiting.is_empty() {
-                            info!(flow = %flow, tx = %tx_id, "flow completed");
-                            FlowState::Completed { tx_id }
-                        } else {
-                            FlowState::Finalising { tx_id, awaiting }
-                        };
-                        self.step(flow, &cp.name, at, state, vec![], None).await?;
-                    }
-                    Err(reason) => {
-                        let reason = format!(
-                            "transaction {tx_id} is notarised and recorded here, but {} refused to record it: {reason}",
-                            from.organisation()
-                        );
-                        self.fail_flow(flow, &cp.name, at, reason).await?;
-                    }
-                }
-            }
+            } => self.finality_ack(from, flow, tx_id, result).await?,
         }
         Ok(())
+    }
+
+    /// A recipient's confirmation (or refusal) of a finalised transaction. Recipients answer
+    /// concurrently, so a step that lost the race to another confirmation is read again and
+    /// retried rather than dropped.
+    async fn finality_ack(
+        &self,
+        from: &PartyName,
+        flow: uuid::Uuid,
+        tx_id: crate::TxId,
+        result: Result<(), String>,
+    ) -> Result<(), NodeError> {
+        loop {
+            let Some(cp) = self.load_flow(flow).await? else {
+                return Ok(());
+            };
+            let FlowState::Finalising {
+                tx_id: expected,
+                mut awaiting,
+            } = cp.state
+            else {
+                return Ok(());
+            };
+            if expected != tx_id || !awaiting.contains(from) {
+                warn!(flow = %flow, from = %from, "ignoring a finality confirmation from a party that was not sent the transaction");
+                return Ok(());
+            }
+            let at = At::Version(cp.version);
+            let (state, completed) = match &result {
+                Ok(()) => {
+                    awaiting.retain(|p| p != from);
+                    if awaiting.is_empty() {
+                        (FlowState::Completed { tx_id }, true)
+                    } else {
+                        (FlowState::Finalising { tx_id, awaiting }, false)
+                    }
+                }
+                Err(reason) => {
+                    let reason = format!(
+                        "transaction {tx_id} is notarised and recorded here, but {} refused to record it: {reason}",
+                        from.organisation()
+                    );
+                    (FlowState::Failed { reason }, false)
+                }
+            };
+            if self.step(flow, &cp.name, at, state, vec![], None).await? {
+                if result.is_ok() {
+                    self.remember_now(&[], Some(from), [tx_id]).await?;
+                }
+                if completed {
+                    info!(flow = %flow, tx = %tx_id, "flow completed");
+                }
+                return Ok(());
+            }
+        }
     }
 
     /// Verifies a finalised transaction (complete signatures, the whole backchain, contracts
@@ -251,9 +277,17 @@ impl Inner {
         held.push(tx.id());
         self.remember(&mut t, &resolved.fresh, Some(from), held)
             .await?;
-        self.hub.vault.record_in(&mut t, &tx, &keys, None).await?;
-        for app in self.apps.involved(&tx) {
-            app.on_record(&self.hub, &mut t, &tx).await?;
+        // A redelivery (the confirmation was lost to a crash) records nothing twice.
+        if self
+            .hub
+            .vault
+            .record_in(&mut t, &tx, &keys, None)
+            .await?
+            .is_some()
+        {
+            for app in self.apps.involved(&tx) {
+                app.on_record(&self.hub, &mut t, &tx).await?;
+            }
         }
         t.commit()
             .await

@@ -38,7 +38,8 @@ use crate::vault::{Account, Vault, VaultError};
 pub use backchain::{MAX_BACKCHAIN_BYTES, MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS};
 pub use checkpoint::FlowStatus;
 pub use params::{
-    DEFAULT_FLOW_TIMEOUT, Failpoint, NetworkParameters, NodeConfig, NodeRole, Validation,
+    CrashPoint, DEFAULT_FLOW_TIMEOUT, Failpoint, NetworkParameters, NodeConfig, NodeRole,
+    Validation,
 };
 use runtime::At;
 
@@ -107,6 +108,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<(Uuid, FlowStatus)>,
     flow_timeout: Duration,
     failpoint: Option<Failpoint>,
+    /// Passages of the failpoint's crash point so far.
+    failpoint_hits: std::sync::atomic::AtomicU32,
     crashed: std::sync::atomic::AtomicBool,
     /// The cold-standby fence, held until shutdown (or until the node is dropped).
     fence: std::sync::Mutex<Option<Fence>>,
@@ -227,6 +230,7 @@ impl Node {
             events,
             flow_timeout: config.flow_timeout,
             failpoint: config.failpoint,
+            failpoint_hits: std::sync::atomic::AtomicU32::new(0),
             crashed: std::sync::atomic::AtomicBool::new(false),
             fence: std::sync::Mutex::new(Some(fence)),
         });
@@ -467,6 +471,29 @@ impl Node {
 impl Inner {
     fn is_crashed(&self) -> bool {
         self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Passes `point`: when the failpoint stops the node here, the node stops (as a kill
+    /// would) and `true` is returned; the caller then returns without doing anything more.
+    pub(super) fn crash_at(&self, point: params::CrashPoint) -> bool {
+        let Some(Failpoint::At { point: p, hit }) = self.failpoint else {
+            return false;
+        };
+        if p != point {
+            return false;
+        }
+        let n = self
+            .failpoint_hits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if n != hit {
+            return false;
+        }
+        self.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release_fence();
+        warn!(point = point.name(), hit, "failpoint reached");
+        true
     }
 
     /// Lets go of the database's fence (the node has stopped).

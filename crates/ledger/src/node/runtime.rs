@@ -328,7 +328,7 @@ impl Inner {
             })
             .await?;
         if applied {
-            info!(flow = %flow, tx = %stx.id(), "flow completed");
+            info!(flow = %flow, tx = %stx.id(), "transaction finalised");
         }
         Ok(())
     }
