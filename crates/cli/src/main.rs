@@ -7,6 +7,7 @@
 //! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
 
 mod bench;
+mod bench_crash;
 mod bench_evm;
 mod bench_ledger_rpc;
 mod devnet;

@@ -303,6 +303,17 @@ impl Node {
     /// Starts a flow by name; follow it with [`Node::flow_status`] or [`Node::wait_flow`]. A flow
     /// whose arguments are wrong, or that cannot proceed, ends Failed with the reason.
     pub async fn start_flow(&self, start: impl Into<FlowStart>) -> Result<Uuid, NodeError> {
+        self.start_flow_with_id(Uuid::new_v4(), start).await
+    }
+
+    /// [`Node::start_flow`] under an id the caller chose: starting the same id again (a
+    /// client retrying after a lost connection) starts nothing new. Should the node stop while
+    /// starting it, the caller still knows the id to follow on its standby.
+    pub async fn start_flow_with_id(
+        &self,
+        flow: Uuid,
+        start: impl Into<FlowStart>,
+    ) -> Result<Uuid, NodeError> {
         let FlowStart { name, args } = start.into();
         let inner = &self.inner;
         inner.check_running()?;
@@ -312,7 +323,9 @@ impl Node {
                 available: inner.apps.flow_names().join(", "),
             });
         };
-        let flow = Uuid::new_v4();
+        if self.inner.load_flow(flow).await?.is_some() {
+            return Ok(flow);
+        }
         let timeout = i64::try_from(inner.flow_timeout.as_millis()).unwrap_or(i64::MAX);
         let at = At::New {
             deadline_ms: now_ms().saturating_add(timeout),
