@@ -419,3 +419,28 @@ async fn a_regular_node_cosigns_only_redemptions_of_its_own_coins() {
     assert!(err.contains("only co-signs redemptions"), "{err}");
     assert!(party_a.validations().await.unwrap().is_empty());
 }
+
+/// A backchain over the transfer limits is refused at once, with the limit in the reason.
+#[tokio::test]
+async fn a_backchain_over_the_limits_is_refused() {
+    let f = Fixture::new();
+    let validator = f.open(3, NodeRole::Validator).await;
+    let owner = KeyPair::generate();
+    let issue = f.issuance(&f.keys[1], owner.public(), 100);
+    let pay = f.payment(&issue, &owner, 10, Some(f.keys[3].public()));
+    let flood: Vec<SignedTransaction> = (0..=MAX_BACKCHAIN_TRANSACTIONS as u32)
+        .map(|i| {
+            let mut t = issue.clone();
+            t.tx.privacy_salt[..4].copy_from_slice(&i.to_be_bytes());
+            t
+        })
+        .collect();
+    let err = refused(&validator, &pay, flood).await;
+    assert!(
+        err.contains(&format!("over the limit of {MAX_BACKCHAIN_TRANSACTIONS}")),
+        "{err}"
+    );
+    // Nothing was cached: the real issuance must still be sent.
+    let err = refused(&validator, &pay, vec![]).await;
+    assert!(err.contains("is missing"), "{err}");
+}

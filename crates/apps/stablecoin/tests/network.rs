@@ -665,3 +665,85 @@ async fn an_oversized_split_is_refused_up_front() {
         }
     }
 }
+
+/// Attack: a third party that learned a flow id forges the answers the flow waits for — the
+/// notary's refusal, a co-signer's refusal, a payee's finality confirmation. Each is ignored
+/// (answers count only from the party asked); the payment then completes normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replies_from_a_third_party_are_ignored() {
+    for (backend, urls) in common::database_urls(5).await {
+        let net = Net::new(urls);
+        let nodes: Vec<Node> = futures_join(&net).await;
+        let (bank, a, b) = (&nodes[1], &nodes[2], &nodes[3]);
+        let alice = a.create_account("alice").await.unwrap();
+        let bob = b.create_account("bob").await.unwrap();
+        issue(bank, a, &alice, 100).await;
+        // The notary is unreachable for now: the payment waits for it.
+        net.transport.unregister(&net.name(0));
+        let flow = a
+            .start_flow(StablecoinFlow::Pay {
+                amount: 30,
+                from: alice.id,
+                to_node: net.name(3),
+                to_account: bob.id,
+                validator: None,
+            })
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match a.flow_status(flow).await.unwrap() {
+                FlowStatus::Running { step } if step == "awaiting notary" => break,
+                FlowStatus::Running { .. } => {}
+                other => panic!("{backend}: {other:?}"),
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{backend}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The Bank (a member, but not the notary, nor a co-signer, nor the payee) answers.
+        let forged = [
+            WireMessage::NotariseResponse {
+                flow,
+                result: Err("double spend".into()),
+            },
+            WireMessage::SignResponse {
+                flow,
+                result: Err("refused".into()),
+            },
+            WireMessage::AppReply {
+                flow,
+                result: Err("no such account".into()),
+            },
+            WireMessage::FinalityAck {
+                flow,
+                tx_id: SecureHash::of(&[b"forged"]),
+                result: Err("refused".into()),
+            },
+        ];
+        for msg in forged {
+            net.transport
+                .send(Envelope {
+                    id: uuid::Uuid::new_v4(),
+                    from: net.name(1),
+                    to: net.name(2),
+                    payload: bcs::to_bytes(&msg).unwrap(),
+                })
+                .await
+                .unwrap();
+        }
+        match a.flow_status(flow).await.unwrap() {
+            FlowStatus::Running { step } => assert_eq!(step, "awaiting notary", "{backend}"),
+            other => panic!("{backend}: a forged answer moved the flow: {other:?}"),
+        }
+        // Alice's coin stays locked by the flow: nothing was released early.
+        assert_eq!(a.vault().locked_states().await.unwrap(), 1, "{backend}");
+        // The real notary comes back; the payment completes.
+        net.transport.register(net.name(0), nodes[0].receiver());
+        completed(a.wait_flow(flow, WAIT).await.unwrap());
+        assert_eq!(b.vault().balance(&bob.public_key).await.unwrap(), 30);
+        assert_eq!(a.vault().balance(&alice.public_key).await.unwrap(), 70);
+        for n in &nodes {
+            n.shutdown();
+        }
+    }
+}
