@@ -1,0 +1,24 @@
+//! The IBC host on the ledger (DESIGN §6).
+//!
+//! Owns: the host-state chain ([`host`]: the host contract — exactly one host input and
+//! output, height + 1, the operators' and the notary's signatures, a notarised timestamp, and
+//! a store root proven from the previous one by the transaction's store updates), the host's
+//! authenticated store ([`store`]: a Jellyfish Merkle tree with ICS-23 existence and
+//! non-existence proofs, versioned by host height), and ledger proofs for light clients
+//! ([`proof`]: the filtered host transaction, its signatures and an ICS-23 proof, verified with
+//! public functions and the trusted keys only).
+//!
+//! Not yet here: the ibc-rs validation and execution contexts over this store, the ledger app
+//! and flows that carry IBC messages, and persistence of the store in the node database.
+
+pub mod host;
+pub mod proof;
+pub mod store;
+
+pub use host::{
+    HOST_CONTRACT, HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id,
+};
+pub use proof::{HostStateProof, HostTrust, LedgerProof, ProofError};
+pub use store::{
+    HostStore, PreparedUpdate, StoreError, Update, empty_root, key_hash, verify_transition,
+};
