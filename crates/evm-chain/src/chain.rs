@@ -132,7 +132,8 @@ pub struct PendingTx {
 pub struct Chain {
     spec: ChainSpec,
     keys: HashMap<Address, SigningKey>,
-    blocks: Vec<Block>,
+    /// Sealed blocks by number, shared with readers that scan them without the chain lock.
+    blocks: Vec<std::sync::Arc<Block>>,
     /// Block hashes by number, shared with detached call views (copied on write).
     hashes: std::sync::Arc<Vec<B256>>,
     by_hash: HashMap<B256, u64>,
@@ -259,7 +260,21 @@ impl Chain {
 
     /// A block by number.
     pub fn block(&self, number: u64) -> Option<&Block> {
-        self.blocks.get(usize::try_from(number).ok()?)
+        self.blocks
+            .get(usize::try_from(number).ok()?)
+            .map(std::sync::Arc::as_ref)
+    }
+
+    /// Shared handles to the blocks `from..=to` that exist (cheap: one reference count each),
+    /// so a long scan over them can run after the chain lock is released.
+    pub fn blocks_shared(&self, from: u64, to: u64) -> Vec<std::sync::Arc<Block>> {
+        let len = self.blocks.len() as u64;
+        if from >= len || from > to {
+            return Vec::new();
+        }
+        let to = to.min(len - 1);
+        // Both bounds are below `len`, which is a usize.
+        self.blocks[from as usize..=to as usize].to_vec()
     }
 
     /// A block by hash.
@@ -332,7 +347,7 @@ impl Chain {
         }
         self.by_hash.insert(block.hash, number);
         std::sync::Arc::make_mut(&mut self.hashes).push(block.hash);
-        self.blocks.push(block);
+        self.blocks.push(std::sync::Arc::new(block));
         self.raw_blocks.push(raws);
     }
 }
