@@ -14,15 +14,17 @@ use crate::error::ChainError;
 use crate::state::WorldState;
 
 mod builder;
+mod call_trace;
 mod calls;
 mod exec;
 mod pool;
 mod trace;
 mod votes;
 
+pub(crate) use call_trace::CallTracerOptions;
 pub use calls::{CallOutcome, CallRequest, CallView, OverrideError, check_overrides};
 pub use exec::effective_price;
-pub(crate) use trace::{StructLogOptions, StructTrace, TraceError};
+pub(crate) use trace::{StructLogOptions, TraceError};
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;

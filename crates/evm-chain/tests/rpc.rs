@@ -1123,14 +1123,15 @@ async fn debug_traces_follow_geths_struct_logger() {
     assert_eq!(logs.last().unwrap()["op"], json!("REVERT"));
     assert!(!trace["returnValue"].as_str().unwrap().is_empty());
 
-    // Only the default struct logger; an unknown transaction is an error.
+    // Only the default struct logger and callTracer (tests/rpc_trace.rs); an unknown
+    // transaction is an error.
     let e = call_err(
         &client,
         "debug_traceCall",
         vec![
             json!({"from": alice.address(), "to": nft}),
             json!("latest"),
-            json!({"tracer": "callTracer"}),
+            json!({"tracer": "prestateTracer"}),
         ],
     )
     .await;
