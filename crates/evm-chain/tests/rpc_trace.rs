@@ -1,11 +1,12 @@
-//! `debug_traceTransaction` / `debug_traceCall` with geth's `callTracer`: the call tree of a
-//! contract that calls another and statically calls one that reverts, creations, a reverting
-//! transaction with its decoded reason, `onlyTopCall` and `withLog`.
+//! `debug_traceTransaction` / `debug_traceCall`: geth's default struct logger, and its
+//! `callTracer` (the call tree of a contract that calls another and statically calls one that
+//! reverts, creations, a reverting transaction with its decoded reason, `onlyTopCall` and
+//! `withLog`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use alloy_primitives::{Address, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use common::*;
 use kh_evm_chain::BlockProduction;
 use serde_json::{Value, json};
@@ -242,6 +243,24 @@ async fn call_tracer_reports_the_call_tree_like_geth() {
     assert_eq!(first["error"], json!("out of gas"), "{trace}");
     assert_eq!(first["gasUsed"], first["gas"]);
 
+    // A creation whose init code reverts: a CREATE frame without `to`.
+    let trace = call(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "data": "0x60006000fd"}),
+            json!("latest"),
+            tracer.clone(),
+        ],
+    )
+    .await;
+    assert_eq!(trace["type"], json!("CREATE"), "{trace}");
+    assert_eq!(trace["error"], json!("execution reverted"));
+    assert!(
+        trace.get("to").is_none() && trace.get("output").is_none(),
+        "{trace}"
+    );
+
     // A bad tracerConfig is refused.
     let e = call_err(
         &client,
@@ -254,5 +273,152 @@ async fn call_tracer_reports_the_call_tree_like_geth() {
     )
     .await;
     assert_eq!(e.code(), -32602, "{e:?}");
+    devnet.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_traces_follow_geths_struct_logger() {
+    use alloy_sol_types::{SolCall, SolConstructor};
+    use kh_contracts::KhNft;
+
+    let (devnet, client) = start(BlockProduction::Instant, None).await;
+    let alice = dev_signer(0);
+    let bob = dev_signer(1).address();
+    let ctor = KhNft::constructorCall {
+        name_: "Trace".into(),
+        symbol_: "T".into(),
+        baseUri_: "t/".into(),
+    };
+    let mut code = KhNft::BYTECODE.to_vec();
+    code.extend(ctor.abi_encode());
+    let nft = alice.address().create(0);
+    let send = |nonce: u64, to: TxKind, input: Vec<u8>| {
+        sign(
+            &alice,
+            Kind::Eip1559,
+            nonce,
+            to,
+            U256::ZERO,
+            Bytes::from(input),
+            3_000_000,
+        )
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(0, TxKind::Create, code))],
+    )
+    .await;
+    let mint = KhNft::mintCall {
+        to: alice.address(),
+        tokenId: U256::from(7),
+    };
+    call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(1, TxKind::Call(nft), mint.abi_encode()))],
+    )
+    .await;
+    let transfer = KhNft::transferFromCall {
+        from: alice.address(),
+        to: bob,
+        tokenId: U256::from(7),
+    };
+    let hash = call(
+        &client,
+        "eth_sendRawTransaction",
+        vec![json!(send(2, TxKind::Call(nft), transfer.abi_encode()))],
+    )
+    .await;
+    let receipt = call(&client, "eth_getTransactionReceipt", vec![hash.clone()]).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+
+    let trace = call(&client, "debug_traceTransaction", vec![hash.clone()]).await;
+    assert_eq!(trace["failed"], json!(false), "{trace}");
+    // geth writes gas as a JSON number.
+    assert_eq!(trace["gas"].as_u64(), Some(hex_u64(&receipt["gasUsed"])));
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert!(logs.len() > 50, "{} steps", logs.len());
+    let last = logs.last().unwrap();
+    assert!(
+        last["op"] == json!("STOP") || last["op"] == json!("RETURN"),
+        "{last}"
+    );
+    assert_eq!(logs[0]["pc"], json!(0));
+    assert_eq!(logs[0]["depth"], json!(1));
+    assert_eq!(logs[0]["stack"], json!([]));
+    // Gas only goes down, by each step's cost.
+    for pair in logs.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a["depth"] == b["depth"] && a["op"] != json!("SSTORE") {
+            assert_eq!(
+                a["gas"].as_u64().unwrap() - a["gasCost"].as_u64().unwrap(),
+                b["gas"].as_u64().unwrap(),
+                "{a} -> {b}"
+            );
+        }
+    }
+    // The owner slot is written: an SSTORE step carries the new owner in its storage.
+    let bob_word = format!("{:0>64}", alloy_primitives::hex::encode(bob));
+    assert!(
+        logs.iter().any(|l| l["op"] == json!("SSTORE")
+            && l["storage"]
+                .as_object()
+                .is_some_and(|s| s.values().any(|v| v == &json!(bob_word)))),
+        "no SSTORE of the new owner"
+    );
+    // Memory only when asked for.
+    assert!(logs.iter().all(|l| l.get("memory").is_none()));
+    let with_memory = call(
+        &client,
+        "debug_traceTransaction",
+        vec![
+            hash.clone(),
+            json!({"enableMemory": true, "disableStack": true}),
+        ],
+    )
+    .await;
+    let logs = with_memory["structLogs"].as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["memory"].as_array().is_some_and(|m| !m.is_empty()))
+    );
+    assert!(logs.iter().all(|l| l.get("stack").is_none()));
+
+    // The same transfer as a call after it was mined: the token is bob's, so it reverts.
+    let trace = call(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft, "data": Bytes::from(transfer.abi_encode())}),
+            json!("latest"),
+        ],
+    )
+    .await;
+    assert_eq!(trace["failed"], json!(true), "{trace}");
+    let logs = trace["structLogs"].as_array().unwrap();
+    assert_eq!(logs.last().unwrap()["op"], json!("REVERT"));
+    assert!(!trace["returnValue"].as_str().unwrap().is_empty());
+
+    // Only the default struct logger and callTracer (tests/rpc_trace.rs); an unknown
+    // transaction is an error.
+    let e = call_err(
+        &client,
+        "debug_traceCall",
+        vec![
+            json!({"from": alice.address(), "to": nft}),
+            json!("latest"),
+            json!({"tracer": "prestateTracer"}),
+        ],
+    )
+    .await;
+    assert_eq!(e.code(), -32602, "{e:?}");
+    let e = call_err(
+        &client,
+        "debug_traceTransaction",
+        vec![json!(B256::repeat_byte(0x42))],
+    )
+    .await;
+    assert_eq!(e.code(), -32000, "{e:?}");
     devnet.shutdown().await.unwrap();
 }

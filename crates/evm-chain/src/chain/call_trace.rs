@@ -53,7 +53,7 @@ pub(crate) struct CallFrame {
     pub kind: &'static str,
     /// Caller.
     pub from: Address,
-    /// Callee, or the created contract's address.
+    /// Callee, or the created contract's address (none when the creation failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<Address>,
     /// Value passed (none for `STATICCALL`).
@@ -224,6 +224,10 @@ impl CallTracer {
             }
         } else {
             frame.error = Some(error_message(result.result));
+            // A failed creation made no contract: geth leaves `to` out.
+            if frame.kind.starts_with("CREATE") {
+                frame.to = None;
+            }
             if result.result.is_revert() {
                 if !result.output.is_empty() && self.count(result.output.len()) {
                     frame.output = Some(result.output.clone());
@@ -281,8 +285,7 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for CallTracer {
             CreateScheme::Create2 { .. } => "CREATE2",
             _ => "CREATE",
         };
-        // The creator's nonce is not bumped yet: the address the creation will use, known
-        // even when it fails (geth reports it then too).
+        // The creator's nonce is not bumped yet: the address the creation will use.
         let to = context
             .journal_mut()
             .load_account(inputs.caller())
