@@ -14,15 +14,17 @@ use crate::error::ChainError;
 use crate::state::WorldState;
 
 mod builder;
+mod call_trace;
 mod calls;
 mod exec;
 mod pool;
 mod trace;
 mod votes;
 
+pub(crate) use call_trace::CallTracerOptions;
 pub use calls::{CallOutcome, CallRequest, CallView, OverrideError, check_overrides};
 pub use exec::effective_price;
-pub(crate) use trace::{StructLogOptions, StructTrace, TraceError};
+pub(crate) use trace::{StructLogOptions, TraceError};
 
 /// Default block gas limit (100 M gas, about 1,800 ERC-721 transfers).
 pub const DEFAULT_GAS_LIMIT: u64 = 100_000_000;
@@ -132,7 +134,8 @@ pub struct PendingTx {
 pub struct Chain {
     spec: ChainSpec,
     keys: HashMap<Address, SigningKey>,
-    blocks: Vec<Block>,
+    /// Sealed blocks by number, shared with readers that scan them without the chain lock.
+    blocks: Vec<std::sync::Arc<Block>>,
     /// Block hashes by number, shared with detached call views (copied on write).
     hashes: std::sync::Arc<Vec<B256>>,
     by_hash: HashMap<B256, u64>,
@@ -259,7 +262,21 @@ impl Chain {
 
     /// A block by number.
     pub fn block(&self, number: u64) -> Option<&Block> {
-        self.blocks.get(usize::try_from(number).ok()?)
+        self.blocks
+            .get(usize::try_from(number).ok()?)
+            .map(std::sync::Arc::as_ref)
+    }
+
+    /// Shared handles to the blocks `from..=to` that exist (cheap: one reference count each),
+    /// so a long scan over them can run after the chain lock is released.
+    pub fn blocks_shared(&self, from: u64, to: u64) -> Vec<std::sync::Arc<Block>> {
+        let len = self.blocks.len() as u64;
+        if from >= len || from > to {
+            return Vec::new();
+        }
+        let to = to.min(len - 1);
+        // Both bounds are below `len`, which is a usize.
+        self.blocks[from as usize..=to as usize].to_vec()
     }
 
     /// A block by hash.
@@ -332,7 +349,7 @@ impl Chain {
         }
         self.by_hash.insert(block.hash, number);
         std::sync::Arc::make_mut(&mut self.hashes).push(block.hash);
-        self.blocks.push(block);
+        self.blocks.push(std::sync::Arc::new(block));
         self.raw_blocks.push(raws);
     }
 }

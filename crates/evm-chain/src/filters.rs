@@ -90,6 +90,16 @@ impl Filters {
         Some(f)
     }
 
+    /// Moves the filter `id` back to `next_block` if it is still at `expected` (a poll that
+    /// claimed the blocks up to `expected` failed, and no other poll went further since).
+    pub(crate) fn rewind(&mut self, id: &str, expected: u64, next_block: u64) {
+        if let Some(f) = self.map.get_mut(id)
+            && f.next_block == expected
+        {
+            f.next_block = next_block;
+        }
+    }
+
     /// Removes the filter `id`; returns whether it existed.
     pub(crate) fn uninstall(&mut self, id: &str) -> bool {
         self.map.remove(id).is_some()

@@ -18,6 +18,7 @@ use revm::interpreter::interpreter::EthInterpreter;
 use revm::{InspectEvm, Inspector, MainBuilder};
 
 use super::Chain;
+use super::call_trace::{CallFrame, CallTracer, CallTracerOptions};
 use super::exec::{Checks, DevContext, block_env, context_with, halt_reason, tx_env};
 use super::trace::{
     AccessListCollector, StructLog, StructLogOptions, StructLogger, StructTrace, TraceError,
@@ -315,6 +316,18 @@ impl CallView {
         Ok(trace_of(outcome, logs))
     }
 
+    /// geth's call-tracer trace of a call.
+    pub(crate) fn call_trace(
+        &self,
+        req: &CallRequest,
+        options: CallTracerOptions,
+    ) -> Result<CallFrame, TraceError> {
+        let mut tracer = CallTracer::new(options);
+        let gas_limit = req.gas.unwrap_or(self.gas_limit).min(self.gas_limit);
+        let outcome = self.inspect(req, &mut tracer);
+        tracer.finish(gas_limit, gas_used_of(&outcome, gas_limit))
+    }
+
     fn nonce_of(&self, address: &Address) -> u64 {
         self.state.account(address).map(|a| a.nonce).unwrap_or(0)
     }
@@ -388,6 +401,14 @@ fn outcome<E: std::fmt::Display>(result: Result<ExecutionResult, E>) -> CallOutc
     }
 }
 
+/// Gas a call with `gas_limit` used: all of it when it halted.
+fn gas_used_of(outcome: &CallOutcome, gas_limit: u64) -> u64 {
+    match outcome {
+        CallOutcome::Success { gas_used, .. } | CallOutcome::Revert { gas_used, .. } => *gas_used,
+        CallOutcome::Halt { .. } => gas_limit,
+    }
+}
+
 pub(crate) fn trace_of(outcome: CallOutcome, logs: Vec<StructLog>) -> StructTrace {
     match outcome {
         CallOutcome::Success { output, gas_used } => {
@@ -442,9 +463,13 @@ impl Chain {
 }
 
 impl ReplayView {
-    /// Re-executes the block's earlier transactions on the parent state, then traces the
-    /// transaction with geth's struct logger.
-    pub(crate) fn trace(&self, options: StructLogOptions) -> Result<StructTrace, TraceError> {
+    /// Re-executes the block's earlier transactions on the parent state, then the traced
+    /// transaction with `inspector` watching; returns its outcome and gas limit (`None` when
+    /// the view holds no transaction).
+    fn replay<I>(&self, inspector: &mut I) -> Option<(CallOutcome, u64)>
+    where
+        I: for<'a> Inspector<DevContext<'a>, EthInterpreter>,
+    {
         let db = CacheDB::new(StateDb {
             state: &self.state,
             block_hashes: &self.hashes,
@@ -463,26 +488,38 @@ impl ReplayView {
             self.chain_id,
             self.contract_size_limit,
         );
-        let mut logger = StructLogger::new(options);
-        let outcome = {
-            let mut evm = ctx.build_mainnet_with_inspector(&mut logger);
-            let Some((target, earlier)) = self.txs.split_last() else {
-                return Ok(trace_of(
-                    CallOutcome::Halt {
-                        reason: "no transaction".into(),
-                    },
-                    Vec::new(),
-                ));
-            };
-            for tx in earlier {
-                // Not inspected: only the traced transaction's steps are logged.
-                if let Ok(r) = evm.transact(tx_env(tx)) {
-                    evm.commit(r.state);
-                }
+        let mut evm = ctx.build_mainnet_with_inspector(inspector);
+        let (target, earlier) = self.txs.split_last()?;
+        for tx in earlier {
+            // Not inspected: only the traced transaction is watched.
+            if let Ok(r) = evm.transact(tx_env(tx)) {
+                evm.commit(r.state);
             }
-            outcome(evm.inspect_tx(tx_env(target)).map(|r| r.result))
+        }
+        let env = tx_env(target);
+        let gas_limit = env.gas_limit;
+        Some((outcome(evm.inspect_tx(env).map(|r| r.result)), gas_limit))
+    }
+
+    /// Traces the transaction with geth's struct logger.
+    pub(crate) fn trace(&self, options: StructLogOptions) -> Result<StructTrace, TraceError> {
+        let mut logger = StructLogger::new(options);
+        let Some((outcome, _)) = self.replay(&mut logger) else {
+            return Ok(trace_of(
+                CallOutcome::Halt {
+                    reason: "no transaction".into(),
+                },
+                Vec::new(),
+            ));
         };
         let logs = logger.finish()?;
         Ok(trace_of(outcome, logs))
+    }
+
+    /// Traces the transaction with geth's call tracer.
+    pub(crate) fn call_trace(&self, options: CallTracerOptions) -> Result<CallFrame, TraceError> {
+        let mut tracer = CallTracer::new(options);
+        let (outcome, gas_limit) = self.replay(&mut tracer).ok_or(TraceError::NoFrame)?;
+        tracer.finish(gas_limit, gas_used_of(&outcome, gas_limit))
     }
 }

@@ -150,9 +150,15 @@ pub(crate) enum TraceError {
     /// More steps than [`MAX_STRUCT_LOGS`].
     #[error("trace exceeds {MAX_STRUCT_LOGS} steps")]
     TooManySteps,
-    /// More recorded stack/memory than [`MAX_TRACE_BYTES`].
-    #[error("trace exceeds {MAX_TRACE_BYTES} bytes of stack and memory")]
+    /// More recorded stack/memory (or call data) than [`MAX_TRACE_BYTES`].
+    #[error("trace exceeds {MAX_TRACE_BYTES} bytes of recorded data")]
     TooLarge,
+    /// More call frames than [`super::call_trace::MAX_CALL_FRAMES`].
+    #[error("trace exceeds {} call frames", super::call_trace::MAX_CALL_FRAMES)]
+    TooManyFrames,
+    /// The execution entered no frame (it failed before running).
+    #[error("the transaction did not execute")]
+    NoFrame,
 }
 
 /// Most struct-log entries one trace may hold.

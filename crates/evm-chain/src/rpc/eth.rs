@@ -70,8 +70,8 @@ pub(super) fn register(
         let newest: BlockNumberOrTag = seq.next()?;
         let percentiles: Option<Vec<Value>> = seq.optional_next()?;
         let percentiles = percentiles.as_deref().map(fees::percentiles).transpose()?;
-        let chain = s.chain.read();
-        fee_history(&chain, count.to::<u64>(), newest, percentiles.as_deref())
+        let blocks = fee_history_blocks(&s.chain.read(), count.to::<u64>(), newest)?;
+        fee_history(&blocks, percentiles.as_deref())
     })?;
     m.register_async_method("eth_sendRawTransaction", |p, s, _| async move {
         let raw: Bytes = p.one()?;
@@ -116,8 +116,9 @@ pub(super) fn register(
     })?;
     register_heavy(m, "eth_getLogs", |p, s| -> RpcResult<Vec<RpcLog>> {
         let filter: Filter = p.one()?;
-        let chain = s.chain.read();
-        logs(&chain, &filter)
+        // The chain lock is held only while the blocks are picked, not during the scan.
+        let blocks = log_blocks(&s.chain.read(), &filter)?;
+        scan_logs(&blocks, &filter)
     })?;
     Ok(())
 }

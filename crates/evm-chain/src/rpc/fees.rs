@@ -5,7 +5,9 @@ use alloy_eips::BlockNumberOrTag;
 use alloy_rpc_types_eth::FeeHistory;
 use serde_json::Value;
 
-use crate::chain::Chain;
+use std::sync::Arc;
+
+use crate::chain::{Block, Chain};
 
 use super::*;
 
@@ -20,7 +22,7 @@ pub(super) const MAX_FEE_HISTORY_PERCENTILES: usize = 100;
 /// Tips of a block's transactions at each percentile of its gas used, geth's way: transactions
 /// sorted by tip, each weighted by its gas used; an empty block pays 0 at every percentile.
 #[allow(clippy::disallowed_types)] // percentiles are JSON floats by specification
-fn rewards(block: &crate::chain::Block, percentiles: &[f64]) -> Vec<u128> {
+fn rewards(block: &Block, percentiles: &[f64]) -> Vec<u128> {
     let base_fee = block.header.base_fee_per_gas.unwrap_or_default();
     let mut txs: Vec<(u128, u64)> = block
         .txs
@@ -82,21 +84,46 @@ pub(super) fn percentiles(values: &[Value]) -> RpcResult<Vec<f64>> {
     Ok(out)
 }
 
-#[allow(clippy::disallowed_types)] // eth_feeHistory's gasUsedRatio is a JSON float by specification
-pub(super) fn fee_history(
+/// The blocks an `eth_feeHistory` reports on, taken under the chain lock as shared handles, and
+/// the base fee of the block after the newest: the history itself ([`fee_history`]) is
+/// computed without the lock.
+pub(super) struct FeeHistoryBlocks {
+    blocks: Vec<Arc<Block>>,
+    oldest: u64,
+    next_base_fee: u64,
+}
+
+/// Picks the blocks of an `eth_feeHistory` (at most [`MAX_FEE_HISTORY_BLOCKS`], ending at
+/// `newest`).
+pub(super) fn fee_history_blocks(
     chain: &Chain,
     count: u64,
     newest: BlockNumberOrTag,
-    percentiles: Option<&[f64]>,
-) -> RpcResult<Value> {
+) -> RpcResult<FeeHistoryBlocks> {
     let newest = resolve_tag(chain, newest).ok_or_else(|| err(SERVER_ERROR, "header not found"))?;
     let count = count.clamp(1, MAX_FEE_HISTORY_BLOCKS).min(newest + 1);
     let oldest = newest + 1 - count;
-    let mut base_fee_per_gas = Vec::with_capacity(count as usize + 1);
-    let mut gas_used_ratio = Vec::with_capacity(count as usize);
+    let next_base_fee = match chain.block(newest + 1) {
+        Some(b) => b.header.base_fee_per_gas.unwrap_or_default(),
+        None => chain.next_base_fee(),
+    };
+    Ok(FeeHistoryBlocks {
+        blocks: chain.blocks_shared(oldest, newest),
+        oldest,
+        next_base_fee,
+    })
+}
+
+#[allow(clippy::disallowed_types)] // eth_feeHistory's gasUsedRatio is a JSON float by specification
+pub(super) fn fee_history(
+    history: &FeeHistoryBlocks,
+    percentiles: Option<&[f64]>,
+) -> RpcResult<Value> {
+    let count = history.blocks.len();
+    let mut base_fee_per_gas = Vec::with_capacity(count + 1);
+    let mut gas_used_ratio = Vec::with_capacity(count);
     let mut reward = Vec::new();
-    for n in oldest..=newest {
-        let Some(block) = chain.block(n) else { break };
+    for block in &history.blocks {
         base_fee_per_gas.push(u128::from(
             block.header.base_fee_per_gas.unwrap_or_default(),
         ));
@@ -105,17 +132,13 @@ pub(super) fn fee_history(
             reward.push(rewards(block, p));
         }
     }
-    let next = match chain.block(newest + 1) {
-        Some(b) => b.header.base_fee_per_gas.unwrap_or_default(),
-        None => chain.next_base_fee(),
-    };
-    base_fee_per_gas.push(u128::from(next));
+    base_fee_per_gas.push(u128::from(history.next_base_fee));
     let history = FeeHistory {
         base_fee_per_gas,
         gas_used_ratio,
         base_fee_per_blob_gas: vec![],
         blob_gas_used_ratio: vec![],
-        oldest_block: oldest,
+        oldest_block: history.oldest,
         reward: percentiles.map(|_| reward),
     };
     to_json(&history)

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::errors::{INVALID_PARAMS, LIMIT_EXCEEDED, RpcResult, SERVER_ERROR, err, to_json};
 use super::heavy::register_heavy;
-use super::logs::{MAX_LOG_RANGE, logs};
+use super::logs::{MAX_LOG_RANGE, log_blocks, scan_logs};
 use crate::filters::{FilterKind, Installed};
 use crate::node::Shared;
 
@@ -70,31 +70,39 @@ pub(super) fn register(
     })?;
     register_heavy(m, "eth_getFilterChanges", |p, s| -> RpcResult<Value> {
         let id: String = p.one()?;
-        let chain = s.chain.read();
-        let head = chain.head_number();
-        let mut filters = s.filters.lock();
-        let f = filters.poll(&id).ok_or_else(not_found)?;
-        let Some((from, to)) = window(f, head) else {
-            return Ok(Value::Array(vec![]));
+        let head = s.chain.read().head_number();
+        // Claim the window under the filters lock (so a concurrent poll of the same filter
+        // gets the next one), then scan it with neither the filters nor the chain lock held.
+        let (kind, from, to) = {
+            let mut filters = s.filters.lock();
+            let f = filters.poll(&id).ok_or_else(not_found)?;
+            let Some((from, to)) = window(f, head) else {
+                return Ok(Value::Array(vec![]));
+            };
+            let to = match &f.kind {
+                FilterKind::Logs(filter) => explicit_to(filter).map_or(to, |limit| to.min(limit)),
+                FilterKind::Blocks => to,
+            };
+            if from > to {
+                return Ok(Value::Array(vec![]));
+            }
+            f.next_block = to + 1;
+            (f.kind.clone(), from, to)
         };
-        match &f.kind {
+        let blocks = s.chain.read().blocks_shared(from, to);
+        match kind {
             FilterKind::Blocks => {
-                let hashes: Vec<_> = (from..=to)
-                    .filter_map(|n| chain.block(n).map(|b| b.hash))
-                    .collect();
-                f.next_block = to + 1;
+                let hashes: Vec<_> = blocks.iter().map(|b| b.hash).collect();
                 to_json(&hashes)
             }
-            FilterKind::Logs(filter) => {
-                let to = explicit_to(filter).map_or(to, |limit| to.min(limit));
-                if from > to {
-                    return Ok(Value::Array(vec![]));
+            FilterKind::Logs(filter) => match scan_logs(&blocks, &filter) {
+                Ok(found) => to_json(&found),
+                Err(e) => {
+                    // Nothing was reported: the window is polled again next time.
+                    s.filters.lock().rewind(&id, to + 1, from);
+                    Err(e)
                 }
-                let range = (**filter).clone().from_block(from).to_block(to);
-                let found = logs(&chain, &range)?;
-                f.next_block = to + 1;
-                to_json(&found)
-            }
+            },
         }
     })?;
     register_heavy(m, "eth_getFilterLogs", |p, s| -> RpcResult<Value> {
@@ -106,8 +114,8 @@ pub(super) fn register(
                 FilterKind::Blocks => return Err(err(SERVER_ERROR, "filter not found")),
             }
         };
-        let chain = s.chain.read();
-        to_json(&logs(&chain, &filter)?)
+        let blocks = log_blocks(&s.chain.read(), &filter)?;
+        to_json(&scan_logs(&blocks, &filter)?)
     })?;
     m.register_method("eth_uninstallFilter", |p, s, _| -> RpcResult<bool> {
         let id: String = p.one()?;

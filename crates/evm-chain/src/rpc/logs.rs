@@ -3,6 +3,8 @@
 use alloy_eips::BlockNumberOrTag;
 use alloy_rpc_types_eth::{Filter, FilterBlockOption, Log as RpcLog};
 
+use std::sync::Arc;
+
 use crate::chain::{Block, Chain};
 
 use super::*;
@@ -22,13 +24,19 @@ pub(super) fn block_logs(block: &Block, filter: &Filter) -> Vec<RpcLog> {
         .collect()
 }
 
-pub(super) fn logs(chain: &Chain, filter: &Filter) -> RpcResult<Vec<RpcLog>> {
-    let (from, to) = match &filter.block_option {
+/// The blocks a log query scans, taken under the chain lock as shared handles (cheap), so the
+/// scan itself ([`scan_logs`]) runs without the lock and never holds up block production.
+/// Checks the range: numbers past the head select nothing, a range wider than
+/// [`MAX_LOG_RANGE`] is refused.
+pub(super) fn log_blocks(chain: &Chain, filter: &Filter) -> RpcResult<Vec<Arc<Block>>> {
+    match &filter.block_option {
         FilterBlockOption::AtBlockHash(hash) => {
-            let block = chain
+            let number = chain
                 .block_by_hash(hash)
-                .ok_or_else(|| err(SERVER_ERROR, "unknown block"))?;
-            return Ok(block_logs(block, filter));
+                .ok_or_else(|| err(SERVER_ERROR, "unknown block"))?
+                .header
+                .number;
+            Ok(chain.blocks_shared(number, number))
         }
         FilterBlockOption::Range {
             from_block,
@@ -57,11 +65,16 @@ pub(super) fn logs(chain: &Chain, filter: &Filter) -> RpcResult<Vec<RpcLog>> {
                     format!("block range too large (max {MAX_LOG_RANGE})"),
                 ));
             }
-            (from, to.min(head))
+            Ok(chain.blocks_shared(from, to.min(head)))
         }
-    };
+    }
+}
+
+/// The logs of `blocks` matching `filter`'s addresses and topics (its block range is not
+/// looked at: [`log_blocks`] chose the blocks), at most [`MAX_LOG_RESULTS`].
+pub(super) fn scan_logs(blocks: &[Arc<Block>], filter: &Filter) -> RpcResult<Vec<RpcLog>> {
     let mut out = Vec::new();
-    for block in (from..=to).filter_map(|n| chain.block(n)) {
+    for block in blocks {
         out.extend(block_logs(block, filter));
         if out.len() > MAX_LOG_RESULTS {
             return Err(err(

@@ -51,13 +51,13 @@ pub(super) async fn subscribe(
             _ = sink.closed() => return Ok(()),
         };
         let messages: Vec<Value> = {
-            let chain = shared.chain.read();
-            let Some(block) = chain.block(number) else {
+            // The block is taken under the chain lock; its logs are matched without it.
+            let Some(block) = shared.chain.read().blocks_shared(number, number).pop() else {
                 continue;
             };
             match &filter {
-                None => vec![serde_json::to_value(rpc_header(block))?],
-                Some(f) => block_logs(block, f)
+                None => vec![serde_json::to_value(rpc_header(&block))?],
+                Some(f) => block_logs(&block, f)
                     .into_iter()
                     .map(serde_json::to_value)
                     .collect::<Result<_, _>>()?,
