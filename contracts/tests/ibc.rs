@@ -850,7 +850,11 @@ fn unordered_packets_acks_and_rejections() {
     }
 
     let logs = pair.recv(true, &p).unwrap();
-    assert_eq!(events::<P::RecvPacket>(&logs)[0].packet, p);
+    let ev = &events::<P::RecvPacket>(&logs)[0];
+    assert_eq!(
+        (ev.destinationChannel.as_str(), ev.sequence),
+        (pair.b.channel_id.as_str(), 1)
+    );
     let (acked, ack) = write_ack_of(&logs);
     assert_eq!(acked, p);
     assert_eq!(ack, b"echo:hello");
@@ -865,12 +869,13 @@ fn unordered_packets_acks_and_rejections() {
     );
 
     let logs = pair.ack(true, &p, &ack).unwrap();
+    let ev = &events::<P::AcknowledgePacket>(&logs)[0];
     assert_eq!(
-        events::<P::AcknowledgePacket>(&logs)[0]
-            .acknowledgement
-            .to_vec(),
-        ack
+        (ev.sourceChannel.as_str(), ev.sequence),
+        (pair.a.channel_id.as_str(), 1)
     );
+    let ev = &events::<PingApp::PingAcknowledged>(&logs)[0];
+    assert_eq!((ev.sequence, ev.acknowledgement.to_vec()), (1, ack.clone()));
     assert_eq!(app_counters(&pair.a), (0, 1, 0));
     let commitment = packet_path("commitments", PORT, &pair.a.channel_id, 1);
     assert_eq!(pair.a.stored(&commitment), B256::ZERO, "commitment deleted");
@@ -980,7 +985,7 @@ fn timeout_by_height_unordered() {
     // Receive after timeout is refused.
     assert_error(pair.recv(true, &p), P::IBCPacketTimedOut { sequence: 1 });
     let logs = pair.timeout(true, &p, false).unwrap();
-    assert_eq!(events::<P::TimeoutPacket>(&logs)[0].packet, p);
+    assert_eq!(events::<P::TimeoutPacket>(&logs)[0].sequence, p.sequence);
     assert_eq!(app_counters(&pair.a), (0, 0, 1));
     assert_error(
         pair.timeout(true, &p, false),
@@ -1139,7 +1144,7 @@ fn close_handshake_and_timeout_on_close() {
         },
     );
     let logs = a.call(msg(proof_close.clone())).unwrap().1;
-    assert_eq!(events::<P::TimeoutPacket>(&logs)[0].packet, p);
+    assert_eq!(events::<P::TimeoutPacket>(&logs)[0].sequence, p.sequence);
     assert_eq!(app_counters(a), (0, 0, 1));
 
     // A confirms the close.
@@ -1208,13 +1213,10 @@ fn asynchronous_acknowledgement() {
         .unwrap();
     let (acked, ack) = write_ack_of(&logs);
     assert_eq!((acked, ack.as_slice()), (p.clone(), &b"done"[..]));
-    pair.ack(true, &p, b"done").unwrap();
-    let mut v = pair.a.chain_clone_call();
-    let last = v
-        .call(BOB, pair.a.app, PingApp::lastAcknowledgementCall {})
-        .unwrap()
-        .0;
-    assert_eq!(last.as_ref(), b"done");
+    let logs = pair.ack(true, &p, b"done").unwrap();
+    let ev = &events::<PingApp::PingAcknowledged>(&logs)[0];
+    assert_eq!(ev.acknowledgement.as_ref(), b"done");
+    assert_eq!(app_counters(&pair.a), (0, 1, 0));
 }
 
 #[test]

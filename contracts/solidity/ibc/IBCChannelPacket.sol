@@ -87,7 +87,7 @@ contract IBCChannelPacket is IBCStore {
         }
         bytes memory ack = _app(p.destinationPort).onRecvPacket(p, msg.sender);
         if (ack.length != 0) _writeAck(s, p, ack);
-        emit RecvPacket(p);
+        emit RecvPacket(p.destinationPort, p.destinationChannel, p.sequence);
     }
 
     /// @notice Writes the acknowledgement of a received packet later (asynchronous ack); only the
@@ -129,7 +129,7 @@ contract IBCChannelPacket is IBCStore {
         }
         delete s.commitments[key];
         _app(p.sourcePort).onAcknowledgementPacket(p, m.acknowledgement, msg.sender);
-        emit AcknowledgePacket(p, m.acknowledgement);
+        emit AcknowledgePacket(p.sourcePort, p.sourceChannel, p.sequence);
     }
 
     /// @notice Times out a packet sent here: its timeout height or timestamp passed on the
@@ -222,7 +222,7 @@ contract IBCChannelPacket is IBCStore {
             _commitChannel(p.sourcePort, p.sourceChannel, ch);
         }
         _app(p.sourcePort).onTimeoutPacket(p, msg.sender);
-        emit TimeoutPacket(p);
+        emit TimeoutPacket(p.sourcePort, p.sourceChannel, p.sequence);
     }
 
     /// The packet's other end must be this channel's counterparty.

@@ -408,11 +408,13 @@ event ChannelCloseConfirm(
 );
 /// @notice A packet was sent (the whole packet, to build MsgRecvPacket or MsgTimeout).
 event SendPacket(Packet packet);
-/// @notice A packet was received.
-event RecvPacket(Packet packet);
+/// @notice A packet was received (the whole packet is in WriteAcknowledgement, or in the
+/// sender's SendPacket event for an asynchronous ack).
+event RecvPacket(string destinationPort, string destinationChannel, uint64 sequence);
 /// @notice An acknowledgement was written (with the packet, to build MsgAcknowledgement).
 event WriteAcknowledgement(Packet packet, bytes acknowledgement);
-/// @notice A packet's acknowledgement was processed; its commitment is deleted.
-event AcknowledgePacket(Packet packet, bytes acknowledgement);
+/// @notice A packet's acknowledgement was processed; its commitment is deleted (the end of its
+/// life: no further datagram).
+event AcknowledgePacket(string sourcePort, string sourceChannel, uint64 sequence);
 /// @notice A packet timed out (or its channel closed) unreceived; its commitment is deleted.
-event TimeoutPacket(Packet packet);
+event TimeoutPacket(string sourcePort, string sourceChannel, uint64 sequence);

@@ -21,8 +21,8 @@ interface IIBCHandlerApp {
 
 /// @title PingApp: the ping/echo IBC test app. Its owner sends pings on a channel of its port;
 /// on receive it echoes the data back as the acknowledgement ("echo:" ‖ data), or, in async
-/// mode, keeps the packet and acknowledges when the owner says so. It records every packet
-/// received, acknowledgement and timeout. Channel versions must be "ping-1".
+/// mode, keeps the packet and acknowledges when the owner says so. It counts the packets
+/// received, acknowledgements and timeouts, and emits an event for each (with the data / ack). Channel versions must be "ping-1".
 contract PingApp is IIBCModule {
     /// @notice The channel version this app speaks.
     string public constant VERSION = "ping-1";
@@ -40,9 +40,6 @@ contract PingApp is IIBCModule {
     uint64 public received;
     uint64 public acknowledged;
     uint64 public timedOut;
-    /// @notice The data of the last packet received and the last acknowledgement.
-    bytes public lastReceived;
-    bytes public lastAcknowledgement;
     /// @notice Packets received in async mode, by sequence, waiting for `acknowledge`.
     mapping(uint64 => bytes) public pendingPackets;
 
@@ -131,7 +128,6 @@ contract PingApp is IIBCModule {
 
     function onRecvPacket(Packet calldata packet, address) external onlyHandler returns (bytes memory) {
         received++;
-        lastReceived = packet.data;
         emit PingReceived(packet.sequence, packet.data);
         if (asyncAcks) {
             pendingPackets[packet.sequence] = abi.encodePacked(bytes1(0x01), packet.data);
@@ -145,7 +141,6 @@ contract PingApp is IIBCModule {
         onlyHandler
     {
         acknowledged++;
-        lastAcknowledgement = acknowledgement;
         emit PingAcknowledged(packet.sequence, acknowledgement);
     }
 
