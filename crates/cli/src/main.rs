@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_evm;
+mod bench_gas;
 mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
