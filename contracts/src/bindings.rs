@@ -26,6 +26,12 @@ sol!(
 
 sol!(
     #[derive(Debug, PartialEq, Eq)]
+    IBCProxy,
+    "artifacts/IBCProxy.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
     IBCClient,
     "artifacts/IBCClient.json"
 );

@@ -17,7 +17,8 @@
 //! Contracts:
 //! - [`KhNft`]: ERC-721 + ERC-165 + metadata with an owner-managed minter role (use case 1).
 //! - [`TestReceiver`]: an ERC-721 receiver for tests (accepts or refuses safe transfers).
-//! - The IBC handler (`solidity/ibc/`): [`IBCHandler`] (entry contract and store, queries)
+//! - The IBC handler (`solidity/ibc/`): [`IBCProxy`] (ERC-1967 proxy holding the store, so
+//!   upgrades keep it) in front of [`IBCHandler`] (entry contract, queries, `upgradeTo`)
 //!   routing by delegatecall to the modules [`IBCClient`], [`IBCConnection`],
 //!   [`IBCChannelHandshake`] and [`IBCChannelPacket`], whose ABIs are called at the handler's
 //!   address; [`PingApp`], the ping/echo test app; [`TestOnlyClient`], a light client for tests
@@ -33,8 +34,8 @@ mod bindings;
 mod layout;
 
 pub use bindings::{
-    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, KhNft, PingApp,
-    TestOnlyClient, TestReceiver,
+    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy, KhNft,
+    PingApp, TestOnlyClient, TestReceiver,
 };
 pub use layout::{
     IBC_COMMITMENTS_BASE, KH_NFT_OWNERS_SLOT, ibc_commitment_slot, kh_nft_owner_slot,

@@ -23,7 +23,7 @@ use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_contracts::{
     IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, IBCHandler,
-    PingApp, TestOnlyClient, ibc_commitment_slot,
+    IBCProxy, PingApp, TestOnlyClient, ibc_commitment_slot,
 };
 use prost::Message;
 use revm_chain::{ALICE, BOB, Chain, OWNER};
@@ -201,19 +201,17 @@ impl Side {
     fn deploy(start_time: u64) -> Self {
         let mut chain = Chain::new();
         chain.set_block(1, start_time);
-        let client = chain.deploy(OWNER, &IBCClient::BYTECODE, vec![]);
-        let connection = chain.deploy(OWNER, &C::BYTECODE, vec![]);
-        let handshake = chain.deploy(OWNER, &H::BYTECODE, vec![]);
-        let packet = chain.deploy(OWNER, &P::BYTECODE, vec![]);
-        let args = IBCHandler::constructorCall {
-            client,
-            connection,
-            channelHandshake: handshake,
-            channelPacket: packet,
-            owner_: OWNER,
-        }
-        .abi_encode();
-        let handler = chain.deploy(OWNER, &IBCHandler::BYTECODE, args);
+        let implementation = deploy_handler_code(&mut chain);
+        let init = IBCHandler::initializeCall { owner_: OWNER }.abi_encode();
+        let handler = chain.deploy(
+            OWNER,
+            &IBCProxy::BYTECODE,
+            IBCProxy::constructorCall {
+                implementation,
+                initData: init.into(),
+            }
+            .abi_encode(),
+        );
         let lc = chain.deploy(
             OWNER,
             &TestOnlyClient::BYTECODE,
@@ -333,6 +331,23 @@ impl Side {
     }
 }
 
+/// Deploys the four modules and an IBCHandler implementation using them; returns the latter.
+fn deploy_handler_code(chain: &mut Chain) -> Address {
+    let client = chain.deploy(OWNER, &IBCClient::BYTECODE, vec![]);
+    let connection = chain.deploy(OWNER, &C::BYTECODE, vec![]);
+    let handshake = chain.deploy(OWNER, &H::BYTECODE, vec![]);
+    let packet = chain.deploy(OWNER, &P::BYTECODE, vec![]);
+    let args = IBCHandler::constructorCall {
+        client,
+        connection,
+        channelHandshake: handshake,
+        channelPacket: packet,
+        owner_: OWNER,
+    }
+    .abi_encode();
+    chain.deploy(OWNER, &IBCHandler::BYTECODE, args)
+}
+
 /// A read-only call through a throwaway copy of the chain.
 struct ChainView<'a>(&'a Side);
 
@@ -347,6 +362,10 @@ impl ChainView<'_> {
         copy.evm.ctx.journaled_state.database =
             self.0.chain.evm.ctx.journaled_state.database.clone();
         copy.evm.ctx.block = self.0.chain.evm.ctx.block.clone();
+        let nonce = revm::DatabaseRef::basic_ref(&copy.evm.ctx.journaled_state.database, from)
+            .unwrap()
+            .map_or(0, |info| info.nonce);
+        copy.nonces.insert(from, nonce);
         copy.call(from, to, call)
     }
 }
@@ -1552,6 +1571,7 @@ fn client_states_match_the_test_only_encoder() {
 fn modules_fit_besu_and_refuse_direct_calls() {
     for name in [
         "IBCHandler",
+        "IBCProxy",
         "IBCClient",
         "IBCConnection",
         "IBCChannelHandshake",
@@ -1609,4 +1629,123 @@ fn modules_fit_besu_and_refuse_direct_calls() {
         ),
         revm_chain::Outcome::Ok(..) => panic!("unknown selector accepted"),
     }
+}
+
+#[test]
+fn upgrade_keeps_the_store() {
+    let mut pair = open_pair(UNORDERED);
+    let p = pair.send(true, b"across the upgrade", 1_000, 0);
+    let proxy = pair.a.handler;
+    let view = |side: &Side| {
+        let mut v = side.chain_clone_call();
+        let imp = v
+            .call(BOB, side.handler, IBCHandler::implementationCall {})
+            .unwrap()
+            .0;
+        let module = v
+            .call(BOB, side.handler, IBCHandler::channelPacketModuleCall {})
+            .unwrap()
+            .0;
+        (imp, module)
+    };
+    let (old_impl, old_module) = view(&pair.a);
+    assert_ne!(old_impl, Address::ZERO);
+
+    // The store cannot be initialized twice, nor the implementation used directly.
+    assert_error(
+        pair.a.call(IBCHandler::initializeCall { owner_: BOB }),
+        IBCHandler::IBCAlreadyInitialized {},
+    );
+    assert_error(
+        pair.a.chain.call(
+            OWNER,
+            old_impl,
+            IBCHandler::upgradeToCall {
+                newImplementation: old_impl,
+            },
+        ),
+        IBCHandler::IBCNotDelegateCall {},
+    );
+
+    let new_impl = deploy_handler_code(&mut pair.a.chain);
+    // Only the owner upgrades, and only to a handler.
+    assert_error(
+        pair.a.call(IBCHandler::upgradeToCall {
+            newImplementation: new_impl,
+        }),
+        IBCHandler::IBCNotOwner { caller: RELAYER },
+    );
+    assert_error(
+        pair.a.chain.call(
+            OWNER,
+            proxy,
+            IBCHandler::upgradeToCall {
+                newImplementation: BOB,
+            },
+        ),
+        IBCHandler::IBCNotAHandler {
+            implementation: BOB,
+        },
+    );
+    assert_error(
+        pair.a.chain.call(
+            OWNER,
+            proxy,
+            IBCHandler::upgradeToCall {
+                newImplementation: pair.a.app,
+            },
+        ),
+        IBCHandler::IBCNotAHandler {
+            implementation: pair.a.app,
+        },
+    );
+    let (_, logs) = pair
+        .a
+        .chain
+        .call(
+            OWNER,
+            proxy,
+            IBCHandler::upgradeToCall {
+                newImplementation: new_impl,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        events::<IBCHandler::Upgraded>(&logs)[0].implementation,
+        new_impl
+    );
+    let (imp, module) = view(&pair.a);
+    assert_eq!(imp, new_impl);
+    assert_ne!(module, old_module, "new modules in use");
+
+    // The store survived: the packet sent before the upgrade completes its round trip through
+    // the new code, and new packets flow.
+    let logs = pair.recv(true, &p).unwrap();
+    let (_, ack) = write_ack_of(&logs);
+    pair.ack(true, &p, &ack).unwrap();
+    assert_eq!(app_counters(&pair.a), (0, 1, 0));
+    let p2 = pair.send(true, b"after", 1_000, 0);
+    assert_eq!(p2.sequence, 2);
+    let logs = pair.recv(true, &p2).unwrap();
+    pair.ack(true, &p2, &write_ack_of(&logs).1).unwrap();
+
+    // Ownership moves only by the owner.
+    assert_error(
+        pair.a
+            .call(IBCHandler::transferOwnershipCall { newOwner: RELAYER }),
+        IBCHandler::IBCNotOwner { caller: RELAYER },
+    );
+    pair.a
+        .chain
+        .call(
+            OWNER,
+            proxy,
+            IBCHandler::transferOwnershipCall { newOwner: BOB },
+        )
+        .unwrap();
+    let mut v = pair.a.chain_clone_call();
+    assert_eq!(
+        v.call(ALICE, proxy, IBCHandler::ownerCall {}).unwrap().0,
+        BOB
+    );
 }

@@ -146,7 +146,7 @@ contract IBCChannelPacket is IBCStore {
         if (!heightPassed) {
             if (
                 p.timeoutTimestamp == 0
-                    || _client(conn.clientId).getTimestampAtHeight(conn.clientId, m.proofHeight) < p.timeoutTimestamp
+                    || ILightClient(conn.lightClient).getTimestampAtHeight(conn.clientId, m.proofHeight) < p.timeoutTimestamp
             ) revert IBCPacketNotTimedOut(p.sequence);
         }
         _verifyUnreceived(conn, ch, p, m.proof, m.proofHeight, m.nextSequenceRecv);

@@ -16,13 +16,14 @@ contract IBCConnection is IBCStore {
         onlyDelegated
         returns (string memory connectionId)
     {
-        _client(m.clientId);
+        address lc = address(_client(m.clientId));
         if (bytes(m.counterpartyClientId).length == 0 || m.counterpartyPrefix.length == 0) {
             revert IBCInvalidCounterparty();
         }
         connectionId = _newConnectionId();
         ConnectionEnd storage c = _store().connections[connectionId];
         c.clientId = m.clientId;
+        c.lightClient = lc;
         c.state = ConnectionState.INIT;
         c.delayPeriod = m.delayPeriod;
         c.counterpartyClientId = m.counterpartyClientId;
@@ -38,7 +39,7 @@ contract IBCConnection is IBCStore {
         onlyDelegated
         returns (string memory connectionId)
     {
-        _client(m.clientId);
+        address lc = address(_client(m.clientId));
         if (
             bytes(m.counterpartyClientId).length == 0 || bytes(m.counterpartyConnectionId).length == 0
                 || m.counterpartyPrefix.length == 0
@@ -46,6 +47,7 @@ contract IBCConnection is IBCStore {
         connectionId = _newConnectionId();
         ConnectionEnd storage c = _store().connections[connectionId];
         c.clientId = m.clientId;
+        c.lightClient = lc;
         c.state = ConnectionState.TRYOPEN;
         c.delayPeriod = m.delayPeriod;
         c.counterpartyClientId = m.counterpartyClientId;

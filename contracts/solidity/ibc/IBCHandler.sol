@@ -14,7 +14,26 @@ import {IBCChannelPacket} from "./IBCChannelPacket.sol";
 /// storage (IBCStore's ERC-7201 struct, whose commitment mapping relayers prove with
 /// `eth_getProof`); the modules' ABIs are called at this contract's address. The split keeps
 /// every contract under the 24 KiB code size limit. Queries are answered here directly.
+///
+/// Deployment: behind IBCProxy (ERC-1967), which holds the store; the proxy's constructor calls
+/// `initialize(owner)`. Upgrade: deploy new modules and a new IBCHandler pointing at them, then
+/// the owner calls `upgradeTo(newHandler)` through the proxy: code changes, the store stays.
+/// New store members may only be appended (IBCStore). The handler can also be deployed alone
+/// (its constructor sets the owner), without upgrades.
 contract IBCHandler is IBCStore {
+    /// @notice bytes32(uint256(keccak256("eip1967.proxy.implementation")) - 1).
+    bytes32 internal constant IMPLEMENTATION_SLOT = 0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc;
+
+    /// @notice ERC-1967: the implementation changed.
+    event Upgraded(address indexed implementation);
+    /// @notice The handler's owner changed (initialize or transferOwnership).
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+
+    /// @notice initialize on a store that already has an owner.
+    error IBCAlreadyInitialized();
+    /// @notice upgradeTo a target that is not an IBCHandler (no code, or no module addresses).
+    error IBCNotAHandler(address implementation);
+
     /// @notice The module contracts (immutable: an upgrade deploys a new handler).
     address public immutable clientModule;
     address public immutable connectionModule;
@@ -27,6 +46,45 @@ contract IBCHandler is IBCStore {
         channelHandshakeModule = channelHandshake;
         channelPacketModule = channelPacket;
         _store().owner = owner_;
+    }
+
+    // ---- proxy administration (through IBCProxy) -----------------------------------------
+
+    /// @notice Sets the owner of a fresh store (the proxy's constructor calls it).
+    function initialize(address owner_) external onlyDelegated {
+        Store storage s = _store();
+        if (s.owner != address(0) || owner_ == address(0)) revert IBCAlreadyInitialized();
+        s.owner = owner_;
+        emit OwnershipTransferred(address(0), owner_);
+    }
+
+    /// @notice Points the proxy at `newImplementation` (a new IBCHandler); owner only. The store
+    /// is kept.
+    function upgradeTo(address newImplementation) external onlyDelegated onlyOwner {
+        if (newImplementation.code.length == 0) revert IBCNotAHandler(newImplementation);
+        try IBCHandler(newImplementation).channelPacketModule() returns (address m) {
+            if (m.code.length == 0) revert IBCNotAHandler(newImplementation);
+        } catch {
+            revert IBCNotAHandler(newImplementation);
+        }
+        assembly {
+            sstore(IMPLEMENTATION_SLOT, newImplementation)
+        }
+        emit Upgraded(newImplementation);
+    }
+
+    /// @notice Hands the ownership to `newOwner`; owner only.
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert IBCNotOwner(newOwner);
+        emit OwnershipTransferred(_store().owner, newOwner);
+        _store().owner = newOwner;
+    }
+
+    /// @notice The implementation the proxy delegates to (0 when not behind a proxy).
+    function implementation() external view returns (address impl) {
+        assembly {
+            impl := sload(IMPLEMENTATION_SLOT)
+        }
     }
 
     /// @notice Routes a module function to its module by delegatecall; reverts on an unknown selector.

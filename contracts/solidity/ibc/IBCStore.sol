@@ -145,10 +145,9 @@ abstract contract IBCStore {
         bytes memory path,
         bytes memory value
     ) internal view {
-        string memory clientId = conn.clientId;
         if (
-            !_client(clientId)
-                .verifyMembership(clientId, height, conn.delayPeriod, 0, proof, conn.counterpartyPrefix, path, value)
+            !ILightClient(conn.lightClient)
+                .verifyMembership(conn.clientId, height, conn.delayPeriod, 0, proof, conn.counterpartyPrefix, path, value)
         ) revert IBCProofVerificationFailed(string(path));
     }
 
@@ -158,10 +157,9 @@ abstract contract IBCStore {
         bytes calldata proof,
         bytes memory path
     ) internal view {
-        string memory clientId = conn.clientId;
         if (
-            !_client(clientId)
-                .verifyNonMembership(clientId, height, conn.delayPeriod, 0, proof, conn.counterpartyPrefix, path)
+            !ILightClient(conn.lightClient)
+                .verifyNonMembership(conn.clientId, height, conn.delayPeriod, 0, proof, conn.counterpartyPrefix, path)
         ) revert IBCProofVerificationFailed(string(path));
     }
 

@@ -37,10 +37,12 @@ enum ChannelOrder {
 
 /// @notice A connection end as stored by the handler. Its only version is the ibc-go default
 /// (identifier "1", features ORDER_ORDERED and ORDER_UNORDERED).
+/// `lightClient` caches the client's light-client contract (state, delay and it share a slot).
 struct ConnectionEnd {
-    string clientId;
     ConnectionState state;
     uint64 delayPeriod;
+    address lightClient;
+    string clientId;
     string counterpartyClientId;
     string counterpartyConnectionId;
     bytes counterpartyPrefix;

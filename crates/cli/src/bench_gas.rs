@@ -1,7 +1,8 @@
 //! `kakehashi bench gas`: the gas the Solidity IBC handler uses per operation, measured on an
 //! in-process QBFT devnet (one block per transaction) over its JSON-RPC.
 //!
-//! Two handlers ("A" and "B") are deployed on the one devnet, each with a `TestOnlyClient`
+//! Two handlers ("A" and "B") are deployed on the one devnet, each behind its `IBCProxy` as in
+//! production (so the figures include the proxy's delegatecall), each with a `TestOnlyClient`
 //! (whose verification is a keccak256 comparison, so the figures are the handler's own cost)
 //! tracking the devnet itself, and a `PingApp` bound to port "ping". The bench carries the
 //! datagrams: clients, the connection and channel handshakes, a warm-up packet round, then the
@@ -27,7 +28,7 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use kh_contracts::{
     IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, IBCHandler,
-    PingApp, TestOnlyClient, ibc_commitment_slot,
+    IBCProxy, PingApp, TestOnlyClient, ibc_commitment_slot,
 };
 use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
 use prost::Message;
@@ -176,7 +177,7 @@ impl Bench {
         let handshake = s.deploy(&H::BYTECODE, vec![]).await?;
         let packet = s.deploy(&P::BYTECODE, vec![]).await?;
         let owner = s.key.address();
-        let handler = s
+        let implementation = s
             .deploy(
                 &IBCHandler::BYTECODE,
                 IBCHandler::constructorCall {
@@ -185,6 +186,18 @@ impl Bench {
                     channelHandshake: handshake,
                     channelPacket: packet,
                     owner_: owner,
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let handler = s
+            .deploy(
+                &IBCProxy::BYTECODE,
+                IBCProxy::constructorCall {
+                    implementation,
+                    initData: IBCHandler::initializeCall { owner_: owner }
+                        .abi_encode()
+                        .into(),
                 }
                 .abi_encode(),
             )
