@@ -12,29 +12,27 @@
 //! made from the value the source handler committed (read back with `eth_getStorageAt`).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
-use alloy_signer::SignerSync;
+use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_signer_local::PrivateKeySigner;
-use alloy_sol_types::{SolCall, SolConstructor, SolEvent, SolValue};
-use anyhow::{Context, bail, ensure};
+use alloy_sol_types::{SolConstructor, SolValue};
+use anyhow::{Context, ensure};
 use ibc_proto::ibc::core::channel::v1 as chan;
 use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use kh_contracts::{
-    IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, IBCHandler,
-    IBCProxy, PingApp, TestOnlyClient, ibc_commitment_slot,
+    IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, PingApp,
+    TestOnlyClient, ibc_commitment_slot,
 };
 use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
 use prost::Message;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::evm_tx::{Sender, quantity};
+use crate::ibc::deploy_stack;
 use crate::output::print_json;
 
 /// Arguments of `bench gas`.
@@ -49,106 +47,8 @@ const PORT: &str = "ping";
 const VERSION: &str = "ping-1";
 const PREFIX: &[u8] = b"ibc";
 const CLIENT_TYPE: &str = "kh-test-only";
-const MAX_FEE: u128 = 100_000_000_000;
-
-/// One account sending signed transactions to the devnet.
-struct Sender {
-    client: HttpClient,
-    key: PrivateKeySigner,
-    nonce: u64,
-    chain_id: u64,
-}
-
-/// What a mined transaction left: gas used and logs.
-struct Mined {
-    gas: u64,
-    logs: Vec<(Vec<B256>, Vec<u8>)>,
-}
-
-impl Mined {
-    fn event<E: SolEvent>(&self) -> anyhow::Result<E> {
-        for (topics, data) in &self.logs {
-            if topics.first() == Some(&E::SIGNATURE_HASH) {
-                return Ok(E::decode_raw_log(topics.iter().copied(), data)?);
-            }
-        }
-        bail!("no {} event", E::SIGNATURE)
-    }
-}
-
-impl Sender {
-    async fn send(&mut self, to: TxKind, input: Vec<u8>, gas: u64) -> anyhow::Result<Mined> {
-        let tx = TxEip1559 {
-            chain_id: self.chain_id,
-            nonce: self.nonce,
-            gas_limit: gas,
-            max_fee_per_gas: MAX_FEE,
-            max_priority_fee_per_gas: 1,
-            to,
-            value: U256::ZERO,
-            access_list: Default::default(),
-            input: input.into(),
-        };
-        let sig = self.key.sign_hash_sync(&tx.signature_hash())?;
-        let raw = Bytes::from(TxEnvelope::from(tx.into_signed(sig)).encoded_2718());
-        self.nonce += 1;
-        let hash: B256 = self
-            .client
-            .request("eth_sendRawTransaction", vec![json!(raw)])
-            .await
-            .context("eth_sendRawTransaction")?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let receipt = loop {
-            let r: Value = self
-                .client
-                .request("eth_getTransactionReceipt", vec![json!(hash)])
-                .await?;
-            if !r.is_null() {
-                break r;
-            }
-            ensure!(Instant::now() < deadline, "transaction {hash} not mined");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
-        ensure!(receipt["status"] == "0x1", "transaction {hash} reverted");
-        let gas = quantity(&receipt["gasUsed"])?;
-        let mut logs = Vec::new();
-        for log in receipt["logs"].as_array().into_iter().flatten() {
-            let topics = log["topics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| t.as_str().unwrap_or_default().parse::<B256>())
-                .collect::<Result<Vec<_>, _>>()?;
-            let data = hex::decode(
-                log["data"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .trim_start_matches("0x"),
-            )?;
-            logs.push((topics, data));
-        }
-        Ok(Mined { gas, logs })
-    }
-
-    async fn deploy(&mut self, code: &[u8], args: Vec<u8>) -> anyhow::Result<Address> {
-        let address = self.key.address().create(self.nonce);
-        let mut input = code.to_vec();
-        input.extend(args);
-        self.send(TxKind::Create, input, 10_000_000).await?;
-        Ok(address)
-    }
-
-    async fn call<T: SolCall>(&mut self, to: Address, call: T) -> anyhow::Result<Mined> {
-        self.send(TxKind::Call(to), call.abi_encode(), 3_000_000)
-            .await
-            .with_context(|| T::SIGNATURE)
-    }
-}
-
-fn quantity(v: &Value) -> anyhow::Result<u64> {
-    let s = v.as_str().context("quantity is not a string")?;
-    Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
-}
+/// Gas limit of the measured calls (fixed: no estimate round trip per transaction).
+const CALL_GAS: Option<u64> = Some(3_000_000);
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -163,80 +63,38 @@ struct Side {
     channel_id: String,
 }
 
-struct Bench {
-    devnet: Devnet,
+struct Bench<'a> {
+    devnet: &'a Devnet,
     sender: Sender,
     gas: BTreeMap<&'static str, u64>,
 }
 
-impl Bench {
+impl Bench<'_> {
     async fn deploy_side(&mut self) -> anyhow::Result<Side> {
+        let d = deploy_stack(&mut self.sender, PORT).await?;
         let s = &mut self.sender;
-        let client = s.deploy(&IBCClient::BYTECODE, vec![]).await?;
-        let connection = s.deploy(&C::BYTECODE, vec![]).await?;
-        let handshake = s.deploy(&H::BYTECODE, vec![]).await?;
-        let packet = s.deploy(&P::BYTECODE, vec![]).await?;
-        let owner = s.key.address();
-        let implementation = s
-            .deploy(
-                &IBCHandler::BYTECODE,
-                IBCHandler::constructorCall {
-                    client,
-                    connection,
-                    channelHandshake: handshake,
-                    channelPacket: packet,
-                    owner_: owner,
-                }
-                .abi_encode(),
-            )
-            .await?;
-        let handler = s
-            .deploy(
-                &IBCProxy::BYTECODE,
-                IBCProxy::constructorCall {
-                    implementation,
-                    initData: IBCHandler::initializeCall { owner_: owner }
-                        .abi_encode()
-                        .into(),
-                }
-                .abi_encode(),
-            )
-            .await?;
         let lc = s
             .deploy(
                 &TestOnlyClient::BYTECODE,
-                TestOnlyClient::constructorCall { handler_: handler }.abi_encode(),
+                TestOnlyClient::constructorCall {
+                    handler_: d.handler,
+                }
+                .abi_encode(),
+                None,
             )
             .await?;
         s.call(
-            handler,
+            d.handler,
             IBCClient::registerClientCall {
                 clientType: CLIENT_TYPE.into(),
                 lightClient: lc,
             },
-        )
-        .await?;
-        let app = s
-            .deploy(
-                &PingApp::BYTECODE,
-                PingApp::constructorCall {
-                    handler_: handler,
-                    portId_: PORT.into(),
-                }
-                .abi_encode(),
-            )
-            .await?;
-        s.call(
-            handler,
-            IBCClient::bindPortCall {
-                portId: PORT.into(),
-                app,
-            },
+            None,
         )
         .await?;
         Ok(Side {
-            handler,
-            app,
+            handler: d.handler,
+            app: d.app,
             client_id: String::new(),
             connection_id: String::new(),
             channel_id: String::new(),
@@ -266,6 +124,7 @@ impl Bench {
                         consensusState: consensus_state_any(t * 1_000_000_000, root(n)).into(),
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         side.client_id = mined.event::<IBCClient::CreateClient>()?.clientId;
@@ -287,6 +146,7 @@ impl Bench {
                     clientId: on.client_id.clone(),
                     clientMessage: message.into(),
                 },
+                CALL_GAS,
             )
             .await?;
         if record {
@@ -350,6 +210,7 @@ impl Bench {
                         delayPeriod: 0,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("connectionOpenInit", mined.gas);
@@ -380,6 +241,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("connectionOpenTry", mined.gas);
@@ -412,6 +274,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("connectionOpenAck", mined.gas);
@@ -442,6 +305,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("connectionOpenConfirm", mined.gas);
@@ -463,6 +327,7 @@ impl Bench {
                         version: VERSION.into(),
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("channelOpenInit", mined.gas);
@@ -488,6 +353,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("channelOpenTry", mined.gas);
@@ -511,6 +377,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("channelOpenAck", mined.gas);
@@ -531,6 +398,7 @@ impl Bench {
                         proofHeight: conv(&h)?,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("channelOpenConfirm", mined.gas);
@@ -553,6 +421,7 @@ impl Bench {
                     },
                     timeoutTimestamp: 0,
                 },
+                CALL_GAS,
             )
             .await?;
         let p = mined.event::<P::SendPacket>()?.packet;
@@ -574,6 +443,7 @@ impl Bench {
                         proofHeight: h,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         let ack = mined
@@ -602,6 +472,7 @@ impl Bench {
                         proofHeight: h,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         if record {
@@ -628,6 +499,7 @@ impl Bench {
                     },
                     timeoutTimestamp: 0,
                 },
+                CALL_GAS,
             )
             .await?;
         let p = mined.event::<P::SendPacket>()?.packet;
@@ -657,6 +529,7 @@ impl Bench {
                         nextSequenceRecv: 0,
                     },
                 },
+                CALL_GAS,
             )
             .await?;
         self.gas.insert("timeoutPacket", mined.gas);
@@ -752,41 +625,37 @@ fn channel_end(state: chan::State, cp_port: &str, cp_channel: &str, connection: 
 
 /// Runs the benchmark and prints `{operation: gas used}`.
 pub(crate) async fn run(_args: Args) -> anyhow::Result<()> {
-    let config = DevnetConfig {
+    let devnet = Devnet::start(DevnetConfig {
         production: BlockProduction::Instant,
         rpc_addr: "127.0.0.1:0".parse()?,
         dev_accounts: 1,
         ..DevnetConfig::default()
-    };
-    let chain_id = config.chain_id;
-    let devnet = Devnet::start(config).await?;
-    let client = HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(60))
-        .build(format!("http://{}", devnet.rpc_addr()))?;
-    let key = PrivateKeySigner::from_bytes(
-        &devnet
-            .dev_accounts()
-            .first()
-            .context("no dev account")?
-            .private_key,
-    )?;
-    let mut bench = Bench {
-        devnet,
-        sender: Sender {
-            client,
-            key,
-            nonce: 0,
-            chain_id,
-        },
-        gas: BTreeMap::new(),
-    };
-    let result = measure(&mut bench).await;
-    bench.devnet.shutdown().await?;
-    result?;
-    print_json(&bench.gas)
+    })
+    .await?;
+    let result = async {
+        let key = PrivateKeySigner::from_bytes(
+            &devnet
+                .dev_accounts()
+                .first()
+                .context("no dev account")?
+                .private_key,
+        )?;
+        let url = format!("http://{}", devnet.rpc_addr());
+        let sender = Sender::connect(&url, key, Duration::from_secs(60)).await?;
+        let mut bench = Bench {
+            devnet: &devnet,
+            sender,
+            gas: BTreeMap::new(),
+        };
+        measure(&mut bench).await?;
+        anyhow::Ok(bench.gas)
+    }
+    .await;
+    devnet.shutdown().await?;
+    print_json(&result?)
 }
 
-async fn measure(bench: &mut Bench) -> anyhow::Result<()> {
+async fn measure(bench: &mut Bench<'_>) -> anyhow::Result<()> {
     let mut a = bench.deploy_side().await?;
     let mut b = bench.deploy_side().await?;
     bench.create_client(&mut a, true).await?;

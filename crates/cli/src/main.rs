@@ -13,6 +13,8 @@ mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
 mod devnet_ledger;
+mod evm_tx;
+mod ibc;
 mod ledger;
 mod output;
 mod qbft;
@@ -49,6 +51,9 @@ enum Command {
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
+    /// The IBC handler on an EVM chain (deploy).
+    #[command(subcommand)]
+    Ibc(ibc::Command),
     /// Ledger node client commands.
     Ledger(ledger::Args),
     /// QBFT header tools.
@@ -77,6 +82,7 @@ async fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Ibc(cmd) => ibc::run(cmd).await,
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,
