@@ -616,5 +616,68 @@ async fn deploys_the_handler_and_proves_a_packet_commitment() {
         .is_err()
     );
 
+    // `ibc query` reads the same state.
+    let q = |args: &'static [&'static str]| {
+        let u = url.clone();
+        let h = format!("{handler}");
+        tokio::task::spawn_blocking(move || {
+            let mut all = vec!["ibc", "query", "--rpc", &u, "--handler", &h];
+            all.extend_from_slice(args);
+            all.push("--json");
+            let out = Command::new(bin).args(&all).output().unwrap();
+            (
+                out.status.code(),
+                serde_json::from_slice::<Value>(&out.stdout).ok(),
+            )
+        })
+    };
+    let (code, v) = q(&["client", "kh-test-only-0"]).await.unwrap();
+    let v = v.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(v["client_type"], "kh-test-only");
+    assert_eq!(
+        v["light_client"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        lc
+    );
+    let (_, v) = q(&["connection", "connection-1"]).await.unwrap();
+    let v = v.unwrap();
+    assert_eq!(v["state"], "OPEN");
+    assert_eq!(v["counterparty"]["connection_id"], "connection-0");
+    let open1 = connection_end(cid, conn::State::Open, "connection-0");
+    assert_eq!(
+        v["commitment"]["commitment"]
+            .as_str()
+            .unwrap()
+            .parse::<B256>()
+            .unwrap(),
+        keccak256(&open1)
+    );
+    let (_, v) = q(&["channel", "ping", "channel-0"]).await.unwrap();
+    let v = v.unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["ordering"].as_str()),
+        (Some("OPEN"), Some("UNORDERED"))
+    );
+    assert_eq!(v["next_sequence_send"], 2);
+    let (_, v) = q(&["packet-commitment", "ping", "channel-0", "1"])
+        .await
+        .unwrap();
+    let v = v.unwrap();
+    assert_eq!(
+        v["commitment"].as_str().unwrap().parse::<B256>().unwrap(),
+        commitment
+    );
+    assert_eq!(v["slot"].as_str().unwrap().parse::<B256>().unwrap(), slot);
+    let (_, v) = q(&["packet-commitment", "ping", "channel-0", "2"])
+        .await
+        .unwrap();
+    assert!(v.unwrap()["commitment"].is_null());
+    let (code, _) = q(&["connection", "connection-7"]).await.unwrap();
+    assert_eq!(code, Some(1), "unknown connection is an error");
+
     devnet.shutdown().await.unwrap();
 }
