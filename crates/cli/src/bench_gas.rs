@@ -1,22 +1,22 @@
-//! `kakehashi bench gas`: the gas the Solidity IBC handler uses per operation, measured on an
-//! in-process QBFT devnet (one block per transaction) over its JSON-RPC.
+//! `kakehashi bench gas`: the gas the Solidity IBC handler uses per operation, measured on two
+//! in-process QBFT devnets ("A" and "B", one block per transaction) over their JSON-RPC.
 //!
-//! Two handlers ("A" and "B") are deployed on the one devnet, each behind its `IBCProxy` as in
-//! production (so the figures include the proxy's delegatecall), each with a `TestOnlyClient`
-//! (whose verification is a keccak256 comparison, so the figures are the handler's own cost)
-//! tracking the devnet itself, and a `PingApp` bound to port "ping". The bench carries the
-//! datagrams: clients, the connection and channel handshakes, a warm-up packet round, then the
-//! measured packet (send, receive with its synchronous acknowledgement, acknowledge) and a
-//! packet timed out by height. Each figure is the transaction's `gasUsed` from its receipt
-//! (intrinsic gas and calldata included). Every transaction must succeed, and every proof is
-//! made from the value the source handler committed (read back with `eth_getStorageAt`).
+//! Each devnet gets the handler behind its `IBCProxy` (as `kakehashi ibc deploy` deploys it, so
+//! the figures include the proxy's delegatecall), a `PingApp` bound to port "ping", and a
+//! `TestOnlyClient` tracking the other devnet (its verification is a keccak256 comparison, so
+//! the figures are the handler's own cost). The bench carries the datagrams: clients, the
+//! connection and channel handshakes, a warm-up packet round, then the measured packet (send,
+//! receive with its synchronous acknowledgement, acknowledge) and a packet timed out by height.
+//! Each figure is the transaction's `gasUsed` from its receipt (intrinsic gas and calldata
+//! included). Every transaction must succeed, and every proof is made from the value the source
+//! handler committed (read back with `eth_getStorageAt` at its commitment slot).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_signer_local::PrivateKeySigner;
-use alloy_sol_types::{SolConstructor, SolValue};
+use alloy_sol_types::{SolCall, SolConstructor, SolValue};
 use anyhow::{Context, ensure};
 use ibc_proto::ibc::core::channel::v1 as chan;
 use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
@@ -31,7 +31,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::evm_tx::{Sender, quantity};
+use crate::evm_tx::{Mined, Sender, quantity};
 use crate::ibc::deploy_stack;
 use crate::output::print_json;
 
@@ -50,12 +50,16 @@ const CLIENT_TYPE: &str = "kh-test-only";
 /// Gas limit of the measured calls (fixed: no estimate round trip per transaction).
 const CALL_GAS: Option<u64> = Some(3_000_000);
 
+type Gas = BTreeMap<&'static str, u64>;
+
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
-/// One handler with its test-only client and ping app.
-struct Side {
+/// One devnet with its handler, ping app and test-only client (of the other devnet).
+struct Chain {
+    devnet: Devnet,
+    sender: Sender,
     handler: Address,
     app: Address,
     client_id: String,
@@ -63,17 +67,45 @@ struct Side {
     channel_id: String,
 }
 
-struct Bench<'a> {
-    devnet: &'a Devnet,
-    sender: Sender,
-    gas: BTreeMap<&'static str, u64>,
-}
+impl Chain {
+    async fn start(chain_id: u64) -> anyhow::Result<Self> {
+        let devnet = Devnet::start(DevnetConfig {
+            production: BlockProduction::Instant,
+            rpc_addr: "127.0.0.1:0".parse()?,
+            dev_accounts: 1,
+            chain_id,
+            ..DevnetConfig::default()
+        })
+        .await?;
+        match Self::deploy(&devnet).await {
+            Ok((sender, handler, app)) => Ok(Self {
+                devnet,
+                sender,
+                handler,
+                app,
+                client_id: String::new(),
+                connection_id: String::new(),
+                channel_id: String::new(),
+            }),
+            Err(e) => {
+                devnet.shutdown().await?;
+                Err(e)
+            }
+        }
+    }
 
-impl Bench<'_> {
-    async fn deploy_side(&mut self) -> anyhow::Result<Side> {
-        let d = deploy_stack(&mut self.sender, PORT).await?;
-        let s = &mut self.sender;
-        let lc = s
+    async fn deploy(devnet: &Devnet) -> anyhow::Result<(Sender, Address, Address)> {
+        let key = PrivateKeySigner::from_bytes(
+            &devnet
+                .dev_accounts()
+                .first()
+                .context("no dev account")?
+                .private_key,
+        )?;
+        let url = format!("http://{}", devnet.rpc_addr());
+        let mut sender = Sender::connect(&url, key, Duration::from_secs(60)).await?;
+        let d = deploy_stack(&mut sender, PORT).await?;
+        let lc = sender
             .deploy(
                 &TestOnlyClient::BYTECODE,
                 TestOnlyClient::constructorCall {
@@ -83,25 +115,44 @@ impl Bench<'_> {
                 None,
             )
             .await?;
-        s.call(
-            d.handler,
-            IBCClient::registerClientCall {
-                clientType: CLIENT_TYPE.into(),
-                lightClient: lc,
-            },
-            None,
-        )
-        .await?;
-        Ok(Side {
-            handler: d.handler,
-            app: d.app,
-            client_id: String::new(),
-            connection_id: String::new(),
-            channel_id: String::new(),
-        })
+        sender
+            .call(
+                d.handler,
+                IBCClient::registerClientCall {
+                    clientType: CLIENT_TYPE.into(),
+                    lightClient: lc,
+                },
+                None,
+            )
+            .await?;
+        Ok((sender, d.handler, d.app))
     }
 
-    /// The devnet's head: (number, timestamp in seconds).
+    async fn call<T: SolCall>(&mut self, call: T) -> anyhow::Result<Mined> {
+        let h = self.handler;
+        self.sender.call(h, call, CALL_GAS).await
+    }
+
+    async fn ping(&mut self, timeout_height: u64, data: &'static [u8]) -> anyhow::Result<Mined> {
+        let (app, channel) = (self.app, self.channel_id.clone());
+        self.sender
+            .call(
+                app,
+                PingApp::pingCall {
+                    channelId: channel,
+                    data: Bytes::from_static(data),
+                    timeoutHeight: PingApp::Height {
+                        revisionNumber: 0,
+                        revisionHeight: timeout_height,
+                    },
+                    timeoutTimestamp: 0,
+                },
+                CALL_GAS,
+            )
+            .await
+    }
+
+    /// The head: (number, timestamp in seconds).
     async fn head(&self) -> anyhow::Result<(u64, u64)> {
         let block: Value = self
             .sender
@@ -111,58 +162,10 @@ impl Bench<'_> {
         Ok((quantity(&block["number"])?, quantity(&block["timestamp"])?))
     }
 
-    async fn create_client(&mut self, side: &mut Side, record: bool) -> anyhow::Result<()> {
-        let (n, t) = self.head().await?;
-        let mined = self
-            .sender
-            .call(
-                side.handler,
-                IBCClient::createClientCall {
-                    msg_: IBCClient::MsgCreateClient {
-                        clientType: CLIENT_TYPE.into(),
-                        clientState: client_state_any(n).into(),
-                        consensusState: consensus_state_any(t * 1_000_000_000, root(n)).into(),
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        side.client_id = mined.event::<IBCClient::CreateClient>()?.clientId;
-        if record {
-            self.gas.insert("createClient", mined.gas);
-        }
-        Ok(())
-    }
-
-    /// Updates `on`'s client to the devnet's head; returns that height.
-    async fn update(&mut self, on: &Side, record: bool) -> anyhow::Result<P::Height> {
-        let (n, t) = self.head().await?;
-        let message = ((0u64, n), t * 1_000_000_000, root(n)).abi_encode_params();
-        let mined = self
-            .sender
-            .call(
-                on.handler,
-                IBCClient::updateClientCall {
-                    clientId: on.client_id.clone(),
-                    clientMessage: message.into(),
-                },
-                CALL_GAS,
-            )
-            .await?;
-        if record {
-            self.gas.insert("updateClient", mined.gas);
-        }
-        Ok(P::Height {
-            revisionNumber: 0,
-            revisionHeight: n,
-        })
-    }
-
-    /// The test-only client's proof of `value` (None: absence) at `path` of `side`'s store at
-    /// `h`, after checking the commitment slot holds keccak256(value) (or zero) at the head.
+    /// The test-only client's proof of `value` (None: absence) at `path` of this chain's store
+    /// at `h`, after checking the commitment slot holds keccak256(value) (or zero).
     async fn prove(
         &self,
-        side: &Side,
         h: &P::Height,
         path: &str,
         value: Option<&[u8]>,
@@ -173,7 +176,7 @@ impl Bench<'_> {
             .client
             .request(
                 "eth_getStorageAt",
-                vec![json!(side.handler), json!(slot), json!("latest")],
+                vec![json!(self.handler), json!(slot), json!("latest")],
             )
             .await?;
         let hh = (h.revisionNumber, h.revisionHeight);
@@ -196,345 +199,284 @@ impl Bench<'_> {
         };
         Ok(Bytes::from(digest.to_vec()))
     }
+}
 
-    async fn connect(&mut self, a: &mut Side, b: &mut Side) -> anyhow::Result<()> {
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                C::connectionOpenInitCall {
-                    m: C::MsgConnectionOpenInit {
-                        clientId: a.client_id.clone(),
-                        counterpartyClientId: b.client_id.clone(),
-                        counterpartyPrefix: PREFIX.into(),
-                        delayPeriod: 0,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("connectionOpenInit", mined.gas);
-        a.connection_id = mined.event::<C::ConnectionOpenInit>()?.connectionId;
+/// Creates `on`'s client of `of` at `of`'s head.
+async fn create_client(on: &mut Chain, of: &Chain) -> anyhow::Result<u64> {
+    let (n, t) = of.head().await?;
+    let mined = on
+        .call(IBCClient::createClientCall {
+            msg_: IBCClient::MsgCreateClient {
+                clientType: CLIENT_TYPE.into(),
+                clientState: client_state_any(n).into(),
+                consensusState: consensus_state_any(t * 1_000_000_000, root(n)).into(),
+            },
+        })
+        .await?;
+    on.client_id = mined.event::<IBCClient::CreateClient>()?.clientId;
+    Ok(mined.gas)
+}
 
-        let h = self.update(b, true).await?;
-        let init = connection_end(&a.client_id, conn::State::Init, &b.client_id, "");
-        let proof = self
-            .prove(
-                a,
-                &h,
-                &format!("connections/{}", a.connection_id),
-                Some(&init),
-            )
-            .await?;
-        let mined = self
-            .sender
-            .call(
-                b.handler,
-                C::connectionOpenTryCall {
-                    m: C::MsgConnectionOpenTry {
-                        clientId: b.client_id.clone(),
-                        counterpartyClientId: a.client_id.clone(),
-                        counterpartyConnectionId: a.connection_id.clone(),
-                        counterpartyPrefix: PREFIX.into(),
-                        delayPeriod: 0,
-                        proofInit: proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("connectionOpenTry", mined.gas);
-        b.connection_id = mined.event::<C::ConnectionOpenTry>()?.connectionId;
+/// Updates `on`'s client of `of` to `of`'s head; returns that height and the gas.
+async fn update(on: &mut Chain, of: &Chain) -> anyhow::Result<(P::Height, u64)> {
+    let (n, t) = of.head().await?;
+    let message = ((0u64, n), t * 1_000_000_000, root(n)).abi_encode_params();
+    let id = on.client_id.clone();
+    let mined = on
+        .call(IBCClient::updateClientCall {
+            clientId: id,
+            clientMessage: message.into(),
+        })
+        .await?;
+    Ok((
+        P::Height {
+            revisionNumber: 0,
+            revisionHeight: n,
+        },
+        mined.gas,
+    ))
+}
 
-        let h = self.update(a, false).await?;
-        let tryopen = connection_end(
-            &b.client_id,
-            conn::State::Tryopen,
-            &a.client_id,
-            &a.connection_id,
-        );
-        let proof = self
-            .prove(
-                b,
-                &h,
-                &format!("connections/{}", b.connection_id),
-                Some(&tryopen),
-            )
-            .await?;
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                C::connectionOpenAckCall {
-                    m: C::MsgConnectionOpenAck {
-                        connectionId: a.connection_id.clone(),
-                        counterpartyConnectionId: b.connection_id.clone(),
-                        proofTry: proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("connectionOpenAck", mined.gas);
+async fn connect(a: &mut Chain, b: &mut Chain, gas: &mut Gas) -> anyhow::Result<()> {
+    let mined = a
+        .call(C::connectionOpenInitCall {
+            m: C::MsgConnectionOpenInit {
+                clientId: a.client_id.clone(),
+                counterpartyClientId: b.client_id.clone(),
+                counterpartyPrefix: PREFIX.into(),
+                delayPeriod: 0,
+            },
+        })
+        .await?;
+    gas.insert("connectionOpenInit", mined.gas);
+    a.connection_id = mined.event::<C::ConnectionOpenInit>()?.connectionId;
 
-        let h = self.update(b, false).await?;
-        let open = connection_end(
-            &a.client_id,
-            conn::State::Open,
-            &b.client_id,
-            &b.connection_id,
-        );
-        let proof = self
-            .prove(
-                a,
-                &h,
-                &format!("connections/{}", a.connection_id),
-                Some(&open),
-            )
-            .await?;
-        let mined = self
-            .sender
-            .call(
-                b.handler,
-                C::connectionOpenConfirmCall {
-                    m: C::MsgConnectionOpenConfirm {
-                        connectionId: b.connection_id.clone(),
-                        proofAck: proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("connectionOpenConfirm", mined.gas);
-        Ok(())
+    let (h, update_gas) = update(b, a).await?;
+    gas.insert("updateClient", update_gas);
+    let init = connection_end(&a.client_id, conn::State::Init, &b.client_id, "");
+    let proof = a
+        .prove(&h, &format!("connections/{}", a.connection_id), Some(&init))
+        .await?;
+    let mined = b
+        .call(C::connectionOpenTryCall {
+            m: C::MsgConnectionOpenTry {
+                clientId: b.client_id.clone(),
+                counterpartyClientId: a.client_id.clone(),
+                counterpartyConnectionId: a.connection_id.clone(),
+                counterpartyPrefix: PREFIX.into(),
+                delayPeriod: 0,
+                proofInit: proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("connectionOpenTry", mined.gas);
+    b.connection_id = mined.event::<C::ConnectionOpenTry>()?.connectionId;
+
+    let (h, _) = update(a, b).await?;
+    let tryopen = connection_end(
+        &b.client_id,
+        conn::State::Tryopen,
+        &a.client_id,
+        &a.connection_id,
+    );
+    let proof = b
+        .prove(
+            &h,
+            &format!("connections/{}", b.connection_id),
+            Some(&tryopen),
+        )
+        .await?;
+    let mined = a
+        .call(C::connectionOpenAckCall {
+            m: C::MsgConnectionOpenAck {
+                connectionId: a.connection_id.clone(),
+                counterpartyConnectionId: b.connection_id.clone(),
+                proofTry: proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("connectionOpenAck", mined.gas);
+
+    let (h, _) = update(b, a).await?;
+    let open = connection_end(
+        &a.client_id,
+        conn::State::Open,
+        &b.client_id,
+        &b.connection_id,
+    );
+    let proof = a
+        .prove(&h, &format!("connections/{}", a.connection_id), Some(&open))
+        .await?;
+    let mined = b
+        .call(C::connectionOpenConfirmCall {
+            m: C::MsgConnectionOpenConfirm {
+                connectionId: b.connection_id.clone(),
+                proofAck: proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("connectionOpenConfirm", mined.gas);
+    Ok(())
+}
+
+async fn open_channel(a: &mut Chain, b: &mut Chain, gas: &mut Gas) -> anyhow::Result<()> {
+    let unordered = chan::Order::Unordered as u8;
+    let mined = a
+        .call(H::channelOpenInitCall {
+            m: H::MsgChannelOpenInit {
+                portId: PORT.into(),
+                ordering: unordered,
+                connectionId: a.connection_id.clone(),
+                counterpartyPortId: PORT.into(),
+                version: VERSION.into(),
+            },
+        })
+        .await?;
+    gas.insert("channelOpenInit", mined.gas);
+    a.channel_id = mined.event::<H::ChannelOpenInit>()?.channelId;
+
+    let (h, _) = update(b, a).await?;
+    let init = channel_end(chan::State::Init, PORT, "", &a.connection_id);
+    let path = format!("channelEnds/ports/{PORT}/channels/{}", a.channel_id);
+    let proof = a.prove(&h, &path, Some(&init)).await?;
+    let mined = b
+        .call(H::channelOpenTryCall {
+            m: H::MsgChannelOpenTry {
+                portId: PORT.into(),
+                ordering: unordered,
+                connectionId: b.connection_id.clone(),
+                counterpartyPortId: PORT.into(),
+                counterpartyChannelId: a.channel_id.clone(),
+                counterpartyVersion: VERSION.into(),
+                proofInit: proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("channelOpenTry", mined.gas);
+    b.channel_id = mined.event::<H::ChannelOpenTry>()?.channelId;
+
+    let (h, _) = update(a, b).await?;
+    let tryopen = channel_end(chan::State::Tryopen, PORT, &a.channel_id, &b.connection_id);
+    let path = format!("channelEnds/ports/{PORT}/channels/{}", b.channel_id);
+    let proof = b.prove(&h, &path, Some(&tryopen)).await?;
+    let mined = a
+        .call(H::channelOpenAckCall {
+            m: H::MsgChannelOpenAck {
+                portId: PORT.into(),
+                channelId: a.channel_id.clone(),
+                counterpartyChannelId: b.channel_id.clone(),
+                counterpartyVersion: VERSION.into(),
+                proofTry: proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("channelOpenAck", mined.gas);
+
+    let (h, _) = update(b, a).await?;
+    let open = channel_end(chan::State::Open, PORT, &b.channel_id, &a.connection_id);
+    let path = format!("channelEnds/ports/{PORT}/channels/{}", a.channel_id);
+    let proof = a.prove(&h, &path, Some(&open)).await?;
+    let mined = b
+        .call(H::channelOpenConfirmCall {
+            m: H::MsgChannelProof {
+                portId: PORT.into(),
+                channelId: b.channel_id.clone(),
+                proof,
+                proofHeight: conv(&h)?,
+            },
+        })
+        .await?;
+    gas.insert("channelOpenConfirm", mined.gas);
+    Ok(())
+}
+
+/// One packet A -> B: send, receive (sync ack), acknowledge; recorded in `gas` if given.
+async fn packet_round(a: &mut Chain, b: &mut Chain, gas: Option<&mut Gas>) -> anyhow::Result<()> {
+    let (n, _) = b.head().await?;
+    let mined = a.ping(n + 1_000, b"ping").await?;
+    let p = mined.event::<P::SendPacket>()?.packet;
+    let send_gas = mined.gas;
+
+    let (h, _) = update(b, a).await?;
+    let path = packet_path("commitments", &p.sourcePort, &p.sourceChannel, p.sequence);
+    let proof = a.prove(&h, &path, Some(&packet_commitment(&p))).await?;
+    let mined = b
+        .call(P::recvPacketCall {
+            m: P::MsgRecvPacket {
+                packet: p.clone(),
+                proof,
+                proofHeight: h,
+            },
+        })
+        .await?;
+    let ack = mined
+        .event::<P::WriteAcknowledgement>()?
+        .acknowledgement
+        .to_vec();
+    let recv_gas = mined.gas;
+
+    let (h, _) = update(a, b).await?;
+    let path = packet_path(
+        "acks",
+        &p.destinationPort,
+        &p.destinationChannel,
+        p.sequence,
+    );
+    let proof = b.prove(&h, &path, Some(&sha256(&ack))).await?;
+    let mined = a
+        .call(P::acknowledgePacketCall {
+            m: P::MsgAcknowledgement {
+                packet: p,
+                acknowledgement: ack.into(),
+                proof,
+                proofHeight: h,
+            },
+        })
+        .await?;
+    if let Some(gas) = gas {
+        gas.insert("sendPacket", send_gas);
+        gas.insert("recvPacket", recv_gas);
+        gas.insert("acknowledgePacket", mined.gas);
     }
+    Ok(())
+}
 
-    async fn open_channel(&mut self, a: &mut Side, b: &mut Side) -> anyhow::Result<()> {
-        let unordered = chan::Order::Unordered as u8;
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                H::channelOpenInitCall {
-                    m: H::MsgChannelOpenInit {
-                        portId: PORT.into(),
-                        ordering: unordered,
-                        connectionId: a.connection_id.clone(),
-                        counterpartyPortId: PORT.into(),
-                        version: VERSION.into(),
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("channelOpenInit", mined.gas);
-        a.channel_id = mined.event::<H::ChannelOpenInit>()?.channelId;
-
-        let h = self.update(b, false).await?;
-        let init = channel_end(chan::State::Init, PORT, "", &a.connection_id);
-        let path = format!("channelEnds/ports/{PORT}/channels/{}", a.channel_id);
-        let proof = self.prove(a, &h, &path, Some(&init)).await?;
-        let mined = self
-            .sender
-            .call(
-                b.handler,
-                H::channelOpenTryCall {
-                    m: H::MsgChannelOpenTry {
-                        portId: PORT.into(),
-                        ordering: unordered,
-                        connectionId: b.connection_id.clone(),
-                        counterpartyPortId: PORT.into(),
-                        counterpartyChannelId: a.channel_id.clone(),
-                        counterpartyVersion: VERSION.into(),
-                        proofInit: proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("channelOpenTry", mined.gas);
-        b.channel_id = mined.event::<H::ChannelOpenTry>()?.channelId;
-
-        let h = self.update(a, false).await?;
-        let tryopen = channel_end(chan::State::Tryopen, PORT, &a.channel_id, &b.connection_id);
-        let path = format!("channelEnds/ports/{PORT}/channels/{}", b.channel_id);
-        let proof = self.prove(b, &h, &path, Some(&tryopen)).await?;
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                H::channelOpenAckCall {
-                    m: H::MsgChannelOpenAck {
-                        portId: PORT.into(),
-                        channelId: a.channel_id.clone(),
-                        counterpartyChannelId: b.channel_id.clone(),
-                        counterpartyVersion: VERSION.into(),
-                        proofTry: proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("channelOpenAck", mined.gas);
-
-        let h = self.update(b, false).await?;
-        let open = channel_end(chan::State::Open, PORT, &b.channel_id, &a.connection_id);
-        let path = format!("channelEnds/ports/{PORT}/channels/{}", a.channel_id);
-        let proof = self.prove(a, &h, &path, Some(&open)).await?;
-        let mined = self
-            .sender
-            .call(
-                b.handler,
-                H::channelOpenConfirmCall {
-                    m: H::MsgChannelProof {
-                        portId: PORT.into(),
-                        channelId: b.channel_id.clone(),
-                        proof,
-                        proofHeight: conv(&h)?,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("channelOpenConfirm", mined.gas);
-        Ok(())
-    }
-
-    /// One packet A -> B: send, receive (sync ack), acknowledge; recorded when `record`.
-    async fn packet_round(&mut self, a: &Side, b: &Side, record: bool) -> anyhow::Result<()> {
-        let (n, _) = self.head().await?;
-        let mined = self
-            .sender
-            .call(
-                a.app,
-                PingApp::pingCall {
-                    channelId: a.channel_id.clone(),
-                    data: Bytes::from_static(b"ping"),
-                    timeoutHeight: PingApp::Height {
-                        revisionNumber: 0,
-                        revisionHeight: n + 1_000,
-                    },
-                    timeoutTimestamp: 0,
-                },
-                CALL_GAS,
-            )
-            .await?;
-        let p = mined.event::<P::SendPacket>()?.packet;
-        let send_gas = mined.gas;
-
-        let h = self.update(b, false).await?;
-        let path = packet_path("commitments", &p.sourcePort, &p.sourceChannel, p.sequence);
-        let proof = self
-            .prove(a, &h, &path, Some(&packet_commitment(&p)))
-            .await?;
-        let mined = self
-            .sender
-            .call(
-                b.handler,
-                P::recvPacketCall {
-                    m: P::MsgRecvPacket {
-                        packet: p.clone(),
-                        proof,
-                        proofHeight: h,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        let ack = mined
-            .event::<P::WriteAcknowledgement>()?
-            .acknowledgement
-            .to_vec();
-        let recv_gas = mined.gas;
-
-        let h = self.update(a, false).await?;
-        let path = packet_path(
-            "acks",
-            &p.destinationPort,
-            &p.destinationChannel,
-            p.sequence,
-        );
-        let proof = self.prove(b, &h, &path, Some(&sha256(&ack))).await?;
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                P::acknowledgePacketCall {
-                    m: P::MsgAcknowledgement {
-                        packet: p,
-                        acknowledgement: ack.into(),
-                        proof,
-                        proofHeight: h,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        if record {
-            self.gas.insert("sendPacket", send_gas);
-            self.gas.insert("recvPacket", recv_gas);
-            self.gas.insert("acknowledgePacket", mined.gas);
-        }
-        Ok(())
-    }
-
-    /// A packet A -> B that times out by height, then its timeout on A.
-    async fn timeout(&mut self, a: &Side, b: &Side) -> anyhow::Result<()> {
-        let (n, _) = self.head().await?;
-        let mined = self
-            .sender
-            .call(
-                a.app,
-                PingApp::pingCall {
-                    channelId: a.channel_id.clone(),
-                    data: Bytes::from_static(b"late"),
-                    timeoutHeight: PingApp::Height {
-                        revisionNumber: 0,
-                        revisionHeight: n + 2,
-                    },
-                    timeoutTimestamp: 0,
-                },
-                CALL_GAS,
-            )
-            .await?;
-        let p = mined.event::<P::SendPacket>()?.packet;
-        self.devnet.mine().await?;
-        self.devnet.mine().await?;
-        let h = self.update(a, false).await?;
-        ensure!(
-            h.revisionHeight >= n + 2,
-            "the timeout height has not passed"
-        );
-        let path = packet_path(
-            "receipts",
-            &p.destinationPort,
-            &p.destinationChannel,
-            p.sequence,
-        );
-        let proof = self.prove(b, &h, &path, None).await?;
-        let mined = self
-            .sender
-            .call(
-                a.handler,
-                P::timeoutPacketCall {
-                    m: P::MsgTimeout {
-                        packet: p,
-                        proof,
-                        proofHeight: h,
-                        nextSequenceRecv: 0,
-                    },
-                },
-                CALL_GAS,
-            )
-            .await?;
-        self.gas.insert("timeoutPacket", mined.gas);
-        Ok(())
-    }
+/// A packet A -> B that times out by B's height, then its timeout on A.
+async fn timeout(a: &mut Chain, b: &mut Chain, gas: &mut Gas) -> anyhow::Result<()> {
+    let (n, _) = b.head().await?;
+    let mined = a.ping(n + 2, b"late").await?;
+    let p = mined.event::<P::SendPacket>()?.packet;
+    b.devnet.mine().await?;
+    b.devnet.mine().await?;
+    let (h, _) = update(a, b).await?;
+    ensure!(
+        h.revisionHeight >= n + 2,
+        "the timeout height has not passed"
+    );
+    let path = packet_path(
+        "receipts",
+        &p.destinationPort,
+        &p.destinationChannel,
+        p.sequence,
+    );
+    let proof = b.prove(&h, &path, None).await?;
+    let mined = a
+        .call(P::timeoutPacketCall {
+            m: P::MsgTimeout {
+                packet: p,
+                proof,
+                proofHeight: h,
+                nextSequenceRecv: 0,
+            },
+        })
+        .await?;
+    gas.insert("timeoutPacket", mined.gas);
+    Ok(())
 }
 
 fn root(n: u64) -> B256 {
@@ -625,47 +567,30 @@ fn channel_end(state: chan::State, cp_port: &str, cp_channel: &str, connection: 
 
 /// Runs the benchmark and prints `{operation: gas used}`.
 pub(crate) async fn run(_args: Args) -> anyhow::Result<()> {
-    let devnet = Devnet::start(DevnetConfig {
-        production: BlockProduction::Instant,
-        rpc_addr: "127.0.0.1:0".parse()?,
-        dev_accounts: 1,
-        ..DevnetConfig::default()
-    })
-    .await?;
-    let result = async {
-        let key = PrivateKeySigner::from_bytes(
-            &devnet
-                .dev_accounts()
-                .first()
-                .context("no dev account")?
-                .private_key,
-        )?;
-        let url = format!("http://{}", devnet.rpc_addr());
-        let sender = Sender::connect(&url, key, Duration::from_secs(60)).await?;
-        let mut bench = Bench {
-            devnet: &devnet,
-            sender,
-            gas: BTreeMap::new(),
-        };
-        measure(&mut bench).await?;
-        anyhow::Ok(bench.gas)
-    }
-    .await;
-    devnet.shutdown().await?;
+    let mut a = Chain::start(1337).await?;
+    let mut b = match Chain::start(1338).await {
+        Ok(b) => b,
+        Err(e) => {
+            a.devnet.shutdown().await?;
+            return Err(e);
+        }
+    };
+    let result = measure(&mut a, &mut b).await;
+    a.devnet.shutdown().await?;
+    b.devnet.shutdown().await?;
     print_json(&result?)
 }
 
-async fn measure(bench: &mut Bench<'_>) -> anyhow::Result<()> {
-    let mut a = bench.deploy_side().await?;
-    let mut b = bench.deploy_side().await?;
-    bench.create_client(&mut a, true).await?;
-    bench.create_client(&mut b, false).await?;
-    bench.connect(&mut a, &mut b).await?;
-    bench.open_channel(&mut a, &mut b).await?;
+async fn measure(a: &mut Chain, b: &mut Chain) -> anyhow::Result<Gas> {
+    let mut gas = Gas::new();
+    gas.insert("createClient", create_client(a, b).await?);
+    create_client(b, a).await?;
+    connect(a, b, &mut gas).await?;
+    open_channel(a, b, &mut gas).await?;
     // The first packet of a channel also pays for the apps' first counter writes (zero to
     // non-zero): warm up, then measure the second.
-    bench.packet_round(&a, &b, false).await?;
-    bench.packet_round(&a, &b, true).await?;
-    bench.timeout(&a, &b).await?;
-    Ok(())
+    packet_round(a, b, None).await?;
+    packet_round(a, b, Some(&mut gas)).await?;
+    timeout(a, b, &mut gas).await?;
+    Ok(gas)
 }

@@ -1,5 +1,7 @@
-//! `kakehashi bench gas --json` runs the IBC handler's full lifecycle on an in-process devnet
-//! (every transaction must succeed) and prints one JSON object: operation -> gas used. Gas is
+//! `kakehashi bench gas --json` runs the IBC handler's lifecycle between two in-process devnets
+//! (clients, both handshakes, packets and acks, a timeout; every transaction must succeed and
+//! every proof is made from the value committed at its DESIGN §5 slot) and prints one JSON
+//! object: operation -> gas used. Gas is
 //! deterministic, so the figures are checked against the targets of issue 10 (yui-ibc-solidity's
 //! published figures for sendPacket, recvPacket and acknowledgePacket).
 #![allow(clippy::unwrap_used)]
