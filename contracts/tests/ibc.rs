@@ -1339,7 +1339,49 @@ fn handshake_steps_out_of_order_and_unknown_ends() {
             portId: "transfer".into(),
         },
     );
+    // Counterparty identifiers must be ICS-24 identifiers (no "/" to inject into a path).
+    let client_a = pair.a.client_id.clone();
+    assert_error(
+        pair.a.call(C::connectionOpenInitCall {
+            m: C::MsgConnectionOpenInit {
+                clientId: client_a,
+                counterpartyClientId: "kh-test-only-0/../x".into(),
+                counterpartyPrefix: PREFIX.into(),
+                delayPeriod: 0,
+            },
+        }),
+        C::IBCInvalidIdentifier {
+            identifier: "kh-test-only-0/../x".into(),
+        },
+    );
+    assert_error(
+        pair.a.chain.call(
+            OWNER,
+            pair.a.handler,
+            IBCClient::bindPortCall {
+                portId: "pi/ng".into(),
+                app: pair.a.app,
+            },
+        ),
+        IBCClient::IBCInvalidPortId {
+            portId: "pi/ng".into(),
+        },
+    );
     pair.connect();
+    assert_error(
+        pair.a.call(H::channelOpenInitCall {
+            m: H::MsgChannelOpenInit {
+                portId: PORT.into(),
+                ordering: UNORDERED,
+                connectionId: "connection-0".into(),
+                counterpartyPortId: "ping/channels/x".into(),
+                version: VERSION.into(),
+            },
+        }),
+        H::IBCInvalidIdentifier {
+            identifier: "ping/channels/x".into(),
+        },
+    );
     // Ack of an already OPEN connection.
     let id = pair.a.connection_id.clone();
     assert_error(

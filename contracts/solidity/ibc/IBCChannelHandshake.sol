@@ -16,7 +16,7 @@ contract IBCChannelHandshake is IBCStore {
         IIBCModule app = _app(m.portId);
         _checkOrdering(m.ordering);
         _connection(m.connectionId);
-        if (bytes(m.counterpartyPortId).length == 0) revert IBCInvalidCounterparty();
+        _checkIdentifier(m.counterpartyPortId, 2, 128);
         channelId = _newChannelId();
         ChannelEnd storage ch = _store().channels[m.portId][channelId];
         ch.state = ChannelState.INIT;
@@ -61,9 +61,8 @@ contract IBCChannelHandshake is IBCStore {
 
     function _verifyCounterpartyInit(MsgChannelOpenTry calldata m) private view {
         ConnectionEnd storage conn = _openConnection(m.connectionId);
-        if (bytes(m.counterpartyPortId).length == 0 || bytes(m.counterpartyChannelId).length == 0) {
-            revert IBCInvalidCounterparty();
-        }
+        _checkIdentifier(m.counterpartyPortId, 2, 128);
+        _checkIdentifier(m.counterpartyChannelId, 8, 64);
         bytes memory expected = ProtoEncoder.channel(
             ChannelState.INIT, m.ordering, m.portId, "", conn.counterpartyConnectionId, m.counterpartyVersion
         );
@@ -90,7 +89,7 @@ contract IBCChannelHandshake is IBCStore {
     function channelOpenAck(MsgChannelOpenAck calldata m) external onlyDelegated {
         ChannelEnd storage ch = _channel(m.portId, m.channelId, ChannelState.INIT);
         ConnectionEnd storage conn = _openConnection(ch.connectionId);
-        if (bytes(m.counterpartyChannelId).length == 0) revert IBCInvalidCounterparty();
+        _checkIdentifier(m.counterpartyChannelId, 8, 64);
         bytes memory expected = ProtoEncoder.channel(
             ChannelState.TRYOPEN,
             ch.ordering,

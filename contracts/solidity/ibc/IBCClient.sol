@@ -19,7 +19,7 @@ contract IBCClient is IBCStore {
 
     /// @notice Binds `portId` to the app contract `app` (owner only, once per port).
     function bindPort(string calldata portId, address app) external onlyDelegated onlyOwner {
-        _checkPortId(portId);
+        if (!_validIdentifier(portId, 2, 128)) revert IBCInvalidPortId(portId);
         Store storage s = _store();
         if (s.portApps[portId] != address(0)) revert IBCPortAlreadyBound(portId);
         if (app.code.length == 0) revert IBCPortNotBound(portId);
@@ -66,18 +66,6 @@ contract IBCClient is IBCStore {
             if (!((c >= "a" && c <= "z") || (c >= "0" && c <= "9") || c == "-")) {
                 revert IBCInvalidClientType(clientType);
             }
-        }
-    }
-
-    /// Port identifiers: ICS-24, 2..128 characters of [a-zA-Z0-9._+#[]<>-].
-    function _checkPortId(string calldata portId) private pure {
-        bytes calldata b = bytes(portId);
-        if (b.length < 2 || b.length > 128) revert IBCInvalidPortId(portId);
-        for (uint256 i = 0; i < b.length; i++) {
-            bytes1 c = b[i];
-            bool ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "."
-                || c == "_" || c == "+" || c == "-" || c == "#" || c == "[" || c == "]" || c == "<" || c == ">";
-            if (!ok) revert IBCInvalidPortId(portId);
         }
     }
 }

@@ -17,9 +17,8 @@ contract IBCConnection is IBCStore {
         returns (string memory connectionId)
     {
         address lc = address(_client(m.clientId));
-        if (bytes(m.counterpartyClientId).length == 0 || m.counterpartyPrefix.length == 0) {
-            revert IBCInvalidCounterparty();
-        }
+        _checkIdentifier(m.counterpartyClientId, 9, 64);
+        if (m.counterpartyPrefix.length == 0) revert IBCInvalidCounterparty();
         connectionId = _newConnectionId();
         ConnectionEnd storage c = _store().connections[connectionId];
         c.clientId = m.clientId;
@@ -40,10 +39,9 @@ contract IBCConnection is IBCStore {
         returns (string memory connectionId)
     {
         address lc = address(_client(m.clientId));
-        if (
-            bytes(m.counterpartyClientId).length == 0 || bytes(m.counterpartyConnectionId).length == 0
-                || m.counterpartyPrefix.length == 0
-        ) revert IBCInvalidCounterparty();
+        _checkIdentifier(m.counterpartyClientId, 9, 64);
+        _checkIdentifier(m.counterpartyConnectionId, 10, 64);
+        if (m.counterpartyPrefix.length == 0) revert IBCInvalidCounterparty();
         connectionId = _newConnectionId();
         ConnectionEnd storage c = _store().connections[connectionId];
         c.clientId = m.clientId;
@@ -64,7 +62,7 @@ contract IBCConnection is IBCStore {
     /// @notice Completes Init: verifies the counterparty's end in TRYOPEN and opens this end.
     function connectionOpenAck(MsgConnectionOpenAck calldata m) external onlyDelegated {
         ConnectionEnd storage c = _connectionIn(m.connectionId, ConnectionState.INIT);
-        if (bytes(m.counterpartyConnectionId).length == 0) revert IBCInvalidCounterparty();
+        _checkIdentifier(m.counterpartyConnectionId, 10, 64);
         bytes memory expected = ProtoEncoder.connectionEnd(
             c.counterpartyClientId, ConnectionState.TRYOPEN, c.clientId, m.connectionId, COMMITMENT_PREFIX, c.delayPeriod
         );

@@ -71,6 +71,27 @@ abstract contract IBCStore {
         }
     }
 
+    // ---- ICS-24 identifiers ----------------------------------------------------------------
+
+    /// @notice Whether `id` is an ICS-24 identifier of `min`..`max` characters of
+    /// [a-zA-Z0-9._+#[]<>-] (so a counterparty identifier cannot inject "/" into a path).
+    function _validIdentifier(string memory id, uint256 min, uint256 max) internal pure returns (bool) {
+        bytes memory b = bytes(id);
+        if (b.length < min || b.length > max) return false;
+        for (uint256 i = 0; i < b.length; i++) {
+            bytes1 c = b[i];
+            bool ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "."
+                || c == "_" || c == "+" || c == "-" || c == "#" || c == "[" || c == "]" || c == "<" || c == ">";
+            if (!ok) return false;
+        }
+        return true;
+    }
+
+    /// @notice Reverts unless `id` is an ICS-24 identifier of `min`..`max` characters.
+    function _checkIdentifier(string memory id, uint256 min, uint256 max) internal pure {
+        if (!_validIdentifier(id, min, max)) revert IBCInvalidIdentifier(id);
+    }
+
     // ---- ICS-24 paths --------------------------------------------------------------------
 
     /// @notice The decimal representation of `v`.

@@ -313,8 +313,10 @@ error IBCProofVerificationFailed(string path);
 error IBCConnectionNotFound(string connectionId);
 /// @notice A connection handshake step was sent while the connection end was in another state.
 error IBCConnectionStateUnexpected(string connectionId, ConnectionState actual, ConnectionState expected);
-/// @notice A counterparty prefix or identifier is empty.
+/// @notice The counterparty's commitment prefix is empty.
 error IBCInvalidCounterparty();
+/// @notice Not an ICS-24 identifier (length, or characters outside [a-zA-Z0-9._+#[]<>-]).
+error IBCInvalidIdentifier(string identifier);
 /// @notice No channel with this port and identifier.
 error IBCChannelNotFound(string portId, string channelId);
 /// @notice A channel handshake step or packet operation was sent while the channel end was in another state.
