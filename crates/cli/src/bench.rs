@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 
-use crate::{bench_evm, bench_gas, bench_ledger_rpc};
+use crate::{bench_crash, bench_evm, bench_gas, bench_ledger_rpc};
 
 /// Benchmarks (JSON on stdout).
 #[derive(Debug, Subcommand)]
@@ -14,6 +14,9 @@ pub(crate) enum Command {
     Gas(bench_gas::Args),
     /// Stablecoin payments over the ledger nodes' gRPC: flow latency p50/p99 and payments/s.
     LedgerRpc(bench_ledger_rpc::Args),
+    /// Crash campaign: payments while a random node stops at a random crash point and its
+    /// standby takes over; anomalies (must be 0) make it exit non-zero.
+    Crash(bench_crash::Args),
 }
 
 /// Runs a `bench` subcommand.
@@ -22,5 +25,6 @@ pub(crate) async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Evm(args) => bench_evm::run(args).await,
         Command::Gas(args) => bench_gas::run(args).await,
         Command::LedgerRpc(args) => bench_ledger_rpc::run(args).await,
+        Command::Crash(args) => bench_crash::run(args).await,
     }
 }

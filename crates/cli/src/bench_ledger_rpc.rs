@@ -135,12 +135,14 @@ async fn bench(args: &Args, dir: &std::path::Path) -> anyhow::Result<Report> {
     for file in crate::devnet_ledger::init(dir, false)? {
         nodes.push(crate::devnet_ledger::start_node(&file, None).await?);
     }
-    let (directory, root, client) = NetworkDirectory::read(dir)?;
+    let (directory, root) = NetworkDirectory::read(dir)?;
     let connect = |org: &'static str| {
         let endpoints = directory.node(org).map(|(_, e)| e.rpc);
-        let (root, client) = (root.clone(), client.clone());
+        let client = NetworkDirectory::client_identity(dir, org, "admin");
+        let root = root.clone();
         async move {
             let addr = endpoints?;
+            let client = client?;
             connect_rpc(addr, &client, &root)
                 .await
                 .with_context(|| format!("connecting to {org}"))

@@ -1,7 +1,8 @@
 //! `kakehashi devnet ledger`: a ledger network (Notary, Bank, PartyA, PartyB, Validator) on
 //! loopback, each node with its own mutual-TLS P2P and RPC endpoints and SQLite database.
-//! It writes the network directory into DATA (network.json, root.pem, client.pem/.key, and
-//! nodes/<Org>/ with each node's node.toml, identity key and TLS key pair), then runs every node
+//! It writes the network directory into DATA (network.json, root.pem, the root's key root.key,
+//! and nodes/<Org>/ with each node's node.toml, identity key, TLS key pair and RPC users — an
+//! `admin` user whose certificate is rpc-admin.pem/.key), then runs every node
 //! in this process — or, with `--init-only`, stops there so that each node can run as its own
 //! process with `kakehashi ledger node --config DATA/nodes/<Org>/node.toml`.
 
@@ -92,6 +93,18 @@ pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<P
         let tls = ca.issue_node(&name)?;
         std::fs::write(dir.join("tls.pem"), &tls.cert_pem)?;
         write_secret(&dir.join("tls.key"), &tls.key_pem)?;
+        // A fresh root each init: the node's RPC users start over with one admin.
+        let users = dir.join(kh_ledger_node::USERS_FILE);
+        if users.exists() {
+            std::fs::remove_file(&users)?;
+        }
+        kh_ledger_node::add_user(
+            &ca,
+            &dir,
+            name.organisation(),
+            "admin",
+            kh_ledger_node::Permission::Admin,
+        )?;
         parties.push(Party {
             name: name.clone(),
             owning_key: key.public(),
@@ -122,6 +135,7 @@ pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<P
             apps: apps_of(&name),
             flow_timeout_ms: u64::try_from(kh_ledger::DEFAULT_FLOW_TIMEOUT.as_millis())
                 .unwrap_or(u64::MAX),
+            rpc_users: None,
             failpoint: None,
         };
         let path = dir.join("node.toml");
@@ -143,7 +157,8 @@ pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<P
         network,
         nodes: endpoints,
     }
-    .write(&data, &root, &ca.issue("kakehashi client")?)?;
+    .write(&data, &root)?;
+    write_secret(&data.join("root.key"), &ca.key_pem())?;
     Ok(files)
 }
 
@@ -190,7 +205,7 @@ pub(crate) async fn start_node_with(
     standby: bool,
 ) -> anyhow::Result<RunningNode> {
     let file = read_config(path)?;
-    let (directory, _, _) = NetworkDirectory::read(&file.network_dir)?;
+    let (directory, _) = NetworkDirectory::read(&file.network_dir)?;
     let root_path = file.root_cert_path();
     let root = std::fs::read_to_string(&root_path)
         .with_context(|| format!("reading {}", root_path.display()))?;
@@ -261,6 +276,7 @@ pub(crate) async fn start_node_with(
             &tls,
             &root,
             node.clone(),
+            kh_ledger_node::RpcUsers::file(file.rpc_users_path()),
         )
         .await?,
     ];
@@ -292,7 +308,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     for f in &files {
         nodes.push(start_node(f, None).await?);
     }
-    let (directory, _, _) = NetworkDirectory::read(&args.data)?;
+    let (directory, _) = NetworkDirectory::read(&args.data)?;
     println!(
         "kakehashi ledger devnet; network directory: {}",
         args.data.display()

@@ -1,5 +1,6 @@
-//! `kakehashi ledger --network DIR --node NAME <command>`: client commands against a ledger
-//! node's RPC (mutual TLS with the client certificate of the network directory).
+//! `kakehashi ledger --network DIR --node NAME [--user USER] <command>`: client commands
+//! against a ledger node's RPC (mutual TLS with the certificate of one of that node's RPC
+//! users, `admin` unless `--user` says otherwise); `ledger users add|list` manages the users.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,9 @@ pub(crate) struct Args {
     /// The node to talk to: its organisation (`PartyA`) or full legal name; client commands.
     #[arg(long)]
     node: Option<String>,
+    /// The node's RPC user to act as (its certificate is DIR/nodes/<Org>/rpc-USER.pem/.key).
+    #[arg(long, default_value = "admin")]
+    user: String,
     /// Print one JSON object instead of text (streaming commands: one object per line).
     #[arg(long, global = true)]
     json: bool,
@@ -53,6 +57,9 @@ enum Command {
     /// Account management.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// The node's RPC users (needs the network root's key, DIR/root.key).
+    #[command(subcommand)]
+    Users(crate::ledger_users::UsersCommand),
     /// Issue stablecoin (on the bank) to NODE/ACCOUNT_ID.
     Issue {
         /// Amount in smallest units.
@@ -280,16 +287,25 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let (Some(network), Some(node)) = (args.network.clone(), args.node.clone()) else {
         return Err(UsageError("client commands need --network DIR and --node NAME".into()).into());
     };
-    let (directory, root, client) =
+    let (directory, root) =
         kh_ledger_node::NetworkDirectory::read(&network).map_err(|e| UsageError(e.to_string()))?;
-    let (_, endpoints) = directory
+    let (name, endpoints) = directory
         .node(&node)
         .map_err(|e| UsageError(e.to_string()))?;
+    if let Command::Users(users) = &args.command {
+        return crate::ledger_users::run(&network, &name, users, args.json);
+    }
+    let client = kh_ledger_node::NetworkDirectory::client_identity(
+        &network,
+        name.organisation(),
+        &args.user,
+    )
+    .map_err(|e| UsageError(format!("RPC user {:?} of {node}: {e}", args.user)))?;
     let mut rpc = kh_ledger_node::connect_rpc(endpoints.rpc, &client, &root)
         .await
         .with_context(|| format!("connecting to {node} at {}", endpoints.rpc))?;
     let value = match args.command {
-        Command::Node { .. } => unreachable!("handled above"),
+        Command::Node { .. } | Command::Users(_) => unreachable!("handled above"),
         Command::Accounts(AccountsCommand::Create { label }) => {
             let a = rpc
                 .create_account(proto::CreateAccountRequest { label })

@@ -7,6 +7,7 @@
 //! Exit codes: `0` success, `1` operation failed, `2` usage or config error.
 
 mod bench;
+mod bench_crash;
 mod bench_evm;
 mod bench_gas;
 mod bench_ledger_rpc;
@@ -16,6 +17,7 @@ mod devnet_ledger;
 mod evm_tx;
 mod ibc;
 mod ledger;
+mod ledger_users;
 mod output;
 mod qbft;
 mod run;

@@ -99,12 +99,12 @@ async fn read_state(url: &str) -> (BTreeSet<String>, BTreeSet<String>, i64, i64)
     };
     let completed_without_record = count(
         "SELECT COUNT(*) FROM record_started s JOIN flow_checkpoints f ON f.id = s.flow_id
-         WHERE f.status = 'completed' AND NOT EXISTS (SELECT 1 FROM record_latest l WHERE l.record_id = s.record_id)",
+         WHERE f.status IN ('completed', 'finalising') AND NOT EXISTS (SELECT 1 FROM record_latest l WHERE l.record_id = s.record_id)",
     )
     .await;
     let record_without_completion = count(
         "SELECT COUNT(*) FROM record_latest l JOIN record_started s ON s.record_id = l.record_id
-         JOIN flow_checkpoints f ON f.id = s.flow_id WHERE f.status <> 'completed'",
+         JOIN flow_checkpoints f ON f.id = s.flow_id WHERE f.status NOT IN ('completed', 'finalising')",
     )
     .await;
     store.pool().close().await;

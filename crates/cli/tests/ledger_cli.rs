@@ -99,7 +99,7 @@ fn issue_pay_and_privacy_through_the_cli() {
     let deadline = Instant::now() + Duration::from_secs(60);
     // Ready once every node answers its RPC.
     for node in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
-        while !dir.join("client.key").exists()
+        while !dir.join("root.key").exists()
             || !kakehashi(dir, node, &["accounts", "list"]).status.success()
         {
             if let Ok(Some(status)) = devnet.0.try_wait() {
@@ -493,8 +493,10 @@ fn issue_pay_and_privacy_through_the_cli() {
         .unwrap()
         .issue("mallory")
         .unwrap();
-    std::fs::write(rogue.path().join("client.pem"), &other.cert_pem).unwrap();
-    std::fs::write(rogue.path().join("client.key"), &other.key_pem).unwrap();
+    let rogue_node = rogue.path().join("nodes").join("PartyA");
+    std::fs::create_dir_all(&rogue_node).unwrap();
+    std::fs::write(rogue_node.join("rpc-admin.pem"), &other.cert_pem).unwrap();
+    std::fs::write(rogue_node.join("rpc-admin.key"), &other.key_pem).unwrap();
     let out = kakehashi(rogue.path(), "PartyA", &["accounts", "create", "mallory"]);
     assert_eq!(
         out.status.code(),
@@ -507,6 +509,72 @@ fn issue_pay_and_privacy_through_the_cli() {
         1,
         "the refused client changed nothing"
     );
+
+    // RPC users and permissions: a read-only user added while the node runs may read but not
+    // start flows or create accounts; a user of PartyA is nobody on PartyB.
+    let added = json(&kakehashi(
+        dir,
+        "PartyA",
+        &[
+            "users",
+            "add",
+            "--name",
+            "auditor",
+            "--permissions",
+            "read",
+            "--json",
+        ],
+    ));
+    assert_eq!(added["permission"], "read");
+    let as_auditor = |node: &str, args: &[&str]| {
+        let mut all = vec!["--user", "auditor"];
+        all.extend_from_slice(args);
+        kakehashi(dir, node, &all)
+    };
+    let listed = json(&as_auditor("PartyA", &["accounts", "list", "--json"]));
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1);
+    let out = as_auditor(
+        "PartyA",
+        &[
+            "pay",
+            "--amount",
+            "1",
+            "--from",
+            &alice,
+            "--to",
+            &format!("PartyB/{bob}"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has permission read; this call needs flows"),
+        "{stderr}"
+    );
+    let out = as_auditor("PartyA", &["accounts", "create", "sneaky"]);
+    assert_eq!(out.status.code(), Some(1));
+    // The auditor's certificate used against PartyB (copied next to PartyB's users).
+    let a_dir = dir.join("nodes").join("PartyA");
+    let b_dir = dir.join("nodes").join("PartyB");
+    for ext in ["pem", "key"] {
+        std::fs::copy(
+            a_dir.join(format!("rpc-auditor.{ext}")),
+            b_dir.join(format!("rpc-auditor.{ext}")),
+        )
+        .unwrap();
+    }
+    let out = as_auditor("PartyB", &["accounts", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not an RPC user of PartyB"), "{stderr}");
+    let users = json(&kakehashi(dir, "PartyA", &["users", "list", "--json"]));
+    let names: Vec<&str> = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "auditor"]);
 
     // Garbage on the wire changes nothing either.
     let before_a = balance(dir, "PartyA", &alice);
@@ -686,7 +754,15 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
     use kh_ledger_node::proto::{DeliverRequest, RunFlowRequest, VaultRequest};
     use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-    let (directory, root, client) = kh_ledger_node::NetworkDirectory::read(dir).unwrap();
+    let (directory, root) = kh_ledger_node::NetworkDirectory::read(dir).unwrap();
+    let client = kh_ledger_node::NetworkDirectory::client_identity(dir, "PartyB", "admin").unwrap();
+    let a_admin =
+        kh_ledger_node::NetworkDirectory::client_identity(dir, "PartyA", "admin").unwrap();
+    let a_node = kh_ledger_node::TlsIdentity {
+        cert_pem: std::fs::read_to_string(dir.join("nodes/PartyA/tls.pem")).unwrap(),
+        cert_der: vec![],
+        key_pem: std::fs::read_to_string(dir.join("nodes/PartyA/tls.key")).unwrap(),
+    };
     for (name, ep) in &directory.nodes {
         for (i, addr) in [ep.rpc, ep.p2p].into_iter().enumerate() {
             connection_is_dropped(addr, &noise(2048, i as u64 + name.len() as u64));
@@ -727,7 +803,7 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
             party_b.clone(),
             kh_ledger_node::PeerEntry {
                 address: b.p2p,
-                cert_der: vec![],
+                cert_der: pem_der(&b.cert_pem),
             },
         );
         let impostor = kh_ledger_node::GrpcTransport::new(peers.into(), &client, &root);
@@ -743,6 +819,25 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
             matches!(refused, Err(kh_ledger::TransportError::Refused { .. })),
             "{refused:?}"
         );
+
+        // PartyB's RPC admits only PartyB's RPC users: not PartyA's admin, not PartyA's node
+        // identity, whatever the call.
+        for (who, identity) in [("PartyA's admin", &a_admin), ("PartyA's node", &a_node)] {
+            let mut rpc = kh_ledger_node::connect_rpc(b.rpc, identity, &root)
+                .await
+                .unwrap();
+            let err = rpc
+                .vault(VaultRequest {
+                    account: bob.to_string(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{who}: {err}");
+            assert!(
+                err.message().contains("not an RPC user of PartyB"),
+                "{who}: {err}"
+            );
+        }
 
         // Garbage in well-formed RPC calls.
         let mut rpc = kh_ledger_node::connect_rpc(b.rpc, &client, &root)
@@ -778,4 +873,13 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
             .is_ok()
         );
     });
+}
+
+/// The DER of a PEM certificate.
+fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap()
 }

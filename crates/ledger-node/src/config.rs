@@ -99,6 +99,10 @@ pub struct NodeFileConfig {
     /// \[Default: 120000\] How long a flow may run before it fails and releases its soft locks.
     #[serde(default = "default_flow_timeout_ms")]
     pub flow_timeout_ms: u64,
+    /// \[Default: `rpc-users.json` in the directory of `tls_cert`\] The node's RPC users (see
+    /// `kakehashi ledger users add`); the RPC admits no one else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_users: Option<PathBuf>,
     /// \[Default: none\] Tests only: stop the flow engine at this point (see [`FailpointName`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failpoint: Option<FailpointName>,
@@ -228,6 +232,16 @@ impl NodeFileConfig {
         self.name.parse().map_err(|e| ConfigError::Invalid {
             key: "name",
             reason: format!("{e}"),
+        })
+    }
+
+    /// The RPC user file's path.
+    pub fn rpc_users_path(&self) -> PathBuf {
+        self.rpc_users.clone().unwrap_or_else(|| {
+            self.tls_cert
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(crate::USERS_FILE)
         })
     }
 

@@ -1,7 +1,8 @@
 //! The network directory that `kakehashi devnet ledger` (or deployment tooling) writes and
 //! clients read: `network.json` (network parameters + each node's P2P and RPC address and
-//! pinned certificate), `root.pem`, and a client certificate `client.pem` / `client.key`.
-//! Private keys are written with 0600 permissions and never inlined in configuration.
+//! pinned certificate) and `root.pem`. Each node's RPC users live in its own directory,
+//! `nodes/<Org>/` (see [`crate::RpcUsers`]). Private keys are written with 0600 permissions and
+//! never inlined in configuration.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -85,13 +86,8 @@ pub fn write_secret(path: &Path, contents: &str) -> Result<(), DirectoryError> {
 }
 
 impl NetworkDirectory {
-    /// Writes `network.json`, `root.pem` and the client identity into `dir`.
-    pub fn write(
-        &self,
-        dir: &Path,
-        root_pem: &str,
-        client: &TlsIdentity,
-    ) -> Result<(), DirectoryError> {
+    /// Writes `network.json` and `root.pem` into `dir`.
+    pub fn write(&self, dir: &Path, root_pem: &str) -> Result<(), DirectoryError> {
         std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         let path = dir.join("network.json");
         let text = serde_json::to_string_pretty(self).map_err(|e| DirectoryError::Malformed {
@@ -100,14 +96,11 @@ impl NetworkDirectory {
         })?;
         std::fs::write(&path, text).map_err(io("writing", &path))?;
         let root = dir.join("root.pem");
-        std::fs::write(&root, root_pem).map_err(io("writing", &root))?;
-        let cert = dir.join("client.pem");
-        std::fs::write(&cert, &client.cert_pem).map_err(io("writing", &cert))?;
-        write_secret(&dir.join("client.key"), &client.key_pem)
+        std::fs::write(&root, root_pem).map_err(io("writing", &root))
     }
 
-    /// Reads `network.json`, the root certificate and the client identity from `dir`.
-    pub fn read(dir: &Path) -> Result<(Self, String, TlsIdentity), DirectoryError> {
+    /// Reads `network.json` and the root certificate from `dir`.
+    pub fn read(dir: &Path) -> Result<(Self, String), DirectoryError> {
         let path = dir.join("network.json");
         let text = std::fs::read_to_string(&path).map_err(io("reading", &path))?;
         let me: Self = serde_json::from_str(&text).map_err(|e| DirectoryError::Malformed {
@@ -119,12 +112,22 @@ impl NetworkDirectory {
             std::fs::read_to_string(&p).map_err(io("reading", &p))
         };
         let root = read("root.pem")?;
-        let client = TlsIdentity {
-            cert_pem: read("client.pem")?,
-            cert_der: vec![],
-            key_pem: read("client.key")?,
-        };
-        Ok((me, root, client))
+        Ok((me, root))
+    }
+
+    /// The directory of node `org` in the network directory `dir` (its node.toml, keys and
+    /// RPC users).
+    pub fn node_dir(dir: &Path, org: &str) -> PathBuf {
+        dir.join("nodes").join(org)
+    }
+
+    /// The client identity of RPC user `user` of node `org` (see [`crate::add_user`]).
+    pub fn client_identity(
+        dir: &Path,
+        org: &str,
+        user: &str,
+    ) -> Result<TlsIdentity, DirectoryError> {
+        crate::read_user_identity(&Self::node_dir(dir, org), user)
     }
 
     /// Finds a node by full legal name or by organisation.

@@ -21,14 +21,17 @@
 //! requires one (a client without it fails the TLS handshake). A node certificate's subject is
 //! the node's legal name; the P2P receiver reads it ([`legal_name_of`]), requires it to equal
 //! the envelope's sender, and requires the certificate to be the one pinned for that node in
-//! the network directory.
+//! the network directory; the sender, likewise, accepts only the server certificate pinned for
+//! the node it means to reach ([`pinned_client_config`]). A node's RPC admits only its own RPC
+//! users ([`RpcUsers`]: certificate fingerprint and permission level).
 //!
 //! ## Network directory
 //! Written by `kakehashi devnet ledger [--init-only]`, read by nodes and clients:
 //! `network.json` ([`NetworkDirectory`]: the network parameters, and per node its P2P and RPC
-//! addresses and pinned certificate), `root.pem`, `client.pem` + `client.key` (an RPC client
-//! identity), and `nodes/<Org>/` with `node.toml`, `identity.key`, `tls.pem`, `tls.key` for
-//! each node. Private keys are 0600 files; `node.toml` names them by path.
+//! addresses and pinned certificate), `root.pem` (and, for the devnet, the root's key
+//! `root.key`), and `nodes/<Org>/` with `node.toml`, `identity.key`, `tls.pem`, `tls.key`,
+//! `rpc-users.json` and each RPC user's `rpc-NAME.pem` + `rpc-NAME.key` for each node. Private
+//! keys are 0600 files; `node.toml` names them by path.
 //!
 //! ## Feature Flags
 //! None.
@@ -37,8 +40,10 @@ mod apps;
 mod config;
 mod directory;
 mod peer;
+mod pinned;
 mod pki;
 mod rpc;
+mod users;
 
 /// Generated protobuf types and gRPC stubs.
 #[allow(
@@ -58,5 +63,10 @@ pub use peer::{
     GrpcTransport, MAX_PEER_MESSAGE, PeerDirectory, PeerEntry, PeerError, PeerServerHandle,
     serve_peer,
 };
+pub use pinned::{PinError, pinned_channel, pinned_client_config};
 pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of};
 pub use rpc::{RpcClient, connect_rpc, serve_rpc};
+pub use users::{
+    Permission, RpcUser, RpcUsers, USERS_FILE, UsersError, add_user, cert_fingerprint,
+    read_user_identity, read_users,
+};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use kh_ledger::{Envelope, PartyName, Receiver, SendFuture, Transport, TransportError};
 use tokio::sync::oneshot;
 use tonic::transport::server::Router;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Channel, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::warn;
 
@@ -195,10 +195,12 @@ pub async fn serve_peer(
     .await
 }
 
-/// `kh_ledger::Transport` over gRPC with mutual TLS.
+/// `kh_ledger::Transport` over gRPC with mutual TLS; each peer must present the certificate
+/// pinned for it in the directory (see [`crate::pinned_client_config`]).
 pub struct GrpcTransport {
     directory: Arc<PeerDirectory>,
-    tls: ClientTlsConfig,
+    identity: TlsIdentity,
+    root_pem: String,
     channels: Mutex<HashMap<PartyName, Channel>>,
 }
 
@@ -211,13 +213,10 @@ impl std::fmt::Debug for GrpcTransport {
 impl GrpcTransport {
     /// A transport presenting `identity` and trusting `root_pem`.
     pub fn new(directory: Arc<PeerDirectory>, identity: &TlsIdentity, root_pem: &str) -> Self {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(root_pem))
-            .identity(Identity::from_pem(&identity.cert_pem, &identity.key_pem))
-            .domain_name("localhost");
         Self {
             directory,
-            tls,
+            identity: identity.clone(),
+            root_pem: root_pem.to_string(),
             channels: Mutex::new(HashMap::new()),
         }
     }
@@ -230,11 +229,13 @@ impl GrpcTransport {
             return Ok(c.clone());
         }
         let entry = self.directory.peers.get(to).ok_or_else(unreachable)?;
-        let channel = Channel::from_shared(format!("https://{}", entry.address))
-            .map_err(|_| unreachable())?
-            .tls_config(self.tls.clone())
-            .map_err(|_| unreachable())?
-            .connect_lazy();
+        let channel =
+            crate::pinned::pinned_client_config(&self.identity, &self.root_pem, &entry.cert_der)
+                .and_then(|config| crate::pinned::pinned_channel(entry.address, config))
+                .map_err(|e| {
+                    warn!(to = %to, error = %e, "cannot set up the node link");
+                    unreachable()
+                })?;
         map.insert(to.clone(), channel.clone());
         Ok(channel)
     }

@@ -124,6 +124,55 @@ impl NetworkCa {
         self.cert.pem()
     }
 
+    /// The root's private key, PEM (keep it with the network's operator, 0600).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// The root from its certificate and key (as written by [`NetworkCa::root_pem`] and
+    /// [`NetworkCa::key_pem`]): certificates it issues chain to that same root certificate.
+    pub fn load(root_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let body: String = root_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64_decode(body.trim())
+            .ok_or_else(|| PkiError::Malformed("root certificate PEM is not base64".into()))?;
+        let cert = x509_cert::Certificate::from_der(&der)
+            .map_err(|e| PkiError::Malformed(e.to_string()))?;
+        let spki = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
+        if spki != key.public_key_raw() {
+            return Err(PkiError::Malformed(
+                "the key does not belong to the root certificate".into(),
+            ));
+        }
+        let mut dn = DistinguishedName::new();
+        for rdn in cert.tbs_certificate.subject.0.iter() {
+            for atv in rdn.0.iter() {
+                if atv.oid.to_string() == "2.5.4.3" {
+                    let value = std::str::from_utf8(atv.value.value())
+                        .map_err(|_| PkiError::Malformed("root CN is not UTF-8".into()))?;
+                    dn.push(DnType::CommonName, value);
+                }
+            }
+        }
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key)?;
+        Ok(Self { cert, key })
+    }
+
     /// Issues a node certificate: its subject is the node's legal name (each attribute of
     /// `name` as its X.520 attribute), usable as TLS server and client.
     pub fn issue_node(&self, name: &PartyName) -> Result<TlsIdentity, PkiError> {
@@ -171,6 +220,11 @@ impl NetworkCa {
     }
 }
 
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +240,26 @@ mod tests {
             let cert = ca.issue_node(&name).unwrap();
             assert_eq!(legal_name_of(&cert.cert_der).unwrap(), name);
         }
+    }
+
+    #[test]
+    fn a_reloaded_root_issues_certificates_of_the_same_root() {
+        let ca = NetworkCa::generate("test").unwrap();
+        let again = NetworkCa::load(&ca.root_pem(), &ca.key_pem()).unwrap();
+        let cert = again.issue("ops@PartyA").unwrap();
+        let parsed = x509_cert::Certificate::from_der(&cert.cert_der).unwrap();
+        let root_der = {
+            let body: String = ca
+                .root_pem()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect();
+            base64_decode(&body).unwrap()
+        };
+        let root = x509_cert::Certificate::from_der(&root_der).unwrap();
+        assert_eq!(parsed.tbs_certificate.issuer, root.tbs_certificate.subject);
+        let other = NetworkCa::generate("other").unwrap();
+        assert!(NetworkCa::load(&ca.root_pem(), &other.key_pem()).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::proto::node_rpc_client::NodeRpcClient;
 use crate::proto::node_rpc_server::{NodeRpc, NodeRpcServer};
 use crate::proto::{self, run_flow_request::Flow};
-use crate::{PeerError, PeerServerHandle, TlsIdentity};
+use crate::{PeerError, PeerServerHandle, Permission, RpcUsers, TlsIdentity};
 
 /// Longest a client may ask `RunFlow` to wait.
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -40,6 +40,7 @@ type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 
 struct RpcService {
     node: Node,
+    users: std::sync::Arc<RpcUsers>,
 }
 
 fn uuid(field: &'static str, text: &str) -> Result<Uuid, Status> {
@@ -48,6 +49,34 @@ fn uuid(field: &'static str, text: &str) -> Result<Uuid, Status> {
 }
 
 impl RpcService {
+    /// Admits the call only from one of this node's RPC users holding `need` (see
+    /// [`crate::RpcUsers`]); anyone else — another node's TLS identity, a user of another
+    /// node — is refused.
+    fn authorise<T>(&self, request: &Request<T>, need: Permission) -> Result<(), Status> {
+        let cert = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let user = self
+            .users
+            .find(&cert)
+            .map_err(|e| Status::internal(format!("reading the RPC users: {e}")))?
+            .ok_or_else(|| {
+                tracing::warn!(node = %self.node.name(), "RPC call from a certificate that is not one of this node's users");
+                Status::permission_denied(format!(
+                    "this certificate is not an RPC user of {}",
+                    self.node.name().organisation()
+                ))
+            })?;
+        if user.permission < need {
+            return Err(Status::permission_denied(format!(
+                "RPC user {:?} has permission {}; this call needs {need}",
+                user.name, user.permission
+            )));
+        }
+        Ok(())
+    }
+
     fn node_name(&self, text: &str) -> Result<kh_ledger::PartyName, Status> {
         self.node
             .resolve_node(text)
@@ -253,6 +282,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::CreateAccountRequest>,
     ) -> Result<Response<proto::Account>, Status> {
+        self.authorise(&request, Permission::Flows)?;
         let label = request.into_inner().label;
         if label.is_empty() || label.len() > 128 {
             return Err(Status::invalid_argument(
@@ -269,8 +299,9 @@ impl NodeRpc for RpcService {
 
     async fn list_accounts(
         &self,
-        _: Request<proto::ListAccountsRequest>,
+        request: Request<proto::ListAccountsRequest>,
     ) -> Result<Response<proto::ListAccountsResponse>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let accounts = self.node.vault().accounts().await.map_err(internal)?;
         Ok(Response::new(proto::ListAccountsResponse {
             accounts: accounts
@@ -288,6 +319,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::RunFlowRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
+        self.authorise(&request, Permission::Flows)?;
         let req = request.into_inner();
         let id = self.start(req.flow).await?;
         let wait = Duration::from_millis(req.timeout_ms.max(1)).min(MAX_WAIT);
@@ -298,6 +330,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::RunFlowRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
+        self.authorise(&request, Permission::Flows)?;
         let id = self.start(request.into_inner().flow).await?;
         let status = self.node.flow_status(id).await.map_err(flow_error)?;
         Ok(Response::new(flow_result(id, status)))
@@ -307,6 +340,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::FlowStatusRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let id = uuid("flow_id", &request.into_inner().flow_id)?;
         let status = self.node.flow_status(id).await.map_err(flow_error)?;
         Ok(Response::new(flow_result(id, status)))
@@ -316,6 +350,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::WaitFlowRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let req = request.into_inner();
         let id = uuid("flow_id", &req.flow_id)?;
         let wait = Duration::from_millis(req.timeout_ms.max(1)).min(MAX_WAIT);
@@ -326,6 +361,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::KillFlowRequest>,
     ) -> Result<Response<proto::FlowResult>, Status> {
+        self.authorise(&request, Permission::Admin)?;
         let req = request.into_inner();
         let id = uuid("flow_id", &req.flow_id)?;
         let reason = if req.reason.is_empty() {
@@ -341,6 +377,7 @@ impl NodeRpc for RpcService {
         &self,
         _request: Request<proto::ListFlowsRequest>,
     ) -> Result<Response<proto::ListFlowsResponse>, Status> {
+        self.authorise(&_request, Permission::Read)?;
         Ok(Response::new(proto::ListFlowsResponse {
             flows: self.node.flow_names(),
             apps: self.node.apps(),
@@ -353,6 +390,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::FlowStatusRequest>,
     ) -> Result<Response<Self::WatchFlowStream>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let id = uuid("flow_id", &request.into_inner().flow_id)?;
         // Unknown flows fail the call itself rather than the first stream item.
         self.node.flow_status(id).await.map_err(flow_error)?;
@@ -389,6 +427,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::VaultRequest>,
     ) -> Result<Response<proto::VaultResponse>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let key = self.account_key(&request.into_inner().account).await?;
         Ok(Response::new(vault_snapshot(&self.node, &key).await?))
     }
@@ -397,6 +436,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::QueryStatesRequest>,
     ) -> Result<Response<proto::QueryStatesResponse>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let r = request.into_inner();
         let key = |field: &'static str, text: &str| -> Result<kh_ledger::PublicKey, Status> {
             hex::decode(text)
@@ -456,6 +496,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::VaultRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let key = self.account_key(&request.into_inner().account).await?;
         let node = self.node.clone();
         // Runs until the client goes away (tonic then drops the stream) or the node stops.
@@ -488,6 +529,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::GetTransactionRequest>,
     ) -> Result<Response<proto::GetTransactionResponse>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let req = request.into_inner();
         let text = req.tx_id;
         let id: TxId = text
@@ -530,6 +572,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::EventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
+        self.authorise(&request, Permission::Read)?;
         let req = request.into_inner();
         let start = EventCursor {
             node: self.node.clone(),
@@ -593,6 +636,7 @@ impl NodeRpc for RpcService {
         &self,
         request: Request<proto::ArchiveRequest>,
     ) -> Result<Response<proto::ArchiveResponse>, Status> {
+        self.authorise(&request, Permission::Admin)?;
         let older = i64::try_from(request.into_inner().older_than_ms)
             .map_err(|_| Status::invalid_argument("older_than_ms is too large"))?;
         let now = kh_ledger::util::now_ms();
@@ -618,6 +662,7 @@ impl NodeRpc for RpcService {
         &self,
         _request: Request<proto::ListValidationsRequest>,
     ) -> Result<Response<proto::ListValidationsResponse>, Status> {
+        self.authorise(&_request, Permission::Read)?;
         let validations = self.node.validations().await.map_err(flow_error)?;
         Ok(Response::new(proto::ListValidationsResponse {
             validations: validations
@@ -632,16 +677,18 @@ impl NodeRpc for RpcService {
     }
 }
 
-/// Serves the node's client RPC with mutual TLS on `addr`.
+/// Serves the node's client RPC with mutual TLS on `addr`, admitting only `users`.
 pub async fn serve_rpc(
     addr: SocketAddr,
     identity: &TlsIdentity,
     root_pem: &str,
     node: Node,
+    users: RpcUsers,
 ) -> Result<PeerServerHandle, PeerError> {
+    let users = std::sync::Arc::new(users);
     crate::peer::serve_mtls(addr, identity, root_pem, |mut server| {
         server.add_service(
-            NodeRpcServer::new(RpcService { node })
+            NodeRpcServer::new(RpcService { node, users })
                 .max_decoding_message_size(crate::peer::MAX_PEER_MESSAGE)
                 .max_encoding_message_size(crate::peer::MAX_PEER_MESSAGE),
         )

@@ -54,7 +54,7 @@ impl Receiver for Current {
 }
 
 struct Net {
-    ca: NetworkCa,
+    integrator: TlsIdentity,
     root: String,
     params: NetworkParameters,
     keys: Vec<(PartyName, KeyPair)>,
@@ -129,7 +129,7 @@ impl Net {
             current.push(c);
         }
         Self {
-            ca,
+            integrator: ca.issue("integrator").unwrap(),
             root,
             params,
             keys,
@@ -169,19 +169,24 @@ impl Net {
     }
 
     async fn rpc(&self, i: usize, node: &Node) -> PeerServerHandle {
+        let user = RpcUser {
+            name: "integrator".into(),
+            permission: Permission::Read,
+            cert_sha256: cert_fingerprint(&self.integrator.cert_der),
+        };
         serve_rpc(
             "127.0.0.1:0".parse().unwrap(),
             &self.identities[i],
             &self.root,
             node.clone(),
+            RpcUsers::fixed(vec![user]),
         )
         .await
         .unwrap()
     }
 
     async fn client(&self, rpc: &PeerServerHandle) -> RpcClient {
-        let identity = self.ca.issue("integrator").unwrap();
-        connect_rpc(rpc.address, &identity, &self.root)
+        connect_rpc(rpc.address, &self.integrator, &self.root)
             .await
             .unwrap()
     }

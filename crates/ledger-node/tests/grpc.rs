@@ -1,6 +1,7 @@
 //! Nodes talking over gRPC with mutual TLS on loopback: an issue and a payment across nodes;
 //! a peer without a certificate from the network root, and a peer presenting another node's
-//! identity, are refused and change nothing.
+//! identity, are refused and change nothing; a server impersonating a node with another valid
+//! certificate of the root is refused by the sender's pin.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -203,8 +204,68 @@ async fn flows_over_mutual_tls_and_impostors_are_refused() {
         Err(TransportError::Refused { .. })
     ));
     assert_eq!(b.vault().transaction_count().await.unwrap(), 1);
+
+    // A server impersonating PartyB with a valid certificate of the root (the Bank's): a sender
+    // that looks PartyB up reaches the impostor's address but refuses it during the handshake,
+    // because the certificate is not the one pinned for PartyB; nothing is delivered.
+    let impostor = Arc::new(Recorder::default());
+    let impostor_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let receiver: Arc<dyn Receiver> = impostor.clone();
+    let _impostor_server = serve_peer(
+        impostor_addr,
+        &identities[1],
+        &root,
+        Arc::downgrade(&receiver),
+        directory.clone(),
+    )
+    .await
+    .unwrap();
+    let mut hijacked = (*directory).clone();
+    if let Some(entry) = hijacked.peers.get_mut(b.name()) {
+        entry.address = impostor_addr;
+    }
+    let to_b = Envelope {
+        id: uuid::Uuid::new_v4(),
+        from: a.name().clone(),
+        to: b.name().clone(),
+        payload: vec![1, 2, 3],
+    };
+    let fooled = GrpcTransport::new(Arc::new(hijacked.clone()), &identities[2], &root);
+    assert!(matches!(
+        fooled.send(to_b.clone()).await,
+        Err(TransportError::Failed { .. } | TransportError::Unreachable(_))
+    ));
+    assert_eq!(impostor.count(), 0, "the impostor received a message");
+    // Control: pinned to the Bank's certificate, the same sender does reach that server — the
+    // refusal above is the pin's doing.
+    if let Some(entry) = hijacked.peers.get_mut(b.name()) {
+        entry.cert_der = identities[1].cert_der.clone();
+    }
+    let pinned_to_bank = GrpcTransport::new(Arc::new(hijacked), &identities[2], &root);
+    pinned_to_bank.send(to_b).await.unwrap();
+    assert_eq!(impostor.count(), 1);
     for n in &nodes {
         n.shutdown();
     }
     drop(servers);
+}
+
+/// A receiver that only counts what reaches it.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Envelope>>);
+
+impl Recorder {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+impl Receiver for Recorder {
+    fn receive(&self, env: Envelope) -> SendFuture<'_> {
+        self.0.lock().unwrap().push(env);
+        Box::pin(async { Ok(()) })
+    }
 }

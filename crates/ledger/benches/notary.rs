@@ -1,14 +1,15 @@
 #![allow(missing_docs)] // criterion macros generate undocumented items
-//! Notarisations per second: non-validating requests (one input, one output each) sent
-//! concurrently to a notary on SQLite in a temporary directory; batches of 1,000 per iteration.
+//! Notarisations per second: non-validating requests (one input, signed by its owner, revealed
+//! through its producing transaction) sent concurrently to a notary on SQLite in a temporary
+//! directory; batches of 1,000 per iteration.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kh_ledger::{
-    KeyPair, NotarisationRequest, Notary, NotaryConfig, Party, SecureHash, StateRef, Store,
-    WireTransaction,
+    Command, ContractId, KeyPair, NotarisationRequest, Notary, NotaryConfig, Party, SecureHash,
+    SignedTransaction, StateRef, Store, TransactionState, WireTransaction,
 };
 
 const BATCH: u64 = 1000;
@@ -31,6 +32,7 @@ fn bench(c: &mut Criterion) {
         let store = Store::connect(&url).await.expect("store");
         Notary::start(party.clone(), key, store, None, NotaryConfig::default())
     });
+    let owner = KeyPair::generate();
     let counter = AtomicU64::new(0);
     let mut group = c.benchmark_group("notary");
     group
@@ -42,19 +44,43 @@ fn bench(c: &mut Criterion) {
             let base = counter.fetch_add(BATCH, Ordering::Relaxed);
             let requests: Vec<NotarisationRequest> = (base..base + BATCH)
                 .map(|i| {
+                    let contract = ContractId("bench".into());
+                    let producer = SignedTransaction {
+                        tx: WireTransaction {
+                            inputs: vec![],
+                            references: vec![],
+                            outputs: vec![TransactionState {
+                                contract: contract.clone(),
+                                notary: party.clone(),
+                                participants: vec![owner.public()],
+                                data: i.to_be_bytes().to_vec(),
+                            }],
+                            commands: vec![],
+                            notary: None,
+                            time_window: None,
+                            privacy_salt: SecureHash::of(&[b"issue", &i.to_be_bytes()]).0,
+                        },
+                        sigs: vec![],
+                    };
                     let wtx = WireTransaction {
                         inputs: vec![StateRef {
-                            tx_id: SecureHash::of(&[&i.to_be_bytes()]),
+                            tx_id: producer.id(),
                             index: 0,
                         }],
                         references: vec![],
                         outputs: vec![],
-                        commands: vec![],
+                        commands: vec![Command {
+                            contract,
+                            data: vec![],
+                            signers: vec![owner.public()],
+                        }],
                         notary: Some(party.clone()),
                         time_window: None,
                         privacy_salt: SecureHash::of(&[b"salt", &i.to_be_bytes()]).0,
                     };
-                    NotarisationRequest::NonValidating(wtx.notary_view())
+                    let stx = SignedTransaction::signed_by(wtx, &owner);
+                    NotarisationRequest::non_validating(&stx, |_| Some(producer.clone()))
+                        .expect("producer")
                 })
                 .collect();
             let notary = notary.clone();
@@ -63,7 +89,8 @@ fn bench(c: &mut Criterion) {
                     .into_iter()
                     .map(|r| {
                         let n = notary.clone();
-                        tokio::spawn(async move { n.notarise(r).await })
+                        let requester = n.identity().name.clone();
+                        tokio::spawn(async move { n.notarise(&requester, r).await })
                     })
                     .collect();
                 for h in handles {

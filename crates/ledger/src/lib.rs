@@ -12,9 +12,10 @@
 //! Seams: [`App`] (an app's contracts, flows, responders, rules and tables — see [`app`]),
 //! [`Transport`] (node-to-node messages; [`InMemoryNetwork`] ships next to it) and [`Store`].
 //!
-//! Flows resolve inputs from their backchain: whoever receives a transaction to co-sign or to
-//! record also gets the transactions that produced its inputs, checks that they are completely
-//! signed and runs the contracts and the apps' rules. A node with the Validator role (R4)
+//! Flows resolve inputs from their backchain: whoever receives a transaction to co-sign, to
+//! record or (validating notary) to notarise verifies its whole dependency graph down to
+//! issuance — every ancestor completely signed, its contracts and the apps' rules run — caching
+//! what it verified so a long chain is verified once. A node with the Validator role (R4)
 //! co-signs transactions that name it as a signer once those checks pass, and keeps a record
 //! of what it signed.
 //!
@@ -51,9 +52,11 @@ pub use export::{
 pub use fence::{Fence, FenceError, POSTGRES_FENCE_KEY, STANDBY_POLL};
 pub use hash::{ParseHashError, SecureHash, TxId};
 pub use identity::{BadSignature, KeyPair, ParseNameError, Party, PartyName, PublicKey, Signature};
+pub use node::messages::Message as WireMessage;
 pub use node::{
-    DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, INBOX_RETENTION, NetworkParameters,
-    Node, NodeConfig, NodeError, NodeRole, Validation,
+    CrashPoint, DEFAULT_FLOW_TIMEOUT, Failpoint, FlowStart, FlowStatus, INBOX_RETENTION,
+    MAX_BACKCHAIN_BYTES, MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS, NetworkParameters, Node,
+    NodeConfig, NodeError, NodeRole, Validation,
 };
 pub use notary::{Conflict, NotarisationRequest, Notary, NotaryConfig, NotaryError};
 pub use store::{Backend, Store, StoreError, WriteTx};

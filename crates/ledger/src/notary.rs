@@ -2,7 +2,7 @@
 //! transaction ids. Commits are persisted; requests are group-committed by one writer task so
 //! that many notarisations share one database transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -10,12 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::TxId;
-use crate::contract::{ContractError, ContractRegistry, LedgerTransaction, StateAndRef};
-use crate::identity::{KeyPair, Party};
+use crate::contract::{ContractError, ContractRegistry, LedgerTransaction};
+use crate::identity::{KeyPair, Party, PartyName, PublicKey};
 use crate::store::{Store, StoreError, db};
 use crate::tx::{
-    ComponentGroup, FilterError, FilteredTransaction, SignedTransaction, StateRef, TimeWindow,
-    TransactionError, TransactionSignature,
+    Command, ComponentGroup, FilterError, FilteredTransaction, SignedTransaction, StateRef,
+    TimeWindow, TransactionError, TransactionSignature, TransactionState,
 };
 
 /// A state consumed by another transaction.
@@ -63,6 +63,27 @@ pub enum NotaryError {
     /// Contract verification failed (validating mode).
     #[error(transparent)]
     Contract(#[from] ContractError),
+    /// The request is not well formed (e.g. two notary components, an input not revealed).
+    #[error("malformed notarisation request for {tx}: {reason}")]
+    Malformed {
+        /// The transaction.
+        tx: TxId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A participant of a consumed state did not sign: nobody consumes a state they could not
+    /// spend.
+    #[error(
+        "transaction {tx} consumes {state} without the signature of its participant {participant}"
+    )]
+    NotSpendable {
+        /// The transaction.
+        tx: TxId,
+        /// The state.
+        state: StateRef,
+        /// The participant whose signature is missing.
+        participant: PublicKey,
+    },
     /// This notary does not validate; send a filtered transaction.
     #[error("this notary is {0}")]
     WrongMode(&'static str),
@@ -85,15 +106,57 @@ pub enum NotaryError {
 /// What a client sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum NotarisationRequest {
-    /// Non-validating: only inputs, references, notary and time window are revealed.
-    NonValidating(FilteredTransaction),
-    /// Validating: the whole transaction with its resolved input and reference states.
+    /// Non-validating: the notary sees the inputs, references, notary, time window and
+    /// commands (with their signers) of the transaction, the signatures collected so far, and
+    /// for each input the producing transaction filtered to that one output — enough to check
+    /// that everyone who must sign to consume the inputs did, and nothing of the outputs.
+    NonValidating {
+        /// The transaction, filtered as [`WireTransaction::notary_view`] does.
+        tx: FilteredTransaction,
+        /// Its signatures (everyone's but the notary's).
+        sigs: Vec<TransactionSignature>,
+        /// For each transaction that produced an input: that transaction revealing only the
+        /// consumed outputs.
+        input_states: Vec<FilteredTransaction>,
+    },
+    /// Validating: the whole transaction and its backchain, from which the notary resolves
+    /// the input and reference states itself.
     Validating {
         /// The transaction, signed by everyone but the notary.
         tx: Box<SignedTransaction>,
-        /// Input and reference states (with their refs).
-        resolved: Vec<StateAndRef>,
+        /// The ancestors the notary is not known to hold (at least the transactions that
+        /// produced the inputs and references, unless it holds them).
+        backchain: Vec<SignedTransaction>,
     },
+}
+
+impl NotarisationRequest {
+    /// The non-validating request for `stx`, whose inputs were produced by transactions that
+    /// `producer` returns (`Err` names an input whose producer it does not have).
+    pub fn non_validating(
+        stx: &SignedTransaction,
+        mut producer: impl FnMut(&TxId) -> Option<SignedTransaction>,
+    ) -> Result<Self, StateRef> {
+        let mut by_tx: std::collections::BTreeMap<TxId, std::collections::BTreeSet<u32>> =
+            std::collections::BTreeMap::new();
+        for r in &stx.tx.inputs {
+            by_tx.entry(r.tx_id).or_default().insert(r.index);
+        }
+        let mut input_states = Vec::with_capacity(by_tx.len());
+        for (id, indices) in by_tx {
+            let Some(p) = producer(&id) else {
+                let index = indices.first().copied().unwrap_or(0);
+                return Err(StateRef { tx_id: id, index });
+            };
+            input_states
+                .push(p.tx.filter(|g, i| g == ComponentGroup::Outputs && indices.contains(&i)));
+        }
+        Ok(Self::NonValidating {
+            tx: stx.tx.notary_view(),
+            sigs: stx.sigs.clone(),
+            input_states,
+        })
+    }
 }
 
 /// Notary settings.
@@ -116,6 +179,7 @@ impl Default for NotaryConfig {
 
 struct Job {
     tx: TxId,
+    requester: PartyName,
     inputs: Vec<StateRef>,
     references: Vec<StateRef>,
     reply: oneshot::Sender<Result<(), NotaryError>>,
@@ -169,13 +233,20 @@ impl Notary {
         &self.identity
     }
 
-    /// Checks the request, commits its inputs as consumed, and signs the transaction id.
+    /// Checks the request from `requester` (a network member, authenticated by the node link),
+    /// commits its inputs as consumed, and signs the transaction id. Every input must be
+    /// spendable by the transaction's signers: each participant of each consumed state signed.
     pub async fn notarise(
         &self,
+        requester: &PartyName,
         request: NotarisationRequest,
     ) -> Result<TransactionSignature, NotaryError> {
         let (tx, inputs, references, window, notary) = match request {
-            NotarisationRequest::NonValidating(ftx) => {
+            NotarisationRequest::NonValidating {
+                tx: ftx,
+                sigs,
+                input_states,
+            } => {
                 if self.registry.is_some() {
                     return Err(NotaryError::WrongMode(
                         "validating: send the whole transaction",
@@ -186,6 +257,59 @@ impl Notary {
                 let references: Vec<StateRef> = ftx.whole_group(ComponentGroup::References)?;
                 let notary: Vec<Party> = ftx.whole_group(ComponentGroup::Notary)?;
                 let window: Vec<TimeWindow> = ftx.whole_group(ComponentGroup::TimeWindow)?;
+                let commands: Vec<Command> = ftx.whole_group(ComponentGroup::Commands)?;
+                if notary.len() != 1 || window.len() > 1 {
+                    return Err(NotaryError::Malformed {
+                        tx: ftx.id,
+                        reason: format!(
+                            "{} notary components and {} time windows (one notary, at most one window)",
+                            notary.len(),
+                            window.len()
+                        ),
+                    });
+                }
+                distinct(ftx.id, &inputs, &references)?;
+                let signed = signatures(ftx.id, &sigs)?;
+                let required: BTreeSet<PublicKey> = commands
+                    .iter()
+                    .flat_map(|c| c.signers.iter().copied())
+                    .filter(|k| *k != self.identity.owning_key)
+                    .collect();
+                let missing: Vec<PublicKey> = required.difference(&signed).copied().collect();
+                if !missing.is_empty() {
+                    return Err(TransactionError::MissingSignatures {
+                        tx: ftx.id,
+                        missing,
+                    }
+                    .into());
+                }
+                let mut states: HashMap<StateRef, TransactionState> = HashMap::new();
+                for p in &input_states {
+                    p.verify()?;
+                    if let Some(g) = p.groups.iter().find(|g| g.group == ComponentGroup::Outputs) {
+                        for c in &g.components {
+                            let state: TransactionState =
+                                bcs::from_bytes(&c.bytes).map_err(|e| FilterError::Decode {
+                                    group: ComponentGroup::Outputs,
+                                    reason: e.to_string(),
+                                })?;
+                            states.insert(
+                                StateRef {
+                                    tx_id: p.id,
+                                    index: c.index,
+                                },
+                                state,
+                            );
+                        }
+                    }
+                }
+                for r in &inputs {
+                    let state = states.get(r).ok_or(NotaryError::Malformed {
+                        tx: ftx.id,
+                        reason: format!("input {r} is not revealed with its producing transaction"),
+                    })?;
+                    self.check_consumable(ftx.id, r, state, &signed)?;
+                }
                 (
                     ftx.id,
                     inputs,
@@ -194,7 +318,7 @@ impl Notary {
                     notary.into_iter().next(),
                 )
             }
-            NotarisationRequest::Validating { tx: stx, resolved } => {
+            NotarisationRequest::Validating { tx: stx, backchain } => {
                 let Some(registry) = &self.registry else {
                     return Err(NotaryError::WrongMode(
                         "non-validating: send a filtered transaction",
@@ -204,13 +328,28 @@ impl Notary {
                     self.config.max_transaction_size,
                     &[self.identity.owning_key],
                 )?;
-                let by_ref: HashMap<StateRef, _> = resolved
-                    .into_iter()
-                    .map(|s| (s.reference, s.state))
-                    .collect();
-                let ltx = LedgerTransaction::resolve(&stx, |r| by_ref.get(r).cloned())?;
-                registry.verify(&ltx)?;
                 let id = stx.id();
+                // The states come from the transactions that produced them, each bound to its
+                // id and completely signed, never from what the requester claims they are.
+                let mut producers: HashMap<TxId, SignedTransaction> = HashMap::new();
+                for p in backchain {
+                    producers.insert(p.id(), p);
+                }
+                for r in stx.tx.inputs.iter().chain(&stx.tx.references) {
+                    if let Some(p) = producers.get(&r.tx_id) {
+                        p.verify(self.config.max_transaction_size, &[])?;
+                    }
+                }
+                let ltx = LedgerTransaction::resolve(&stx, |r| {
+                    producers
+                        .get(&r.tx_id)
+                        .and_then(|p| p.tx.outputs.get(r.index as usize).cloned())
+                })?;
+                registry.verify(&ltx)?;
+                let signed: BTreeSet<PublicKey> = stx.sigs.iter().map(|s| s.by).collect();
+                for s in &ltx.inputs {
+                    self.check_consumable(id, &s.reference, &s.state, &signed)?;
+                }
                 (
                     id,
                     stx.tx.inputs,
@@ -220,6 +359,7 @@ impl Notary {
                 )
             }
         };
+        debug!(tx = %tx, requester = %requester, "notarisation request");
         if notary.as_ref() != Some(&self.identity) {
             return Err(NotaryError::WrongNotary { tx });
         }
@@ -237,6 +377,7 @@ impl Notary {
         self.jobs
             .send(Job {
                 tx,
+                requester: requester.clone(),
                 inputs,
                 references,
                 reply,
@@ -249,6 +390,51 @@ impl Notary {
             signature: self.key.sign(&tx.0),
         })
     }
+}
+
+impl Notary {
+    /// A consumed state must be this notary's, and every participant must have signed.
+    fn check_consumable(
+        &self,
+        tx: TxId,
+        r: &StateRef,
+        state: &TransactionState,
+        signed: &BTreeSet<PublicKey>,
+    ) -> Result<(), NotaryError> {
+        if state.notary != self.identity {
+            return Err(NotaryError::WrongNotary { tx });
+        }
+        if let Some(p) = state.participants.iter().find(|p| !signed.contains(p)) {
+            return Err(NotaryError::NotSpendable {
+                tx,
+                state: *r,
+                participant: *p,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses a transaction that names a state twice (among inputs and references).
+fn distinct(tx: TxId, inputs: &[StateRef], references: &[StateRef]) -> Result<(), NotaryError> {
+    let mut seen = BTreeSet::new();
+    for s in inputs.iter().chain(references) {
+        if !seen.insert(*s) {
+            return Err(TransactionError::DuplicateState { tx, state: *s }.into());
+        }
+    }
+    Ok(())
+}
+
+/// The keys whose signatures over `tx` verify; any signature that does not is refused.
+fn signatures(tx: TxId, sigs: &[TransactionSignature]) -> Result<BTreeSet<PublicKey>, NotaryError> {
+    let mut keys = BTreeSet::new();
+    for s in sigs {
+        s.verify(&tx)
+            .map_err(|_| TransactionError::BadSignature { tx, key: s.by })?;
+        keys.insert(s.by);
+    }
+    Ok(keys)
 }
 
 async fn commit_loop(store: Store, mut rx: mpsc::Receiver<Job>, batch: usize) {
@@ -346,6 +532,8 @@ async fn commit_batch(
             }));
             continue;
         }
+        fresh.sort();
+        fresh.dedup();
         for state in fresh {
             sqlx::query("INSERT INTO notary_commits (state_tx, state_index, consuming_tx, committed_ms) VALUES ($1, $2, $3, $4)")
                 .bind(state.tx_id.to_string())
@@ -357,6 +545,13 @@ async fn commit_batch(
                 .map_err(db("recording consumed states"))?;
             in_batch.insert(state, job.tx);
         }
+        sqlx::query("INSERT INTO notary_requests (consuming_tx, requester, committed_ms) VALUES ($1, $2, $3) ON CONFLICT (consuming_tx) DO NOTHING")
+            .bind(job.tx.to_string())
+            .bind(job.requester.to_string())
+            .bind(now)
+            .execute(&mut *dbtx)
+            .await
+            .map_err(db("recording the requester"))?;
         results.push(Ok(()));
     }
     dbtx.commit()

@@ -113,6 +113,11 @@ const MIGRATIONS: &[&str] = &[
         committed_ms BIGINT NOT NULL,
         PRIMARY KEY (state_tx, state_index))",
     "CREATE INDEX IF NOT EXISTS notary_commits_by_tx ON notary_commits (consuming_tx)",
+    // Who asked for each notarisation (accountability, as Corda's notary keeps it).
+    "CREATE TABLE IF NOT EXISTS notary_requests (
+        consuming_tx TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        committed_ms BIGINT NOT NULL)",
 ];
 
 pub(crate) fn db(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

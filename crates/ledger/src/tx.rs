@@ -232,7 +232,8 @@ impl WireTransaction {
     }
 
     /// A filtered transaction with what a non-validating notary needs: inputs, references,
-    /// the notary and the time window, each group whole.
+    /// the notary, the time window and the commands (with their signers), each group whole.
+    /// The outputs stay hidden.
     pub fn notary_view(&self) -> FilteredTransaction {
         self.filter(|g, _| {
             matches!(
@@ -241,6 +242,7 @@ impl WireTransaction {
                     | ComponentGroup::References
                     | ComponentGroup::Notary
                     | ComponentGroup::TimeWindow
+                    | ComponentGroup::Commands
             )
         })
     }

@@ -440,6 +440,20 @@ impl Vault {
             .map_err(|e| corrupt("vault_transactions")(e.to_string()))
     }
 
+    /// Number of unconsumed states under a soft lock that has not expired (none once every
+    /// flow has finished: a flow's locks go with it).
+    pub async fn locked_states(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM vault_states WHERE consumed_by IS NULL AND lock_id IS NOT NULL AND lock_expiry_ms > $1",
+        )
+        .bind(now_ms())
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(db("counting locked states"))?;
+        let n: i64 = row.try_get(0).map_err(db("counting locked states"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Number of recorded transactions in the live tables (archived ones not counted).
     pub async fn transaction_count(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM vault_transactions")

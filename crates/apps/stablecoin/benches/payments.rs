@@ -3,7 +3,8 @@
 //! transport, each node on its own SQLite database. Eight concurrent payers run Pay flows from
 //! one account at PartyA to PartyB; with one state each payment waits for the previous change
 //! (a payer whose coins are all locked retries), with eight they proceed in parallel.
-//! Prints JSON. Run: `cargo bench -p kh-ledger --bench payments`.
+//! Then the cost of backchain resolution on a chain of 100 payments (cold, then cached).
+//! Prints JSON. Run: `cargo bench -p kh-app-stablecoin --bench payments`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -172,6 +173,134 @@ async fn run(parts: u32) -> serde_json::Value {
     })
 }
 
+/// The cost of backchain resolution: a Validator that never saw a coin is asked to co-sign a
+/// payment of it whose backchain is an issuance and `CHAIN` payments (all sent, all verified:
+/// signatures, notary, contracts, rules), then a payment one step further (only the new
+/// ancestor sent; the rest is cached).
+async fn resolution() -> serde_json::Value {
+    const CHAIN: usize = 100;
+    let names = [
+        "O=Notary, L=Tokyo, C=JP",
+        "O=Bank, L=Tokyo, C=JP",
+        "O=Validator, L=Tokyo, C=JP",
+    ];
+    let keys: Vec<KeyPair> = names.iter().map(|_| KeyPair::generate()).collect();
+    let nodes: Vec<Party> = names
+        .iter()
+        .zip(&keys)
+        .map(|(n, k)| Party {
+            name: n.parse().unwrap(),
+            owning_key: k.public(),
+        })
+        .collect();
+    let params = NetworkParameters {
+        notary: nodes[0].clone(),
+        notary_validating: false,
+        validators: vec![nodes[2].name.clone()],
+        nodes: nodes.clone(),
+        max_transaction_size: DEFAULT_MAX_TRANSACTION_SIZE,
+    };
+    let dir = std::env::temp_dir().join(format!("kh-bench-resolve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let validator = Node::open(
+        NodeConfig {
+            name: nodes[2].name.clone(),
+            key: keys[2].clone(),
+            database_url: format!("sqlite:{}", dir.join("validator.db").display()),
+            role: NodeRole::Validator,
+            network: params.clone(),
+            apps: vec![StablecoinApp::arc()],
+            flow_timeout: DEFAULT_FLOW_TIMEOUT,
+            failpoint: None,
+        },
+        InMemoryNetwork::new(),
+    )
+    .await
+    .unwrap();
+    let owner = KeyPair::generate();
+    let coin = StablecoinState {
+        amount: 1_000,
+        currency: "JPY".into(),
+        issuer: nodes[1].name.clone(),
+        issuer_key: nodes[1].owning_key,
+        owner: owner.public(),
+    };
+    let issue = SignedTransaction::signed_by(
+        WireTransaction {
+            inputs: vec![],
+            references: vec![],
+            outputs: vec![TransactionState {
+                contract: stablecoin_id(),
+                notary: params.notary.clone(),
+                participants: vec![owner.public()],
+                data: bcs::to_bytes(&coin).unwrap(),
+            }],
+            commands: vec![Command {
+                contract: stablecoin_id(),
+                data: bcs::to_bytes(&StablecoinCommand::Issue).unwrap(),
+                signers: vec![nodes[1].owning_key],
+            }],
+            notary: None,
+            time_window: None,
+            privacy_salt: [1; 32],
+        },
+        &keys[1],
+    );
+    let step = |dep: &SignedTransaction, cosigner: Option<PublicKey>| {
+        let input = StateAndRef {
+            reference: StateRef {
+                tx_id: dep.id(),
+                index: 0,
+            },
+            state: dep.tx.outputs[0].clone(),
+        };
+        let mut tx = build_payment(
+            &[input],
+            owner.public(),
+            owner.public(),
+            1_000,
+            &params.notary,
+        )
+        .unwrap();
+        tx.commands[0].signers.extend(cosigner);
+        let mut stx = SignedTransaction::signed_by(tx, &owner);
+        stx.sigs
+            .push(TransactionSignature::sign(&keys[0], &stx.id()));
+        stx
+    };
+    let mut chain = vec![issue];
+    for _ in 0..CHAIN {
+        let next = step(chain.last().unwrap(), None);
+        chain.push(next);
+    }
+    let from: PartyName = "O=PartyA, L=Tokyo, C=JP".parse().unwrap();
+    let pay = step(chain.last().unwrap(), Some(keys[2].public()));
+    let cold = Instant::now();
+    validator
+        .cosign_check(&from, &pay, chain.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    let cold_us = cold.elapsed().as_micros();
+    let more = step(chain.last().unwrap(), None);
+    let pay2 = step(&more, Some(keys[2].public()));
+    let warm = Instant::now();
+    validator
+        .cosign_check(&from, &pay2, vec![more])
+        .await
+        .unwrap()
+        .unwrap();
+    let warm_us = warm.elapsed().as_micros();
+    validator.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+    serde_json::json!({
+        "chain_of_payments": CHAIN,
+        "cold_resolution_us": cold_us,
+        "per_ancestor_us": cold_us / (CHAIN as u128 + 1),
+        "cached_resolution_us": warm_us,
+    })
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -182,6 +311,7 @@ fn main() {
         let one = run(1).await;
         let eight = run(8).await;
         let speedup = eight["payments_per_second"].as_u64().unwrap() * 100 / one["payments_per_second"].as_u64().unwrap().max(1);
-        println!("{}", serde_json::json!({ "payments": PAYMENTS, "concurrent_payers": payers(), "one_state": one, "pre_split_8": eight, "speedup_x100": speedup }));
+        let resolution = resolution().await;
+        println!("{}", serde_json::json!({ "payments": PAYMENTS, "concurrent_payers": payers(), "one_state": one, "pre_split_8": eight, "speedup_x100": speedup, "backchain_resolution": resolution }));
     });
 }

@@ -5,8 +5,10 @@
 //! `stablecoin.split` and `stablecoin.redeem` with the payee's `account-key` responder, the
 //! issuer check (coins are issued by a network member under its own key) and the co-signing
 //! rule (a bank co-signs redemptions of the coins it issued). Written only against
-//! `kh-ledger`'s app seam ([`kh_ledger::App`]).
+//! `kh-ledger`'s app seam ([`kh_ledger::App`]). Also the payments' crash campaign
+//! ([`campaign`]).
 
+pub mod campaign;
 mod contract;
 mod flows;
 mod payment;

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use kh_ledger::{
-    Command, NotarisationRequest, Notary, NotaryError, Party, PublicKey, SignedTransaction,
-    StateAndRef, StoreError, TransactionState, Vault, VaultError, WireTransaction,
+    Command, NotarisationRequest, Notary, NotaryError, Party, PartyName, PublicKey,
+    SignedTransaction, StateAndRef, StoreError, TransactionState, Vault, VaultError,
+    WireTransaction,
 };
 
 use crate::CoinVault;
@@ -33,6 +34,9 @@ pub enum PaymentError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A selected coin's producing transaction is not in the vault.
+    #[error("cannot reveal input {0} to the notary: its transaction is not recorded")]
+    Unresolved(String),
 }
 
 /// Builds the move transaction: `amount` to `payee`, the change back to `payer`.
@@ -141,11 +145,12 @@ pub fn build_split(
     Ok(tx)
 }
 
-/// Pays `amount` from account `from` to `payee` through `notary`, recording the result in
-/// `vault` for the keys in `relevant`.
+/// Pays `amount` from account `from` to `payee` through `notary` (asked as `requester`),
+/// recording the result in `vault` for the keys in `relevant`.
 pub async fn pay_local(
     vault: &Vault,
     notary: &Notary,
+    requester: &PartyName,
     from: Uuid,
     payee: PublicKey,
     amount: u64,
@@ -159,9 +164,15 @@ pub async fn pay_local(
     let result = async {
         let tx = build_payment(&inputs, key.public(), payee, amount, notary.identity())?;
         let mut stx = SignedTransaction::signed_by(tx, &key);
-        let notary_sig = notary
-            .notarise(NotarisationRequest::NonValidating(stx.tx.notary_view()))
-            .await?;
+        let mut producers = std::collections::HashMap::new();
+        for c in &inputs {
+            if let Some(p) = vault.transaction(&c.reference.tx_id).await? {
+                producers.insert(c.reference.tx_id, p);
+            }
+        }
+        let request = NotarisationRequest::non_validating(&stx, |id| producers.get(id).cloned())
+            .map_err(|r| PaymentError::Unresolved(r.to_string()))?;
+        let notary_sig = notary.notarise(requester, request).await?;
         stx.sigs.push(notary_sig);
         vault.record(&stx, relevant).await?;
         Ok(stx)

@@ -367,16 +367,81 @@ fn stablecoin_rules() {
     let _ = bank_key;
 }
 
-fn spend(notary: &Party, inputs: Vec<StateRef>, salt_byte: u8) -> WireTransaction {
-    WireTransaction {
-        inputs,
-        references: vec![],
-        outputs: vec![],
-        commands: vec![],
-        notary: Some(notary.clone()),
-        time_window: None,
-        privacy_salt: salt(salt_byte),
+/// States owned by one key, with the transactions that produced them (what a non-validating
+/// request reveals to the notary), and transactions spending them.
+struct Owned {
+    owner: KeyPair,
+    producers: std::collections::HashMap<TxId, SignedTransaction>,
+}
+
+impl Owned {
+    fn new() -> Self {
+        Self {
+            owner: KeyPair::generate(),
+            producers: Default::default(),
+        }
     }
+
+    /// A fresh state of `notary` owned by the owner (output `index` of a new transaction).
+    fn state(&mut self, notary: &Party, tag: &[u8], index: u32) -> StateRef {
+        let out = TransactionState {
+            contract: ContractId("kakehashi.test".into()),
+            notary: notary.clone(),
+            participants: vec![self.owner.public()],
+            data: tag.to_vec(),
+        };
+        let producer = SignedTransaction {
+            tx: WireTransaction {
+                inputs: vec![],
+                references: vec![],
+                outputs: vec![out; index as usize + 1],
+                commands: vec![],
+                notary: None,
+                time_window: None,
+                privacy_salt: SecureHash::of(&[tag]).0,
+            },
+            sigs: vec![],
+        };
+        let tx_id = producer.id();
+        self.producers.insert(tx_id, producer);
+        StateRef { tx_id, index }
+    }
+
+    /// A transaction consuming `inputs`, whose command names `signer` (signing it).
+    fn spend_by(
+        &self,
+        signer: &KeyPair,
+        notary: &Party,
+        inputs: Vec<StateRef>,
+        salt_byte: u8,
+    ) -> SignedTransaction {
+        let tx = WireTransaction {
+            inputs,
+            references: vec![],
+            outputs: vec![],
+            commands: vec![Command {
+                contract: ContractId("kakehashi.test".into()),
+                data: vec![],
+                signers: vec![signer.public()],
+            }],
+            notary: Some(notary.clone()),
+            time_window: None,
+            privacy_salt: salt(salt_byte),
+        };
+        sign(tx, &[signer])
+    }
+
+    fn spend(&self, notary: &Party, inputs: Vec<StateRef>, salt_byte: u8) -> SignedTransaction {
+        self.spend_by(&self.owner, notary, inputs, salt_byte)
+    }
+
+    fn request(&self, stx: &SignedTransaction) -> NotarisationRequest {
+        NotarisationRequest::non_validating(stx, |id| self.producers.get(id).cloned()).unwrap()
+    }
+}
+
+fn requester() -> PartyName {
+    "O=PartyA, L=Tokyo, C=JP".parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,36 +455,20 @@ async fn notary_prevents_double_spends_and_persists_commits() {
             None,
             NotaryConfig::default(),
         );
-        let s1 = StateRef {
-            tx_id: SecureHash::of(&[backend.as_bytes(), b"1"]),
-            index: 0,
-        };
-        let s2 = StateRef {
-            tx_id: SecureHash::of(&[backend.as_bytes(), b"2"]),
-            index: 1,
-        };
-        let tx1 = spend(&notary_party, vec![s1, s2], 1);
-        let sig = notary
-            .notarise(NotarisationRequest::NonValidating(tx1.notary_view()))
-            .await
-            .unwrap();
+        let me = requester();
+        let mut owned = Owned::new();
+        let s1 = owned.state(&notary_party, &[backend.as_bytes(), b"1"].concat(), 0);
+        let s2 = owned.state(&notary_party, &[backend.as_bytes(), b"2"].concat(), 1);
+        let tx1 = owned.spend(&notary_party, vec![s1, s2], 1);
+        let sig = notary.notarise(&me, owned.request(&tx1)).await.unwrap();
         sig.verify(&tx1.id()).unwrap();
         assert_eq!(sig.by, notary_party.owning_key);
         // Idempotent for the same transaction.
-        notary
-            .notarise(NotarisationRequest::NonValidating(tx1.notary_view()))
-            .await
-            .unwrap();
+        notary.notarise(&me, owned.request(&tx1)).await.unwrap();
         // A second transaction spending s2 is refused, naming s2 and tx1.
-        let s3 = StateRef {
-            tx_id: SecureHash::of(&[backend.as_bytes(), b"3"]),
-            index: 0,
-        };
-        let tx2 = spend(&notary_party, vec![s3, s2], 2);
-        match notary
-            .notarise(NotarisationRequest::NonValidating(tx2.notary_view()))
-            .await
-        {
+        let s3 = owned.state(&notary_party, &[backend.as_bytes(), b"3"].concat(), 0);
+        let tx2 = owned.spend(&notary_party, vec![s3, s2], 2);
+        match notary.notarise(&me, owned.request(&tx2)).await {
             Err(NotaryError::DoubleSpend { tx, conflicts }) => {
                 assert_eq!(tx, tx2.id());
                 assert_eq!(
@@ -433,12 +482,8 @@ async fn notary_prevents_double_spends_and_persists_commits() {
             other => panic!("{backend}: {other:?}"),
         }
         // Nothing of the refused transaction was committed: s3 is still spendable.
-        notary
-            .notarise(NotarisationRequest::NonValidating(
-                spend(&notary_party, vec![s3], 3).notary_view(),
-            ))
-            .await
-            .unwrap();
+        let tx3 = owned.spend(&notary_party, vec![s3], 3);
+        notary.notarise(&me, owned.request(&tx3)).await.unwrap();
 
         // Commits survive a restart of the notary on the same database.
         drop(notary);
@@ -449,26 +494,22 @@ async fn notary_prevents_double_spends_and_persists_commits() {
             None,
             NotaryConfig::default(),
         );
-        let again = spend(&notary_party, vec![s1], 4);
+        let again = owned.spend(&notary_party, vec![s1], 4);
         assert!(matches!(
-            notary
-                .notarise(NotarisationRequest::NonValidating(again.notary_view()))
-                .await,
+            notary.notarise(&me, owned.request(&again)).await,
             Err(NotaryError::DoubleSpend { .. })
         ));
 
         // Two transactions built concurrently on the same state: exactly one is notarised.
         for round in 0..20u8 {
-            let s = StateRef {
-                tx_id: SecureHash::of(&[backend.as_bytes(), b"race", &[round]]),
-                index: 0,
-            };
-            let a = spend(&notary_party, vec![s], 100 + round);
-            let b = spend(&notary_party, vec![s], 200u8.wrapping_add(round));
-            let (ra, rb) = tokio::join!(
-                notary.notarise(NotarisationRequest::NonValidating(a.notary_view())),
-                notary.notarise(NotarisationRequest::NonValidating(b.notary_view()))
+            let s = owned.state(
+                &notary_party,
+                &[backend.as_bytes(), b"race", &[round]].concat(),
+                0,
             );
+            let a = owned.request(&owned.spend(&notary_party, vec![s], 100 + round));
+            let b = owned.request(&owned.spend(&notary_party, vec![s], 200u8.wrapping_add(round)));
+            let (ra, rb) = tokio::join!(notary.notarise(&me, a), notary.notarise(&me, b));
             assert_eq!(
                 ra.is_ok() as u8 + rb.is_ok() as u8,
                 1,
@@ -477,47 +518,152 @@ async fn notary_prevents_double_spends_and_persists_commits() {
         }
 
         // Time window, wrong notary, malformed view.
-        let mut late = spend(
-            &notary_party,
-            vec![StateRef {
-                tx_id: SecureHash::of(&[b"late"]),
-                index: 0,
-            }],
-            5,
-        );
+        let late_state = owned.state(&notary_party, b"late", 0);
+        let mut late = owned.spend(&notary_party, vec![late_state], 5).tx;
         late.time_window = Some(TimeWindow {
             from_ms: None,
             until_ms: Some(1),
         });
+        let late = sign(late, &[&owned.owner]);
         assert!(matches!(
-            notary
-                .notarise(NotarisationRequest::NonValidating(late.notary_view()))
-                .await,
+            notary.notarise(&me, owned.request(&late)).await,
             Err(NotaryError::OutsideTimeWindow { .. })
         ));
         let (other, _) = party("O=OtherNotary, L=Osaka, C=JP");
-        let foreign = spend(
-            &other,
-            vec![StateRef {
-                tx_id: SecureHash::of(&[b"f"]),
-                index: 0,
-            }],
-            6,
-        );
+        let foreign_state = owned.state(&other, b"f", 0);
+        let foreign = owned.spend(&other, vec![foreign_state], 6);
         assert!(matches!(
-            notary
-                .notarise(NotarisationRequest::NonValidating(foreign.notary_view()))
-                .await,
+            notary.notarise(&me, owned.request(&foreign)).await,
             Err(NotaryError::WrongNotary { .. })
         ));
-        let mut hidden = spend(&notary_party, vec![s3], 7).notary_view();
-        hidden.groups.retain(|g| g.group != ComponentGroup::Inputs);
+        let hidden_state = owned.state(&notary_party, b"hidden", 0);
+        let mut hidden = owned.request(&owned.spend(&notary_party, vec![hidden_state], 7));
+        if let NotarisationRequest::NonValidating { tx, .. } = &mut hidden {
+            tx.groups.retain(|g| g.group != ComponentGroup::Inputs);
+        }
         assert!(matches!(
-            notary
-                .notarise(NotarisationRequest::NonValidating(hidden))
-                .await,
+            notary.notarise(&me, hidden).await,
             Err(NotaryError::Filter(_))
         ));
+        // The commands (and their signers) must be revealed whole.
+        let mut no_commands = owned.request(&owned.spend(&notary_party, vec![hidden_state], 8));
+        if let NotarisationRequest::NonValidating { tx, .. } = &mut no_commands {
+            tx.groups.retain(|g| g.group != ComponentGroup::Commands);
+        }
+        assert!(matches!(
+            notary.notarise(&me, no_commands).await,
+            Err(NotaryError::Filter(FilterError::Incomplete {
+                group: ComponentGroup::Commands,
+                ..
+            }))
+        ));
+        // An input not revealed through its producing transaction.
+        let mut unrevealed = owned.request(&owned.spend(&notary_party, vec![hidden_state], 9));
+        if let NotarisationRequest::NonValidating { input_states, .. } = &mut unrevealed {
+            input_states.clear();
+        }
+        assert!(matches!(
+            notary.notarise(&me, unrevealed).await,
+            Err(NotaryError::Malformed { .. })
+        ));
+        // A command signer's signature missing.
+        let mut unsigned = owned.request(&owned.spend(&notary_party, vec![hidden_state], 10));
+        if let NotarisationRequest::NonValidating { sigs, .. } = &mut unsigned {
+            sigs.clear();
+        }
+        assert!(matches!(
+            notary.notarise(&me, unsigned).await,
+            Err(NotaryError::Transaction(
+                TransactionError::MissingSignatures { .. }
+            ))
+        ));
+        // The state is still free after all those refusals.
+        let fine = owned.spend(&notary_party, vec![hidden_state], 11);
+        notary.notarise(&me, owned.request(&fine)).await.unwrap();
+    }
+}
+
+/// Attack: a member asks the notary to consume states it does not own (burning another
+/// member's change). The request is complete and signed — by the attacker, whose key is not a
+/// participant of the states — and is refused; the states stay spendable by their owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notary_refuses_to_consume_someone_elses_states() {
+    for (backend, store) in stores().await {
+        let (notary_party, key) = party("O=Notary, L=Tokyo, C=JP");
+        let notary = Notary::start(
+            notary_party.clone(),
+            key,
+            store,
+            None,
+            NotaryConfig::default(),
+        );
+        let mut victim = Owned::new();
+        let change = victim.state(&notary_party, &[backend.as_bytes(), b"change"].concat(), 1);
+        let mallory = KeyPair::generate();
+        let burn = victim.spend_by(&mallory, &notary_party, vec![change], 1);
+        match notary
+            .notarise(
+                &"O=PartyB, L=Osaka, C=JP".parse().unwrap(),
+                victim.request(&burn),
+            )
+            .await
+        {
+            Err(NotaryError::NotSpendable {
+                state, participant, ..
+            }) => {
+                assert_eq!(state, change, "{backend}");
+                assert_eq!(participant, victim.owner.public(), "{backend}");
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
+        let own = victim.spend(&notary_party, vec![change], 2);
+        notary
+            .notarise(&requester(), victim.request(&own))
+            .await
+            .unwrap();
+    }
+}
+
+/// Attack: a request naming one input twice, sent among good requests that share the notary's
+/// batch, is refused on its own; every good request is notarised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_input_is_refused_without_failing_its_batch() {
+    for (backend, store) in stores().await {
+        let (notary_party, key) = party("O=Notary, L=Tokyo, C=JP");
+        let notary = Notary::start(
+            notary_party.clone(),
+            key,
+            store,
+            None,
+            NotaryConfig::default(),
+        );
+        let mut owned = Owned::new();
+        let mut requests = Vec::new();
+        for i in 0..20u8 {
+            let s = owned.state(&notary_party, &[backend.as_bytes(), &[i]].concat(), 0);
+            requests.push(owned.request(&owned.spend(&notary_party, vec![s], i)));
+        }
+        let dup = owned.state(&notary_party, &[backend.as_bytes(), b"dup"].concat(), 0);
+        let bad = owned.request(&owned.spend(&notary_party, vec![dup, dup], 99));
+        requests.insert(10, bad);
+        let me = requester();
+        let results =
+            futures::future::join_all(requests.into_iter().map(|r| notary.notarise(&me, r))).await;
+        for (i, r) in results.iter().enumerate() {
+            if i == 10 {
+                assert!(
+                    matches!(
+                        r,
+                        Err(NotaryError::Transaction(
+                            TransactionError::DuplicateState { .. }
+                        ))
+                    ),
+                    "{backend}: {r:?}"
+                );
+            } else {
+                assert!(r.is_ok(), "{backend} request {i}: {r:?}");
+            }
+        }
     }
 }
 
@@ -532,16 +678,25 @@ async fn validating_notary_checks_contracts_and_signatures() {
             Some(registry()),
             NotaryConfig::default(),
         );
-        let (bank, _) = party("O=Bank, L=Tokyo, C=JP");
+        let (bank, bank_key) = party("O=Bank, L=Tokyo, C=JP");
         let alice = KeyPair::generate();
         let bob = KeyPair::generate();
-        let r = StateRef {
-            tx_id: SecureHash::of(&[backend.as_bytes(), b"coin"]),
-            index: 0,
+        let me = requester();
+        // The coin's issuance: the backchain the notary resolves the input from.
+        let mut issue = WireTransaction {
+            inputs: vec![],
+            references: vec![],
+            outputs: vec![coin(100, &bank, alice.public(), &notary_party)],
+            commands: vec![command(StablecoinCommand::Issue, vec![bank.owning_key])],
+            notary: None,
+            time_window: None,
+            privacy_salt: salt(0),
         };
-        let input = StateAndRef {
-            state: coin(100, &bank, alice.public(), &notary_party),
-            reference: r,
+        issue.privacy_salt = SecureHash::of(&[backend.as_bytes(), b"coin"]).0;
+        let issue = sign(issue, &[&bank_key]);
+        let r = StateRef {
+            tx_id: issue.id(),
+            index: 0,
         };
         let build = |amount: u64, salt_byte: u8| WireTransaction {
             inputs: vec![r],
@@ -556,10 +711,13 @@ async fn validating_notary_checks_contracts_and_signatures() {
         let bad = sign(build(150, 1), &[&alice]);
         assert!(matches!(
             notary
-                .notarise(NotarisationRequest::Validating {
-                    tx: Box::new(bad),
-                    resolved: vec![input.clone()]
-                })
+                .notarise(
+                    &me,
+                    NotarisationRequest::Validating {
+                        tx: Box::new(bad),
+                        backchain: vec![issue.clone()]
+                    }
+                )
                 .await,
             Err(NotaryError::Contract(ContractError::Rejected { .. }))
         ));
@@ -567,10 +725,13 @@ async fn validating_notary_checks_contracts_and_signatures() {
         let unsigned = sign(build(100, 2), &[]);
         assert!(matches!(
             notary
-                .notarise(NotarisationRequest::Validating {
-                    tx: Box::new(unsigned),
-                    resolved: vec![input.clone()]
-                })
+                .notarise(
+                    &me,
+                    NotarisationRequest::Validating {
+                        tx: Box::new(unsigned),
+                        backchain: vec![issue.clone()]
+                    }
+                )
                 .await,
             Err(NotaryError::Transaction(
                 TransactionError::MissingSignatures { .. }
@@ -580,34 +741,59 @@ async fn validating_notary_checks_contracts_and_signatures() {
         let good = sign(build(100, 3), &[&alice]);
         assert!(matches!(
             notary
-                .notarise(NotarisationRequest::Validating {
-                    tx: Box::new(good.clone()),
-                    resolved: vec![]
-                })
+                .notarise(
+                    &me,
+                    NotarisationRequest::Validating {
+                        tx: Box::new(good.clone()),
+                        backchain: vec![]
+                    }
+                )
                 .await,
             Err(NotaryError::Contract(ContractError::UnknownState(_)))
         ));
-        // The valid one goes through; a filtered request is refused by a validating notary.
-        notary
-            .notarise(NotarisationRequest::Validating {
-                tx: Box::new(good.clone()),
-                resolved: vec![input.clone()],
-            })
-            .await
-            .unwrap();
+        // A producing transaction that is not completely signed is not a source of states.
+        let mut forged = issue.clone();
+        forged.sigs.clear();
         assert!(matches!(
             notary
-                .notarise(NotarisationRequest::NonValidating(good.tx.notary_view()))
+                .notarise(
+                    &me,
+                    NotarisationRequest::Validating {
+                        tx: Box::new(good.clone()),
+                        backchain: vec![forged]
+                    }
+                )
                 .await,
+            Err(NotaryError::Transaction(
+                TransactionError::MissingSignatures { .. }
+            ))
+        ));
+        // The valid one goes through; a filtered request is refused by a validating notary.
+        notary
+            .notarise(
+                &me,
+                NotarisationRequest::Validating {
+                    tx: Box::new(good.clone()),
+                    backchain: vec![issue.clone()],
+                },
+            )
+            .await
+            .unwrap();
+        let filtered = NotarisationRequest::non_validating(&good, |_| Some(issue.clone())).unwrap();
+        assert!(matches!(
+            notary.notarise(&me, filtered).await,
             Err(NotaryError::WrongMode(_))
         ));
         let again = sign(build(100, 4), &[&alice]);
         assert!(matches!(
             notary
-                .notarise(NotarisationRequest::Validating {
-                    tx: Box::new(again),
-                    resolved: vec![input]
-                })
+                .notarise(
+                    &me,
+                    NotarisationRequest::Validating {
+                        tx: Box::new(again),
+                        backchain: vec![issue]
+                    }
+                )
                 .await,
             Err(NotaryError::DoubleSpend { .. })
         ));

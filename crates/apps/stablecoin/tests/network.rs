@@ -510,9 +510,19 @@ async fn a_standby_node_on_the_same_database_finishes_the_flow() {
         b2.shutdown();
         drop(b2);
         net.transport.unregister(&net.name(3));
-        let tx = completed(standby.wait_flow(flow, WAIT).await.unwrap());
+        // The payment is notarised and recorded by the payer, but it completes only once the
+        // payee has recorded it too: not while the payee is down.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match standby.flow_status(flow).await.unwrap() {
+            FlowStatus::Running { step } => {
+                assert!(step.contains("PartyB recorded"), "{backend}: {step}")
+            }
+            other => panic!("{backend}: {other:?}"),
+        }
         let b3 = net.open(3, None).await;
-        wait_balance(&b3, &bob.public_key, 25).await;
+        let tx = completed(standby.wait_flow(flow, WAIT).await.unwrap());
+        // Completion means the payee holds it already.
+        assert_eq!(b3.vault().balance(&bob.public_key).await.unwrap(), 25);
         assert!(b3.vault().transaction(&tx).await.unwrap().is_some());
         assert_eq!(b3.vault().transaction_count().await.unwrap(), 2);
         for n in [&notary, &bank, &standby, &b3] {

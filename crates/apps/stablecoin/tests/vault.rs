@@ -337,8 +337,24 @@ async fn concurrent_overspending_payments_exactly_one_succeeds_and_value_is_cons
             .unwrap();
         for round in 0..3 {
             let (a, b) = tokio::join!(
-                pay_local(&vault, &notary, alice.id, bob.public_key, 70, &keys),
-                pay_local(&vault, &notary, alice.id, carol.public_key, 70, &keys)
+                pay_local(
+                    &vault,
+                    &notary,
+                    &notary_party.name,
+                    alice.id,
+                    bob.public_key,
+                    70,
+                    &keys
+                ),
+                pay_local(
+                    &vault,
+                    &notary,
+                    &notary_party.name,
+                    alice.id,
+                    carol.public_key,
+                    70,
+                    &keys
+                )
             );
             let ok = a.is_ok() as u64 + b.is_ok() as u64;
             // The first round has 100 for two payments of 70: exactly one. Later rounds have
@@ -362,9 +378,17 @@ async fn concurrent_overspending_payments_exactly_one_succeeds_and_value_is_cons
         let paid = vault.balance(&bob.public_key).await.unwrap()
             + vault.balance(&carol.public_key).await.unwrap();
         assert_eq!(paid, 70);
-        let stx = pay_local(&vault, &notary, alice.id, bob.public_key, 30, &keys)
-            .await
-            .unwrap();
+        let stx = pay_local(
+            &vault,
+            &notary,
+            &notary_party.name,
+            alice.id,
+            bob.public_key,
+            30,
+            &keys,
+        )
+        .await
+        .unwrap();
         stx.verify(DEFAULT_MAX_TRANSACTION_SIZE, &[]).unwrap();
         assert_eq!(vault.balance(&alice.public_key).await.unwrap(), 0);
     }
@@ -456,11 +480,13 @@ async fn two_payments_of_one_coin_built_past_the_soft_locks() {
             SignedTransaction::signed_by(tx, &alice_key)
         };
         let (to_bob, to_carol) = (signed(bob.public_key), signed(carol.public_key));
+        let request = |stx: &SignedTransaction| {
+            NotarisationRequest::non_validating(stx, |_| Some(issued.clone())).unwrap()
+        };
+        let me = &notary_party.name;
         let (a, b) = tokio::join!(
-            notary.notarise(NotarisationRequest::NonValidating(to_bob.tx.notary_view())),
-            notary.notarise(NotarisationRequest::NonValidating(
-                to_carol.tx.notary_view()
-            ))
+            notary.notarise(me, request(&to_bob)),
+            notary.notarise(me, request(&to_carol))
         );
         let (winner, sig, loser, refusal) = match (a, b) {
             (Ok(sig), Err(e)) => (to_bob, sig, to_carol, e),

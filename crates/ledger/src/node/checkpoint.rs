@@ -83,6 +83,12 @@ pub(super) enum FlowState {
         stx: SignedTransaction,
         notify: Vec<PartyName>,
     },
+    /// The transaction is notarised and recorded; waiting for the recipients in `awaiting`
+    /// to confirm they recorded it too.
+    Finalising {
+        tx_id: TxId,
+        awaiting: Vec<PartyName>,
+    },
     Completed {
         tx_id: TxId,
     },
@@ -105,6 +111,14 @@ impl FlowState {
                     .map_or_else(String::new, |p| p.to_string())
             )),
             Self::Notarising { .. } => running("awaiting notary".into()),
+            Self::Finalising { awaiting, .. } => running(format!(
+                "awaiting confirmation that {} recorded the transaction",
+                awaiting
+                    .iter()
+                    .map(|p| p.organisation().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Self::Completed { tx_id } => FlowStatus::Completed { tx_id: *tx_id },
             Self::Failed { reason } => FlowStatus::Failed {
                 reason: reason.clone(),
@@ -116,6 +130,8 @@ impl FlowState {
         match self {
             Self::Completed { .. } => "completed",
             Self::Failed { .. } => "failed",
+            // Not "running": the deadline sweep does not apply to it.
+            Self::Finalising { .. } => "finalising",
             _ => "running",
         }
     }
@@ -262,6 +278,9 @@ impl Inner {
         let queued = self.enqueue(&mut t, step.out, now).await?;
         mark_handled(&mut t, now).await?;
         t.commit().await.map_err(db("committing a checkpoint"))?;
+        if self.crash_at(super::CrashPoint::Checkpoint) {
+            return Err(StoreError::Stopped);
+        }
         self.hand_to_outbox(queued);
         let _ = self.events.send((step.flow, step.state.status()));
         Ok(true)

@@ -7,6 +7,7 @@ use crate::app::Reply;
 use crate::identity::{PartyName, PublicKey};
 use crate::store::db;
 use crate::transport::{Envelope, Receiver, SendFuture, TransportError};
+use crate::tx::SignedTransaction;
 use crate::util::now_ms;
 
 use super::checkpoint::{FlowState, INBOX};
@@ -67,10 +68,15 @@ impl Inner {
                 }
             }
             Message::NotariseRequest { flow, request } => {
-                let Some(notary) = &self.notary else {
+                if self.notary.is_none() {
                     return Ok(());
-                };
-                let result = notary.notarise(request).await.map_err(|e| e.to_string());
+                }
+                let result = self.notarise_for(from, request).await?;
+                if let Err(reason) = &result {
+                    warn!(from = %from, reason = %reason, "refusing a notarisation request");
+                } else if self.crash_at(super::CrashPoint::NotaryCommit) {
+                    return Err(crate::store::StoreError::Stopped.into());
+                }
                 self.send_only(vec![(
                     from.clone(),
                     Message::NotariseResponse { flow, result },
@@ -110,7 +116,7 @@ impl Inner {
                 tx,
                 backchain,
             } => {
-                let result = self.cosign(&tx, &backchain);
+                let result = self.cosign(from, &tx, backchain).await?;
                 match &result {
                     Err(reason) => warn!(from = %from, reason = %reason, "refusing to co-sign"),
                     Ok(_) if self.hub.role == NodeRole::Validator => {
@@ -118,6 +124,9 @@ impl Inner {
                         info!(tx = %tx.id(), from = %from, "validated and co-signed");
                     }
                     Ok(_) => {}
+                }
+                if self.crash_at(super::CrashPoint::Cosigned) {
+                    return Err(crate::store::StoreError::Stopped.into());
                 }
                 self.send_only(vec![(from.clone(), Message::SignResponse { flow, result })])
                     .await?;
@@ -143,6 +152,9 @@ impl Inner {
                 let who = from.organisation().to_string();
                 match result {
                     Ok(sig) if Some(sig.by) == key && sig.verify(&stx.id()).is_ok() => {
+                        // It verified the whole backchain: it holds every ancestor now.
+                        self.remember_now(&[], Some(from), super::backchain::dependencies(&stx))
+                            .await?;
                         stx.sigs.push(sig);
                         remaining.remove(0);
                         self.collect(flow, &cp.name, at, None, stx, remaining, notify)
@@ -158,37 +170,129 @@ impl Inner {
                     }
                 }
             }
-            Message::Finalised { tx, backchain } => {
-                let notary_key = self.hub.network.notary.owning_key;
-                let needs_notary = !tx.tx.inputs.is_empty()
-                    || !tx.tx.references.is_empty()
-                    || tx.tx.time_window.is_some();
-                let allowed: Vec<PublicKey> = if needs_notary {
-                    vec![]
-                } else {
-                    vec![notary_key]
-                };
-                if let Err(e) = tx.verify(self.hub.network.max_transaction_size, &allowed) {
-                    warn!(tx = %tx.id(), from = %from, error = %e, "refusing a badly signed finalised transaction");
-                    return Ok(());
+            Message::Finalised {
+                flow,
+                tx,
+                backchain,
+            } => {
+                let tx_id = tx.id();
+                let result = self.record_finalised(from, tx, backchain).await?;
+                if let Err(reason) = &result {
+                    warn!(tx = %tx_id, from = %from, reason = %reason, "refusing a finalised transaction");
+                } else if self.crash_at(super::CrashPoint::Recorded) {
+                    return Err(crate::store::StoreError::Stopped.into());
                 }
-                if let Err(reason) = self.verify_with_backchain(&tx, &backchain) {
-                    warn!(tx = %tx.id(), from = %from, reason = %reason, "refusing a finalised transaction that does not verify");
-                    return Ok(());
-                }
-                let keys = self.relevant_keys().await?;
-                let mut t = self.hub.store.begin_write().await?;
-                self.hub.vault.record_in(&mut t, &tx, &keys, None).await?;
-                for app in self.apps.involved(&tx) {
-                    app.on_record(&self.hub, &mut t, &tx).await?;
-                }
-                super::checkpoint::mark_handled(&mut t, now_ms()).await?;
-                t.commit()
-                    .await
-                    .map_err(db("recording a finalised transaction"))?;
+                self.send_only(vec![(
+                    from.clone(),
+                    Message::FinalityAck {
+                        flow,
+                        tx_id,
+                        result,
+                    },
+                )])
+                .await?;
             }
+            Message::FinalityAck {
+                flow,
+                tx_id,
+                result,
+            } => self.finality_ack(from, flow, tx_id, result).await?,
         }
         Ok(())
+    }
+
+    /// A recipient's confirmation (or refusal) of a finalised transaction. Recipients answer
+    /// concurrently, so a step that lost the race to another confirmation is read again and
+    /// retried rather than dropped.
+    async fn finality_ack(
+        &self,
+        from: &PartyName,
+        flow: uuid::Uuid,
+        tx_id: crate::TxId,
+        result: Result<(), String>,
+    ) -> Result<(), NodeError> {
+        loop {
+            let Some(cp) = self.load_flow(flow).await? else {
+                return Ok(());
+            };
+            let FlowState::Finalising {
+                tx_id: expected,
+                mut awaiting,
+            } = cp.state
+            else {
+                return Ok(());
+            };
+            if expected != tx_id || !awaiting.contains(from) {
+                warn!(flow = %flow, from = %from, "ignoring a finality confirmation from a party that was not sent the transaction");
+                return Ok(());
+            }
+            let at = At::Version(cp.version);
+            let (state, completed) = match &result {
+                Ok(()) => {
+                    awaiting.retain(|p| p != from);
+                    if awaiting.is_empty() {
+                        (FlowState::Completed { tx_id }, true)
+                    } else {
+                        (FlowState::Finalising { tx_id, awaiting }, false)
+                    }
+                }
+                Err(reason) => {
+                    let reason = format!(
+                        "transaction {tx_id} is notarised and recorded here, but {} refused to record it: {reason}",
+                        from.organisation()
+                    );
+                    (FlowState::Failed { reason }, false)
+                }
+            };
+            if self.step(flow, &cp.name, at, state, vec![], None).await? {
+                if result.is_ok() {
+                    self.remember_now(&[], Some(from), [tx_id]).await?;
+                }
+                if completed {
+                    info!(flow = %flow, tx = %tx_id, "flow completed");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// Verifies a finalised transaction (complete signatures, the whole backchain, contracts
+    /// and rules) and records it with the apps' hooks; `Ok(Err(reason))` refuses it.
+    async fn record_finalised(
+        &self,
+        from: &PartyName,
+        tx: SignedTransaction,
+        backchain: Vec<SignedTransaction>,
+    ) -> Result<Result<(), String>, NodeError> {
+        if let Err(e) = tx.verify(self.hub.network.max_transaction_size, &[]) {
+            return Ok(Err(e.to_string()));
+        }
+        let resolved = match self.resolve(from, &tx, backchain).await? {
+            Ok(r) => r,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let keys = self.relevant_keys().await?;
+        let mut t = self.hub.store.begin_write().await?;
+        let mut held: Vec<_> = resolved.fresh.iter().map(SignedTransaction::id).collect();
+        held.push(tx.id());
+        self.remember(&mut t, &resolved.fresh, Some(from), held)
+            .await?;
+        // A redelivery (the confirmation was lost to a crash) records nothing twice.
+        if self
+            .hub
+            .vault
+            .record_in(&mut t, &tx, &keys, None)
+            .await?
+            .is_some()
+        {
+            for app in self.apps.involved(&tx) {
+                app.on_record(&self.hub, &mut t, &tx).await?;
+            }
+        }
+        t.commit()
+            .await
+            .map_err(db("recording a finalised transaction"))?;
+        Ok(Ok(()))
     }
 }
 

@@ -9,9 +9,10 @@
 //! commit), `runtime` (flow steps and the sub-flows), `handle` (inbound messages), `verify`
 //! (backchain, contracts, co-signing), `outbox` (delivery), `messages` (the wire enum).
 
+mod backchain;
 mod checkpoint;
 mod handle;
-mod messages;
+pub(crate) mod messages;
 mod outbox;
 pub(crate) mod params;
 mod runtime;
@@ -34,9 +35,11 @@ use crate::transport::{Envelope, Receiver, Transport};
 use crate::util::now_ms;
 use crate::vault::{Account, Vault, VaultError};
 
+pub use backchain::{MAX_BACKCHAIN_BYTES, MAX_BACKCHAIN_DEPTH, MAX_BACKCHAIN_TRANSACTIONS};
 pub use checkpoint::FlowStatus;
 pub use params::{
-    DEFAULT_FLOW_TIMEOUT, Failpoint, NetworkParameters, NodeConfig, NodeRole, Validation,
+    CrashPoint, DEFAULT_FLOW_TIMEOUT, Failpoint, NetworkParameters, NodeConfig, NodeRole,
+    Validation,
 };
 use runtime::At;
 
@@ -105,6 +108,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<(Uuid, FlowStatus)>,
     flow_timeout: Duration,
     failpoint: Option<Failpoint>,
+    /// Passages of the failpoint's crash point so far.
+    failpoint_hits: std::sync::atomic::AtomicU32,
     crashed: std::sync::atomic::AtomicBool,
     /// The cold-standby fence, held until shutdown (or until the node is dropped).
     fence: std::sync::Mutex<Option<Fence>>,
@@ -183,7 +188,7 @@ impl Node {
         }
         let apps = Apps::new(&config.apps)?;
         let store = Store::connect(&config.database_url).await?;
-        for m in checkpoint::MIGRATIONS {
+        for m in checkpoint::MIGRATIONS.iter().chain(backchain::MIGRATIONS) {
             sqlx::query(*m)
                 .execute(store.pool())
                 .await
@@ -225,6 +230,7 @@ impl Node {
             events,
             flow_timeout: config.flow_timeout,
             failpoint: config.failpoint,
+            failpoint_hits: std::sync::atomic::AtomicU32::new(0),
             crashed: std::sync::atomic::AtomicBool::new(false),
             fence: std::sync::Mutex::new(Some(fence)),
         });
@@ -297,6 +303,17 @@ impl Node {
     /// Starts a flow by name; follow it with [`Node::flow_status`] or [`Node::wait_flow`]. A flow
     /// whose arguments are wrong, or that cannot proceed, ends Failed with the reason.
     pub async fn start_flow(&self, start: impl Into<FlowStart>) -> Result<Uuid, NodeError> {
+        self.start_flow_with_id(Uuid::new_v4(), start).await
+    }
+
+    /// [`Node::start_flow`] under an id the caller chose: starting the same id again (a
+    /// client retrying after a lost connection) starts nothing new. Should the node stop while
+    /// starting it, the caller still knows the id to follow on its standby.
+    pub async fn start_flow_with_id(
+        &self,
+        flow: Uuid,
+        start: impl Into<FlowStart>,
+    ) -> Result<Uuid, NodeError> {
         let FlowStart { name, args } = start.into();
         let inner = &self.inner;
         inner.check_running()?;
@@ -306,7 +323,9 @@ impl Node {
                 available: inner.apps.flow_names().join(", "),
             });
         };
-        let flow = Uuid::new_v4();
+        if self.inner.load_flow(flow).await?.is_some() {
+            return Ok(flow);
+        }
         let timeout = i64::try_from(inner.flow_timeout.as_millis()).unwrap_or(i64::MAX);
         let at = At::New {
             deadline_ms: now_ms().saturating_add(timeout),
@@ -347,7 +366,7 @@ impl Node {
         let archived = self.inner.hub.vault.archive_consumed(before_ms).await?;
         let mut t = self.inner.hub.store.begin_write().await?;
         let flows = sqlx::query(
-            "DELETE FROM flow_checkpoints WHERE status <> 'running' AND updated_ms < $1",
+            "DELETE FROM flow_checkpoints WHERE status NOT IN ('running', 'finalising') AND updated_ms < $1",
         )
         .bind(before_ms)
         .execute(&mut *t)
@@ -426,15 +445,16 @@ impl Node {
         }
     }
 
-    /// What this node answers a request to co-sign `stx` whose inputs come from `backchain`:
-    /// its signature, or why it refuses (the check a co-sign request runs; nothing is recorded
-    /// or sent).
-    pub fn cosign_check(
+    /// What this node answers `from`'s request to co-sign `stx`, sent with the ancestors in
+    /// `backchain`: its signature, or why it refuses (the check a co-sign request runs;
+    /// nothing is sent, and only the ancestors that verified are cached).
+    pub async fn cosign_check(
         &self,
+        from: &crate::identity::PartyName,
         stx: &crate::tx::SignedTransaction,
-        backchain: &[crate::tx::SignedTransaction],
-    ) -> Result<crate::tx::TransactionSignature, String> {
-        self.inner.cosign(stx, backchain)
+        backchain: Vec<crate::tx::SignedTransaction>,
+    ) -> Result<Result<crate::tx::TransactionSignature, String>, NodeError> {
+        Ok(self.inner.cosign(from, stx, backchain).await?)
     }
 
     /// Forgets the ids of inbound messages handled before `before_ms` (done every minute for
@@ -464,6 +484,29 @@ impl Node {
 impl Inner {
     fn is_crashed(&self) -> bool {
         self.crashed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Passes `point`: when the failpoint stops the node here, the node stops (as a kill
+    /// would) and `true` is returned; the caller then returns without doing anything more.
+    pub(super) fn crash_at(&self, point: params::CrashPoint) -> bool {
+        let Some(Failpoint::At { point: p, hit }) = self.failpoint else {
+            return false;
+        };
+        if p != point {
+            return false;
+        }
+        let n = self
+            .failpoint_hits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if n != hit {
+            return false;
+        }
+        self.crashed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release_fence();
+        warn!(point = point.name(), hit, "failpoint reached");
+        true
     }
 
     /// Lets go of the database's fence (the node has stopped).

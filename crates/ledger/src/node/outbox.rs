@@ -261,13 +261,15 @@ fn start_delivery(
     };
     // A failpoint stops the node as soon as its message is on the wire: nothing that arrives
     // afterwards is processed.
-    let crash = crash_after.is_some() && node.failpoint == crash_after;
-    if crash {
+    let crash = if crash_after.is_some() && node.failpoint == crash_after {
         node.crashed
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // A crashed process holds no fence: let a standby in at once.
         node.release_fence();
-    }
+        true
+    } else {
+        node.crash_at(super::CrashPoint::Sent)
+    };
     let (node2, finished) = (node.clone(), finished.clone());
     tokio::spawn(
         async move {

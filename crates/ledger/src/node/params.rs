@@ -77,7 +77,10 @@ pub struct Validation {
     pub validated_ms: i64,
 }
 
-/// A point where a flow engine can be made to stop, for cold-standby tests.
+/// A point where a flow engine can be made to stop, for cold-standby tests and crash
+/// campaigns. A stopped node behaves as a killed process: it writes nothing more, refuses
+/// deliveries (senders retry, and reach its standby), its outbox halts and it lets go of its
+/// database's fence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Failpoint {
     /// After delivering a notarisation request, the node stops processing anything (as if
@@ -86,6 +89,54 @@ pub enum Failpoint {
     /// After delivering a responder's answer to another node's flow (e.g. the payee's account
     /// key in a payment), the node stops.
     CrashAfterKeyResponse,
+    /// The `hit`-th time (from 1) the node passes `point`, it stops there.
+    At {
+        /// The boundary.
+        point: CrashPoint,
+        /// Which passage.
+        hit: u32,
+    },
+}
+
+/// The persistence and messaging boundaries a [`Failpoint::At`] can stop a node at, each right
+/// after what precedes it is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CrashPoint {
+    /// After a flow step committed (its checkpoint, coin locks, staged app writes, recorded
+    /// transaction and queued messages), before the messages are handed to the outbox.
+    Checkpoint,
+    /// As a message leaves the node (any kind: requests, answers, finality).
+    Sent,
+    /// On the notary: after a notarisation committed, before the answer is queued.
+    NotaryCommit,
+    /// On a co-signer: after it decided and (a Validator) kept its record, before the answer is
+    /// queued.
+    Cosigned,
+    /// On a recipient: after it recorded a finalised transaction, before its confirmation is
+    /// queued.
+    Recorded,
+}
+
+impl CrashPoint {
+    /// Every crash point.
+    pub const ALL: [CrashPoint; 5] = [
+        CrashPoint::Checkpoint,
+        CrashPoint::Sent,
+        CrashPoint::NotaryCommit,
+        CrashPoint::Cosigned,
+        CrashPoint::Recorded,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::Checkpoint => "checkpoint",
+            CrashPoint::Sent => "sent",
+            CrashPoint::NotaryCommit => "notary-commit",
+            CrashPoint::Cosigned => "cosigned",
+            CrashPoint::Recorded => "recorded",
+        }
+    }
 }
 
 /// Default time a flow may run before it fails (and releases its soft locks).

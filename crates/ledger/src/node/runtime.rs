@@ -44,7 +44,7 @@ impl Inner {
     }
 
     /// Commits `state` for `flow`, with `out` and the staged writes.
-    async fn step(
+    pub(super) async fn step(
         &self,
         flow: Uuid,
         name: &str,
@@ -216,7 +216,7 @@ impl Inner {
             let reason = format!("{cosigner} is not a member of the network");
             return self.fail_flow(flow, name, at, reason).await;
         }
-        let backchain = match self.backchain(&stx).await? {
+        let backchain = match self.backchain_for(&cosigner, &stx).await? {
             Ok(b) => b,
             Err(reason) => return self.fail_flow(flow, name, at, reason).await,
         };
@@ -253,22 +253,21 @@ impl Inner {
         if !needs_notary {
             return self.finalise(flow, name, at, ctx, stx, notify).await;
         }
+        let notary = self.hub.network.notary.name.clone();
         let request = if self.hub.network.notary_validating {
-            let resolved = match self.backchain(&stx).await? {
-                Ok(backchain) => self.verify_with_backchain(&stx, &backchain),
-                Err(reason) => Err(reason),
-            };
-            match resolved {
-                Ok(ltx) => NotarisationRequest::Validating {
+            match self.backchain_for(&notary, &stx).await? {
+                Ok(backchain) => NotarisationRequest::Validating {
                     tx: Box::new(stx.clone()),
-                    resolved: ltx.inputs.into_iter().chain(ltx.references).collect(),
+                    backchain,
                 },
                 Err(reason) => return self.fail_flow(flow, name, at, reason).await,
             }
         } else {
-            NotarisationRequest::NonValidating(stx.tx.notary_view())
+            match self.non_validating_request(&stx).await? {
+                Ok(request) => request,
+                Err(reason) => return self.fail_flow(flow, name, at, reason).await,
+            }
         };
-        let notary = self.hub.network.notary.name.clone();
         let out = vec![(notary, Message::NotariseRequest { flow, request })];
         let state = FlowState::Notarising { stx, notify };
         self.step(flow, name, at, state, out, ctx).await?;
@@ -288,32 +287,39 @@ impl Inner {
     ) -> Result<(), NodeError> {
         let notify: BTreeSet<PartyName> =
             notify.into_iter().filter(|n| n != &self.hub.name).collect();
-        let backchain = if notify.is_empty() {
-            vec![]
-        } else {
+        let mut out = Vec::with_capacity(notify.len());
+        for n in notify {
             // The inputs were resolved from this store when the flow began, so this cannot
-            // miss; if it did, recipients would refuse the transaction and say why.
-            self.backchain(&stx).await?.unwrap_or_else(|reason| {
-                warn!(tx = %stx.id(), reason = %reason, "finalising without a backchain");
-                vec![]
-            })
+            // miss; if it did, the recipient would refuse the transaction and say why.
+            let backchain = self
+                .backchain_for(&n, &stx)
+                .await?
+                .unwrap_or_else(|reason| {
+                    warn!(tx = %stx.id(), reason = %reason, "finalising without a backchain");
+                    vec![]
+                });
+            let msg = Message::Finalised {
+                flow,
+                tx: stx.clone(),
+                backchain,
+            };
+            out.push((n, msg));
+        }
+        let awaiting: Vec<PartyName> = out.iter().map(|(n, _)| n.clone()).collect();
+        let state = if awaiting.is_empty() {
+            FlowState::Completed { tx_id: stx.id() }
+        } else {
+            FlowState::Finalising {
+                tx_id: stx.id(),
+                awaiting,
+            }
         };
-        let out = notify
-            .into_iter()
-            .map(|n| {
-                let msg = Message::Finalised {
-                    tx: stx.clone(),
-                    backchain: backchain.clone(),
-                };
-                (n, msg)
-            })
-            .collect();
         let (expect, deadline_ms) = at.expect();
         let applied = self
             .commit_step(Step {
                 flow,
                 name,
-                state: FlowState::Completed { tx_id: stx.id() },
+                state,
                 expect,
                 deadline_ms,
                 out,
@@ -322,7 +328,7 @@ impl Inner {
             })
             .await?;
         if applied {
-            info!(flow = %flow, tx = %stx.id(), "flow completed");
+            info!(flow = %flow, tx = %stx.id(), "transaction finalised");
         }
         Ok(())
     }
@@ -332,6 +338,9 @@ impl Inner {
         let now = crate::util::now_ms();
         let overdue = self.overdue_flows(now).await?;
         for flow in &overdue {
+            // A flow finalising its transaction (status "finalising", not swept here) waits
+            // for the recipients' confirmations however long the outbox needs: the
+            // transaction is already notarised and recorded.
             if let Some(cp) = self.load_flow(*flow).await?
                 && cp.state.status().is_running()
             {

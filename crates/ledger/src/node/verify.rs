@@ -1,11 +1,11 @@
-//! What a node checks before it co-signs or records a transaction: the signatures, the
-//! transactions that produced its inputs (its backchain), the contracts and the apps' rules.
+//! What a node checks before it co-signs a transaction: the signatures, its backchain (see
+//! `backchain`), the contracts and the apps' rules, then the co-signing rule of its role.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use crate::TxId;
-use crate::contract::{ContractError, LedgerTransaction};
-use crate::identity::PublicKey;
+use crate::contract::LedgerTransaction;
+use crate::identity::{PartyName, PublicKey};
+use crate::notary::NotarisationRequest;
 use crate::store::StoreError;
 use crate::tx::{SignedTransaction, TransactionSignature};
 
@@ -26,95 +26,43 @@ impl Inner {
         Ok(keys)
     }
 
-    /// The transactions that produced `stx`'s inputs and references, from this node's store.
-    pub(super) async fn backchain(
-        &self,
-        stx: &SignedTransaction,
-    ) -> Result<Result<Vec<SignedTransaction>, String>, StoreError> {
-        let ids: BTreeSet<TxId> = stx
-            .tx
-            .inputs
-            .iter()
-            .chain(&stx.tx.references)
-            .map(|r| r.tx_id)
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            match self.hub.vault.transaction(&id).await? {
-                Some(dep) => out.push(dep),
-                None => {
-                    return Ok(Err(format!(
-                        "transaction {id}, which produced an input, is not in this node's store"
-                    )));
-                }
-            }
-        }
-        Ok(Ok(out))
-    }
-
-    /// Resolves `stx`'s inputs and references from `backchain`, each of whose transactions must
-    /// be completely signed (notary included when it consumed states), runs the contracts (a
-    /// contract this node does not have is refused by name), and applies the rules of the apps
-    /// involved.
-    pub(super) fn verify_with_backchain(
-        &self,
-        stx: &SignedTransaction,
-        backchain: &[SignedTransaction],
-    ) -> Result<LedgerTransaction, String> {
-        let max = self.hub.network.max_transaction_size;
-        let mut deps = HashMap::with_capacity(backchain.len());
-        for dep in backchain {
-            dep.verify(max, &[])
-                .map_err(|e| format!("input transaction {}: {e}", dep.id()))?;
-            deps.insert(dep.id(), dep);
-        }
-        let ltx = LedgerTransaction::resolve(stx, |r| {
-            deps.get(&r.tx_id)
-                .and_then(|dep| dep.tx.outputs.get(r.index as usize).cloned())
-        })
-        .map_err(|e| e.to_string())?;
-        self.apps.registry.verify(&ltx).map_err(|e| match e {
-            ContractError::UnknownContract(c) => format!(
-                "{} does not run an app with contract {c}; it refuses the transaction",
-                self.hub.name.organisation()
-            ),
-            other => other.to_string(),
-        })?;
-        let mut contracts: BTreeSet<_> = ltx.outputs.iter().map(|s| s.contract.clone()).collect();
-        contracts.extend(ltx.inputs.iter().map(|s| s.state.contract.clone()));
-        contracts.extend(ltx.references.iter().map(|s| s.state.contract.clone()));
-        contracts.extend(ltx.commands.iter().map(|c| c.contract.clone()));
-        let mut checked = BTreeSet::new();
-        for c in &contracts {
-            if let Some(app) = self.apps.for_contract(c)
-                && checked.insert(app.name().to_string())
-            {
-                app.check(&self.hub.network, &ltx)?;
-            }
-        }
-        Ok(ltx)
-    }
-
     /// Decides whether this node co-signs `stx`. Either way the transaction must be signed by
     /// everyone but this node and the notary, its inputs must come from completely signed
     /// transactions in `backchain`, and its contracts and apps' rules must hold. A Validator
     /// then co-signs any such transaction that names it as a signer; any other node co-signs
     /// only when the app of every command agrees.
-    pub(super) fn cosign(
+    pub(super) async fn cosign(
         &self,
+        from: &PartyName,
         stx: &SignedTransaction,
-        backchain: &[SignedTransaction],
-    ) -> Result<TransactionSignature, String> {
+        backchain: Vec<SignedTransaction>,
+    ) -> Result<Result<TransactionSignature, String>, StoreError> {
         let me = self.hub.key.public();
         if !stx.tx.required_signers().contains(&me) {
-            return Err("this node is not a required signer".into());
+            return Ok(Err("this node is not a required signer".into()));
         }
-        stx.verify(
+        if let Err(e) = stx.verify(
             self.hub.network.max_transaction_size,
             &[me, self.hub.network.notary.owning_key],
-        )
-        .map_err(|e| e.to_string())?;
-        let ltx = self.verify_with_backchain(stx, backchain)?;
+        ) {
+            return Ok(Err(e.to_string()));
+        }
+        let resolved = match self.resolve(from, stx, backchain).await? {
+            Ok(r) => r,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        // The ancestors verified; cache them whatever the decision, and note that `from`
+        // holds them (it sent them from its verified store).
+        let sent: Vec<_> = resolved.fresh.iter().map(SignedTransaction::id).collect();
+        self.remember_now(&resolved.fresh, Some(from), sent).await?;
+        Ok(self.cosign_decision(stx, &resolved.ltx))
+    }
+
+    fn cosign_decision(
+        &self,
+        stx: &SignedTransaction,
+        ltx: &LedgerTransaction,
+    ) -> Result<TransactionSignature, String> {
         if self.hub.role != NodeRole::Validator {
             let mut asked = BTreeSet::new();
             for c in &stx.tx.commands {
@@ -123,7 +71,7 @@ impl Inner {
                     .for_contract(&c.contract)
                     .ok_or_else(|| format!("no app for contract {}", c.contract))?;
                 if asked.insert(app.name().to_string()) {
-                    app.cosign(&self.hub, &ltx)?;
+                    app.cosign(&self.hub, ltx)?;
                 }
             }
             if asked.is_empty() {
@@ -131,5 +79,71 @@ impl Inner {
             }
         }
         Ok(TransactionSignature::sign(&self.hub.key, &stx.id()))
+    }
+}
+
+impl Inner {
+    /// The non-validating notarisation request for `stx`, revealing each input to the notary
+    /// through the transaction that produced it.
+    pub(super) async fn non_validating_request(
+        &self,
+        stx: &SignedTransaction,
+    ) -> Result<Result<NotarisationRequest, String>, StoreError> {
+        let mut producers = std::collections::HashMap::new();
+        for id in stx.tx.inputs.iter().map(|r| r.tx_id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = producers.entry(id)
+                && let Some(p) = self.verified_transaction(&id).await?
+            {
+                e.insert(p);
+            }
+        }
+        Ok(
+            NotarisationRequest::non_validating(stx, |id| producers.get(id).cloned()).map_err(
+                |r| {
+                    format!(
+                        "input {r}: the transaction that produced it is not in this node's store"
+                    )
+                },
+            ),
+        )
+    }
+
+    /// The notary service's answer to `from`: a validating notary first resolves and verifies
+    /// the transaction's whole backchain as any recipient does, then resolves the inputs from
+    /// it; a non-validating notary checks what the filtered transaction reveals.
+    pub(super) async fn notarise_for(
+        &self,
+        from: &PartyName,
+        request: NotarisationRequest,
+    ) -> Result<Result<TransactionSignature, String>, StoreError> {
+        let Some(notary) = &self.notary else {
+            return Ok(Err("this node is not a notary".into()));
+        };
+        let request = match request {
+            NotarisationRequest::Validating { tx, backchain } => {
+                let resolved = match self.resolve(from, &tx, backchain).await? {
+                    Ok(r) => r,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+                let held: Vec<_> = resolved.fresh.iter().map(SignedTransaction::id).collect();
+                self.remember_now(&resolved.fresh, Some(from), held).await?;
+                let mut producers = Vec::new();
+                for id in super::backchain::dependencies(&tx) {
+                    if let Some(p) = self.verified_transaction(&id).await? {
+                        producers.push(p);
+                    }
+                }
+                NotarisationRequest::Validating {
+                    tx,
+                    backchain: producers,
+                }
+            }
+            other => other,
+        };
+        match notary.notarise(from, request).await {
+            Ok(sig) => Ok(Ok(sig)),
+            Err(crate::notary::NotaryError::Store(e)) => Err(e),
+            Err(e) => Ok(Err(e.to_string())),
+        }
     }
 }
