@@ -868,6 +868,20 @@ fn unordered_packets_acks_and_rejections() {
         );
     }
 
+    // A packet claiming another source than the channel's counterparty.
+    let mut spoofed = p.clone();
+    spoofed.sourceChannel = "channel-7".into();
+    assert_error(
+        pair.b.call(P::recvPacketCall {
+            m: P::MsgRecvPacket {
+                packet: spoofed,
+                proof: Bytes::from(vec![0u8; 32]),
+                proofHeight: height(1),
+            },
+        }),
+        P::IBCPacketCounterpartyMismatch {},
+    );
+
     let logs = pair.recv(true, &p).unwrap();
     let ev = &events::<P::RecvPacket>(&logs)[0];
     assert_eq!(
