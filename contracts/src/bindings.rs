@@ -15,3 +15,53 @@ sol!(
     TestReceiver,
     "artifacts/TestReceiver.json"
 );
+
+// The IBC handler: IBCHandler is the entry contract (module addresses, owner, queries); the
+// state-changing IBC functions are the modules' ABIs, called at the handler's address.
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCHandler,
+    "artifacts/IBCHandler.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCProxy,
+    "artifacts/IBCProxy.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCClient,
+    "artifacts/IBCClient.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCConnection,
+    "artifacts/IBCConnection.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCChannelHandshake,
+    "artifacts/IBCChannelHandshake.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    IBCChannelPacket,
+    "artifacts/IBCChannelPacket.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    PingApp,
+    "artifacts/PingApp.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    TestOnlyClient,
+    "artifacts/TestOnlyClient.json"
+);

@@ -22,3 +22,26 @@ pub fn kh_nft_owner_slot(token_id: U256) -> B256 {
     preimage[32..].copy_from_slice(&U256::from(KH_NFT_OWNERS_SLOT).to_be_bytes::<32>());
     keccak256(preimage)
 }
+
+/// The base storage location of the IBC handler's store (ERC-7201 namespace `ibc.commitment`,
+/// the yui-ibc-solidity commitment slot): the commitment mapping `bytes32 => bytes32` sits there.
+pub const IBC_COMMITMENTS_BASE: B256 =
+    alloy_primitives::b256!("0x1ee222554989dda120e26ecacf756fe1235cd8d726706b57517715dde4f0c900");
+
+/// The storage slot of the commitment of ICS-24 `path` in the IBC handler:
+/// keccak256(keccak256(path) ‖ [`IBC_COMMITMENTS_BASE`]). It holds keccak256(commitment bytes).
+///
+/// The worked value of the vectors (`vectors/mpt`, case `ibc_commitment_membership`):
+/// ```
+/// use alloy_primitives::b256;
+/// assert_eq!(
+///     kh_contracts::ibc_commitment_slot("clients/lcp-client-0/clientState"),
+///     b256!("0x35c1d86194f8ce30f3fa3b209e77f0af2cbcb385bcf2b13bf0f641d4cf40f711"),
+/// );
+/// ```
+pub fn ibc_commitment_slot(path: &str) -> B256 {
+    let mut preimage = [0u8; 64];
+    preimage[..32].copy_from_slice(keccak256(path.as_bytes()).as_slice());
+    preimage[32..].copy_from_slice(IBC_COMMITMENTS_BASE.as_slice());
+    keccak256(preimage)
+}

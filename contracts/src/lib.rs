@@ -17,6 +17,13 @@
 //! Contracts:
 //! - [`KhNft`]: ERC-721 + ERC-165 + metadata with an owner-managed minter role (use case 1).
 //! - [`TestReceiver`]: an ERC-721 receiver for tests (accepts or refuses safe transfers).
+//! - The IBC handler (`solidity/ibc/`): [`IBCProxy`] (ERC-1967 proxy holding the store, so
+//!   upgrades keep it) in front of [`IBCHandler`] (entry contract, queries, `upgradeTo`)
+//!   routing by delegatecall to the modules [`IBCClient`], [`IBCConnection`],
+//!   [`IBCChannelHandshake`] and [`IBCChannelPacket`], whose ABIs are called at the handler's
+//!   address; [`PingApp`], the ping/echo test app; [`TestOnlyClient`], a light client for tests
+//!   only (trivial verification: never on a real network). Commitments are stored at
+//!   [`ibc_commitment_slot`].
 //! - `LinkedCounter` with its external library `Tally` (artifacts only, bound in the tests):
 //!   the example that proves library linking.
 //!
@@ -26,5 +33,10 @@
 mod bindings;
 mod layout;
 
-pub use bindings::{KhNft, TestReceiver};
-pub use layout::{KH_NFT_OWNERS_SLOT, kh_nft_owner_slot};
+pub use bindings::{
+    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy, KhNft,
+    PingApp, TestOnlyClient, TestReceiver,
+};
+pub use layout::{
+    IBC_COMMITMENTS_BASE, KH_NFT_OWNERS_SLOT, ibc_commitment_slot, kh_nft_owner_slot,
+};

@@ -20,6 +20,8 @@ pub(crate) type Evm = revm::handler::MainnetEvm<revm::handler::MainnetContext<Ca
 pub(crate) struct Chain {
     pub(crate) evm: Evm,
     pub(crate) nonces: std::collections::HashMap<Address, u64>,
+    /// Gas used by the last transaction (intrinsic gas included).
+    pub(crate) last_gas: u64,
 }
 
 pub(crate) enum Outcome {
@@ -46,6 +48,7 @@ impl Chain {
         Self {
             evm,
             nonces: Default::default(),
+            last_gas: 0,
         }
     }
 
@@ -60,7 +63,9 @@ impl Chain {
             ..Default::default()
         };
         *nonce += 1;
-        match self.evm.transact_commit(tx).unwrap() {
+        let result = self.evm.transact_commit(tx).unwrap();
+        self.last_gas = result.tx_gas_used();
+        match result {
             ExecutionResult::Success { output, logs, .. } => Outcome::Ok(output.into_data(), logs),
             ExecutionResult::Revert { output, .. } => Outcome::Revert(output),
             ExecutionResult::Halt { reason, .. } => panic!("halt: {reason:?}"),
@@ -87,6 +92,18 @@ impl Chain {
             Outcome::Ok(out, logs) => Ok((C::abi_decode_returns(&out).unwrap(), logs)),
             Outcome::Revert(r) => Err(r),
         }
+    }
+
+    /// The current block number and timestamp (seconds).
+    pub(crate) fn block(&self) -> (u64, u64) {
+        let b = &self.evm.ctx.block;
+        (b.number.to::<u64>(), b.timestamp.to::<u64>())
+    }
+
+    /// Moves to block `number` at `timestamp` (seconds): the next transactions run in it.
+    pub(crate) fn set_block(&mut self, number: u64, timestamp: u64) {
+        self.evm.ctx.block.number = U256::from(number);
+        self.evm.ctx.block.timestamp = U256::from(timestamp);
     }
 
     pub(crate) fn code(&self, address: Address) -> Bytes {

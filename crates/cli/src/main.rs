@@ -9,10 +9,13 @@
 mod bench;
 mod bench_crash;
 mod bench_evm;
+mod bench_gas;
 mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
 mod devnet_ledger;
+mod evm_tx;
+mod ibc;
 mod ledger;
 mod ledger_users;
 mod output;
@@ -50,6 +53,9 @@ enum Command {
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
+    /// The IBC handler on an EVM chain (deploy).
+    #[command(subcommand)]
+    Ibc(ibc::Command),
     /// Ledger node client commands.
     Ledger(ledger::Args),
     /// QBFT header tools.
@@ -78,6 +84,7 @@ async fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Ibc(cmd) => ibc::run(cmd).await,
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,
