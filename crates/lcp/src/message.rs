@@ -671,3 +671,205 @@ impl EnclaveKey {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusting() -> ValidationContext {
+        ValidationContext::TrustingPeriod(TrustingPeriodContext {
+            untrusted_header_timestamp_ns: 1_718_463_240_849_489_006,
+            trusted_state_timestamp_ns: 1_718_463_238_834_804_340,
+            trusting_period_ns: 1_209_600_000_000_000,
+            clock_drift_ns: 5_000_000_000,
+        })
+    }
+
+    fn samples() -> Vec<ProxyMessage> {
+        vec![
+            ProxyMessage::UpdateState(UpdateStateMessage {
+                prev: None,
+                post_height: Height::new(0, 1),
+                post_state_id: StateId([7; 32]),
+                timestamp_ns: 1,
+                context: ValidationContext::Empty,
+                emitted_states: vec![EmittedState {
+                    height: Height::new(0, 1),
+                    state: vec![1, 2, 3],
+                }],
+            }),
+            ProxyMessage::UpdateState(UpdateStateMessage {
+                prev: Some((Height::new(1, 45), StateId([1; 32]))),
+                post_height: Height::new(1, 47),
+                post_state_id: StateId([2; 32]),
+                timestamp_ns: u128::MAX,
+                context: trusting(),
+                emitted_states: vec![],
+            }),
+            ProxyMessage::VerifyMembership(VerifyMembershipMessage::membership(
+                b"ibc".to_vec(),
+                b"commitments/ports/transfer/channels/channel-0/sequences/1".to_vec(),
+                b"value",
+                Height::new(1, 48),
+                StateId([3; 32]),
+            )),
+            ProxyMessage::VerifyMembership(VerifyMembershipMessage {
+                prefix: b"ibc".to_vec(),
+                path: b"receipts/ports/transfer/channels/channel-0/sequences/2".to_vec(),
+                value: None,
+                height: Height::new(1, 48),
+                state_id: StateId([3; 32]),
+            }),
+            ProxyMessage::Misbehaviour(MisbehaviourMessage {
+                prev_states: vec![
+                    PrevState {
+                        height: Height::new(0, 10),
+                        state_id: StateId([4; 32]),
+                    },
+                    PrevState {
+                        height: Height::new(0, 11),
+                        state_id: StateId([5; 32]),
+                    },
+                ],
+                context: trusting(),
+                client_message: vec![9; 100],
+            }),
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip_and_are_signed_by_their_key() {
+        let key = EnclaveKey::generate();
+        for m in samples() {
+            let bytes = m.encode();
+            assert_eq!(ProxyMessage::decode(&bytes), Ok(m.clone()));
+            assert_eq!(u16::from_be_bytes([bytes[32], bytes[33]]), MESSAGE_VERSION);
+            assert_eq!(u16::from_be_bytes([bytes[34], bytes[35]]), m.message_type());
+            let sig = key.sign(&bytes).expect("sign");
+            assert!(sig[64] <= 1);
+            assert_eq!(recover_signer(&bytes, &sig), Ok(key.address()));
+            assert_eq!(m.signing_hash(), keccak256(&bytes));
+            let proofs = CommitmentProofs {
+                message: bytes.clone(),
+                signatures: vec![sig.to_vec(), Vec::new()],
+            };
+            assert_eq!(CommitmentProofs::decode(&proofs.encode()), Ok(proofs));
+        }
+    }
+
+    #[test]
+    fn bad_headers_and_encodings_are_refused() {
+        let bytes = samples()[2].encode();
+        let mut v2 = bytes.clone();
+        v2[33] = 2;
+        assert_eq!(
+            ProxyMessage::decode(&v2),
+            Err(MessageError::UnsupportedVersion(2))
+        );
+        let mut t9 = bytes.clone();
+        t9[35] = 9;
+        assert_eq!(ProxyMessage::decode(&t9), Err(MessageError::UnknownType(9)));
+        let mut reserved = bytes.clone();
+        reserved[63] = 1;
+        assert_eq!(
+            ProxyMessage::decode(&reserved),
+            Err(MessageError::ReservedNotZero("proxy message"))
+        );
+        // Trailing bytes are not canonical.
+        let mut long = bytes.clone();
+        long.extend_from_slice(&[0; 32]);
+        assert!(ProxyMessage::decode(&long).is_err());
+        assert!(ProxyMessage::decode(&bytes[..bytes.len() - 1]).is_err());
+        assert!(ProxyMessage::decode(&[]).is_err());
+        // A VerifyMembership body under the UpdateState type.
+        let mut wrong = bytes.clone();
+        wrong[35] = 1;
+        assert!(ProxyMessage::decode(&wrong).is_err());
+        // Unknown context types and wrong trusting-period lengths.
+        let ctx = abi::AbiValidationContext {
+            header: type_header(7, None),
+            context: Vec::new().into(),
+        }
+        .abi_encode();
+        assert_eq!(
+            ValidationContext::decode(&ctx),
+            Err(MessageError::UnknownContextType(7))
+        );
+        let ctx = abi::AbiValidationContext {
+            header: type_header(CONTEXT_TRUSTING_PERIOD, None),
+            context: vec![0u8; 63].into(),
+        }
+        .abi_encode();
+        assert_eq!(
+            ValidationContext::decode(&ctx),
+            Err(MessageError::TrustingPeriodContextLength(63))
+        );
+        // A previous height without a previous state id.
+        let m = abi::AbiUpdateState {
+            prev_height: Height::new(1, 1).to_abi(),
+            prev_state_id: FixedBytes([0; 32]),
+            post_height: Height::new(1, 2).to_abi(),
+            post_state_id: FixedBytes([1; 32]),
+            timestamp: 0,
+            context: ValidationContext::Empty.encode().into(),
+            emitted_states: vec![],
+        }
+        .abi_encode();
+        let hm = abi::AbiHeaderedMessage {
+            header: type_header(TYPE_UPDATE_STATE, Some(MESSAGE_VERSION)),
+            message: m.into(),
+        }
+        .abi_encode();
+        assert_eq!(
+            ProxyMessage::decode(&hm),
+            Err(MessageError::InconsistentPrev)
+        );
+        assert!(matches!(
+            ProxyMessage::decode(&vec![0u8; MAX_MESSAGE_LEN + 1]),
+            Err(MessageError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn trusting_period_context_bounds() {
+        let ValidationContext::TrustingPeriod(c) = trusting() else {
+            unreachable!()
+        };
+        let expiry = c.trusted_state_timestamp_ns + c.trusting_period_ns;
+        c.validate(expiry - 1).expect("last nanosecond");
+        assert!(matches!(
+            c.validate(expiry),
+            Err(MessageError::OutOfTrustingPeriod { .. })
+        ));
+        // now + drift must exceed the header time.
+        let now = c.untrusted_header_timestamp_ns - c.clock_drift_ns;
+        assert!(matches!(
+            c.validate(now),
+            Err(MessageError::HeaderFromFuture { .. })
+        ));
+        c.validate(now + 1).expect("within drift");
+        ValidationContext::Empty.validate(0).expect("empty");
+    }
+
+    #[test]
+    fn malformed_signatures_are_refused() {
+        let key = EnclaveKey::from_secret(&[0x42; 32]).expect("key");
+        let msg = b"message";
+        let sig = key.sign(msg).expect("sign");
+        assert_eq!(
+            recover_signer(msg, &sig[..64]),
+            Err(MessageError::SignatureLength(64))
+        );
+        // The high-s twin of a valid signature is refused.
+        let rs = Signature::from_slice(&sig[..64]).expect("sig");
+        let (r, s) = rs.split_scalars();
+        let high = Signature::from_scalars(r, -*s).expect("high s");
+        let mut twin = [0u8; 65];
+        twin[..64].copy_from_slice(&high.to_bytes());
+        twin[64] = sig[64] ^ 1;
+        assert_eq!(recover_signer(msg, &twin), Err(MessageError::HighS));
+        assert!(EnclaveKey::from_secret(&[0; 32]).is_err());
+        let again = EnclaveKey::from_secret(&key.secret_bytes()).expect("key");
+        assert_eq!(again.address(), key.address());
+    }
+}
