@@ -13,6 +13,7 @@ mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
 mod devnet_ledger;
+mod lcp;
 mod ledger;
 mod ledger_users;
 mod output;
@@ -50,6 +51,9 @@ enum Command {
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
+    /// Light Client Proxy tools (attestation reports).
+    #[command(subcommand)]
+    Lcp(lcp::Command),
     /// Ledger node client commands.
     Ledger(ledger::Args),
     /// QBFT header tools.
@@ -78,6 +82,7 @@ async fn main() -> std::process::ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
+        Command::Lcp(cmd) => lcp::run(cmd),
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,

@@ -11,7 +11,7 @@
 //!
 //! [`SignedReport::verify`] checks, in this order: the root and signing certificates
 //! (algorithms, issuer, signature, validity at the given time), the report signature, the
-//! report version and timestamp, the quote status and advisories against
+//! report version and timestamp, the key expiry, the quote status and advisories against
 //! [`AttestationPolicy`], the quote body, the debug flag, the MRENCLAVE pin and the report
 //! data. Every refusal is an [`AttestationError`] naming the exact reason.
 
@@ -165,6 +165,16 @@ pub enum AttestationError {
     /// Bytes 41..64 of report data v1 are not zero.
     #[error("report data v1 reserved bytes are not zero")]
     ReportDataReservedNotZero,
+    /// The key attested by the report has expired.
+    #[error("the attested key expired at {expires_at} (attested at {attestation_time}), now {now}")]
+    KeyExpired {
+        /// Attestation time (Unix seconds).
+        attestation_time: u64,
+        /// Expiry (Unix seconds).
+        expires_at: u64,
+        /// Verification time (Unix seconds).
+        now: u64,
+    },
     /// The enclave key address in the report data is zero.
     #[error("the report data's enclave key address is zero")]
     ZeroEnclaveKey,
@@ -289,6 +299,16 @@ impl SignedReport {
         }
         let attestation_time = crate::time::parse_avr_timestamp(&body.timestamp)
             .ok_or_else(|| AttestationError::BadTimestamp(body.timestamp.clone()))?;
+        if let Some(lifetime) = policy.key_expiration {
+            let expires_at = attestation_time.saturating_add(lifetime);
+            if expires_at <= now {
+                return Err(AttestationError::KeyExpired {
+                    attestation_time,
+                    expires_at,
+                    now,
+                });
+            }
+        }
         policy.check_status(&body.quote_status, &body.advisory_ids)?;
         let quote_bytes = B64
             .decode(body.quote_body.as_bytes())
@@ -344,6 +364,9 @@ pub struct AttestationPolicy {
     pub allowed_advisory_ids: BTreeSet<String>,
     /// Accept debug enclaves (development mode).
     pub allow_debug: bool,
+    /// Lifetime of a key from its attestation time, in seconds: the report is refused once
+    /// `attestation_time + key_expiration <= now`. `None` leaves expiry to the caller.
+    pub key_expiration: Option<u64>,
 }
 
 impl AttestationPolicy {

@@ -158,3 +158,24 @@ fn an_authority_reloads_from_its_parts() {
     );
     assert!(SimulationCa::from_parts(b"garbage", ca().signing_cert_der(), &key).is_err());
 }
+
+#[test]
+fn keys_expire_key_expiration_seconds_after_attestation() {
+    let report = ca()
+        .simulate(Address::repeat_byte(0x55), None, [5; 32], AT, false)
+        .expect("simulate");
+    let p = AttestationPolicy {
+        key_expiration: Some(604_800),
+        ..policy([5; 32], false)
+    };
+    report
+        .verify(ca().root(), &p, AT + 604_799)
+        .expect("last second");
+    assert!(matches!(
+        report.verify(ca().root(), &p, AT + 604_800),
+        Err(AttestationError::KeyExpired {
+            expires_at,
+            ..
+        }) if expires_at == AT + 604_800
+    ));
+}

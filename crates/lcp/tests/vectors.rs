@@ -59,6 +59,8 @@ fn policy_for(expect: &Value, allow_debug: bool) -> AttestationPolicy {
             .collect(),
         allowed_advisory_ids: strings(&expect["advisoryIDs"]),
         allow_debug,
+        // The clients of the data sets are built with key_expiration 604800 (7 days).
+        key_expiration: Some(604_800),
     }
 }
 
@@ -118,6 +120,20 @@ fn every_valid_report_verifies_with_the_documented_elements() {
         );
         assert!(v.quote.is_debug());
         assert_eq!(v.id, expect["id"].as_str().expect("id"));
+        // Seven days after attestation the key has expired.
+        let expiry = expect["key_expiration_if_7_days"].as_u64().expect("expiry");
+        if expiry <= 1_795_167_418 {
+            let err = report
+                .verify(&root, &policy_for(expect, true), expiry)
+                .expect_err("expired");
+            assert!(
+                matches!(err, AttestationError::KeyExpired { expires_at, .. } if expires_at == expiry),
+                "{file}: {err}"
+            );
+            report
+                .verify(&root, &policy_for(expect, true), expiry - 1)
+                .expect("last second");
+        }
         // The file's informational fields agree with what the signature covers.
         let file_json: Value = serde_json::from_slice(&read(file)).expect("json");
         let enclave_key = B64
@@ -193,7 +209,11 @@ fn certificate_validity_is_judged_at_the_given_time() {
     let signing_after = v["intel_signing_notAfter"].as_u64().expect("t");
     let expect = &d["reports_and_avrs"]["reports/valid/001-avr"];
     let report = SignedReport::from_json(&read("reports/valid/001-avr")).expect("parse");
-    let policy = policy_for(expect, true);
+    // Certificate validity only: no key expiry.
+    let policy = AttestationPolicy {
+        key_expiration: None,
+        ..policy_for(expect, true)
+    };
     report
         .verify(&intel_root, &policy, signing_after)
         .expect("valid at notAfter");
