@@ -222,6 +222,13 @@ impl SimulationCa {
             ),
         };
         let avr = serde_json::to_string(&body).map_err(|e| SimulationError::Rsa(e.to_string()))?;
+        self.sign_avr(avr)
+    }
+
+    /// Signs an AVR text as given (no check that it is a well-formed report): what
+    /// [`SimulationCa::simulate`] does after writing the report, exposed for tools and tests
+    /// that need reports a real authority would never sign.
+    pub fn sign_avr(&self, avr: String) -> Result<SignedReport, SimulationError> {
         let digest = Sha256::digest(avr.as_bytes());
         let signature = self
             .signing_key
