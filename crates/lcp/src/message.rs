@@ -421,7 +421,7 @@ fn decode_canonical<
     Ok(value)
 }
 
-fn opt_state_id(b: FixedBytes<32>) -> StateId {
+fn state_id_of(b: FixedBytes<32>) -> StateId {
     StateId(b.0)
 }
 
@@ -508,7 +508,7 @@ impl ProxyMessage {
             TYPE_UPDATE_STATE => {
                 let m: abi::AbiUpdateState = decode_canonical(&hm.message, "update state")?;
                 let prev_height = Height::from_abi(&m.prev_height);
-                let prev_state_id = opt_state_id(m.prev_state_id);
+                let prev_state_id = state_id_of(m.prev_state_id);
                 let prev = match (prev_height.is_zero(), prev_state_id.is_zero()) {
                     (true, true) => None,
                     (false, false) => Some((prev_height, prev_state_id)),
@@ -517,7 +517,7 @@ impl ProxyMessage {
                 Ok(ProxyMessage::UpdateState(UpdateStateMessage {
                     prev,
                     post_height: Height::from_abi(&m.post_height),
-                    post_state_id: opt_state_id(m.post_state_id),
+                    post_state_id: state_id_of(m.post_state_id),
                     timestamp_ns: m.timestamp,
                     context: ValidationContext::decode(&m.context)?,
                     emitted_states: m
@@ -538,7 +538,7 @@ impl ProxyMessage {
                     path: m.path.to_vec(),
                     value: (m.value.0 != [0u8; 32]).then_some(m.value.0),
                     height: Height::from_abi(&m.height),
-                    state_id: opt_state_id(m.state_id),
+                    state_id: state_id_of(m.state_id),
                 }))
             }
             TYPE_MISBEHAVIOUR => {
@@ -549,7 +549,7 @@ impl ProxyMessage {
                         .iter()
                         .map(|p| PrevState {
                             height: Height::from_abi(&p.height),
-                            state_id: opt_state_id(p.state_id),
+                            state_id: state_id_of(p.state_id),
                         })
                         .collect(),
                     context: ValidationContext::decode(&m.context)?,

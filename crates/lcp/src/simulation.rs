@@ -33,6 +33,9 @@ pub enum SimulationError {
     /// RSA key generation, encoding or signing failed.
     #[error("RSA: {0}")]
     Rsa(String),
+    /// The report could not be written.
+    #[error("report encoding: {0}")]
+    Encoding(String),
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Certificate(String),
@@ -221,7 +224,8 @@ impl SimulationCa {
                 quote.as_bytes(),
             ),
         };
-        let avr = serde_json::to_string(&body).map_err(|e| SimulationError::Rsa(e.to_string()))?;
+        let avr =
+            serde_json::to_string(&body).map_err(|e| SimulationError::Encoding(e.to_string()))?;
         self.sign_avr(avr)
     }
 
