@@ -11,13 +11,16 @@
 //!   simulation mode;
 //! - [`message`]: proxy messages (UpdateState, VerifyMembership, Misbehaviour), validation
 //!   contexts, state ids, commitment proofs, and the enclave key's secp256k1 signatures over
-//!   them.
+//!   them;
+//! - [`operator`]: the EIP-712 digest an operator signs to approve an enclave key's
+//!   registration, and the recovery of that operator.
 //!
 //! Not here (yet): the enclave runtime and key sealing, the gRPC service, DCAP quote
 //! verification, and the LCP client state machine that registers keys and accepts messages.
 
 pub mod attestation;
 pub mod message;
+pub mod operator;
 pub mod simulation;
 mod time;
 

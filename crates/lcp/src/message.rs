@@ -600,6 +600,12 @@ pub fn address_of(key: &VerifyingKey) -> Address {
 /// The address that signed `keccak256(message)` with the 65-byte `r‖s‖v` `signature`
 /// (v ∈ {0, 1, 27, 28}; high-s signatures are refused).
 pub fn recover_signer(message: &[u8], signature: &[u8]) -> Result<Address, MessageError> {
+    recover_prehash(keccak256(message), signature)
+}
+
+/// The address that signed the 32-byte `digest` with the 65-byte `r‖s‖v` `signature`
+/// (v ∈ {0, 1, 27, 28}; high-s signatures are refused).
+pub fn recover_prehash(digest: B256, signature: &[u8]) -> Result<Address, MessageError> {
     let sig: &[u8; 65] = signature
         .try_into()
         .map_err(|_| MessageError::SignatureLength(signature.len()))?;
@@ -614,7 +620,6 @@ pub fn recover_signer(message: &[u8], signature: &[u8]) -> Result<Address, Messa
         return Err(MessageError::HighS);
     }
     let recid = RecoveryId::from_byte(v).ok_or(MessageError::BadRecoveryId(sig[64]))?;
-    let digest = keccak256(message);
     let key = VerifyingKey::recover_from_prehash(digest.as_slice(), &rs, recid)
         .map_err(|e| MessageError::Unrecoverable(e.to_string()))?;
     Ok(address_of(&key))
@@ -660,7 +665,11 @@ impl EnclaveKey {
 
     /// Signs `keccak256(message)`: 65 bytes `r‖s‖v` with v ∈ {0, 1} and low s.
     pub fn sign(&self, message: &[u8]) -> Result<[u8; 65], MessageError> {
-        let digest = keccak256(message);
+        self.sign_prehash(keccak256(message))
+    }
+
+    /// Signs a 32-byte digest (e.g. an EIP-712 digest): 65 bytes `r‖s‖v`, v ∈ {0, 1}.
+    pub fn sign_prehash(&self, digest: B256) -> Result<[u8; 65], MessageError> {
         let (sig, recid) = self
             .key
             .sign_prehash_recoverable(digest.as_slice())

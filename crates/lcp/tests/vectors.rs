@@ -665,3 +665,54 @@ fn changed_signed_messages_do_not_recover_the_enclave_key() {
     s[64] += 27;
     assert_eq!(recover_signer(&message, &s).expect("v+27"), key);
 }
+
+#[test]
+fn operator_approvals_use_the_documented_eip712_digests() {
+    let d = derived();
+    for (file, _) in avr_cases() {
+        let expect = &d["reports_and_avrs"][file];
+        let report = SignedReport::from_json(&read(file)).expect(file);
+        assert_eq!(
+            format!(
+                "{}",
+                kh_lcp::operator::register_enclave_key_digest(&report.avr)
+            ),
+            expect["eip712_register_enclave_key_digest_derived"]
+                .as_str()
+                .expect("digest"),
+            "{file}"
+        );
+    }
+    // The operator of the operator-bound report (forge wallet-1, key = keccak256("wallet-1"))
+    // approves it; another wallet's approval names another operator.
+    let file = "reports/valid/operator_0xc1eae5EF781f4EE5867eC6725630E7dC17fa3436";
+    let report = SignedReport::from_json(&read(file)).expect("parse");
+    let wallets = &d["datasets"]["03"]["operators"]["wallets_sorted_by_address"];
+    let key = |i: usize| {
+        kh_lcp::EnclaveKey::from_secret(&hex32(&wallets[i]["private_key_test_only"])).expect("key")
+    };
+    let digest = kh_lcp::operator::register_enclave_key_digest(&report.avr);
+    let mut sig = key(0).sign_prehash(digest).expect("sign");
+    sig[64] += 27;
+    let operator = kh_lcp::operator::recover_register_operator(&report.avr, &sig).expect("recover");
+    assert_eq!(operator, addr(&wallets[0]["address"]));
+    let v = report
+        .verify(
+            &root("simulation_rootca.der"),
+            &policy_for(&d["reports_and_avrs"][file], true),
+            1_718_465_726,
+        )
+        .expect("verify");
+    assert_eq!(v.report_data.operator, Some(operator));
+    let other = kh_lcp::operator::recover_register_operator(
+        &report.avr,
+        &key(1).sign_prehash(digest).expect("sign"),
+    )
+    .expect("recover");
+    assert_ne!(v.report_data.operator, Some(other));
+    // "alice" of data sets 01/02.
+    let alice = &d["datasets"]["01"]["client_state_to_build"]["permissioned"]["operator_wallet"];
+    let alice_key =
+        kh_lcp::EnclaveKey::from_secret(&hex32(&alice["private_key_test_only"])).expect("key");
+    assert_eq!(alice_key.address(), addr(&alice["address"]));
+}
