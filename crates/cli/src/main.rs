@@ -16,6 +16,7 @@ mod devnet_evm;
 mod devnet_ledger;
 mod evm_tx;
 mod ibc;
+mod lcp;
 mod ledger;
 mod ledger_users;
 mod output;
@@ -56,6 +57,9 @@ enum Command {
     /// The IBC handler on an EVM chain (deploy).
     #[command(subcommand)]
     Ibc(ibc::Command),
+    /// Light Client Proxy tools (attestation reports).
+    #[command(subcommand)]
+    Lcp(lcp::Command),
     /// Ledger node client commands.
     Ledger(ledger::Args),
     /// QBFT header tools.
@@ -85,6 +89,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Ibc(cmd) => ibc::run(cmd).await,
+        Command::Lcp(cmd) => lcp::run(cmd),
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,
