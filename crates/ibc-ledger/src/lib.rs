@@ -8,13 +8,19 @@
 //! ([`proof`]: the filtered host transaction, its signatures and an ICS-23 proof, verified with
 //! public functions and the trusted keys only).
 //!
-//! Not yet here: the ibc-rs validation and execution contexts over this store, the ledger app
-//! and flows that carry IBC messages, and persistence of the store in the node database.
+//! The app ([`app`]: `ibc-host`) runs it on a node: flows creating the host and applying store
+//! updates as host transactions co-signed by every operator and notarised, each node's copy of
+//! the store kept with its recorded host transactions, and proofs served from it.
+//!
+//! Not yet here: the ibc-rs validation and execution contexts over this store (IBC messages
+//! rather than raw store updates), ports for ledger apps, and the node RPC serving proofs.
 
+pub mod app;
 pub mod host;
 pub mod proof;
 pub mod store;
 
+pub use app::{APP_NAME, APPLY_FLOW, GENESIS_FLOW, IbcHostApp};
 pub use host::{
     HOST_CONTRACT, HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id,
 };

@@ -5,7 +5,11 @@ use std::sync::Arc;
 use kh_ledger::App;
 
 /// Every app this build of the node knows, by name.
-pub const KNOWN_APPS: &[&str] = &[kh_app_stablecoin::APP_NAME, kh_app_record::APP_NAME];
+pub const KNOWN_APPS: &[&str] = &[
+    kh_app_stablecoin::APP_NAME,
+    kh_app_record::APP_NAME,
+    kh_ibc_ledger::APP_NAME,
+];
 
 /// The apps a node runs when its configuration names none.
 pub const DEFAULT_APPS: &[&str] = &[kh_app_stablecoin::APP_NAME];
@@ -15,6 +19,7 @@ pub fn app_by_name(name: &str) -> Option<Arc<dyn App>> {
     match name {
         kh_app_stablecoin::APP_NAME => Some(kh_app_stablecoin::StablecoinApp::arc()),
         kh_app_record::APP_NAME => Some(kh_app_record::RecordApp::arc()),
+        kh_ibc_ledger::APP_NAME => Some(kh_ibc_ledger::IbcHostApp::arc()),
         _ => None,
     }
 }
