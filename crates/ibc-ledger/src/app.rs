@@ -11,16 +11,14 @@
 use std::sync::{Arc, Mutex};
 
 use kh_ledger::{
-    App, BoxFuture, Command, Contract, FlowContext, FlowError, FlowLogic, LedgerTransaction,
-    Next, PartyName, PublicKey, Reply, ServiceHub, SignedTransaction, StateAndRef, StateQuery,
+    App, BoxFuture, Command, Contract, FlowContext, FlowError, FlowLogic, LedgerTransaction, Next,
+    PartyName, PublicKey, Reply, ServiceHub, SignedTransaction, StateAndRef, StateQuery,
     StateStatus, StoreError, TimeWindow, TransactionState, WireTransaction, WriteTx,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::host::{
-    HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id,
-};
+use crate::host::{HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id};
 use crate::proof::LedgerProof;
 use crate::store::{HostStore, Update, empty_root};
 
@@ -110,9 +108,12 @@ impl IbcHostApp {
                 .map_err(|e| FlowError::Failed(e.to_string()))?
         };
         let tx = host_tx(hub, height).await?.ok_or_else(|| {
-            FlowError::Failed(format!("this node holds no host transaction of height {height}"))
+            FlowError::Failed(format!(
+                "this node holds no host transaction of height {height}"
+            ))
         })?;
-        let proof = LedgerProof::new(&tx, &commitment).map_err(|e| FlowError::Failed(e.to_string()))?;
+        let proof =
+            LedgerProof::new(&tx, &commitment).map_err(|e| FlowError::Failed(e.to_string()))?;
         Ok((value, proof))
     }
 }
@@ -136,7 +137,11 @@ async fn host_tx(hub: &ServiceHub, height: u64) -> Result<Option<SignedTransacti
         return hub.vault().transaction(&id).await;
     }
     // Height 0: the genesis, the host state that was never an Apply.
-    for status in [StateStatus::Unconsumed, StateStatus::Consumed, StateStatus::Archived] {
+    for status in [
+        StateStatus::Unconsumed,
+        StateStatus::Consumed,
+        StateStatus::Archived,
+    ] {
         for s in host_states(hub, status).await? {
             if s.state.decode::<HostState>().is_ok_and(|h| h.height == 0) {
                 return hub.vault().transaction(&s.reference.tx_id).await;
@@ -318,7 +323,9 @@ impl FlowLogic for ApplyFlow {
             for (k, v) in args.updates {
                 let key = hex::decode(&k).map_err(|e| failed(format!("key {k:?}: {e}")))?;
                 let value = match v {
-                    Some(v) => Some(hex::decode(&v).map_err(|e| failed(format!("value {v:?}: {e}")))?),
+                    Some(v) => {
+                        Some(hex::decode(&v).map_err(|e| failed(format!("value {v:?}: {e}")))?)
+                    }
                     None => None,
                 };
                 updates.push((key, value));

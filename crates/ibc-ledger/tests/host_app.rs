@@ -111,13 +111,32 @@ async fn operators_move_the_host_and_serve_proofs() {
             serde_json::json!({"operators": ["PartyA", "PartyB"]}),
         )
         .await;
-        assert!(matches!(genesis, FlowStatus::Completed { .. }), "{backend}: {genesis:?}");
+        assert!(
+            matches!(genesis, FlowStatus::Completed { .. }),
+            "{backend}: {genesis:?}"
+        );
         let key = "commitments/ports/ping/channels/channel-0/sequences/1";
-        let s1 = run(&a, APPLY_FLOW, apply(&[(key, Some("c1")), ("clients/x", Some("cs"))])).await;
-        assert!(matches!(s1, FlowStatus::Completed { .. }), "{backend}: {s1:?}");
+        let s1 = run(
+            &a,
+            APPLY_FLOW,
+            apply(&[(key, Some("c1")), ("clients/x", Some("cs"))]),
+        )
+        .await;
+        assert!(
+            matches!(s1, FlowStatus::Completed { .. }),
+            "{backend}: {s1:?}"
+        );
         // PartyB moves the host next: it recorded height 1 as a co-signer and a recipient.
-        let s2 = run(&b, APPLY_FLOW, apply(&[(key, None), ("acks/1", Some("a1"))])).await;
-        assert!(matches!(s2, FlowStatus::Completed { .. }), "{backend}: {s2:?}");
+        let s2 = run(
+            &b,
+            APPLY_FLOW,
+            apply(&[(key, None), ("acks/1", Some("a1"))]),
+        )
+        .await;
+        assert!(
+            matches!(s2, FlowStatus::Completed { .. }),
+            "{backend}: {s2:?}"
+        );
 
         // Both operators prove the same facts; the proofs verify with public keys only.
         let trust = net.trust();
@@ -137,7 +156,10 @@ async fn operators_move_the_host_and_serve_proofs() {
         // PartyC is no operator: it holds no host state and cannot move the host.
         match run(&c, APPLY_FLOW, apply(&[("x", Some("y"))])).await {
             FlowStatus::Failed { reason } => {
-                assert!(reason.contains("current host states"), "{backend}: {reason}")
+                assert!(
+                    reason.contains("current host states"),
+                    "{backend}: {reason}"
+                )
             }
             other => panic!("{backend}: {other:?}"),
         }
@@ -154,10 +176,16 @@ async fn operators_move_the_host_and_serve_proofs() {
             .iter()
             .filter(|s| matches!(s, FlowStatus::Completed { .. }))
             .count();
-        assert!(done <= 1, "{backend}: both racing updates completed: {ra:?} {rb:?}");
+        assert!(
+            done <= 1,
+            "{backend}: both racing updates completed: {ra:?} {rb:?}"
+        );
         let height = 2 + done as u64;
         let next = run(&a, APPLY_FLOW, apply(&[("after", Some("race"))])).await;
-        assert!(matches!(next, FlowStatus::Completed { .. }), "{backend}: {next:?}");
+        assert!(
+            matches!(next, FlowStatus::Completed { .. }),
+            "{backend}: {next:?}"
+        );
         let (va, pa) = a_app.proof(a.hub(), b"after", height + 1).await.unwrap();
         let (vb, _) = b_app.proof(b.hub(), b"after", height + 1).await.unwrap();
         assert_eq!(va, vb, "{backend}");
@@ -171,6 +199,8 @@ async fn operators_move_the_host_and_serve_proofs() {
         let (b2, b2_app) = net.open(2).await;
         let (value, proof) = b2_app.proof(b2.hub(), b"acks/1", 2).await.unwrap();
         assert_eq!(value.as_deref(), Some(b"a1".as_slice()), "{backend}");
-        proof.verify_membership(&trust, 2, b"acks/1", b"a1").unwrap();
+        proof
+            .verify_membership(&trust, 2, b"acks/1", b"a1")
+            .unwrap();
     }
 }
