@@ -170,7 +170,8 @@ pub(crate) struct RunningNode {
 
 /// Reads and validates a node.toml (a failure is a usage/config error).
 /// The apps a devnet node runs: every node the stablecoin; PartyA and PartyB also the shared
-/// record (so the Bank shows what a node without an app does with its transactions).
+/// record (so the Bank shows what a node without an app does with its transactions) and the
+/// IBC host (they are its operators).
 fn apps_of(name: &PartyName) -> Vec<String> {
     let mut apps: Vec<String> = kh_ledger_node::DEFAULT_APPS
         .iter()
@@ -178,6 +179,7 @@ fn apps_of(name: &PartyName) -> Vec<String> {
         .collect();
     if matches!(name.organisation(), "PartyA" | "PartyB") {
         apps.push(kh_app_record::APP_NAME.to_string());
+        apps.push(kh_ibc_ledger::APP_NAME.to_string());
     }
     apps
 }

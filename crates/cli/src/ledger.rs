@@ -116,6 +116,9 @@ enum Command {
     Tx(TxCommand),
     /// The transactions this node co-signed as a Validator.
     Validations,
+    /// The IBC host on this node (the ibc-host app).
+    #[command(subcommand)]
+    Ibc(IbcCommand),
     /// Move states consumed more than --older-than-ms ago, and transactions with no live state
     /// left, out of the live vault (they stay findable with `tx show`); forget flows that
     /// finished before then.
@@ -218,6 +221,21 @@ enum FlowCommand {
     Watch {
         /// Flow id.
         flow_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IbcCommand {
+    /// A ledger proof that the IBC store holds PATH (and its value) or not, at host height
+    /// HEIGHT, checked here against the network's notary key and the operators the host state
+    /// names (a light client pins its own operator keys instead).
+    Proof {
+        /// The store path (an ICS-24 path such as `clients/07-tendermint-0/clientState`).
+        #[arg(long)]
+        path: String,
+        /// The host height.
+        #[arg(long)]
+        height: u64,
     },
 }
 
@@ -495,6 +513,41 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 return Ok(());
             }
             json!({"states": r.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "contract": s.contract, "participants": s.participants, "notary": s.notary, "data": hex::encode(&s.data)})).collect::<Vec<_>>()})
+        }
+        Command::Ibc(IbcCommand::Proof { path, height }) => {
+            let r = rpc
+                .ibc_proof(proto::IbcProofRequest {
+                    path: path.clone().into_bytes(),
+                    height,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let proof = kh_ibc_ledger::LedgerProof::from_bytes(&r.proof)?;
+            let host = proof.host.claimed_state()?;
+            let trust = kh_ibc_ledger::HostTrust {
+                notary: directory.network.notary.owning_key,
+                operators: host.operators.clone(),
+            };
+            let verified = if r.exists {
+                proof.verify_membership(&trust, height, path.as_bytes(), &r.value)
+            } else {
+                proof.verify_non_membership(&trust, height, path.as_bytes())
+            };
+            if let Err(e) = &verified {
+                bail!("the node's proof does not verify: {e}");
+            }
+            json!({
+                "path": path,
+                "height": height,
+                "exists": r.exists,
+                "value": hex::encode(&r.value),
+                "store_root": hex::encode(host.store_root),
+                "host_tx_id": r.host_tx_id,
+                "operators": host.operators.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "verified": true,
+                "proof": hex::encode(&r.proof),
+            })
         }
         Command::Validations => {
             let list = rpc

@@ -89,6 +89,22 @@ impl HostStateProof {
         })
     }
 
+    /// The host state the proof claims, decoded but NOT verified (for display, or to pick
+    /// trust); use [`HostStateProof::verify`] before relying on it.
+    pub fn claimed_state(&self) -> Result<HostState, ProofError> {
+        let output = self
+            .tx
+            .filtered
+            .groups
+            .iter()
+            .find(|g| g.group == ComponentGroup::Outputs)
+            .and_then(|g| g.components.iter().find(|c| c.index == self.output))
+            .ok_or_else(|| not_host("the host output is not revealed"))?;
+        let state: TransactionState =
+            bcs::from_bytes(&output.bytes).map_err(|e| not_host(e.to_string()))?;
+        state.decode().map_err(|e| not_host(e.to_string()))
+    }
+
     /// The transaction's id.
     pub fn tx_id(&self) -> kh_ledger::TxId {
         self.tx.filtered.id

@@ -375,9 +375,9 @@ impl NodeRpc for RpcService {
 
     async fn list_flows(
         &self,
-        _request: Request<proto::ListFlowsRequest>,
+        request: Request<proto::ListFlowsRequest>,
     ) -> Result<Response<proto::ListFlowsResponse>, Status> {
-        self.authorise(&_request, Permission::Read)?;
+        self.authorise(&request, Permission::Read)?;
         Ok(Response::new(proto::ListFlowsResponse {
             flows: self.node.flow_names(),
             apps: self.node.apps(),
@@ -658,11 +658,45 @@ impl NodeRpc for RpcService {
         }))
     }
 
+    async fn ibc_proof(
+        &self,
+        request: Request<proto::IbcProofRequest>,
+    ) -> Result<Response<proto::IbcProofResponse>, Status> {
+        self.authorise(&request, Permission::Read)?;
+        if !self.node.apps().iter().any(|a| a == kh_ibc_ledger::APP_NAME) {
+            return Err(Status::failed_precondition(format!(
+                "{} does not run the {} app",
+                self.node.name().organisation(),
+                kh_ibc_ledger::APP_NAME
+            )));
+        }
+        let req = request.into_inner();
+        if req.path.is_empty() || req.path.len() > 4096 {
+            return Err(Status::invalid_argument("a path is 1 to 4096 bytes"));
+        }
+        // A store built from the node's table for this call (the app instance's in-memory copy
+        // is not reachable from here).
+        let app = kh_ibc_ledger::IbcHostApp::default();
+        let (value, proof) = app
+            .proof(self.node.hub(), &req.path, req.height)
+            .await
+            .map_err(|e| match e {
+                kh_ledger::FlowError::Failed(reason) => Status::not_found(reason),
+                kh_ledger::FlowError::Store(e) => internal(e),
+            })?;
+        Ok(Response::new(proto::IbcProofResponse {
+            exists: value.is_some(),
+            value: value.unwrap_or_default(),
+            host_tx_id: proof.host.tx_id().to_string(),
+            proof: proof.to_bytes(),
+        }))
+    }
+
     async fn list_validations(
         &self,
-        _request: Request<proto::ListValidationsRequest>,
+        request: Request<proto::ListValidationsRequest>,
     ) -> Result<Response<proto::ListValidationsResponse>, Status> {
-        self.authorise(&_request, Permission::Read)?;
+        self.authorise(&request, Permission::Read)?;
         let validations = self.node.validations().await.map_err(flow_error)?;
         Ok(Response::new(proto::ListValidationsResponse {
             validations: validations
