@@ -10,7 +10,8 @@
 //! timestamp, exactly one host command, and a revealed host output whose operators are the
 //! trusted ones. Membership is a [`LedgerProof`] of the very host state the client trusts at that
 //! height (ICS-23 against its store root). Two properly signed host transactions for one height
-//! are misbehaviour and freeze the client.
+//! are misbehaviour and freeze the client, as does a verified chain ending later in time than a
+//! stored state above it.
 //!
 //! The host state chain has no validator set that rotates, so there is no trusting period:
 //! what is trusted is the configured keys. A host timestamp beyond `now` plus the maximum clock
@@ -257,6 +258,21 @@ impl LightClient for LedgerClient {
             }
             prev_height = height;
             prev = consensus;
+        }
+        // Host time never goes back: a stored later state with an earlier time than the end of
+        // this chain proves a fork.
+        if states
+            .above(prev_height)
+            .is_some_and(|(_, s)| s.timestamp_ms < prev.timestamp_ms)
+        {
+            tracing::warn!(
+                height = prev_height,
+                "host state out of time order: the client is frozen"
+            );
+            return Ok(UpdateOutcome::Frozen {
+                client_state: frozen(client_state),
+                height: prev_height,
+            });
         }
         if new_states.is_empty() {
             return Ok(UpdateOutcome::Unchanged {

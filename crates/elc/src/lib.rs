@@ -17,6 +17,7 @@
 //! Pure library: no I/O, no async.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -39,11 +40,25 @@ pub use qbft::{
 pub trait ConsensusStates<S> {
     /// The consensus state at `height`, if one is stored.
     fn get(&self, height: u64) -> Option<&S>;
+    /// The stored consensus state with the greatest height below `height`.
+    fn below(&self, height: u64) -> Option<(u64, &S)>;
+    /// The stored consensus state with the least height above `height`.
+    fn above(&self, height: u64) -> Option<(u64, &S)>;
 }
 
 impl<S> ConsensusStates<S> for BTreeMap<u64, S> {
     fn get(&self, height: u64) -> Option<&S> {
         BTreeMap::get(self, &height)
+    }
+
+    fn below(&self, height: u64) -> Option<(u64, &S)> {
+        self.range(..height).next_back().map(|(h, s)| (*h, s))
+    }
+
+    fn above(&self, height: u64) -> Option<(u64, &S)> {
+        self.range((Bound::Excluded(height), Bound::Unbounded))
+            .next()
+            .map(|(h, s)| (*h, s))
     }
 }
 
@@ -65,8 +80,9 @@ pub enum UpdateOutcome<C, S> {
         /// The header's height.
         height: u64,
     },
-    /// A valid header conflicts with a stored consensus state of the same height: misbehaviour.
-    /// The client state returned is frozen.
+    /// A valid header conflicts with a stored consensus state of the same height, or its time
+    /// is out of order with the stored states around it: misbehaviour. The client state
+    /// returned is frozen.
     Frozen {
         /// The frozen client state.
         client_state: C,

@@ -8,7 +8,8 @@
 //! followed through intermediate headers. Membership is an `eth_getProof` pair: the IBC
 //! handler's account proof against the state root gives its storage root, and the storage proof
 //! of the commitment slot gives the stored value. Two valid headers at one height with different
-//! block hashes are misbehaviour and freeze the client; a frozen client refuses everything.
+//! block hashes are misbehaviour and freeze the client, as is a valid header whose timestamp is
+//! out of order with the stored consensus states around it; a frozen client refuses everything.
 
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub const IBC_COMMITMENTS_SLOT: B256 =
 /// The ERC-7201 base slot of cosmos/ibc-contracts' `IBCStoreUpgradeable` commitments.
 pub const ICS26_COMMITMENTS_SLOT: B256 =
     b256!("1260944489272988d9df285149b5aa1b0f48f2136d6f416159f840a3e0747600");
+
+/// The largest header accepted (RLP bytes): far above a header of a few hundred validators.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
 
 /// At most this many nodes in one Merkle-Patricia proof (a 64-nibble key has at most 64
 /// branches on its path, plus extensions and the leaf).
@@ -146,6 +150,12 @@ pub enum QbftElcError {
     /// No consensus state is stored at that height.
     #[error("no consensus state at height {0}")]
     NoConsensusState(u64),
+    /// The header's RLP is over [`MAX_HEADER_BYTES`].
+    #[error("the header is {got} bytes, over the limit")]
+    HeaderTooLarge {
+        /// Its size.
+        got: usize,
+    },
     /// The header is not above its trusted height.
     #[error("header height {height} is not above the trusted height {trusted}")]
     HeightNotAfterTrusted {
@@ -246,6 +256,11 @@ impl QbftClient {
         let trusted = states
             .get(trusted_height)
             .ok_or(QbftElcError::NoConsensusState(trusted_height))?;
+        if update.header_rlp.len() > MAX_HEADER_BYTES {
+            return Err(QbftElcError::HeaderTooLarge {
+                got: update.header_rlp.len(),
+            });
+        }
         let header = Header::decode(&update.header_rlp)?;
         header.check_bft_constants()?;
         let (height, timestamp) = (header.number(), header.timestamp());
@@ -362,6 +377,27 @@ impl LightClient for QbftClient {
                 return Ok(UpdateOutcome::Unchanged { height });
             }
             tracing::warn!(height, "conflicting QBFT header: the client is frozen");
+            return Ok(UpdateOutcome::Frozen {
+                client_state: QbftClientState {
+                    frozen: true,
+                    ..client_state.clone()
+                },
+                height,
+            });
+        }
+        // Block time increases with height: a valid header whose time is not between the
+        // stored states around it proves a fork.
+        let earlier = states
+            .below(height)
+            .is_some_and(|(_, s)| s.timestamp >= consensus.timestamp);
+        let later = states
+            .above(height)
+            .is_some_and(|(_, s)| s.timestamp <= consensus.timestamp);
+        if earlier || later {
+            tracing::warn!(
+                height,
+                "QBFT header out of time order: the client is frozen"
+            );
             return Ok(UpdateOutcome::Frozen {
                 client_state: QbftClientState {
                     frozen: true,

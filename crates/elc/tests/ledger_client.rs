@@ -536,6 +536,26 @@ fn two_signed_host_transactions_for_one_height_freeze_the_client() {
         Err(LedgerElcError::Proof(_))
     ));
 
+    // A chain for heights 2..3 whose end is later in time than the stored height 4.
+    let mut c = client(&host, 1);
+    c.update(&header(&host, 1, 2..=4), now()).unwrap();
+    let mut late = client(&host, 1);
+    late.consensus_states
+        .insert(4, c.consensus_states[&4].clone());
+    late.consensus_states.get_mut(&4).unwrap().timestamp_ms = T0 + 2_500;
+    assert!(matches!(
+        late.update(&header(&host, 1, 2..=3), now()).unwrap(),
+        UpdateOutcome::Frozen { height: 3, .. }
+    ));
+    // With the real height 4 stored, the same chain is fine.
+    let mut fine = client(&host, 1);
+    fine.consensus_states
+        .insert(4, c.consensus_states[&4].clone());
+    assert!(matches!(
+        fine.update(&header(&host, 1, 2..=3), now()).unwrap(),
+        UpdateOutcome::Updated { .. }
+    ));
+
     // As an update conflicting with a stored height.
     let mut c = client(&host, 1);
     c.update(&header(&host, 1, 2..=3), now()).unwrap();

@@ -236,6 +236,44 @@ fn trusting_period_and_clock_drift_boundaries() {
 }
 
 #[test]
+fn a_header_out_of_time_order_with_stored_states_freezes() {
+    let k = keys(4, 0);
+    let vals = addresses(&k);
+    let now = at(T0 + 50);
+    let upd = |number: u64, ts: u64| QbftHeader {
+        header_rlp: seal(&block(number, ts, &vals), &k[..3]).0,
+        trusted_height: 10,
+    };
+    let mut c = client(vals.clone());
+    c.update(&upd(20, T0 + 20), now).unwrap();
+    // Between 10 and 20 in time: accepted.
+    let mut ok = c.clone();
+    assert!(matches!(
+        ok.update(&upd(15, T0 + 10), now).unwrap(),
+        UpdateOutcome::Updated { .. }
+    ));
+    // Height 15 at the time of 20 or later: a fork.
+    assert!(matches!(
+        c.clone().update(&upd(15, T0 + 20), now).unwrap(),
+        UpdateOutcome::Frozen { height: 15, .. }
+    ));
+    // Height 16 at an earlier time than 15 (both from 10).
+    let mut below = ok.clone();
+    let outcome = below.update(&upd(16, T0 + 9), now).unwrap();
+    assert!(matches!(outcome, UpdateOutcome::Frozen { height: 16, .. }));
+    assert!(below.client_state.frozen);
+    // A header too large to be real is refused before decoding.
+    let huge = QbftHeader {
+        header_rlp: Bytes::from(vec![0u8; qbft::MAX_HEADER_BYTES + 1]),
+        trusted_height: 10,
+    };
+    assert!(matches!(
+        ok.update(&huge, now),
+        Err(QbftElcError::HeaderTooLarge { .. })
+    ));
+}
+
+#[test]
 fn heights_timestamps_adjacency_and_bft_constants() {
     let k = keys(4, 0);
     let vals = addresses(&k);
