@@ -663,7 +663,12 @@ impl NodeRpc for RpcService {
         request: Request<proto::IbcProofRequest>,
     ) -> Result<Response<proto::IbcProofResponse>, Status> {
         self.authorise(&request, Permission::Read)?;
-        if !self.node.apps().iter().any(|a| a == kh_ibc_ledger::APP_NAME) {
+        if !self
+            .node
+            .apps()
+            .iter()
+            .any(|a| a == kh_ibc_ledger::APP_NAME)
+        {
             return Err(Status::failed_precondition(format!(
                 "{} does not run the {} app",
                 self.node.name().organisation(),
