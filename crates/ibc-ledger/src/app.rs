@@ -411,6 +411,10 @@ impl App for IbcHostApp {
         MIGRATIONS.to_vec()
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     /// An operator co-signs a host transaction (already checked by the host contract) when it
     /// is one of the operators and, for an update, the host state consumed is the one its own
     /// store follows — so every operator's store stays in step.

@@ -679,9 +679,13 @@ impl NodeRpc for RpcService {
         if req.path.is_empty() || req.path.len() > 4096 {
             return Err(Status::invalid_argument("a path is 1 to 4096 bytes"));
         }
-        // A store built from the node's table for this call (the app instance's in-memory copy
-        // is not reachable from here).
-        let app = kh_ibc_ledger::IbcHostApp::default();
+        // The node's own instance, whose store is in memory.
+        let instance = self.node.app(kh_ibc_ledger::APP_NAME);
+        let app = instance
+            .as_deref()
+            .and_then(|a| a.as_any())
+            .and_then(|a| a.downcast_ref::<kh_ibc_ledger::IbcHostApp>())
+            .ok_or_else(|| Status::internal("the ibc-host app instance is not reachable"))?;
         let (value, proof) = app
             .proof(self.node.hub(), &req.path, req.height)
             .await

@@ -214,6 +214,11 @@ pub trait App: Send + Sync + fmt::Debug {
         let reason = format!("the {} app has no responder for {topic:?}", self.name());
         Box::pin(async move { Err(FlowError::Failed(reason)) })
     }
+    /// The app as `Any`, for callers that know its concrete type (an app that offers services
+    /// beside its flows returns `Some(self)`).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
     /// Called inside the database transaction that records `stx` in the vault (on every node
     /// that records it), for transactions with an output or command of this app's contracts.
     fn on_record<'a>(

@@ -290,6 +290,12 @@ impl Node {
         self.inner.apps.by_name.keys().cloned().collect()
     }
 
+    /// The instance of app `name` this node runs (for services beside the flows, e.g. an app's
+    /// own queries; see [`crate::App::as_any`] to reach its concrete type).
+    pub fn app(&self, name: &str) -> Option<Arc<dyn crate::App>> {
+        self.inner.apps.by_name.get(name).cloned()
+    }
+
     /// The flows this node's apps offer, by name.
     pub fn flow_names(&self) -> Vec<String> {
         self.inner.apps.flow_names()
