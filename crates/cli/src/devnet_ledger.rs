@@ -237,7 +237,8 @@ pub(crate) async fn start_node_with(
             p.name.clone(),
             PeerEntry {
                 address: ep.p2p,
-                cert_der: pem_to_der(&ep.cert_pem)?,
+                cert_der: kh_ledger_node::pem_to_der(&ep.cert_pem)
+                    .with_context(|| format!("certificate of {}", p.name))?,
             },
         );
     }
@@ -286,14 +287,6 @@ pub(crate) async fn start_node_with(
         node,
         _servers: servers,
     })
-}
-
-fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .context("certificate PEM is not base64")
 }
 
 /// Runs `devnet ledger`.

@@ -872,7 +872,7 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
             party_b.clone(),
             kh_ledger_node::PeerEntry {
                 address: b.p2p,
-                cert_der: pem_der(&b.cert_pem),
+                cert_der: kh_ledger_node::pem_to_der(&b.cert_pem).unwrap(),
             },
         );
         let impostor = kh_ledger_node::GrpcTransport::new(peers.into(), &client, &root);
@@ -942,13 +942,4 @@ fn garbage_is_refused(dir: &Path, bob: &str) {
             .is_ok()
         );
     });
-}
-
-/// The DER of a PEM certificate.
-fn pem_der(pem: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .unwrap()
 }

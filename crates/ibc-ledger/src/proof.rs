@@ -89,9 +89,8 @@ impl HostStateProof {
         })
     }
 
-    /// The host state the proof claims, decoded but NOT verified (for display, or to pick
-    /// trust); use [`HostStateProof::verify`] before relying on it.
-    pub fn claimed_state(&self) -> Result<HostState, ProofError> {
+    /// The host output the proof reveals, decoded but NOT verified.
+    fn revealed_output(&self) -> Result<TransactionState, ProofError> {
         let output = self
             .tx
             .filtered
@@ -100,9 +99,15 @@ impl HostStateProof {
             .find(|g| g.group == ComponentGroup::Outputs)
             .and_then(|g| g.components.iter().find(|c| c.index == self.output))
             .ok_or_else(|| not_host("the host output is not revealed"))?;
-        let state: TransactionState =
-            bcs::from_bytes(&output.bytes).map_err(|e| not_host(e.to_string()))?;
-        state.decode().map_err(|e| not_host(e.to_string()))
+        bcs::from_bytes(&output.bytes).map_err(|e| not_host(e.to_string()))
+    }
+
+    /// The host state the proof claims, decoded but NOT verified (for display, or to pick
+    /// trust); use [`HostStateProof::verify`] before relying on it.
+    pub fn claimed_state(&self) -> Result<HostState, ProofError> {
+        self.revealed_output()?
+            .decode()
+            .map_err(|e| not_host(e.to_string()))
     }
 
     /// The transaction's id.
@@ -147,14 +152,7 @@ impl HostStateProof {
         if host_commands.len() != 1 {
             return Err(not_host(format!("{} host commands", host_commands.len())));
         }
-        let output = ftx
-            .groups
-            .iter()
-            .find(|g| g.group == ComponentGroup::Outputs)
-            .and_then(|g| g.components.iter().find(|c| c.index == self.output))
-            .ok_or_else(|| not_host("the host output is not revealed"))?;
-        let state: TransactionState =
-            bcs::from_bytes(&output.bytes).map_err(|e| not_host(e.to_string()))?;
+        let state = self.revealed_output()?;
         if state.contract != id {
             return Err(not_host("the revealed output is not a host state"));
         }

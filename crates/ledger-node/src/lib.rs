@@ -64,7 +64,7 @@ pub use peer::{
     serve_peer,
 };
 pub use pinned::{PinError, pinned_channel, pinned_client_config};
-pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of};
+pub use pki::{NetworkCa, PkiError, TlsIdentity, legal_name_of, pem_to_der};
 pub use rpc::{RpcClient, connect_rpc, serve_rpc};
 pub use users::{
     Permission, RpcUser, RpcUsers, USERS_FILE, UsersError, add_user, cert_fingerprint,

@@ -133,12 +133,7 @@ impl NetworkCa {
     /// [`NetworkCa::key_pem`]): certificates it issues chain to that same root certificate.
     pub fn load(root_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
-        let body: String = root_pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = base64_decode(body.trim())
-            .ok_or_else(|| PkiError::Malformed("root certificate PEM is not base64".into()))?;
+        let der = pem_to_der(root_pem)?;
         let cert = x509_cert::Certificate::from_der(&der)
             .map_err(|e| PkiError::Malformed(e.to_string()))?;
         let spki = cert
@@ -220,9 +215,19 @@ impl NetworkCa {
     }
 }
 
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+/// The DER of a PEM certificate (the body of its first `-----BEGIN ...-----` block).
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(text).ok()
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| PkiError::Malformed(format!("PEM body is not base64: {e}")))
 }
 
 #[cfg(test)]
@@ -248,14 +253,7 @@ mod tests {
         let again = NetworkCa::load(&ca.root_pem(), &ca.key_pem()).unwrap();
         let cert = again.issue("ops@PartyA").unwrap();
         let parsed = x509_cert::Certificate::from_der(&cert.cert_der).unwrap();
-        let root_der = {
-            let body: String = ca
-                .root_pem()
-                .lines()
-                .filter(|l| !l.starts_with("-----"))
-                .collect();
-            base64_decode(&body).unwrap()
-        };
+        let root_der = pem_to_der(&ca.root_pem()).unwrap();
         let root = x509_cert::Certificate::from_der(&root_der).unwrap();
         assert_eq!(parsed.tbs_certificate.issuer, root.tbs_certificate.subject);
         let other = NetworkCa::generate("other").unwrap();

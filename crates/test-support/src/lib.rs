@@ -2,6 +2,8 @@
 //! under test (SQLite always, PostgreSQL when `KH_TEST_POSTGRES_URL` is set).
 #![allow(clippy::unwrap_used)] // test support: a failed setup should stop the test
 
+pub mod host_chain;
+
 use kh_ledger::{KeyPair, Store};
 
 /// The PostgreSQL server to test on: `KH_TEST_POSTGRES_URL` (scripts/test starts a throw-away
