@@ -5,102 +5,16 @@
 //! of the devnet, killed mid-run), requests fail over to the next one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_primitives::{Address, Bytes};
+use alloy_primitives::Bytes;
 use alloy_signer_local::PrivateKeySigner;
-use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
+use common::{deploy, devnet, key, proxy, url};
 use kh_relayer::evm::{FailoverRpc, RpcError, SubmitError, SubmitPolicy, Submitter, open_keystore};
-use serde_json::{Value, json};
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-async fn devnet(chain_id: u64) -> Devnet {
-    Devnet::start(DevnetConfig {
-        // Blocks keep coming, so a wait for confirmations always ends.
-        production: BlockProduction::Interval(Duration::from_millis(100)),
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        dev_accounts: 2,
-        chain_id,
-        ..DevnetConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-/// A TCP proxy on loopback forwarding to `target`, connections included; send on the returned
-/// channel (or drop it) to kill it.
-async fn proxy(target: SocketAddr) -> (String, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (kill, killed) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut stop = killed.clone();
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => return,
-            };
-            let Ok((mut inbound, _)) = accepted else {
-                return;
-            };
-            let mut stop = killed.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(target).await {
-                    tokio::select! {
-                        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            });
-        }
-    });
-    (format!("http://{addr}"), kill)
-}
-
-fn url(devnet: &Devnet) -> String {
-    format!("http://{}", devnet.rpc_addr())
-}
-
-fn key(devnet: &Devnet, i: usize) -> PrivateKeySigner {
-    PrivateKeySigner::from_bytes(&devnet.dev_accounts()[i].private_key).unwrap()
-}
-
-/// Init code deploying `runtime`.
-fn init_code(runtime: &[u8]) -> Vec<u8> {
-    let n = u8::try_from(runtime.len()).unwrap();
-    let mut init = vec![
-        0x60, n, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, n, 0x60, 0x00, 0xf3,
-    ];
-    init.extend_from_slice(runtime);
-    init
-}
-
-/// Deploys `runtime` with a plain transaction through the node (not the submitter, which only
-/// calls); returns the contract's address.
-async fn deploy(rpc: &FailoverRpc, from: Address, runtime: &[u8]) -> Address {
-    let hash: Value = rpc
-        .request(
-            "eth_sendTransaction",
-            vec![json!({"from": from, "data": Bytes::from(init_code(runtime)), "gas": "0x100000"})],
-        )
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        let receipt: Value = rpc
-            .request("eth_getTransactionReceipt", vec![hash.clone()])
-            .await
-            .unwrap();
-        if let Some(a) = receipt.get("contractAddress").and_then(Value::as_str) {
-            return a.parse().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("not deployed");
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_confirms_and_manages_nonces() {
@@ -199,6 +113,7 @@ async fn fails_over_to_the_next_endpoint_and_never_uses_another_chain() {
     let chain = devnet(4343).await;
     let stranger = devnet(4444).await;
     let (front, kill_front) = proxy(chain.rpc_addr()).await;
+    let front = format!("http://{front}");
     // In order of preference: a node of another chain, the proxy, the devnet itself.
     let rpc = Arc::new(
         FailoverRpc::new(
@@ -209,7 +124,7 @@ async fn fails_over_to_the_next_endpoint_and_never_uses_another_chain() {
         .unwrap(),
     );
     let head = rpc.block_number().await.unwrap();
-    assert_eq!(head, chain.head_number());
+    assert!(head <= chain.head_number());
     assert_eq!(
         rpc.current_url(),
         front,
