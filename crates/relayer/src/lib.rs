@@ -16,6 +16,7 @@
 pub mod config;
 pub mod evm;
 pub mod lease;
+pub mod ledger;
 pub mod metrics;
 
 pub use config::{ConfigError, RelayerConfig};
