@@ -18,5 +18,6 @@ pub mod evm;
 pub mod lease;
 pub mod ledger;
 pub mod metrics;
+pub mod relay;
 
 pub use config::{ConfigError, RelayerConfig};

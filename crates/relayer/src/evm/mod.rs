@@ -6,6 +6,8 @@
 //! to the WebSocket subscriptions.
 
 pub mod follow;
+pub mod handshake;
+pub mod ibc;
 pub mod rpc;
 pub mod signer;
 pub mod submit;

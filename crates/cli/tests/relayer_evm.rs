@@ -1,0 +1,417 @@
+//! The relayer between two QBFT devnets (EVM↔EVM): each chain gets the IBC stack with
+//! `kakehashi ibc deploy` and a test-only light client of the other chain (registered by the
+//! owner; FOR TESTS ONLY — the production client is LCP's); the relayer library runs the
+//! connection and channel handshakes, then relays event-driven from both chains' logs: ten
+//! pings each way with their acknowledgements, and a packet that times out by height. Every
+//! delivery is checked from the chains' own events: each sequence received and acknowledged
+//! exactly once. A second relayer replaying the whole history afterwards submits nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, SolConstructor, SolEvent, SolValue};
+use ibc_proto::ibc::core::channel::v1 as chan;
+use kh_contracts::{
+    IBCChannelPacket as P, IBCClient, PingApp, TestOnlyClient, ibc_commitment_slot,
+};
+use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
+use kh_relayer::evm::handshake::{ChannelSpec, PREFIX, connect, open_channel};
+use kh_relayer::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
+use kh_relayer::evm::{FailoverRpc, FollowConfig, SubmitPolicy, Submitter, follow};
+use kh_relayer::relay::{RelayEnd, RelayStats, relay};
+use prost::Message;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kakehashi");
+const CLIENT_TYPE: &str = "kh-test-only";
+
+/// The test-only client's prover: the client accepts keccak256(abi.encode(height, prefix,
+/// path, value)) for a value the source handler really holds (checked here at its slot).
+struct TestOnlyProver {
+    rpc: Arc<FailoverRpc>,
+    handler: Address,
+}
+
+impl TestOnlyProver {
+    async fn head(&self) -> (u64, u64) {
+        let b: Value = self
+            .rpc
+            .request("eth_getBlockByNumber", vec![json!("latest"), json!(false)])
+            .await
+            .unwrap();
+        let q = |k: &str| {
+            u64::from_str_radix(b[k].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        };
+        (q("number"), q("timestamp"))
+    }
+}
+
+fn root(n: u64) -> B256 {
+    keccak256(n.to_be_bytes())
+}
+
+impl Prover for TestOnlyProver {
+    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
+        let (n, t) = self.head().await;
+        let message = ((0u64, n), t * 1_000_000_000, root(n)).abi_encode_params();
+        Ok((
+            message.into(),
+            IbcHeight {
+                revision_number: 0,
+                revision_height: n,
+            },
+        ))
+    }
+
+    async fn prove(
+        &self,
+        path: &str,
+        value: Option<&[u8]>,
+        height: IbcHeight,
+    ) -> Result<Bytes, IbcError> {
+        let stored: B256 = self
+            .rpc
+            .request(
+                "eth_getStorageAt",
+                vec![
+                    json!(self.handler),
+                    json!(ibc_commitment_slot(path)),
+                    json!("latest"),
+                ],
+            )
+            .await?;
+        let hh = (height.revision_number, height.revision_height);
+        let p = Bytes::from(path.as_bytes().to_vec());
+        let digest = match value {
+            Some(v) if stored == keccak256(v) => keccak256(
+                (hh, Bytes::from_static(PREFIX), p, Bytes::from(v.to_vec())).abi_encode_params(),
+            ),
+            None if stored == B256::ZERO => {
+                keccak256((hh, Bytes::from_static(PREFIX), p).abi_encode_params())
+            }
+            _ => {
+                return Err(IbcError::Prover(format!(
+                    "{path} does not hold the value to prove"
+                )));
+            }
+        };
+        Ok(Bytes::from(digest.to_vec()))
+    }
+}
+
+struct Chain {
+    devnet: Devnet,
+    rpc: Arc<FailoverRpc>,
+    owner: Arc<Submitter>,
+    handler: Address,
+    app: Address,
+    start_block: u64,
+}
+
+async fn chain(chain_id: u64) -> Chain {
+    let devnet = Devnet::start(DevnetConfig {
+        production: BlockProduction::Interval(Duration::from_millis(100)),
+        rpc_addr: "127.0.0.1:0".parse().unwrap(),
+        dev_accounts: 2,
+        chain_id,
+        ..DevnetConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}", devnet.rpc_addr());
+    let key = devnet.dev_accounts()[0].private_key;
+    let out = Command::new(BIN)
+        .args(["ibc", "deploy", "--rpc", &url])
+        .env("KAKEHASHI_EVM_KEY", key.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let handler: Address = d["handler"].as_str().unwrap().parse().unwrap();
+    let app: Address = d["app"].as_str().unwrap().parse().unwrap();
+
+    let rpc = Arc::new(FailoverRpc::new(chain_id, &[url], Duration::from_secs(10)).unwrap());
+    let owner = Arc::new(Submitter::new(
+        rpc.clone(),
+        PrivateKeySigner::from_bytes(&key).unwrap(),
+        SubmitPolicy::default(),
+    ));
+    // The test-only client, deployed by the second account, registered by the owner.
+    let mut init = TestOnlyClient::BYTECODE.to_vec();
+    init.extend(TestOnlyClient::constructorCall { handler_: handler }.abi_encode());
+    let hash: Value = rpc
+        .request(
+            "eth_sendTransaction",
+            vec![json!({"from": devnet.dev_accounts()[1].address, "data": Bytes::from(init), "gas": "0x800000"})],
+        )
+        .await
+        .unwrap();
+    let client = loop {
+        let r: Value = rpc
+            .request("eth_getTransactionReceipt", vec![hash.clone()])
+            .await
+            .unwrap();
+        if let Some(a) = r["contractAddress"].as_str() {
+            break a.parse::<Address>().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    owner
+        .submit(
+            handler,
+            IBCClient::registerClientCall {
+                clientType: CLIENT_TYPE.into(),
+                lightClient: client,
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await
+        .unwrap();
+    Chain {
+        devnet,
+        rpc,
+        owner,
+        handler,
+        app,
+        start_block: 0,
+    }
+}
+
+fn any(type_url: &str, value: Vec<u8>) -> Bytes {
+    ibc_proto::google::protobuf::Any {
+        type_url: type_url.into(),
+        value,
+    }
+    .encode_to_vec()
+    .into()
+}
+
+async fn create_client(on: &mut EvmEnd, of: &TestOnlyProver) {
+    let (n, t) = of.head().await;
+    let h = ibc_proto::ibc::core::client::v1::Height {
+        revision_number: 0,
+        revision_height: n,
+    };
+    let mut cs = Vec::new();
+    prost::encoding::message::encode(1, &h, &mut cs);
+    let mut consensus = Vec::new();
+    prost::encoding::uint64::encode(1, &(t * 1_000_000_000), &mut consensus);
+    prost::encoding::bytes::encode(2, &root(n).to_vec(), &mut consensus);
+    on.create_client(
+        CLIENT_TYPE,
+        any("/kakehashi.testonly.v1.ClientState", cs),
+        any("/kakehashi.testonly.v1.ConsensusState", consensus),
+    )
+    .await
+    .unwrap();
+}
+
+async fn ping(c: &Chain, channel: &str, data: &[u8], timeout_height: u64) {
+    c.owner
+        .submit(
+            c.app,
+            PingApp::pingCall {
+                channelId: channel.into(),
+                data: Bytes::copy_from_slice(data),
+                timeoutHeight: PingApp::Height {
+                    revisionNumber: 0,
+                    revisionHeight: timeout_height,
+                },
+                timeoutTimestamp: 0,
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Sequences of the handler's `E` events since `from`.
+async fn sequences<E: SolEvent>(c: &Chain, from: u64, seq: impl Fn(&E) -> u64) -> Vec<u64> {
+    let logs: Vec<Value> = c
+        .rpc
+        .request(
+            "eth_getLogs",
+            vec![json!({"address": c.handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [E::SIGNATURE_HASH]})],
+        )
+        .await
+        .unwrap();
+    let mut out: Vec<u64> = logs
+        .iter()
+        .map(|l| {
+            let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
+            let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
+            seq(&E::decode_raw_log(topics, &data).unwrap())
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn follower(c: &Chain, from: u64) -> tokio::sync::mpsc::Receiver<kh_relayer::evm::ChainLog> {
+    let (logs, _, _) = follow(
+        c.rpc.clone(),
+        FollowConfig {
+            address: c.handler,
+            from_block: from,
+            confirmations: 1,
+            ws: vec![format!("ws://{}", c.devnet.rpc_addr())],
+            reconcile_every: Duration::from_secs(1),
+            silence: Duration::from_secs(3),
+            max_range: 1000,
+        },
+    );
+    logs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
+    let (mut a, mut b) = (chain(1401).await, chain(1402).await);
+    let prover_a = TestOnlyProver {
+        rpc: a.rpc.clone(),
+        handler: a.handler,
+    };
+    let prover_b = TestOnlyProver {
+        rpc: b.rpc.clone(),
+        handler: b.handler,
+    };
+    let mut end_a = EvmEnd {
+        submitter: a.owner.clone(),
+        handler: a.handler,
+        client_id: String::new(),
+    };
+    let mut end_b = EvmEnd {
+        submitter: b.owner.clone(),
+        handler: b.handler,
+        client_id: String::new(),
+    };
+    create_client(&mut end_a, &prover_b).await;
+    create_client(&mut end_b, &prover_a).await;
+    let (conn_a, conn_b) = connect(&end_a, &prover_a, &end_b, &prover_b).await.unwrap();
+    let spec = ChannelSpec {
+        connection_a: conn_a,
+        connection_b: conn_b,
+        port_a: "ping".into(),
+        port_b: "ping".into(),
+        ordering: chan::Order::Unordered,
+        version: "ping-1".into(),
+    };
+    let (chan_a, chan_b) = open_channel(&end_a, &prover_a, &end_b, &prover_b, &spec)
+        .await
+        .unwrap();
+    a.start_block = a.rpc.block_number().await.unwrap();
+    b.start_block = b.rpc.block_number().await.unwrap();
+
+    // A packet that times out: sent while no relayer runs, its timeout height passes on B.
+    let b_head = b.rpc.block_number().await.unwrap();
+    ping(&a, &chan_a, b"too late", b_head + 3).await;
+    while b.rpc.block_number().await.unwrap() < b_head + 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The relayer, event-driven from both chains' logs since the channel opened.
+    let stats = Arc::new(RelayStats::default());
+    let relayer = tokio::spawn(relay(
+        RelayEnd {
+            name: "evm-a".into(),
+            end: end_a.clone(),
+            prover: TestOnlyProver {
+                rpc: a.rpc.clone(),
+                handler: a.handler,
+            },
+            logs: follower(&a, a.start_block),
+        },
+        RelayEnd {
+            name: "evm-b".into(),
+            end: end_b.clone(),
+            prover: TestOnlyProver {
+                rpc: b.rpc.clone(),
+                handler: b.handler,
+            },
+            logs: follower(&b, b.start_block),
+        },
+        stats.clone(),
+        None,
+    ));
+    let n = 10u64;
+    for i in 0..n {
+        ping(&a, &chan_a, format!("a{i}").as_bytes(), 1_000_000).await;
+        ping(&b, &chan_b, format!("b{i}").as_bytes(), 1_000_000).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stats.acknowledged.load(Ordering::Relaxed) < 2 * n
+        || stats.timed_out.load(Ordering::Relaxed) < 1
+    {
+        assert!(Instant::now() < deadline, "not relayed in time: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats.received.load(Ordering::Relaxed), 2 * n);
+
+    // The chains' own events: every sequence received and acknowledged exactly once.
+    let seqs: Vec<u64> = (1..=n + 1).collect();
+    let recv_b = sequences::<P::RecvPacket>(&b, b.start_block, |e| e.sequence).await;
+    let ack_a = sequences::<P::AcknowledgePacket>(&a, a.start_block, |e| e.sequence).await;
+    let timeout_a = sequences::<P::TimeoutPacket>(&a, a.start_block, |e| e.sequence).await;
+    assert_eq!(
+        timeout_a,
+        vec![1],
+        "the late packet timed out at its source"
+    );
+    assert_eq!(recv_b, seqs[1..].to_vec());
+    assert_eq!(ack_a, seqs[1..].to_vec());
+    let recv_a = sequences::<P::RecvPacket>(&a, a.start_block, |e| e.sequence).await;
+    let ack_b = sequences::<P::AcknowledgePacket>(&b, b.start_block, |e| e.sequence).await;
+    assert_eq!(recv_a, (1..=n).collect::<Vec<_>>());
+    assert_eq!(ack_b, (1..=n).collect::<Vec<_>>());
+    relayer.abort();
+
+    // A second relayer replaying everything since the channel opened submits nothing.
+    let again = Arc::new(RelayStats::default());
+    let replay = tokio::spawn(relay(
+        RelayEnd {
+            name: "evm-a".into(),
+            end: end_a.clone(),
+            prover: prover_a,
+            logs: follower(&a, a.start_block),
+        },
+        RelayEnd {
+            name: "evm-b".into(),
+            end: end_b.clone(),
+            prover: prover_b,
+            logs: follower(&b, b.start_block),
+        },
+        again.clone(),
+        None,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Every SendPacket (2n + 1) and WriteAcknowledgement (2n) seen, all skipped.
+    while again.skipped.load(Ordering::Relaxed) < 4 * n + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "replay did not finish: {again:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(again.received.load(Ordering::Relaxed), 0);
+    assert_eq!(again.acknowledged.load(Ordering::Relaxed), 0);
+    assert_eq!(again.timed_out.load(Ordering::Relaxed), 0);
+    replay.abort();
+    assert_eq!(
+        sequences::<P::RecvPacket>(&b, b.start_block, |e| e.sequence)
+            .await
+            .len(),
+        n as usize
+    );
+    a.devnet.shutdown().await.unwrap();
+    b.devnet.shutdown().await.unwrap();
+}
