@@ -5,6 +5,12 @@
 //! pings each way with their acknowledgements, and a packet that times out by height. Every
 //! delivery is checked from the chains' own events: each sequence received and acknowledged
 //! exactly once. A second relayer replaying the whole history afterwards submits nothing.
+//!
+//! The rejections over the same two devnets: a proof with one byte changed (receive and ack), a
+//! replayed packet, an ack for a packet never sent and a timeout for a packet received (both
+//! "proven" by a lying relayer), a receive after the timeout height, a timeout before it, an
+//! out-of-order packet on an ordered channel, a handshake step out of order, and a send on a
+//! port the caller does not own — each refused with the handler's own error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -85,22 +91,48 @@ impl Prover for TestOnlyProver {
                 ],
             )
             .await?;
-        let hh = (height.revision_number, height.revision_height);
-        let p = Bytes::from(path.as_bytes().to_vec());
-        let digest = match value {
-            Some(v) if stored == keccak256(v) => keccak256(
-                (hh, Bytes::from_static(PREFIX), p, Bytes::from(v.to_vec())).abi_encode_params(),
-            ),
-            None if stored == B256::ZERO => {
-                keccak256((hh, Bytes::from_static(PREFIX), p).abi_encode_params())
-            }
+        match value {
+            Some(v) if stored == keccak256(v) => {}
+            None if stored == B256::ZERO => {}
             _ => {
                 return Err(IbcError::Prover(format!(
                     "{path} does not hold the value to prove"
                 )));
             }
-        };
-        Ok(Bytes::from(digest.to_vec()))
+        }
+        Ok(token(path, value, height))
+    }
+}
+
+/// What the test-only client accepts as a proof of `value` (None: absence) at `path`.
+fn token(path: &str, value: Option<&[u8]>, height: IbcHeight) -> Bytes {
+    let hh = (height.revision_number, height.revision_height);
+    let p = Bytes::from(path.as_bytes().to_vec());
+    let digest = match value {
+        Some(v) => keccak256(
+            (hh, Bytes::from_static(PREFIX), p, Bytes::from(v.to_vec())).abi_encode_params(),
+        ),
+        None => keccak256((hh, Bytes::from_static(PREFIX), p).abi_encode_params()),
+    };
+    Bytes::from(digest.to_vec())
+}
+
+/// A relayer that lies: it "proves" whatever it is asked, whether the chain holds it or not
+/// (the test-only client cannot tell; the handler's own checks must).
+struct Liar<'a>(&'a TestOnlyProver);
+
+impl Prover for Liar<'_> {
+    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
+        self.0.update().await
+    }
+
+    async fn prove(
+        &self,
+        path: &str,
+        value: Option<&[u8]>,
+        height: IbcHeight,
+    ) -> Result<Bytes, IbcError> {
+        Ok(token(path, value, height))
     }
 }
 
@@ -274,9 +306,21 @@ fn follower(c: &Chain, from: u64) -> tokio::sync::mpsc::Receiver<kh_relayer::evm
     logs
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
-    let (mut a, mut b) = (chain(1401).await, chain(1402).await);
+struct Setup {
+    a: Chain,
+    b: Chain,
+    end_a: EvmEnd,
+    end_b: EvmEnd,
+    chan_a: String,
+    chan_b: String,
+    conn_a: String,
+    conn_b: String,
+}
+
+/// Two devnets with the IBC stack, clients of each other, a connection and an unordered ping
+/// channel, all made by the relayer library's handshakes.
+async fn setup(ids: (u64, u64)) -> Setup {
+    let (a, b) = (chain(ids.0).await, chain(ids.1).await);
     let prover_a = TestOnlyProver {
         rpc: a.rpc.clone(),
         handler: a.handler,
@@ -299,8 +343,8 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     create_client(&mut end_b, &prover_a).await;
     let (conn_a, conn_b) = connect(&end_a, &prover_a, &end_b, &prover_b).await.unwrap();
     let spec = ChannelSpec {
-        connection_a: conn_a,
-        connection_b: conn_b,
+        connection_a: conn_a.clone(),
+        connection_b: conn_b.clone(),
         port_a: "ping".into(),
         port_b: "ping".into(),
         ordering: chan::Order::Unordered,
@@ -309,6 +353,37 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     let (chan_a, chan_b) = open_channel(&end_a, &prover_a, &end_b, &prover_b, &spec)
         .await
         .unwrap();
+    Setup {
+        a,
+        b,
+        end_a,
+        end_b,
+        chan_a,
+        chan_b,
+        conn_a,
+        conn_b,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
+    let Setup {
+        mut a,
+        mut b,
+        end_a,
+        end_b,
+        chan_a,
+        chan_b,
+        ..
+    } = setup((1401, 1402)).await;
+    let prover_a = TestOnlyProver {
+        rpc: a.rpc.clone(),
+        handler: a.handler,
+    };
+    let prover_b = TestOnlyProver {
+        rpc: b.rpc.clone(),
+        handler: b.handler,
+    };
     a.start_block = a.rpc.block_number().await.unwrap();
     b.start_block = b.rpc.block_number().await.unwrap();
 
@@ -412,6 +487,209 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
             .len(),
         n as usize
     );
+    a.devnet.shutdown().await.unwrap();
+    b.devnet.shutdown().await.unwrap();
+}
+
+/// A prover that changes one byte of every proof of the real one.
+struct Tampered<'a>(&'a TestOnlyProver);
+
+impl Prover for Tampered<'_> {
+    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
+        self.0.update().await
+    }
+
+    async fn prove(
+        &self,
+        path: &str,
+        value: Option<&[u8]>,
+        height: IbcHeight,
+    ) -> Result<Bytes, IbcError> {
+        let mut proof = self.0.prove(path, value, height).await?.to_vec();
+        proof[7] ^= 1;
+        Ok(proof.into())
+    }
+}
+
+/// The handler's refusal, by its custom error selector.
+fn refused_with(result: Result<impl std::fmt::Debug, IbcError>, selector: [u8; 4]) {
+    match result {
+        Err(IbcError::Submit(kh_relayer::evm::SubmitError::Reverted { data: Some(d), .. }))
+            if d.len() >= 4 && d[..4] == selector => {}
+        other => panic!(
+            "expected the error 0x{}, got {other:?}",
+            alloy_primitives::hex::encode(selector)
+        ),
+    }
+}
+
+async fn last_sent(c: &Chain) -> P::Packet {
+    let logs: Vec<Value> = c
+        .rpc
+        .request(
+            "eth_getLogs",
+            vec![json!({"address": c.handler, "fromBlock": "0x0", "toBlock": "latest", "topics": [P::SendPacket::SIGNATURE_HASH]})],
+        )
+        .await
+        .unwrap();
+    let l = logs.last().unwrap();
+    let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
+    let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
+    P::SendPacket::decode_raw_log(topics, &data).unwrap().packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_to_evm_rejections_over_two_devnets() {
+    use alloy_sol_types::SolError;
+    let Setup {
+        a,
+        b,
+        end_a,
+        end_b,
+        chan_a,
+        conn_a,
+        conn_b,
+        ..
+    } = setup((1403, 1404)).await;
+    let prover_a = TestOnlyProver {
+        rpc: a.rpc.clone(),
+        handler: a.handler,
+    };
+    let prover_b = TestOnlyProver {
+        rpc: b.rpc.clone(),
+        handler: b.handler,
+    };
+
+    // A wrong proof (one byte changed) is refused; the right one is accepted; a replay is refused.
+    ping(&a, &chan_a, b"once", 1_000_000).await;
+    let packet = last_sent(&a).await;
+    refused_with(
+        end_b.recv_packet(&Tampered(&prover_a), &packet).await,
+        P::IBCProofVerificationFailed::SELECTOR,
+    );
+    let ack = end_b
+        .recv_packet(&prover_a, &packet)
+        .await
+        .unwrap()
+        .expect("a synchronous ack");
+    refused_with(
+        end_b.recv_packet(&prover_a, &packet).await,
+        P::IBCPacketAlreadyReceived::SELECTOR,
+    );
+    // An ack with a wrong proof is refused; the right one ends the packet; then the packet is
+    // unknown to its source: a second ack is refused.
+    refused_with(
+        end_a.acknowledge(&Tampered(&prover_b), &packet, &ack).await,
+        P::IBCProofVerificationFailed::SELECTOR,
+    );
+    end_a.acknowledge(&prover_b, &packet, &ack).await.unwrap();
+    refused_with(
+        end_a.acknowledge(&prover_b, &packet, &ack).await,
+        P::IBCPacketCommitmentNotFound::SELECTOR,
+    );
+    // An ack for a packet that was never sent, even with a "proof" of its ack.
+    let mut invented = packet.clone();
+    invented.sequence = 999;
+    refused_with(
+        end_a.acknowledge(&Liar(&prover_b), &invented, &ack).await,
+        P::IBCPacketCommitmentNotFound::SELECTOR,
+    );
+
+    // A receive after the timeout height passed is refused; the timeout at the source works,
+    // and a timeout for a packet that has not timed out is refused.
+    let b_head = b.rpc.block_number().await.unwrap();
+    ping(&a, &chan_a, b"late", b_head + 2).await;
+    let late = last_sent(&a).await;
+    ping(&a, &chan_a, b"in time", 1_000_000).await;
+    let in_time = last_sent(&a).await;
+    while b.rpc.block_number().await.unwrap() < b_head + 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    refused_with(
+        end_b.recv_packet(&prover_a, &late).await,
+        P::IBCPacketTimedOut::SELECTOR,
+    );
+    // A lying relayer cannot time out a packet that was received either.
+    refused_with(
+        end_a.timeout(&Liar(&prover_b), &packet).await,
+        P::IBCPacketCommitmentNotFound::SELECTOR,
+    );
+    refused_with(
+        end_a.timeout(&prover_b, &in_time).await,
+        P::IBCPacketNotTimedOut::SELECTOR,
+    );
+    end_a.timeout(&prover_b, &late).await.unwrap();
+
+    // A handshake step out of order: confirming a channel that is already open.
+    let prover_proof = prover_b
+        .prove(
+            "channelEnds/ports/ping/channels/channel-0",
+            None,
+            IbcHeight {
+                revision_number: 0,
+                revision_height: 1,
+            },
+        )
+        .await;
+    assert!(
+        prover_proof.is_err(),
+        "the channel end exists on b: no absence proof"
+    );
+    let r = end_a
+        .handshake_call(kh_contracts::IBCChannelHandshake::channelOpenConfirmCall {
+            m: kh_contracts::IBCChannelHandshake::MsgChannelProof {
+                portId: "ping".into(),
+                channelId: chan_a.clone(),
+                proof: Bytes::from_static(&[0; 32]),
+                proofHeight: kh_contracts::IBCChannelHandshake::Height {
+                    revisionNumber: 0,
+                    revisionHeight: 1,
+                },
+            },
+        })
+        .await;
+    refused_with(
+        r,
+        kh_contracts::IBCChannelHandshake::IBCChannelStateUnexpected::SELECTOR,
+    );
+
+    // An ordered channel: a packet delivered before its predecessor is refused.
+    let spec = ChannelSpec {
+        connection_a: conn_a.clone(),
+        connection_b: conn_b.clone(),
+        port_a: "ping".into(),
+        port_b: "ping".into(),
+        ordering: chan::Order::Ordered,
+        version: "ping-1".into(),
+    };
+    let (ordered_a, _) = open_channel(&end_a, &prover_a, &end_b, &prover_b, &spec)
+        .await
+        .unwrap();
+    ping(&a, &ordered_a, b"first", 1_000_000).await;
+    let first = last_sent(&a).await;
+    ping(&a, &ordered_a, b"second", 1_000_000).await;
+    let second = last_sent(&a).await;
+    refused_with(
+        end_b.recv_packet(&prover_a, &second).await,
+        P::IBCPacketSequenceOutOfOrder::SELECTOR,
+    );
+    end_b.recv_packet(&prover_a, &first).await.unwrap();
+    end_b.recv_packet(&prover_a, &second).await.unwrap();
+
+    // A send on a port the caller does not own: the owner's account is not the ping app.
+    let r = end_a
+        .handshake_call(P::sendPacketCall {
+            sourcePort: "ping".into(),
+            sourceChannel: chan_a.clone(),
+            timeoutHeight: P::Height {
+                revisionNumber: 0,
+                revisionHeight: 1_000_000,
+            },
+            timeoutTimestamp: 0,
+            data: Bytes::from_static(b"not mine"),
+        })
+        .await;
+    refused_with(r, P::IBCPortNotOwned::SELECTOR);
     a.devnet.shutdown().await.unwrap();
     b.devnet.shutdown().await.unwrap();
 }
