@@ -10,7 +10,9 @@
 //! replayed packet, an ack for a packet never sent and a timeout for a packet received (both
 //! "proven" by a lying relayer), a receive after the timeout height, a timeout before it, an
 //! out-of-order packet on an ordered channel, a handshake step out of order, and a send on a
-//! port the caller does not own — each refused with the handler's own error.
+//! port the caller does not own — each refused with the handler's own error. And the rest of
+//! the packet life cycle: a timeout by timestamp, an asynchronous acknowledgement, a channel
+//! closed by its app with a packet in flight (timed out on close), and the close confirmed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_signer_local::PrivateKeySigner;
-use alloy_sol_types::{SolCall, SolConstructor, SolEvent, SolValue};
+use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, SolValue};
 use ibc_proto::ibc::core::channel::v1 as chan;
 use kh_contracts::{
     IBCChannelPacket as P, IBCClient, PingApp, TestOnlyClient, ibc_commitment_slot,
@@ -540,7 +542,6 @@ async fn last_sent(c: &Chain) -> P::Packet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evm_to_evm_rejections_over_two_devnets() {
-    use alloy_sol_types::SolError;
     let Setup {
         a,
         b,
@@ -690,6 +691,182 @@ async fn evm_to_evm_rejections_over_two_devnets() {
         })
         .await;
     refused_with(r, P::IBCPortNotOwned::SELECTOR);
+    a.devnet.shutdown().await.unwrap();
+    b.devnet.shutdown().await.unwrap();
+}
+
+/// How many `WriteAcknowledgement` events the handler of `c` emitted.
+async fn acks_written(c: &Chain) -> usize {
+    let logs: Vec<Value> = c
+        .rpc
+        .request(
+            "eth_getLogs",
+            vec![json!({"address": c.handler, "fromBlock": "0x0", "toBlock": "latest", "topics": [P::WriteAcknowledgement::SIGNATURE_HASH]})],
+        )
+        .await
+        .unwrap();
+    logs.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_to_evm_timestamp_timeout_async_ack_close_and_timeout_on_close() {
+    let Setup {
+        a,
+        b,
+        end_a,
+        end_b,
+        chan_a,
+        chan_b,
+        conn_a,
+        conn_b,
+    } = setup((1405, 1406)).await;
+    let prover_a = TestOnlyProver {
+        rpc: a.rpc.clone(),
+        handler: a.handler,
+    };
+    let prover_b = TestOnlyProver {
+        rpc: b.rpc.clone(),
+        handler: b.handler,
+    };
+
+    // Timeout by timestamp: 2 s after B's latest block time; refused before, accepted after.
+    let (_, b_time) = prover_b.head().await;
+    let deadline_ns = (b_time + 2) * 1_000_000_000;
+    a.owner
+        .submit(
+            a.app,
+            PingApp::pingCall {
+                channelId: chan_a.clone(),
+                data: Bytes::from_static(b"by time"),
+                timeoutHeight: PingApp::Height {
+                    revisionNumber: 0,
+                    revisionHeight: 0,
+                },
+                timeoutTimestamp: deadline_ns,
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await
+        .unwrap();
+    let by_time = last_sent(&a).await;
+    refused_with(
+        end_a.timeout(&prover_b, &by_time).await,
+        P::IBCPacketNotTimedOut::SELECTOR,
+    );
+    while prover_b.head().await.1 * 1_000_000_000 < deadline_ns {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    refused_with(
+        end_b.recv_packet(&prover_a, &by_time).await,
+        P::IBCPacketTimedOut::SELECTOR,
+    );
+    end_a.timeout(&prover_b, &by_time).await.unwrap();
+
+    // An asynchronous acknowledgement: B's app acks later; A then processes it.
+    b.owner
+        .submit(
+            b.app,
+            PingApp::setAsyncAcksCall { on: true }.abi_encode().into(),
+        )
+        .await
+        .unwrap();
+    ping(&a, &chan_a, b"later", 1_000_000).await;
+    let later = last_sent(&a).await;
+    let before = acks_written(&b).await;
+    assert_eq!(
+        end_b.recv_packet(&prover_a, &later).await.unwrap(),
+        None,
+        "no synchronous ack"
+    );
+    assert_eq!(acks_written(&b).await, before);
+    let ack = Bytes::from_static(b"done later");
+    b.owner
+        .submit(
+            b.app,
+            PingApp::acknowledgeCall {
+                packet: PingApp::Packet::abi_decode(&later.abi_encode()).unwrap(),
+                ack: ack.clone(),
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await
+        .unwrap();
+    end_a.acknowledge(&prover_b, &later, &ack).await.unwrap();
+
+    // Close: a packet is in flight A -> B when B's app closes its end; A times it out on close
+    // (B proves its end CLOSED and no receipt), then confirms the close of its own end.
+    ping(&a, &chan_a, b"in flight", 1_000_000).await;
+    let in_flight = last_sent(&a).await;
+    b.owner
+        .submit(
+            b.app,
+            PingApp::closeChannelCall {
+                channelId: chan_b.clone(),
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await
+        .unwrap();
+    // B refuses packets on the closed channel.
+    refused_with(
+        end_b.recv_packet(&prover_a, &in_flight).await,
+        P::IBCChannelStateUnexpected::SELECTOR,
+    );
+    let closed_b = kh_relayer::evm::handshake::channel_end(
+        chan::State::Closed,
+        chan::Order::Unordered,
+        "ping",
+        &chan_a,
+        &conn_b,
+        "ping-1",
+    );
+    end_a
+        .timeout_on_close(&prover_b, &in_flight, &closed_b)
+        .await
+        .unwrap();
+    end_a
+        .close_confirm(&prover_b, "ping", &chan_a, "ping", &chan_b, &closed_b)
+        .await
+        .unwrap();
+    // A's end is now CLOSED as ibc-go encodes it, and no packet can be sent on it.
+    let closed_a = kh_relayer::evm::handshake::channel_end(
+        chan::State::Closed,
+        chan::Order::Unordered,
+        "ping",
+        &chan_b,
+        &conn_a,
+        "ping-1",
+    );
+    assert!(
+        end_a
+            .holds(
+                &format!("channelEnds/ports/ping/channels/{chan_a}"),
+                &closed_a
+            )
+            .await
+            .unwrap()
+    );
+    let r = a
+        .owner
+        .submit(
+            a.app,
+            PingApp::pingCall {
+                channelId: chan_a.clone(),
+                data: Bytes::from_static(b"after close"),
+                timeoutHeight: PingApp::Height {
+                    revisionNumber: 0,
+                    revisionHeight: 1_000_000,
+                },
+                timeoutTimestamp: 0,
+            }
+            .abi_encode()
+            .into(),
+        )
+        .await;
+    assert!(r.is_err(), "a send on a closed channel is refused");
     a.devnet.shutdown().await.unwrap();
     b.devnet.shutdown().await.unwrap();
 }

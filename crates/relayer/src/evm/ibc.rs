@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_sol_types::{SolCall, SolEvent};
-use kh_contracts::{IBCChannelPacket as P, IBCClient, ibc_commitment_slot};
+use kh_contracts::{
+    IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, ibc_commitment_slot,
+};
 use serde_json::json;
 
 use super::follow::ChainLog;
@@ -304,6 +306,69 @@ impl EvmEnd {
                 proof,
                 proofHeight: height.sol(),
                 nextSequenceRecv: 0,
+            },
+        })
+        .await
+    }
+
+    /// Times `packet` (sent here) out because its destination channel is closed: the
+    /// counterparty proves `closed_end` (its channel end, CLOSED) and that it holds no receipt.
+    pub async fn timeout_on_close<Q: Prover>(
+        &self,
+        counterparty: &Q,
+        packet: &Packet,
+        closed_end: &[u8],
+    ) -> Result<Receipt, IbcError> {
+        let height = self.sync_client(counterparty).await?;
+        let receipt_path = packet_path(
+            "receipts",
+            &packet.destinationPort,
+            &packet.destinationChannel,
+            packet.sequence,
+        );
+        let proof_unreceived = counterparty.prove(&receipt_path, None, height).await?;
+        let channel_path = format!(
+            "channelEnds/ports/{}/channels/{}",
+            packet.destinationPort, packet.destinationChannel
+        );
+        let proof_close = counterparty
+            .prove(&channel_path, Some(closed_end), height)
+            .await?;
+        self.send(P::timeoutOnCloseCall {
+            m: P::MsgTimeoutOnClose {
+                packet: packet.clone(),
+                proofUnreceived: proof_unreceived,
+                proofClose: proof_close,
+                proofHeight: height.sol(),
+                nextSequenceRecv: 0,
+            },
+        })
+        .await
+    }
+
+    /// Closes this end of `port`/`channel` after the counterparty closed its end, proven as
+    /// `closed_end` at `counterparty_port`/`counterparty_channel`.
+    pub async fn close_confirm<Q: Prover>(
+        &self,
+        counterparty: &Q,
+        port: &str,
+        channel: &str,
+        counterparty_port: &str,
+        counterparty_channel: &str,
+        closed_end: &[u8],
+    ) -> Result<Receipt, IbcError> {
+        let height = self.sync_client(counterparty).await?;
+        let path = format!("channelEnds/ports/{counterparty_port}/channels/{counterparty_channel}");
+        let proof = counterparty.prove(&path, Some(closed_end), height).await?;
+        self.send(H::channelCloseConfirmCall {
+            m: H::MsgChannelProof {
+                portId: port.into(),
+                channelId: channel.into(),
+                proof,
+                proofHeight: H::Height {
+                    revisionNumber: height.revision_number,
+                    revisionHeight: height.revision_height,
+                },
             },
         })
         .await
