@@ -327,15 +327,41 @@ contract LCPAttestation {
     }
 
     /// @dev A JSON string at `p`: returns the content range [s, e) (e = the closing quote).
+    /// Escapes and control characters are refused.
     function _jsonString(bytes memory j, uint256 p) private pure returns (uint256 s, uint256 e) {
         if (p >= j.length || j[p] != '"') revert LCPAttestationBadJson(p);
         s = p + 1;
-        for (e = s; e < j.length; e++) {
-            bytes1 c = j[e];
-            if (c == '"') return (s, e);
-            if (c == "\\" || uint8(c) < 0x20) revert LCPAttestationBadJson(e);
+        bool bad;
+        assembly ("memory-safe") {
+            let base := add(j, 0x20)
+            let n := mload(j)
+            let lo := 0x7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f7f
+            let ones := 0x0101010101010101010101010101010101010101010101010101010101010101
+            e := s
+            // 32 bytes at a time: a word with no '"', '\\' or control byte is skipped whole
+            // (exact per-byte zero test: ~(((v & 0x7f..) + 0x7f..) | v | 0x7f..)).
+            for {} lt(add(e, 32), add(n, 1)) { e := add(e, 32) } {
+                let w := mload(add(base, e))
+                let q := xor(w, mul(0x22, ones))
+                let b := xor(w, mul(0x5c, ones))
+                let c := and(w, mul(0xe0, ones))
+                let hit := or(
+                    or(not(or(or(add(and(q, lo), lo), q), lo)), not(or(or(add(and(b, lo), lo), b), lo))),
+                    not(or(or(add(and(c, lo), lo), c), lo))
+                )
+                if hit { break }
+            }
+            for {} lt(e, n) { e := add(e, 1) } {
+                let c := byte(0, mload(add(base, e)))
+                if eq(c, 0x22) { break }
+                if or(eq(c, 0x5c), lt(c, 0x20)) {
+                    bad := 1
+                    break
+                }
+            }
+            if iszero(lt(e, n)) { bad := 1 }
         }
-        revert LCPAttestationBadJson(e);
+        if (bad) revert LCPAttestationBadJson(e);
     }
 
     function _jsonNumber(bytes memory j, uint256 p) private pure returns (uint256 v, uint256 next) {
@@ -488,42 +514,62 @@ contract LCPAttestation {
         }
     }
 
-    /// @dev Standard base64 with padding of j[s..e).
+    /// @dev Decoding table for '+' (43) .. 'z' (122): the 6-bit value, 0xff if not in the alphabet.
+    bytes private constant B64_TABLE =
+        hex"3effffff3f3435363738393a3b3c3dffffffffffffff000102030405060708090a0b0c0d0e0f10111213141516171819ffffffffffff1a1b1c1d1e1f202122232425262728292a2b2c2d2e2f30313233";
+
+    /// @dev Standard base64 with padding of j[s..e) (canonical: unused bits zero).
     function _base64(bytes memory j, uint256 s, uint256 e) private pure returns (bytes memory out) {
         uint256 n = e - s;
         if (n == 0 || n % 4 != 0) revert LCPAttestationBadBase64();
         uint256 pad = j[e - 1] == "=" ? (j[e - 2] == "=" ? 2 : 1) : 0;
+        // A 256-entry table (0xff = invalid), so a lookup needs no range check.
+        bytes memory table = new bytes(256);
+        bytes memory t80 = B64_TABLE;
         out = new bytes((n / 4) * 3 - pad);
-        uint256 o;
-        for (uint256 i = s; i < e; i += 4) {
-            uint256 last = i + 4 == e ? pad : 0;
-            uint256 acc;
-            for (uint256 k = 0; k < 4; k++) {
-                uint256 v;
-                if (k >= 4 - last) {
-                    v = 0; // '=' (already checked position)
-                    if (j[i + k] != "=") revert LCPAttestationBadBase64();
-                } else {
-                    v = _b64(uint8(j[i + k]));
-                }
-                acc = (acc << 6) | v;
+        bool bad;
+        assembly ("memory-safe") {
+            let tbl := add(table, 0x20)
+            for { let k := 0 } lt(k, 256) { k := add(k, 32) } {
+                mstore(add(tbl, k), not(0))
             }
-            out[o++] = bytes1(uint8(acc >> 16));
-            if (last < 2) out[o++] = bytes1(uint8(acc >> 8));
-            if (last < 1) out[o++] = bytes1(uint8(acc));
+            mcopy(add(tbl, 43), add(t80, 0x20), 80)
+            // '=' decodes to 0 only in the padding positions, checked below
+            let src := add(add(j, 0x20), s)
+            let dst := add(out, 0x20)
+            let end := add(src, n)
+            let last := sub(end, 4)
+            for {} lt(src, last) { src := add(src, 4) } {
+                let w := mload(src)
+                let v0 := byte(0, mload(add(tbl, byte(0, w))))
+                let v1 := byte(0, mload(add(tbl, byte(1, w))))
+                let v2 := byte(0, mload(add(tbl, byte(2, w))))
+                let v3 := byte(0, mload(add(tbl, byte(3, w))))
+                bad := or(bad, and(or(or(v0, v1), or(v2, v3)), 0xc0))
+                let acc := or(or(shl(18, v0), shl(12, v1)), or(shl(6, v2), v3))
+                mstore(dst, or(shl(232, acc), and(mload(dst), 0x000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)))
+                dst := add(dst, 3)
+            }
+            // the last group, with its padding
+            let w := mload(src)
+            let acc := 0
+            for { let k := 0 } lt(k, 4) { k := add(k, 1) } {
+                let c := byte(k, w)
+                let v := 0xff
+                switch lt(k, sub(4, pad))
+                case 1 { v := byte(0, mload(add(tbl, c))) }
+                default { if eq(c, 0x3d) { v := 0 } }
+                bad := or(bad, and(v, 0xc0))
+                acc := or(shl(6, acc), v)
+            }
+            mstore8(dst, shr(16, acc))
+            if lt(pad, 2) { mstore8(add(dst, 1), and(shr(8, acc), 0xff)) }
+            if lt(pad, 1) { mstore8(add(dst, 2), and(acc, 0xff)) }
+            // unused bits must be zero
+            if eq(pad, 1) { bad := or(bad, and(acc, 0xff)) }
+            if eq(pad, 2) { bad := or(bad, and(acc, 0xffff)) }
+            bad := iszero(iszero(bad))
         }
-        // unused bits of the last group must be zero (canonical encoding)
-        if ((pad == 1 && _b64(uint8(j[e - 2])) & 0x03 != 0) || (pad == 2 && _b64(uint8(j[e - 3])) & 0x0f != 0)) {
-            revert LCPAttestationBadBase64();
-        }
-    }
-
-    function _b64(uint8 c) private pure returns (uint256) {
-        if (c >= 65 && c <= 90) return c - 65;
-        if (c >= 97 && c <= 122) return c - 71;
-        if (c >= 48 && c <= 57) return c + 4;
-        if (c == 43) return 62;
-        if (c == 47) return 63;
-        revert LCPAttestationBadBase64();
+        if (bad) revert LCPAttestationBadBase64();
     }
 }
