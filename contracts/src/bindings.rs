@@ -79,3 +79,10 @@ sol!(
     LCPAttestation,
     "artifacts/LCPAttestation.json"
 );
+
+// A QBFT header seal verifier (`solidity/qbft/`), for the on-chain cost comparison.
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    QBFTHeaderVerifier,
+    "artifacts/QBFTHeaderVerifier.json"
+);
