@@ -594,5 +594,6 @@ async fn measure(a: &mut Chain, b: &mut Chain) -> anyhow::Result<Gas> {
     timeout(a, b, &mut gas).await?;
     let (_, now) = a.head().await?;
     crate::bench_gas_lcp::measure(&mut a.sender, now, &mut gas).await?;
+    crate::bench_gas_qbft::measure(&mut a.sender, now, &mut gas).await?;
     Ok(gas)
 }
