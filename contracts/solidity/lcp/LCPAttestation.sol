@@ -79,34 +79,38 @@ contract LCPAttestation {
         bytes32 issuerSubjectHash,
         uint256 time
     ) external view returns (Certificate memory cert) {
-        bytes memory tbs;
-        bytes memory sig;
-        (cert, tbs, sig) = _parseCertificate(der);
+        uint256 tbsEnd;
+        uint256 sigStart;
+        (cert, tbsEnd, sigStart) = _parseCertificate(der);
         if (cert.issuerHash != issuerSubjectHash) revert LCPAttestationBadCertificateSignature();
-        if (!rsaVerify(sha256(tbs), sig, issuerModulus, issuerExponent)) {
+        // the TBSCertificate starts after the outer SEQUENCE header (4 bytes: 30 82 LL LL, or fewer)
+        (uint256 tbsStart,) = _expect(der, 0, 0x30);
+        if (!rsaVerify(sha256(der[tbsStart:tbsEnd]), der[sigStart:], issuerModulus, issuerExponent)) {
             revert LCPAttestationBadCertificateSignature();
         }
         if (time < cert.notBefore || time > cert.notAfter) revert LCPAttestationCertificateNotValid(time);
     }
 
+    /// @dev The certificate's fields, the end of the TBSCertificate and the start of the
+    /// signature bytes (they run to the end of `derCd`).
     function _parseCertificate(bytes calldata derCd)
         private
         pure
-        returns (Certificate memory cert, bytes memory tbs, bytes memory sig)
+        returns (Certificate memory cert, uint256 tbsEnd, uint256 sigStart)
     {
         bytes memory der = derCd;
         cert.certHash = keccak256(der);
         (uint256 s, uint256 end) = _expect(der, 0, 0x30);
         if (end != der.length) revert LCPAttestationBadDer(end);
         (uint256 ts, uint256 tend) = _expect(der, s, 0x30);
-        tbs = _slice(der, s, tend - s);
+        tbsEnd = tend;
         _parseTbs(der, ts, tend, cert);
         // outer signature algorithm and value
         (uint256 os, uint256 oend) = _expect(der, tend, 0x30);
         _checkOid(der, os, oend, OID_SHA256_RSA);
         (uint256 ss, uint256 send) = _expect(der, oend, 0x03);
         if (send != end || der[ss] != 0x00) revert LCPAttestationBadDer(ss);
-        sig = _slice(der, ss + 1, send - ss - 1);
+        sigStart = ss + 1;
     }
 
     function _parseTbs(bytes memory der, uint256 p, uint256 tend, Certificate memory cert) private pure {

@@ -114,16 +114,17 @@ contract LCPClient is ILightClient {
         uint64 timestamp;
     }
 
+    /// @dev Slot 0 holds what every update and proof reads (existence = keyExpiration != 0).
     struct Client {
-        bytes32 mrenclave;
         uint64 keyExpiration;
         bool frozen;
+        uint8 operatorCount;
         Height latest;
         uint64 thresholdNumerator;
         uint64 thresholdDenominator;
+        bytes32 mrenclave;
         address[] operators;
-        /// @dev The client state's encoded fields 1-2 and 5-10 (canonical, re-encoded).
-        bytes head;
+        /// @dev The client state's encoded fields 5-10 (canonical, re-encoded).
         bytes tail;
         mapping(bytes32 => bool) allowedStatus;
         mapping(bytes32 => bool) allowedAdvisory;
@@ -216,7 +217,7 @@ contract LCPClient is ILightClient {
         returns (Height memory)
     {
         Client storage c = clients[clientId];
-        if (c.mrenclave != bytes32(0)) revert LCPClientExists(clientId);
+        if (c.keyExpiration != 0) revert LCPClientExists(clientId);
         _decodeClientState(c, LCPProto.unpack(clientState, CLIENT_STATE_URL));
         (bytes32 stateId, uint64 timestamp) = _decodeConsensusState(LCPProto.unpack(consensusState, CONSENSUS_STATE_URL));
         if (c.latest.revisionNumber == 0 && c.latest.revisionHeight == 0) {
@@ -357,7 +358,7 @@ contract LCPClient is ILightClient {
             ? address(0)
             : _recover(registerEnclaveKeyDigest(m.report), m.operatorSignature);
         if (r.operator != address(0) && operator != r.operator) revert LCPClientAVRUnexpectedOperator(operator, r.operator);
-        if (c.operators.length != 0) {
+        if (c.operatorCount != 0) {
             bool found;
             for (uint256 i = 0; i < c.operators.length; i++) {
                 if (c.operators[i] == operator) found = true;
@@ -499,7 +500,7 @@ contract LCPClient is ILightClient {
     /// @dev One registered, unexpired key (no operator set), or keys of the operators in set
     /// order (empty signature = operator absent) reaching the threshold.
     function _verifySigners(Client storage c, bytes32 digest, bytes[] memory sigs) private view {
-        uint256 n = c.operators.length;
+        uint256 n = c.operatorCount;
         if (n == 0) {
             if (sigs.length != 1) revert LCPClientSignaturesLength(sigs.length, 1);
             _checkKey(c, _recover(digest, sigs[0]));
@@ -595,7 +596,9 @@ contract LCPClient is ILightClient {
                     op := shr(96, mload(add(add(b, 0x20), s)))
                 }
                 uint256 count = c.operators.length;
-                if (op == address(0) || (count != 0 && c.operators[count - 1] >= op)) revert LCPClientBadClientState();
+                if (op == address(0) || count == 255 || (count != 0 && c.operators[count - 1] >= op)) {
+                    revert LCPClientBadClientState();
+                }
                 c.operators.push(op);
                 c.tail = abi.encodePacked(c.tail, ProtoEncoder.lenField(7, abi.encodePacked(op)));
             } else if (f == 8) {
@@ -612,9 +615,7 @@ contract LCPClient is ILightClient {
         } else if (c.thresholdNumerator == 0 || c.thresholdNumerator > c.thresholdDenominator) {
             revert LCPClientBadClientState();
         }
-        c.head = abi.encodePacked(
-            ProtoEncoder.lenField(1, abi.encodePacked(c.mrenclave)), ProtoEncoder.varintField(2, c.keyExpiration)
-        );
+        c.operatorCount = uint8(c.operators.length);
         c.tail = abi.encodePacked(
             c.tail,
             ProtoEncoder.varintField(8, uint64(nonce)),
@@ -713,7 +714,11 @@ contract LCPClient is ILightClient {
             ProtoEncoder.varintField(1, c.latest.revisionNumber), ProtoEncoder.varintField(2, c.latest.revisionHeight)
         );
         bytes memory value = abi.encodePacked(
-            c.head, c.frozen ? bytes(hex"1801") : bytes(""), ProtoEncoder.lenField(4, height), c.tail
+            ProtoEncoder.lenField(1, abi.encodePacked(c.mrenclave)),
+            ProtoEncoder.varintField(2, c.keyExpiration),
+            c.frozen ? bytes(hex"1801") : bytes(""),
+            ProtoEncoder.lenField(4, height),
+            c.tail
         );
         return abi.encodePacked(ProtoEncoder.lenField(1, bytes(CLIENT_STATE_URL)), ProtoEncoder.lenField(2, value));
     }
@@ -726,7 +731,7 @@ contract LCPClient is ILightClient {
 
     function _client(string calldata clientId) private view returns (Client storage c) {
         c = clients[clientId];
-        if (c.mrenclave == bytes32(0)) revert LCPClientNotFound(clientId);
+        if (c.keyExpiration == 0) revert LCPClientNotFound(clientId);
     }
 
     function _key(Height memory h) private pure returns (uint128) {
