@@ -1072,3 +1072,84 @@ fn fresh_registration_through_update_client_and_misbehaviour_freezes() {
     assert!(is::<L::LCPClientFrozenState>(&err));
     let _ = f.ts1;
 }
+
+#[test]
+fn strict_report_parsing() {
+    // Reports signed by the simulation authority as given, so only the parser can refuse them.
+    let mut f = fresh_client();
+    let key = EnclaveKey::generate();
+    let good =
+        f.ca.simulate(key.address(), None, MRENCLAVE, T0, false)
+            .unwrap();
+    let j: serde_json::Value = serde_json::from_str(&good.avr).unwrap();
+    let body = j["isvEnclaveQuoteBody"].as_str().unwrap().to_string();
+    let id = j["id"].as_str().unwrap().to_string();
+    let ts = j["timestamp"].as_str().unwrap().to_string();
+    let avr = |text: String| {
+        let r = f.ca.sign_avr(text).unwrap();
+        Avr::from_signed(&r, MRENCLAVE)
+    };
+    let make = |ts: &str, version: &str, status: &str, body: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"timestamp\":\"{ts}\",\"version\":{version},\"isvEnclaveQuoteStatus\":\"{status}\",\"isvEnclaveQuoteBody\":\"{body}\"}}"
+        )
+    };
+    // The same fields rebuilt here are accepted (and the quote body has no padding).
+    assert_eq!(make(&ts, "4", "OK", &body), good.avr);
+    let (mut body_pad, mut body_bad) = (body.clone(), body.clone());
+    body_bad.replace_range(100..101, "*");
+    body_pad.truncate(body.len() - 4);
+    body_pad.push_str("AA==");
+    let cases: Vec<(&str, String)> = vec![
+        ("version 5", make(&ts, "5", "OK", &body)),
+        ("version 04", make(&ts, "04", "OK", &body)),
+        (
+            "timestamp with zone",
+            make(&format!("{ts}Z"), "4", "OK", &body),
+        ),
+        (
+            "timestamp without seconds",
+            make(&ts[..16], "4", "OK", &body),
+        ),
+        (
+            "escape in a skipped value",
+            good.avr.replacen("{", "{\"advisoryURL\":\"a\\/b\",", 1),
+        ),
+        (
+            "control byte in a skipped value",
+            good.avr.replacen("{", "{\"x\":\"a\tb\",", 1),
+        ),
+        ("bad base64 character", make(&ts, "4", "OK", &body_bad)),
+        ("quote of another length", make(&ts, "4", "OK", &body_pad)),
+        (
+            "whitespace",
+            good.avr.replacen(",\"version\"", ", \"version\"", 1),
+        ),
+        (
+            "duplicate key",
+            good.avr
+                .replacen("{", &format!("{{\"timestamp\":\"{ts}\","), 1),
+        ),
+        (
+            "missing body",
+            good.avr
+                .replacen(&format!(",\"isvEnclaveQuoteBody\":\"{body}\""), "", 1),
+        ),
+        ("trailing bytes", format!("{} ", good.avr)),
+        ("not an object", format!("[{}]", good.avr)),
+    ];
+    for (what, text) in cases {
+        assert!(
+            f.lcp.register(CLIENT_ID, &avr(text), &[]).is_err(),
+            "{what} accepted"
+        );
+    }
+    // Unknown fields, null and number values and string arrays are skipped.
+    let extended = good.avr.replacen(
+        "{",
+        "{\"platformInfoBlob\":null,\"n\":12,\"advisoryURL\":\"https://example.com/a\",",
+        1,
+    );
+    f.lcp.register(CLIENT_ID, &avr(extended), &[]).unwrap();
+    assert_eq!(f.lcp.key_info(CLIENT_ID, key.address()).0, T0 + 604_800);
+}
