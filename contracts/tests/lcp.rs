@@ -1119,6 +1119,11 @@ fn strict_report_parsing() {
             "control byte in a skipped value",
             good.avr.replacen("{", "{\"x\":\"a\tb\",", 1),
         ),
+        (
+            "escape after two words",
+            good.avr
+                .replacen("{", &format!("{{\"x\":\"{}\\/b\",", "a".repeat(70)), 1),
+        ),
         ("bad base64 character", make(&ts, "4", "OK", &body_bad)),
         ("quote of another length", make(&ts, "4", "OK", &body_pad)),
         (
