@@ -238,13 +238,12 @@ contract LCPClient is ILightClient {
         returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
     {
         Client storage c = _client(clientId);
-        (bytes memory typeUrl, bytes memory value) = LCPProto.any(clientMessage);
-        bytes32 t = keccak256(typeUrl);
+        (bytes32 t, uint256 vs, uint256 ve) = LCPProto.anyCd(clientMessage);
         if (t == keccak256(bytes(UPDATE_CLIENT_URL))) {
-            (bytes memory message, bytes[] memory signatures) = _decodeUpdateClientMessage(value);
-            return _routeProxyMessage(clientId, c, message, signatures);
+            (uint256 ms, uint256 me, bytes[] memory signatures) = _decodeUpdateClientMessage(clientMessage[vs:ve]);
+            return _routeProxyMessage(clientId, c, clientMessage[vs:ve][ms:me], signatures);
         } else if (t == keccak256(bytes(REGISTER_URL))) {
-            _registerEnclaveKey(clientId, c, _decodeRegisterMessage(value));
+            _registerEnclaveKey(clientId, c, _decodeRegisterMessage(clientMessage[vs:ve]));
             return (_encodeClientState(c), new ConsensusStateUpdate[](0));
         }
         revert LCPClientUnknownMessage();
@@ -397,7 +396,7 @@ contract LCPClient is ILightClient {
 
     // ------------------------------------------------------------------ proxy messages
 
-    function _routeProxyMessage(string calldata clientId, Client storage c, bytes memory message, bytes[] memory sigs)
+    function _routeProxyMessage(string calldata clientId, Client storage c, bytes calldata message, bytes[] memory sigs)
         private
         returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
     {
@@ -664,10 +663,12 @@ contract LCPClient is ILightClient {
         }
     }
 
-    function _decodeUpdateClientMessage(bytes memory b)
+    /// @dev UpdateClientMessage {1 proxy_message, 2 repeated signatures}: the message's range
+    /// in `b` and the signatures.
+    function _decodeUpdateClientMessage(bytes calldata b)
         private
         pure
-        returns (bytes memory message, bytes[] memory signatures)
+        returns (uint256 ms, uint256 me, bytes[] memory signatures)
     {
         uint256 count;
         for (uint256 pass = 0; pass < 2; pass++) {
@@ -676,18 +677,17 @@ contract LCPClient is ILightClient {
             uint256 i;
             uint256 last;
             while (p < b.length) {
-                (uint256 f, uint256 wt, uint256 q) = LCPProto.key(b, p);
-                if (wt != 2 || f > 2 || f < last || (f == 1 && last == 1)) revert LCPClientUnknownMessage();
+                (uint256 f, uint256 s, uint256 e) = LCPProto.lenFieldCd(b, p);
+                if (f > 2 || f < last || (f == 1 && last == 1)) revert LCPClientUnknownMessage();
                 last = f;
-                (uint256 s, uint256 n, uint256 next) = LCPProto.lenDelim(b, q);
                 if (f == 1) {
-                    if (pass == 0) message = LCPProto.slice(b, s, n);
+                    (ms, me) = (s, e);
                 } else if (pass == 0) {
                     count++;
                 } else {
-                    signatures[i++] = LCPProto.slice(b, s, n);
+                    signatures[i++] = b[s:e];
                 }
-                p = next;
+                p = e;
             }
         }
     }
@@ -710,23 +710,32 @@ contract LCPClient is ILightClient {
     }
 
     function _encodeClientState(Client storage c) private view returns (bytes memory) {
+        Height memory h = c.latest;
         bytes memory height = abi.encodePacked(
-            ProtoEncoder.varintField(1, c.latest.revisionNumber), ProtoEncoder.varintField(2, c.latest.revisionHeight)
+            h.revisionNumber == 0 ? bytes("") : abi.encodePacked(hex"08", ProtoEncoder.varint(h.revisionNumber)),
+            h.revisionHeight == 0 ? bytes("") : abi.encodePacked(hex"10", ProtoEncoder.varint(h.revisionHeight))
         );
         bytes memory value = abi.encodePacked(
-            ProtoEncoder.lenField(1, abi.encodePacked(c.mrenclave)),
-            ProtoEncoder.varintField(2, c.keyExpiration),
+            hex"0a20",
+            c.mrenclave,
+            hex"10",
+            ProtoEncoder.varint(c.keyExpiration),
             c.frozen ? bytes(hex"1801") : bytes(""),
-            ProtoEncoder.lenField(4, height),
+            hex"22",
+            uint8(height.length),
+            height,
             c.tail
         );
-        return abi.encodePacked(ProtoEncoder.lenField(1, bytes(CLIENT_STATE_URL)), ProtoEncoder.lenField(2, value));
+        // Any{1: url (36 bytes), 2: value}
+        return abi.encodePacked(hex"0a24", CLIENT_STATE_URL, hex"12", ProtoEncoder.varint(uint64(value.length)), value);
     }
 
     function _encodeConsensusState(bytes32 stateId, uint64 timestamp) private pure returns (bytes memory) {
-        bytes memory value =
-            abi.encodePacked(ProtoEncoder.lenField(1, abi.encodePacked(stateId)), ProtoEncoder.varintField(2, timestamp));
-        return abi.encodePacked(ProtoEncoder.lenField(1, bytes(CONSENSUS_STATE_URL)), ProtoEncoder.lenField(2, value));
+        // Any{1: url (39 bytes), 2: {1: state_id (32 bytes), 2: timestamp}}; timestamp > 0.
+        bytes memory ts = ProtoEncoder.varint(timestamp);
+        return abi.encodePacked(
+            hex"0a27", CONSENSUS_STATE_URL, hex"12", uint8(35 + ts.length), hex"0a20", stateId, hex"10", ts
+        );
     }
 
     function _client(string calldata clientId) private view returns (Client storage c) {

@@ -66,4 +66,46 @@ library LCPProto {
         (typeUrl, value) = any(b);
         if (keccak256(typeUrl) != keccak256(bytes(url))) revert LCPProtoUnexpectedType();
     }
+
+    // ---- the same readers on calldata (no copies) ----
+
+    /// @notice The varint at `p` of calldata `b`.
+    function varintCd(bytes calldata b, uint256 p) internal pure returns (uint256 v, uint256 next) {
+        for (uint256 i = 0; i < 10; i++) {
+            if (p + i >= b.length) revert LCPProtoMalformed(p);
+            uint8 c = uint8(b[p + i]);
+            v |= uint256(c & 0x7f) << (7 * i);
+            if (c & 0x80 == 0) return (v, p + i + 1);
+        }
+        revert LCPProtoMalformed(p);
+    }
+
+    /// @notice A length-delimited field at `p` of calldata `b`: field number, value start and
+    /// end. Any other wire type is refused.
+    function lenFieldCd(bytes calldata b, uint256 p) internal pure returns (uint256 field, uint256 s, uint256 e) {
+        uint256 k;
+        (k, s) = varintCd(b, p);
+        field = k >> 3;
+        if (field == 0 || k & 7 != 2) revert LCPProtoMalformed(p);
+        uint256 len;
+        (len, s) = varintCd(b, s);
+        e = s + len;
+        if (e > b.length) revert LCPProtoMalformed(p);
+    }
+
+    /// @notice keccak256 of the type URL and the value range of the `Any` in calldata `b`.
+    function anyCd(bytes calldata b) internal pure returns (bytes32 typeUrlHash, uint256 vs, uint256 ve) {
+        uint256 p;
+        uint256 last;
+        while (p < b.length) {
+            (uint256 f, uint256 s, uint256 e) = lenFieldCd(b, p);
+            if (f > 2 || f <= last) revert LCPProtoMalformed(p);
+            last = f;
+            if (f == 1) typeUrlHash = keccak256(b[s:e]);
+            else (vs, ve) = (s, e);
+            p = e;
+        }
+        if (last == 0) revert LCPProtoMalformed(0);
+        if (typeUrlHash == bytes32(0)) typeUrlHash = keccak256("");
+    }
 }
