@@ -21,6 +21,9 @@ contract LCPAttestation {
         bytes exponent;
         /// @notice keccak256 of the DER bytes.
         bytes32 certHash;
+        /// @notice Where `modulus` and `exponent` are in the DER bytes.
+        uint256 modulusOffset;
+        uint256 exponentOffset;
     }
 
     /// @notice The fields of a verified AVR.
@@ -151,17 +154,17 @@ contract LCPAttestation {
         (s, e) = _expect(der, s + 1, 0x30);
         if (e != bend) revert LCPAttestationBadDer(e);
         (s, e) = _expect(der, s, 0x02);
-        cert.modulus = _unsigned(der, s, e);
+        (cert.modulus, cert.modulusOffset) = _unsigned(der, s, e);
         (s, e) = _expect(der, e, 0x02);
         if (e != bend) revert LCPAttestationBadDer(e);
-        cert.exponent = _unsigned(der, s, e);
+        (cert.exponent, cert.exponentOffset) = _unsigned(der, s, e);
     }
 
     /// @dev An INTEGER's content without its sign byte; rejects negative/empty values.
-    function _unsigned(bytes memory der, uint256 s, uint256 e) private pure returns (bytes memory) {
+    function _unsigned(bytes memory der, uint256 s, uint256 e) private pure returns (bytes memory, uint256) {
         if (e <= s || uint8(der[s]) & 0x80 != 0) revert LCPAttestationBadDer(s);
         if (der[s] == 0x00 && e - s > 1) s++;
-        return _slice(der, s, e - s);
+        return (_slice(der, s, e - s), s);
     }
 
     /// @dev An AlgorithmIdentifier holding `oid` followed by nothing or NULL.

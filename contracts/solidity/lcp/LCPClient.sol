@@ -144,8 +144,8 @@ contract LCPClient is ILightClient {
     bytes32 private rootSubjectHash;
     uint64 private rootNotBefore;
     uint64 private rootNotAfter;
-    /// @dev keccak256(signing cert DER) => notBefore << 64 | notAfter, for certificates already
-    /// verified against the root.
+    /// @dev keccak256(signing cert DER) => notBefore, notAfter and where its RSA key is in the
+    /// DER, for certificates already verified against the root (the key is then read in place).
     mapping(bytes32 => uint256) private signingCerts;
     mapping(string => Client) private clients;
 
@@ -377,20 +377,26 @@ contract LCPClient is ILightClient {
     /// @dev The RSA key of a signing certificate chained to the root (cached after the first check).
     function _signingKey(bytes memory cert) private returns (bytes memory, bytes memory) {
         bytes32 h = keccak256(cert);
-        uint256 validity = signingCerts[h];
-        LCPAttestation.Certificate memory info;
-        if (validity != 0) {
-            if (block.timestamp < validity >> 64 || block.timestamp > uint64(validity)) {
+        uint256 cached = signingCerts[h];
+        if (cached != 0) {
+            // notBefore(64) | notAfter(64) | modulus offset, length | exponent offset, length (16 each)
+            if (block.timestamp < cached >> 192 || block.timestamp > uint64(cached >> 128)) {
                 revert LCPClientSigningCertNotValid(block.timestamp);
             }
-            info = attestation.parseCertificate(cert);
-        } else {
-            if (block.timestamp < rootNotBefore || block.timestamp > rootNotAfter) {
-                revert LCPClientRootNotValid(block.timestamp);
-            }
-            info = attestation.verifyCertificate(cert, rootModulus, rootExponent, rootSubjectHash, block.timestamp);
-            signingCerts[h] = (uint256(info.notBefore) << 64) | info.notAfter;
+            return (
+                LCPProto.slice(cert, uint16(cached >> 48), uint16(cached >> 32)),
+                LCPProto.slice(cert, uint16(cached >> 16), uint16(cached))
+            );
         }
+        if (block.timestamp < rootNotBefore || block.timestamp > rootNotAfter) {
+            revert LCPClientRootNotValid(block.timestamp);
+        }
+        LCPAttestation.Certificate memory info =
+            attestation.verifyCertificate(cert, rootModulus, rootExponent, rootSubjectHash, block.timestamp);
+        if (cert.length > type(uint16).max) revert LCPClientSigningCertNotValid(block.timestamp);
+        signingCerts[h] = (uint256(info.notBefore) << 192) | (uint256(info.notAfter) << 128)
+            | (uint256(uint16(info.modulusOffset)) << 48) | (uint256(uint16(info.modulus.length)) << 32)
+            | (uint256(uint16(info.exponentOffset)) << 16) | uint16(info.exponent.length);
         return (info.modulus, info.exponent);
     }
 
