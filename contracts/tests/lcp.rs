@@ -1038,6 +1038,36 @@ fn fresh_registration_through_update_client_and_misbehaviour_freezes() {
         .unwrap_err();
     assert!(is::<L::LCPClientDebugEnclave>(&err));
 
+    // Before freezing, a statement at the trusted state is proven.
+    let statement = ProxyMessage::VerifyMembership(VerifyMembershipMessage::membership(
+        b"ibc".to_vec(),
+        b"p".to_vec(),
+        b"v",
+        f.h1,
+        f.s1,
+    ))
+    .encode();
+    let p = proof(&statement, vec![key.sign(&statement).unwrap().to_vec()]);
+    assert!(
+        f.lcp
+            .verify_membership(CLIENT_ID, f.h1, p, b"ibc", b"p", Some(b"v"))
+            .unwrap()
+    );
+    // Misbehaviour naming a state the client does not hold is refused.
+    let wrong = ProxyMessage::Misbehaviour(kh_lcp::MisbehaviourMessage {
+        prev_states: vec![kh_lcp::PrevState {
+            height: f.h1,
+            state_id: StateId([0xee; 32]),
+        }],
+        context: ValidationContext::Empty,
+        client_message: b"evidence".to_vec(),
+    })
+    .encode();
+    let err = f
+        .lcp
+        .update(CLIENT_ID, &wrong, &[key.sign(&wrong).unwrap().to_vec()])
+        .unwrap_err();
+    assert!(is::<L::LCPClientPrevStateMismatch>(&err));
     // Misbehaviour against the trusted state freezes the client.
     let mb = ProxyMessage::Misbehaviour(kh_lcp::MisbehaviourMessage {
         prev_states: vec![kh_lcp::PrevState {
@@ -1068,6 +1098,21 @@ fn fresh_registration_through_update_client_and_misbehaviour_freezes() {
     let err = f
         .lcp
         .update(CLIENT_ID, &m, &[key.sign(&m).unwrap().to_vec()])
+        .unwrap_err();
+    assert!(is::<L::LCPClientFrozenState>(&err));
+    // A frozen client proves nothing.
+    let statement = ProxyMessage::VerifyMembership(VerifyMembershipMessage::membership(
+        b"ibc".to_vec(),
+        b"p".to_vec(),
+        b"v",
+        f.h1,
+        f.s1,
+    ))
+    .encode();
+    let p = proof(&statement, vec![key.sign(&statement).unwrap().to_vec()]);
+    let err = f
+        .lcp
+        .verify_membership(CLIENT_ID, f.h1, p, b"ibc", b"p", Some(b"v"))
         .unwrap_err();
     assert!(is::<L::LCPClientFrozenState>(&err));
     let _ = f.ts1;
