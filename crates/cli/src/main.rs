@@ -10,6 +10,8 @@ mod bench;
 mod bench_crash;
 mod bench_evm;
 mod bench_gas;
+mod bench_gas_lcp;
+mod bench_gas_qbft;
 mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
