@@ -12,6 +12,9 @@
 //! - [`message`]: proxy messages (UpdateState, VerifyMembership, Misbehaviour), validation
 //!   contexts, state ids, commitment proofs, and the enclave key's secp256k1 signatures over
 //!   them;
+//! - [`client`]: the LCP client state machine a chain runs (key registration with MRENCLAVE
+//!   pin, allow lists, expiry and operator approvals; UpdateState with operator thresholds;
+//!   membership proofs; misbehaviour), serialisable for a host to store;
 //! - [`operator`]: the EIP-712 digest an operator signs to approve an enclave key's
 //!   registration, and the recovery of that operator.
 //!
@@ -19,6 +22,7 @@
 //! verification, and the LCP client state machine that registers keys and accepts messages.
 
 pub mod attestation;
+pub mod client;
 pub mod message;
 pub mod operator;
 pub mod simulation;
