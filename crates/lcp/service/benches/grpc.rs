@@ -1,13 +1,14 @@
 //! LCP service latency over gRPC with mutual TLS (loopback, in-process enclave behind the
 //! framed pipe protocol): UpdateClient of one QBFT devnet header (4 validators) and
-//! VerifyMembership of one storage slot, each a full round trip including the enclave's
-//! verification and signature and the host's client store write.
+//! VerifyNonMembership of one storage slot, each a full round trip including the enclave's
+//! verification and signature; UpdateClient includes the host's durable client store write
+//! (file + fsync).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::Bytes;
+use alloy_primitives::{Bytes, U256};
 use criterion::{Criterion, criterion_group, criterion_main};
 use k256::ecdsa::SigningKey;
 use kh_elc::{QbftClientState, QbftConsensusState, QbftHeader, StorageLayout, StorageProof};
@@ -37,10 +38,11 @@ fn bench(c: &mut Criterion) {
     let mut chain = Chain::new(ChainSpec {
         chain_id: 1337,
         validator_keys: (1..=4).map(key).collect(),
-        alloc: vec![],
+        // The "IBC handler" account exists (empty storage) so absence proofs verify.
+        alloc: vec![(alloy_primitives::Address::repeat_byte(0x11), U256::from(1))],
         genesis_timestamp: t0,
         gas_limit: 30_000_000,
-        history: BLOCKS + 1,
+        history: BLOCKS as usize + 1,
         contract_size_limit: 24_576,
         pool: PoolLimits::default(),
     })
@@ -153,12 +155,14 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     g.bench_function("verify_non_membership_storage_slot", |b| {
         b.iter(|| {
-            rt.block_on(grpc.verify_non_membership(proto::VerifyNonMembershipRequest {
-                client_id: "verify".into(),
-                height: 1,
-                proof: proof.clone(),
-                path: b"commitments/ports/p/channels/c/sequences/1".to_vec(),
-            }))
+            rt.block_on(
+                grpc.verify_non_membership(proto::VerifyNonMembershipRequest {
+                    client_id: "verify".into(),
+                    height: 1,
+                    proof: proof.clone(),
+                    path: b"commitments/ports/p/channels/c/sequences/1".to_vec(),
+                }),
+            )
             .unwrap()
         })
     });

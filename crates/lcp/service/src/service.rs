@@ -316,7 +316,8 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|source| ServiceError::Bind { addr, source })?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    // No Nagle delay: every call is one small request and one small answer.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = oneshot::channel::<()>();
     let router = Server::builder().tls_config(tls)?.add_service(
         LcpServer::new(Svc { node })
