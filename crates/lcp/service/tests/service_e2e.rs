@@ -602,3 +602,113 @@ fn a_client_without_a_certificate_is_refused() {
         server.stop().await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_headers_give_a_signed_misbehaviour_that_freezes_the_lcp_client() {
+    let home = tempfile::tempdir().unwrap();
+    let platform = PlatformSecret::generate();
+    let n = node(home.path(), &platform, [3; 32], 3600);
+    n.generate_key(None).unwrap();
+    let tls = tls();
+    let (server, mut c) = start(n, &tls).await;
+    // Two devnets with the same validators and genesis that agree on block 1 and fork at 2.
+    let t0 = unix_now().as_secs() - 600;
+    let spec = || ChainSpec {
+        chain_id: CHAIN_ID,
+        validator_keys: (1..=4).map(key).collect(),
+        alloc: vec![],
+        genesis_timestamp: t0,
+        gas_limit: 30_000_000,
+        history: 64,
+        contract_size_limit: 24_576,
+        pool: PoolLimits::default(),
+    };
+    let (mut a, mut b) = (Chain::new(spec()).unwrap(), Chain::new(spec()).unwrap());
+    a.produce_block(t0 + 1).unwrap();
+    b.produce_block(t0 + 1).unwrap();
+    assert_eq!(a.block(1).unwrap().hash, b.block(1).unwrap().hash);
+    a.produce_block(t0 + 2).unwrap();
+    b.produce_block(t0 + 3).unwrap();
+    assert_ne!(a.block(2).unwrap().hash, b.block(2).unwrap().hash);
+
+    let info = c.enclave_info(proto::EnclaveInfoRequest {}).await.unwrap().into_inner();
+    let now = unix_now().as_secs();
+    let mut lcp = LcpClient::new(
+        info.attestation_root,
+        LcpClientState::new(info.mrenclave.try_into().unwrap(), 3600),
+    )
+    .unwrap();
+    register_current_keys(&mut c, &mut lcp, now).await;
+    let cs = QbftClientState {
+        chain_id: CHAIN_ID,
+        ibc_address: Address::repeat_byte(0x11),
+        layout: StorageLayout::YuiIbcStore,
+        trusting_period: Duration::from_secs(3600),
+        max_clock_drift: Duration::from_secs(5),
+        latest_height: 1,
+        frozen: false,
+    };
+    let created = c
+        .create_client(proto::CreateClientRequest {
+            client_id: "fork".into(),
+            client_type: "qbft".into(),
+            client_state: bcs::to_bytes(&cs).unwrap(),
+            consensus_state: bcs::to_bytes(&consensus_at(&a, 1)).unwrap(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    lcp.update_client(&upd(&created.proof.unwrap()), now).unwrap();
+
+    let hdr = |chain: &Chain| QbftHeader {
+        header_rlp: Bytes::from(alloy_rlp::encode(&chain.block(2).unwrap().header)),
+        trusted_height: 1,
+    };
+    // Two copies of one header are no evidence.
+    let same = kh_elc::QbftMisbehaviour {
+        header_1: hdr(&a),
+        header_2: hdr(&a),
+    };
+    assert!(
+        c.submit_misbehaviour(proto::SubmitMisbehaviourRequest {
+            client_id: "fork".into(),
+            evidence: bcs::to_bytes(&same).unwrap(),
+            now_unix_ns: 0,
+        })
+        .await
+        .is_err()
+    );
+    let evidence = kh_elc::QbftMisbehaviour {
+        header_1: hdr(&a),
+        header_2: hdr(&b),
+    };
+    let m = c
+        .submit_misbehaviour(proto::SubmitMisbehaviourRequest {
+            client_id: "fork".into(),
+            evidence: bcs::to_bytes(&evidence).unwrap(),
+            now_unix_ns: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(matches!(
+        ProxyMessage::decode(&m.message).unwrap(),
+        ProxyMessage::Misbehaviour(_)
+    ));
+    assert_eq!(
+        lcp.update_client(&upd(&m), now),
+        Ok(kh_lcp::client::UpdateResult::Frozen)
+    );
+    assert!(lcp.state.frozen);
+    // The frozen ELC refuses further updates.
+    assert!(
+        c.update_client(proto::UpdateClientRequest {
+            client_id: "fork".into(),
+            header: header(&a, 2, 1),
+            now_unix_ns: 0,
+        })
+        .await
+        .is_err()
+    );
+    server.stop().await;
+}
