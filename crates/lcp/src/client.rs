@@ -44,6 +44,10 @@ pub enum LcpClientError {
     /// The attestation report does not verify.
     #[error("attestation: {0}")]
     Attestation(#[from] AttestationError),
+    /// The DCAP quote does not verify.
+    #[cfg(feature = "dcap")]
+    #[error("dcap: {0}")]
+    Dcap(#[from] crate::dcap::DcapError),
     /// A message or signature does not decode.
     #[error("message: {0}")]
     Message(#[from] MessageError),
@@ -303,7 +307,44 @@ impl LcpClient {
             Some(sig) => Some(recover_register_operator(&msg.report.avr, sig)?),
             None => None,
         };
-        if let Some(bound) = verified.report_data.operator
+        self.register(
+            verified.report_data,
+            approver,
+            verified.attestation_time,
+            now,
+        )
+    }
+
+    /// Registers the key a DCAP quote attests (feature `dcap`), verified with its collateral
+    /// against Intel's SGX root at `now`; the key's lifetime counts from `now` (a quote carries
+    /// no attestation time). An operator approves by signing the EIP-712 registration digest
+    /// of the quote's lowercase hex (in place of the AVR text).
+    #[cfg(feature = "dcap")]
+    pub fn register_enclave_key_dcap(
+        &mut self,
+        quote: &[u8],
+        collateral_json: &[u8],
+        operator_signature: Option<&[u8]>,
+        now: u64,
+    ) -> Result<Address, LcpClientError> {
+        self.not_frozen()?;
+        let verified =
+            crate::dcap::verify_quote(quote, collateral_json, &self.state.policy(), now)?;
+        let approver = match operator_signature {
+            Some(sig) => Some(recover_register_operator(&hex::encode(quote), sig)?),
+            None => None,
+        };
+        self.register(verified.report_data, approver, now, now)
+    }
+
+    fn register(
+        &mut self,
+        report_data: crate::attestation::ReportData,
+        approver: Option<Address>,
+        attestation_time: u64,
+        now: u64,
+    ) -> Result<Address, LcpClientError> {
+        if let Some(bound) = report_data.operator
             && approver != Some(bound)
         {
             return Err(LcpClientError::AvrUnexpectedOperator {
@@ -317,13 +358,11 @@ impl LcpClient {
         {
             return Err(LcpClientError::UnknownOperator(op));
         }
-        let expires_at = verified
-            .attestation_time
-            .saturating_add(self.state.key_expiration);
+        let expires_at = attestation_time.saturating_add(self.state.key_expiration);
         if expires_at <= now {
             return Err(LcpClientError::AvrAlreadyExpired { expires_at, now });
         }
-        let key = verified.report_data.enclave_key;
+        let key = report_data.enclave_key;
         let entry = RegisteredKey {
             expires_at,
             operator: approver,

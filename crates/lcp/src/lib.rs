@@ -20,11 +20,15 @@
 //!
 //! Not here: the enclave runtime, key sealing and the gRPC service (`kh-lcp-service` in
 //! `crates/lcp/service`, which depends on the ELCs; this crate must not, since the ledger's IBC
-//! host embeds the client and the Ledger ELC depends on that host). Not yet: DCAP quote
-//! verification.
+//! host embeds the client and the Ledger ELC depends on that host).
+//!
+//! With feature `dcap`: [`dcap`] verifies DCAP quotes (with the `dcap-qvl` crate) under the same
+//! policy, and [`client::LcpClient`] registers keys from them.
 
 pub mod attestation;
 pub mod client;
+#[cfg(feature = "dcap")]
+pub mod dcap;
 pub mod message;
 pub mod operator;
 pub mod simulation;

@@ -631,7 +631,11 @@ async fn conflicting_headers_give_a_signed_misbehaviour_that_freezes_the_lcp_cli
     b.produce_block(t0 + 3).unwrap();
     assert_ne!(a.block(2).unwrap().hash, b.block(2).unwrap().hash);
 
-    let info = c.enclave_info(proto::EnclaveInfoRequest {}).await.unwrap().into_inner();
+    let info = c
+        .enclave_info(proto::EnclaveInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let now = unix_now().as_secs();
     let mut lcp = LcpClient::new(
         info.attestation_root,
@@ -658,7 +662,8 @@ async fn conflicting_headers_give_a_signed_misbehaviour_that_freezes_the_lcp_cli
         .await
         .unwrap()
         .into_inner();
-    lcp.update_client(&upd(&created.proof.unwrap()), now).unwrap();
+    lcp.update_client(&upd(&created.proof.unwrap()), now)
+        .unwrap();
 
     let hdr = |chain: &Chain| QbftHeader {
         header_rlp: Bytes::from(alloy_rlp::encode(&chain.block(2).unwrap().header)),
