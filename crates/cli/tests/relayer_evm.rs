@@ -15,27 +15,26 @@
 //! closed by its app with a packet in flight (timed out on close), and the close confirmed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+#[path = "support/evm_ibc.rs"]
+mod evm_ibc;
+
+use evm_ibc::{Chain, chain};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
-use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, SolValue};
 use ibc_proto::ibc::core::channel::v1 as chan;
-use kh_contracts::{
-    IBCChannelPacket as P, IBCClient, PingApp, TestOnlyClient, ibc_commitment_slot,
-};
-use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
+use kh_contracts::{IBCChannelPacket as P, PingApp, TestOnlyClient, ibc_commitment_slot};
+use kh_relayer::evm::FailoverRpc;
 use kh_relayer::evm::handshake::{ChannelSpec, PREFIX, connect, open_channel};
 use kh_relayer::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
-use kh_relayer::evm::{FailoverRpc, FollowConfig, SubmitPolicy, Submitter, follow};
 use kh_relayer::relay::{RelayEnd, RelayStats, relay};
 use prost::Message;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kakehashi");
 const CLIENT_TYPE: &str = "kh-test-only";
 
 /// The test-only client's prover: the client accepts keccak256(abi.encode(height, prefix,
@@ -64,7 +63,7 @@ fn root(n: u64) -> B256 {
 }
 
 impl Prover for TestOnlyProver {
-    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, _trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
         let (n, t) = self.head().await;
         let message = ((0u64, n), t * 1_000_000_000, root(n)).abi_encode_params();
         Ok((
@@ -124,8 +123,8 @@ fn token(path: &str, value: Option<&[u8]>, height: IbcHeight) -> Bytes {
 struct Liar<'a>(&'a TestOnlyProver);
 
 impl Prover for Liar<'_> {
-    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
-        self.0.update().await
+    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+        self.0.update(trusted).await
     }
 
     async fn prove(
@@ -135,89 +134,6 @@ impl Prover for Liar<'_> {
         height: IbcHeight,
     ) -> Result<Bytes, IbcError> {
         Ok(token(path, value, height))
-    }
-}
-
-struct Chain {
-    devnet: Devnet,
-    rpc: Arc<FailoverRpc>,
-    owner: Arc<Submitter>,
-    handler: Address,
-    app: Address,
-    start_block: u64,
-}
-
-async fn chain(chain_id: u64) -> Chain {
-    let devnet = Devnet::start(DevnetConfig {
-        production: BlockProduction::Interval(Duration::from_millis(100)),
-        rpc_addr: "127.0.0.1:0".parse().unwrap(),
-        dev_accounts: 2,
-        chain_id,
-        ..DevnetConfig::default()
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}", devnet.rpc_addr());
-    let key = devnet.dev_accounts()[0].private_key;
-    let out = Command::new(BIN)
-        .args(["ibc", "deploy", "--rpc", &url])
-        .env("KAKEHASHI_EVM_KEY", key.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let handler: Address = d["handler"].as_str().unwrap().parse().unwrap();
-    let app: Address = d["app"].as_str().unwrap().parse().unwrap();
-
-    let rpc = Arc::new(FailoverRpc::new(chain_id, &[url], Duration::from_secs(10)).unwrap());
-    let owner = Arc::new(Submitter::new(
-        rpc.clone(),
-        PrivateKeySigner::from_bytes(&key).unwrap(),
-        SubmitPolicy::default(),
-    ));
-    // The test-only client, deployed by the second account, registered by the owner.
-    let mut init = TestOnlyClient::BYTECODE.to_vec();
-    init.extend(TestOnlyClient::constructorCall { handler_: handler }.abi_encode());
-    let hash: Value = rpc
-        .request(
-            "eth_sendTransaction",
-            vec![json!({"from": devnet.dev_accounts()[1].address, "data": Bytes::from(init), "gas": "0x800000"})],
-        )
-        .await
-        .unwrap();
-    let client = loop {
-        let r: Value = rpc
-            .request("eth_getTransactionReceipt", vec![hash.clone()])
-            .await
-            .unwrap();
-        if let Some(a) = r["contractAddress"].as_str() {
-            break a.parse::<Address>().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    owner
-        .submit(
-            handler,
-            IBCClient::registerClientCall {
-                clientType: CLIENT_TYPE.into(),
-                lightClient: client,
-            }
-            .abi_encode()
-            .into(),
-        )
-        .await
-        .unwrap();
-    Chain {
-        devnet,
-        rpc,
-        owner,
-        handler,
-        app,
-        start_block: 0,
     }
 }
 
@@ -250,62 +166,19 @@ async fn create_client(on: &mut EvmEnd, of: &TestOnlyProver) {
     .unwrap();
 }
 
-async fn ping(c: &Chain, channel: &str, data: &[u8], timeout_height: u64) {
-    c.owner
-        .submit(
-            c.app,
-            PingApp::pingCall {
-                channelId: channel.into(),
-                data: Bytes::copy_from_slice(data),
-                timeoutHeight: PingApp::Height {
-                    revisionNumber: 0,
-                    revisionHeight: timeout_height,
-                },
-                timeoutTimestamp: 0,
-            }
-            .abi_encode()
-            .into(),
-        )
-        .await
-        .unwrap();
-}
-
-/// Sequences of the handler's `E` events since `from`.
-async fn sequences<E: SolEvent>(c: &Chain, from: u64, seq: impl Fn(&E) -> u64) -> Vec<u64> {
-    let logs: Vec<Value> = c
-        .rpc
-        .request(
-            "eth_getLogs",
-            vec![json!({"address": c.handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [E::SIGNATURE_HASH]})],
-        )
-        .await
-        .unwrap();
-    let mut out: Vec<u64> = logs
-        .iter()
-        .map(|l| {
-            let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
-            let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
-            seq(&E::decode_raw_log(topics, &data).unwrap())
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
-fn follower(c: &Chain, from: u64) -> tokio::sync::mpsc::Receiver<kh_relayer::evm::ChainLog> {
-    let (logs, _, _) = follow(
-        c.rpc.clone(),
-        FollowConfig {
-            address: c.handler,
-            from_block: from,
-            confirmations: 1,
-            ws: vec![format!("ws://{}", c.devnet.rpc_addr())],
-            reconcile_every: Duration::from_secs(1),
-            silence: Duration::from_secs(3),
-            max_range: 1000,
-        },
+/// A devnet with the IBC stack and the test-only client registered.
+async fn test_only_chain(chain_id: u64) -> Chain {
+    let c = chain(chain_id).await;
+    let mut init = TestOnlyClient::BYTECODE.to_vec();
+    init.extend(
+        TestOnlyClient::constructorCall {
+            handler_: c.handler,
+        }
+        .abi_encode(),
     );
-    logs
+    let client = c.deploy(init).await;
+    c.register_client(CLIENT_TYPE, client).await;
+    c
 }
 
 struct Setup {
@@ -322,7 +195,7 @@ struct Setup {
 /// Two devnets with the IBC stack, clients of each other, a connection and an unordered ping
 /// channel, all made by the relayer library's handshakes.
 async fn setup(ids: (u64, u64)) -> Setup {
-    let (a, b) = (chain(ids.0).await, chain(ids.1).await);
+    let (a, b) = (test_only_chain(ids.0).await, test_only_chain(ids.1).await);
     let prover_a = TestOnlyProver {
         rpc: a.rpc.clone(),
         handler: a.handler,
@@ -391,7 +264,7 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
 
     // A packet that times out: sent while no relayer runs, its timeout height passes on B.
     let b_head = b.rpc.block_number().await.unwrap();
-    ping(&a, &chan_a, b"too late", b_head + 3).await;
+    a.ping(&chan_a, b"too late", b_head + 3).await;
     while b.rpc.block_number().await.unwrap() < b_head + 3 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -406,7 +279,7 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
                 rpc: a.rpc.clone(),
                 handler: a.handler,
             },
-            logs: follower(&a, a.start_block),
+            logs: a.follower(a.start_block),
         },
         RelayEnd {
             name: "evm-b".into(),
@@ -415,15 +288,15 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
                 rpc: b.rpc.clone(),
                 handler: b.handler,
             },
-            logs: follower(&b, b.start_block),
+            logs: b.follower(b.start_block),
         },
         stats.clone(),
         None,
     ));
     let n = 10u64;
     for i in 0..n {
-        ping(&a, &chan_a, format!("a{i}").as_bytes(), 1_000_000).await;
-        ping(&b, &chan_b, format!("b{i}").as_bytes(), 1_000_000).await;
+        a.ping(&chan_a, format!("a{i}").as_bytes(), 1_000_000).await;
+        b.ping(&chan_b, format!("b{i}").as_bytes(), 1_000_000).await;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     while stats.acknowledged.load(Ordering::Relaxed) < 2 * n
@@ -436,9 +309,15 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
 
     // The chains' own events: every sequence received and acknowledged exactly once.
     let seqs: Vec<u64> = (1..=n + 1).collect();
-    let recv_b = sequences::<P::RecvPacket>(&b, b.start_block, |e| e.sequence).await;
-    let ack_a = sequences::<P::AcknowledgePacket>(&a, a.start_block, |e| e.sequence).await;
-    let timeout_a = sequences::<P::TimeoutPacket>(&a, a.start_block, |e| e.sequence).await;
+    let recv_b = b
+        .sequences::<P::RecvPacket>(b.start_block, |e| e.sequence)
+        .await;
+    let ack_a = a
+        .sequences::<P::AcknowledgePacket>(a.start_block, |e| e.sequence)
+        .await;
+    let timeout_a = a
+        .sequences::<P::TimeoutPacket>(a.start_block, |e| e.sequence)
+        .await;
     assert_eq!(
         timeout_a,
         vec![1],
@@ -446,8 +325,12 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     );
     assert_eq!(recv_b, seqs[1..].to_vec());
     assert_eq!(ack_a, seqs[1..].to_vec());
-    let recv_a = sequences::<P::RecvPacket>(&a, a.start_block, |e| e.sequence).await;
-    let ack_b = sequences::<P::AcknowledgePacket>(&b, b.start_block, |e| e.sequence).await;
+    let recv_a = a
+        .sequences::<P::RecvPacket>(a.start_block, |e| e.sequence)
+        .await;
+    let ack_b = b
+        .sequences::<P::AcknowledgePacket>(b.start_block, |e| e.sequence)
+        .await;
     assert_eq!(recv_a, (1..=n).collect::<Vec<_>>());
     assert_eq!(ack_b, (1..=n).collect::<Vec<_>>());
     relayer.abort();
@@ -459,13 +342,13 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
             name: "evm-a".into(),
             end: end_a.clone(),
             prover: prover_a,
-            logs: follower(&a, a.start_block),
+            logs: a.follower(a.start_block),
         },
         RelayEnd {
             name: "evm-b".into(),
             end: end_b.clone(),
             prover: prover_b,
-            logs: follower(&b, b.start_block),
+            logs: b.follower(b.start_block),
         },
         again.clone(),
         None,
@@ -484,7 +367,7 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     assert_eq!(again.timed_out.load(Ordering::Relaxed), 0);
     replay.abort();
     assert_eq!(
-        sequences::<P::RecvPacket>(&b, b.start_block, |e| e.sequence)
+        b.sequences::<P::RecvPacket>(b.start_block, |e| e.sequence)
             .await
             .len(),
         n as usize
@@ -497,8 +380,8 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
 struct Tampered<'a>(&'a TestOnlyProver);
 
 impl Prover for Tampered<'_> {
-    async fn update(&self) -> Result<(Bytes, IbcHeight), IbcError> {
-        self.0.update().await
+    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+        self.0.update(trusted).await
     }
 
     async fn prove(
@@ -525,21 +408,6 @@ fn refused_with(result: Result<impl std::fmt::Debug, IbcError>, selector: [u8; 4
     }
 }
 
-async fn last_sent(c: &Chain) -> P::Packet {
-    let logs: Vec<Value> = c
-        .rpc
-        .request(
-            "eth_getLogs",
-            vec![json!({"address": c.handler, "fromBlock": "0x0", "toBlock": "latest", "topics": [P::SendPacket::SIGNATURE_HASH]})],
-        )
-        .await
-        .unwrap();
-    let l = logs.last().unwrap();
-    let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
-    let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
-    P::SendPacket::decode_raw_log(topics, &data).unwrap().packet
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evm_to_evm_rejections_over_two_devnets() {
     let Setup {
@@ -562,8 +430,8 @@ async fn evm_to_evm_rejections_over_two_devnets() {
     };
 
     // A wrong proof (one byte changed) is refused; the right one is accepted; a replay is refused.
-    ping(&a, &chan_a, b"once", 1_000_000).await;
-    let packet = last_sent(&a).await;
+    a.ping(&chan_a, b"once", 1_000_000).await;
+    let packet = a.last_sent().await;
     refused_with(
         end_b.recv_packet(&Tampered(&prover_a), &packet).await,
         P::IBCProofVerificationFailed::SELECTOR,
@@ -599,10 +467,10 @@ async fn evm_to_evm_rejections_over_two_devnets() {
     // A receive after the timeout height passed is refused; the timeout at the source works,
     // and a timeout for a packet that has not timed out is refused.
     let b_head = b.rpc.block_number().await.unwrap();
-    ping(&a, &chan_a, b"late", b_head + 2).await;
-    let late = last_sent(&a).await;
-    ping(&a, &chan_a, b"in time", 1_000_000).await;
-    let in_time = last_sent(&a).await;
+    a.ping(&chan_a, b"late", b_head + 2).await;
+    let late = a.last_sent().await;
+    a.ping(&chan_a, b"in time", 1_000_000).await;
+    let in_time = a.last_sent().await;
     while b.rpc.block_number().await.unwrap() < b_head + 3 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -666,10 +534,10 @@ async fn evm_to_evm_rejections_over_two_devnets() {
     let (ordered_a, _) = open_channel(&end_a, &prover_a, &end_b, &prover_b, &spec)
         .await
         .unwrap();
-    ping(&a, &ordered_a, b"first", 1_000_000).await;
-    let first = last_sent(&a).await;
-    ping(&a, &ordered_a, b"second", 1_000_000).await;
-    let second = last_sent(&a).await;
+    a.ping(&ordered_a, b"first", 1_000_000).await;
+    let first = a.last_sent().await;
+    a.ping(&ordered_a, b"second", 1_000_000).await;
+    let second = a.last_sent().await;
     refused_with(
         end_b.recv_packet(&prover_a, &second).await,
         P::IBCPacketSequenceOutOfOrder::SELECTOR,
@@ -749,7 +617,7 @@ async fn evm_to_evm_timestamp_timeout_async_ack_close_and_timeout_on_close() {
         )
         .await
         .unwrap();
-    let by_time = last_sent(&a).await;
+    let by_time = a.last_sent().await;
     refused_with(
         end_a.timeout(&prover_b, &by_time).await,
         P::IBCPacketNotTimedOut::SELECTOR,
@@ -771,8 +639,8 @@ async fn evm_to_evm_timestamp_timeout_async_ack_close_and_timeout_on_close() {
         )
         .await
         .unwrap();
-    ping(&a, &chan_a, b"later", 1_000_000).await;
-    let later = last_sent(&a).await;
+    a.ping(&chan_a, b"later", 1_000_000).await;
+    let later = a.last_sent().await;
     let before = acks_written(&b).await;
     assert_eq!(
         end_b.recv_packet(&prover_a, &later).await.unwrap(),
@@ -797,8 +665,8 @@ async fn evm_to_evm_timestamp_timeout_async_ack_close_and_timeout_on_close() {
 
     // Close: a packet is in flight A -> B when B's app closes its end; A times it out on close
     // (B proves its end CLOSED and no receipt), then confirms the close of its own end.
-    ping(&a, &chan_a, b"in flight", 1_000_000).await;
-    let in_flight = last_sent(&a).await;
+    a.ping(&chan_a, b"in flight", 1_000_000).await;
+    let in_flight = a.last_sent().await;
     b.owner
         .submit(
             b.app,

@@ -33,6 +33,7 @@ pub mod message;
 pub mod operator;
 pub mod simulation;
 mod time;
+pub mod wire;
 
 pub use attestation::{
     AttestationError, AttestationPolicy, QuoteBody, ReportData, RootCa, SignedReport,

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod evm;
+pub mod lcp;
 pub mod lease;
 pub mod ledger;
 pub mod metrics;

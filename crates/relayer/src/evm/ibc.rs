@@ -11,7 +11,8 @@ use std::sync::Arc;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_sol_types::{SolCall, SolEvent};
 use kh_contracts::{
-    IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, ibc_commitment_slot,
+    IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCHandler, LCPClient,
+    ibc_commitment_slot,
 };
 use serde_json::json;
 
@@ -59,9 +60,12 @@ pub enum IbcError {
 
 /// What proves this chain's state to the other chain's client of it.
 pub trait Prover: Send + Sync {
-    /// A client message bringing the counterparty's client of this chain to this chain's
-    /// current (proof-ready) height, and that height.
-    fn update(&self) -> impl Future<Output = Result<(Bytes, IbcHeight), IbcError>> + Send;
+    /// A client message bringing the counterparty's client of this chain, whose latest height
+    /// is `trusted`, to this chain's current (proof-ready) height, and that height.
+    fn update(
+        &self,
+        trusted: IbcHeight,
+    ) -> impl Future<Output = Result<(Bytes, IbcHeight), IbcError>> + Send;
     /// The proof that this chain's store holds `value` at `path` (None: nothing) at `height`.
     fn prove(
         &self,
@@ -198,9 +202,43 @@ impl EvmEnd {
         .await
     }
 
+    /// The latest height of this chain's client of the counterparty.
+    pub async fn client_latest(&self) -> Result<IbcHeight, IbcError> {
+        let out = self
+            .submitter
+            .call(
+                self.handler,
+                &IBCHandler::getClientCall {
+                    clientId: self.client_id.clone(),
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let client = IBCHandler::getClientCall::abi_decode_returns(&out)
+            .map_err(|e| IbcError::Prover(format!("getClient: {e}")))?
+            .lightClient;
+        let out = self
+            .submitter
+            .call(
+                client,
+                &LCPClient::getLatestHeightCall {
+                    clientId: self.client_id.clone(),
+                }
+                .abi_encode(),
+            )
+            .await?;
+        let h = LCPClient::getLatestHeightCall::abi_decode_returns(&out)
+            .map_err(|e| IbcError::Prover(format!("getLatestHeight: {e}")))?;
+        Ok(IbcHeight {
+            revision_number: h.revisionNumber,
+            revision_height: h.revisionHeight,
+        })
+    }
+
     /// Brings this chain's client of the counterparty up to the prover's height.
     pub async fn sync_client<Q: Prover>(&self, counterparty: &Q) -> Result<IbcHeight, IbcError> {
-        let (message, height) = counterparty.update().await?;
+        let trusted = self.client_latest().await?;
+        let (message, height) = counterparty.update(trusted).await?;
         self.update_client(message).await?;
         Ok(height)
     }
