@@ -77,12 +77,19 @@ impl LcpEvmProver {
 
 impl Prover for LcpEvmProver {
     async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
-        // A block newer than the trusted one (the chain moves on by itself).
+        // A block newer than the trusted one, with a later timestamp (the ELC requires it; a
+        // devnet with sub-second blocks has several blocks per second). The chain moves on by
+        // itself.
+        let (_, trusted_block) = header_rlp(&self.rpc, trusted.revision_height).await?;
+        let trusted_time = quantity(&trusted_block["timestamp"]).unwrap_or(0);
         let started = Instant::now();
-        let head = loop {
+        let (head, rlp) = loop {
             let head = self.rpc.block_number().await?;
             if head > trusted.revision_height {
-                break head;
+                let (rlp, block) = header_rlp(&self.rpc, head).await?;
+                if quantity(&block["timestamp"]).unwrap_or(0) > trusted_time {
+                    break (head, rlp);
+                }
             }
             if started.elapsed() > self.wait {
                 return Err(IbcError::Prover(format!(
@@ -92,7 +99,6 @@ impl Prover for LcpEvmProver {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let (rlp, _) = header_rlp(&self.rpc, head).await?;
         let header = bcs::to_bytes(&QbftHeader {
             header_rlp: rlp,
             trusted_height: trusted.revision_height,
@@ -189,6 +195,10 @@ impl Prover for LcpEvmProver {
 /// How the LCP client on the destination is configured.
 #[derive(Debug, Clone)]
 pub struct LcpClientParams {
+    /// The client type the LCP client contract is registered under on the destination's
+    /// handler (`lcp-client`, as Datachain's LCP names it; ICS-24 client ids need 9 characters
+    /// at least, so a type of 3 letters would make ids the counterparty refuses).
+    pub client_type: String,
     /// Seconds a key stays valid after its attestation.
     pub key_expiration: u64,
     /// Quote statuses accepted besides OK.
@@ -202,6 +212,7 @@ pub struct LcpClientParams {
 impl Default for LcpClientParams {
     fn default() -> Self {
         LcpClientParams {
+            client_type: "lcp-client".into(),
             key_expiration: 86_400,
             allowed_quote_statuses: vec![],
             trusting_period: Duration::from_secs(14 * 86_400),
@@ -297,7 +308,7 @@ pub async fn create_lcp_client(
             .map_err(|_| IbcError::Prover("timestamp out of range".into()))?,
     };
     dst.create_client(
-        "lcp",
+        &params.client_type,
         Bytes::from(wire::any(wire::CLIENT_STATE_URL, &client_state)),
         Bytes::from(wire::any(wire::CONSENSUS_STATE_URL, &consensus_state)),
     )
