@@ -16,9 +16,7 @@
 //! rather than raw store updates), ports for ledger apps, and the node RPC serving proofs.
 
 pub mod app;
-pub mod host;
-pub mod proof;
-pub mod store;
+pub use kh_ibc_host_chain::{host, proof, store};
 
 pub use app::{APP_NAME, APPLY_FLOW, GENESIS_FLOW, IbcHostApp};
 pub use host::{
