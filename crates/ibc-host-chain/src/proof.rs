@@ -1,6 +1,6 @@
 //! Ledger proofs for light clients (DESIGN §6): that `path = value` (or that `path` has no
 //! value) at host height h. A proof is the host transaction of height h filtered to its inputs,
-//! commands, notary, time window and host output (Merkle proofs to its id), the signatures over
+//! host command, notary, time window and host output (Merkle proofs to its id), the signatures over
 //! the id, and an ICS-23 proof from the host state's store root. Verifying needs only public
 //! functions and the keys the client trusts: the notary's and the host operators'.
 
@@ -72,12 +72,13 @@ impl HostStateProof {
             .position(|o| o.contract == id)
             .ok_or_else(|| not_host("no host output"))?;
         let output = u32::try_from(output).map_err(|_| not_host("output index"))?;
+        // Only the host command is revealed: other commands of a host transaction (the IBC
+        // messages it applies) stay private to its participants.
+        let commands = &stx.tx.commands;
         let filtered = stx.tx.filter(|g, i| match g {
             ComponentGroup::Outputs => i == output,
-            ComponentGroup::Inputs
-            | ComponentGroup::Commands
-            | ComponentGroup::Notary
-            | ComponentGroup::TimeWindow => true,
+            ComponentGroup::Commands => commands.get(i as usize).is_some_and(|c| c.contract == id),
+            ComponentGroup::Inputs | ComponentGroup::Notary | ComponentGroup::TimeWindow => true,
             ComponentGroup::References => false,
         });
         Ok(Self {
@@ -140,9 +141,15 @@ impl HostStateProof {
         let [window] = windows.as_slice() else {
             return Err(not_host(format!("{} time windows", windows.len())));
         };
+        // The revealed commands (the host contract, which every operator ran before signing,
+        // allows exactly one host command in the whole transaction).
         let commands: Vec<kh_ledger::Command> = ftx
-            .whole_group(ComponentGroup::Commands)
-            .map_err(|e| not_host(e.to_string()))?;
+            .groups
+            .iter()
+            .filter(|g| g.group == ComponentGroup::Commands)
+            .flat_map(|g| g.components.iter())
+            .map(|c| bcs::from_bytes(&c.bytes).map_err(|e| not_host(e.to_string())))
+            .collect::<Result<_, _>>()?;
         let id = host_contract_id();
         let host_commands: Vec<HostCommand> = commands
             .iter()
