@@ -56,7 +56,6 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
             .await,
         "refused",
     );
-    r.b_on_a = r.b_on_a.min(r.b.height().await);
     refused(
         r.a.submit(vec![conn_open_confirm(proof, ha)]).await,
         "refused",
@@ -114,8 +113,9 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     args["port"] = "transfer".into();
     refused(r.a.ping(args).await, "does not own port");
 
-    // Timeout by height: B's next height is the timeout height.
-    let timeout_height = r.b.height().await + 1;
+    // Timeout by height: B's next height is past the timeout height (ibc-rs: a packet
+    // times out at heights strictly above it).
+    let timeout_height = r.b.height().await;
     r.a.ping(ping_args(&ch, "late", timeout_height, 0)).await.unwrap();
     let p2 = packet(&ch, 2, "late", timeout_height, 0);
     let recv = recv_on_b(&mut r, &p2).await;

@@ -57,7 +57,7 @@ pub async fn open_connection(r: &mut Relay) {
     let key = format!("clients/{CLIENT_0}/clientState");
     let (client_state, proof_client) = r.a.proof(&key, ha).await;
     let (_, proof_init) = r.a.proof(&format!("connections/{CONN_0}"), ha).await;
-    let consensus_height = r.b_on_a;
+    let consensus_height = super::client_latest(&r.a, CLIENT_0).await;
     let (_, proof_consensus) = r
         .a
         .proof(
@@ -88,7 +88,7 @@ pub async fn open_connection(r: &mut Relay) {
     let (update, hb) = r.update_on_a().await;
     let (client_state, proof_client) = r.b.proof(&key, hb).await;
     let (_, proof_try) = r.b.proof(&format!("connections/{CONN_0}"), hb).await;
-    let consensus_height = r.a_on_b;
+    let consensus_height = super::client_latest(&r.b, CLIENT_0).await;
     let (_, proof_consensus) = r
         .b
         .proof(

@@ -244,27 +244,37 @@ impl Relay {
         }
     }
 
-    /// The update of A's client of B to B's latest height (`None`: already there), and that
-    /// height.
+    /// The update of A's client of B from what it holds to B's latest height (`None`: already
+    /// there), and that height.
     pub async fn update_on_a(&mut self) -> (Option<Any>, u64) {
         let to = self.b.height().await;
-        if to == self.b_on_a {
+        let from = client_latest(&self.a, &self.client_on_a).await;
+        self.b_on_a = to;
+        if to == from {
             return (None, to);
         }
-        let msg = self.b.update(&self.client_on_a, self.b_on_a, to).await;
-        self.b_on_a = to;
-        (Some(msg), to)
+        (Some(self.b.update(&self.client_on_a, from, to).await), to)
     }
 
     pub async fn update_on_b(&mut self) -> (Option<Any>, u64) {
         let to = self.a.height().await;
-        if to == self.a_on_b {
+        let from = client_latest(&self.b, &self.client_on_b).await;
+        self.a_on_b = to;
+        if to == from {
             return (None, to);
         }
-        let msg = self.a.update(&self.client_on_b, self.a_on_b, to).await;
-        self.a_on_b = to;
-        (Some(msg), to)
+        (Some(self.a.update(&self.client_on_b, from, to).await), to)
     }
+}
+
+/// The latest height `side`'s client `client_id` holds (read from its store).
+pub async fn client_latest(side: &Side, client_id: &str) -> u64 {
+    let bytes = side
+        .value(&format!("clients/{client_id}/clientState"))
+        .await
+        .unwrap();
+    let any = <Any as Message>::decode(bytes.as_slice()).unwrap();
+    LedgerClientState::try_from(any).unwrap().inner.latest_height
 }
 
 /// `[update?, msg]`.
