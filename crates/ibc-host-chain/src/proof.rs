@@ -233,11 +233,7 @@ impl LedgerProof {
         bcs::from_bytes(bytes).map_err(|e| ProofError::Decode(e.to_string()))
     }
 
-    fn root_at(
-        &self,
-        trust: &HostTrust,
-        height: u64,
-    ) -> Result<(HostState, ics23::CommitmentProof), ProofError> {
+    fn host_at(&self, trust: &HostTrust, height: u64) -> Result<HostState, ProofError> {
         let host = self.host.verify(trust)?;
         if host.height != height {
             return Err(ProofError::Height {
@@ -245,12 +241,54 @@ impl LedgerProof {
                 want: height,
             });
         }
-        let proof = ics23::CommitmentProof::decode(self.commitment.as_slice())
-            .map_err(|e| ProofError::Store(e.to_string()))?;
-        Ok((host, proof))
+        Ok(host)
     }
 
-    /// Checks that `key = value` at `height`.
+    fn commitment_proof(&self) -> Result<ics23::CommitmentProof, ProofError> {
+        ics23::CommitmentProof::decode(self.commitment.as_slice())
+            .map_err(|e| ProofError::Store(e.to_string()))
+    }
+
+    /// Checks the ICS-23 part only: `key = value` under `root`, a store root the caller already
+    /// trusts (e.g. a light client's consensus state at the proof height).
+    pub fn verify_membership_at_root(
+        &self,
+        root: &[u8; 32],
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), ProofError> {
+        let proof = self.commitment_proof()?;
+        let ok = ics23::verify_membership::<ics23::HostFunctionsManager>(
+            &proof,
+            &jmt::ics23_spec(),
+            &root.to_vec(),
+            key,
+            value,
+        );
+        ok.then_some(())
+            .ok_or_else(|| ProofError::Store("membership does not verify against the root".into()))
+    }
+
+    /// Checks the ICS-23 part only: `key` absent under the trusted `root`.
+    pub fn verify_non_membership_at_root(
+        &self,
+        root: &[u8; 32],
+        key: &[u8],
+    ) -> Result<(), ProofError> {
+        let proof = self.commitment_proof()?;
+        let ok = ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+            &proof,
+            &jmt::ics23_spec(),
+            &root.to_vec(),
+            key,
+        );
+        ok.then_some(()).ok_or_else(|| {
+            ProofError::Store("non-membership does not verify against the root".into())
+        })
+    }
+
+    /// Checks that `key = value` at `height`: the host state proof with `trust`, then the
+    /// ICS-23 proof against its root.
     pub fn verify_membership(
         &self,
         trust: &HostTrust,
@@ -258,16 +296,8 @@ impl LedgerProof {
         key: &[u8],
         value: &[u8],
     ) -> Result<(), ProofError> {
-        let (host, proof) = self.root_at(trust, height)?;
-        let ok = ics23::verify_membership::<ics23::HostFunctionsManager>(
-            &proof,
-            &jmt::ics23_spec(),
-            &host.store_root.to_vec(),
-            key,
-            value,
-        );
-        ok.then_some(())
-            .ok_or_else(|| ProofError::Store("membership does not verify against the root".into()))
+        let host = self.host_at(trust, height)?;
+        self.verify_membership_at_root(&host.store_root, key, value)
     }
 
     /// Checks that `key` has no value at `height`.
@@ -277,15 +307,7 @@ impl LedgerProof {
         height: u64,
         key: &[u8],
     ) -> Result<(), ProofError> {
-        let (host, proof) = self.root_at(trust, height)?;
-        let ok = ics23::verify_non_membership::<ics23::HostFunctionsManager>(
-            &proof,
-            &jmt::ics23_spec(),
-            &host.store_root.to_vec(),
-            key,
-        );
-        ok.then_some(()).ok_or_else(|| {
-            ProofError::Store("non-membership does not verify against the root".into())
-        })
+        let host = self.host_at(trust, height)?;
+        self.verify_non_membership_at_root(&host.store_root, key)
     }
 }

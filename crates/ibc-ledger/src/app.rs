@@ -23,8 +23,8 @@ use sqlx::Row;
 
 use crate::ctx::{HostEnv, SharedStore, StoreAt};
 use crate::exec::{
-    Consumed, MessagesCommand, MessagesContract, PortBinding, default_bindings, execute,
-    messages_contract_id,
+    Consumed, Executed, HostMessage, MessagesCommand, MessagesContract, PortBinding,
+    default_bindings, execute, messages_contract_id,
 };
 use crate::flows::{GenesisFlow, SubmitFlow, failed};
 use crate::ports::{PortApp, packet_events};
@@ -183,6 +183,44 @@ impl IbcHostApp {
             .lock()
             .map_err(|_| failed("the IBC store is poisoned"))?;
         Ok(guard.as_ref().and_then(HostStore::latest).unwrap_or(0))
+    }
+
+    /// Runs `messages` on this node's store as the next host transaction would, without
+    /// proposing it (a relayer's dry run): the store writes and events they would produce.
+    pub async fn simulate(
+        &self,
+        hub: &ServiceHub,
+        messages: Vec<HostMessage>,
+    ) -> Result<Executed, FlowError> {
+        let current = host_states(hub, StateStatus::Unconsumed).await?;
+        let [current] = current.as_slice() else {
+            return Err(failed("this node holds no single current host state"));
+        };
+        let prev: HostState = current
+            .state
+            .decode()
+            .map_err(|e| failed(format!("host state: {e}")))?;
+        self.shared.loaded(hub).await?;
+        self.shared.check_at(prev.height).map_err(failed)?;
+        let env = HostEnv {
+            chain_id: self.shared.chain_id.clone(),
+            notary: hub.notary().owning_key,
+            operators: prev.operators.clone(),
+            height: prev.height + 1,
+            timestamp_ms: u64::try_from(kh_ledger::util::now_ms())
+                .unwrap_or(0)
+                .max(prev.timestamp_ms),
+        };
+        let base = StoreAt {
+            store: self.shared.store.clone(),
+            height: prev.height,
+        };
+        let consumed = Consumed {
+            state_ref: current.reference,
+            state: &prev,
+        };
+        execute(base, env, consumed, &self.shared.bindings, &messages)
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// The proof of `key`'s value (or absence) at host `height`, from this node's store and

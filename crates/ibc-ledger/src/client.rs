@@ -14,11 +14,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ibc_core::client::context::ClientExecutionContext;
 use ibc_core::client::context::client_state::{
     ClientStateCommon, ClientStateExecution, ClientStateValidation,
 };
 use ibc_core::client::context::consensus_state::ConsensusState;
-use ibc_core::client::context::ClientExecutionContext;
 use ibc_core::client::types::error::ClientError;
 use ibc_core::client::types::{Height, Status};
 use ibc_core::commitment_types::commitment::{
@@ -268,26 +268,34 @@ impl LedgerClientState {
         })
     }
 
+    /// The proof and the trusted root it must be checked under. The root comes from the
+    /// consensus state ibc-rs looked up at the proof height (verified by the ELC when it was
+    /// stored), so only the ICS-23 part is checked against it; the proof's host state must
+    /// claim that same root (a cheap, clear refusal of a proof of another height).
     fn check_proof(
         &self,
         prefix: &CommitmentPrefix,
         proof: &CommitmentProofBytes,
         root: &CommitmentRoot,
-    ) -> Result<(LedgerProof, u64), ClientError> {
+    ) -> Result<(LedgerProof, [u8; 32]), ClientError> {
         if prefix.as_bytes() != COMMITMENT_PREFIX {
             return Err(specific("the commitment prefix is not the ledger's"));
         }
         if self.inner.frozen {
             return Err(specific("the client is frozen"));
         }
+        let root: [u8; 32] = root
+            .as_bytes()
+            .try_into()
+            .map_err(|_| specific("a ledger store root is 32 bytes"))?;
         let proof = LedgerProof::from_bytes(proof.as_ref()).map_err(decoding)?;
-        let host = proof.host.verify(&self.inner.trust).map_err(specific)?;
-        if host.store_root.as_slice() != root.as_bytes() {
+        let claimed = proof.host.claimed_state().map_err(specific)?;
+        if claimed.store_root != root {
             return Err(specific(
                 "the proof is not of the host state trusted at the proof height",
             ));
         }
-        Ok((proof, host.height))
+        Ok((proof, root))
     }
 }
 
@@ -341,9 +349,9 @@ impl ClientStateCommon for LedgerClientState {
         path: PathBytes,
         value: Vec<u8>,
     ) -> Result<(), ClientError> {
-        let (proof, h) = self.check_proof(prefix, proof, root)?;
+        let (proof, root) = self.check_proof(prefix, proof, root)?;
         proof
-            .verify_membership(&self.inner.trust, h, path.as_ref(), &value)
+            .verify_membership_at_root(&root, path.as_ref(), &value)
             .map_err(specific)
     }
 
@@ -354,9 +362,9 @@ impl ClientStateCommon for LedgerClientState {
         root: &CommitmentRoot,
         path: PathBytes,
     ) -> Result<(), ClientError> {
-        let (proof, h) = self.check_proof(prefix, proof, root)?;
+        let (proof, root) = self.check_proof(prefix, proof, root)?;
         proof
-            .verify_non_membership(&self.inner.trust, h, path.as_ref())
+            .verify_non_membership_at_root(&root, path.as_ref())
             .map_err(specific)
     }
 }
@@ -371,10 +379,11 @@ impl ClientStateValidation<IbcCtx> for LedgerClientState {
         if client_message.type_url == LEDGER_MISBEHAVIOUR_URL {
             let m: LedgerMisbehaviour = from_any(LEDGER_MISBEHAVIOUR_URL, &client_message)?;
             let now = Duration::from_millis(ctx.env().timestamp_ms);
-            LedgerClient::check_misbehaviour(&self.inner, &Loaded::default(), &m, now)
-                .map_err(|e| ClientError::FailedToHandleMisbehaviour {
+            LedgerClient::check_misbehaviour(&self.inner, &Loaded::default(), &m, now).map_err(
+                |e| ClientError::FailedToHandleMisbehaviour {
                     description: e.to_string(),
-                })?;
+                },
+            )?;
             return Ok(());
         }
         self.run_update(ctx, client_id, &client_message).map(|_| ())

@@ -263,10 +263,7 @@ fn refuse_no_ops(ctx: &IbcCtx, index: usize, envelope: &MsgEnvelope) -> Result<(
             let replay = match end.ordering {
                 Order::Ordered => {
                     let next = ctx
-                        .get_next_sequence_recv(&SeqRecvPath::new(
-                            &p.port_id_on_b,
-                            &p.chan_id_on_b,
-                        ))
+                        .get_next_sequence_recv(&SeqRecvPath::new(&p.port_id_on_b, &p.chan_id_on_b))
                         .map_err(|e| refused(e.to_string()))?;
                     p.seq_on_a < next
                 }
@@ -290,7 +287,12 @@ fn refuse_no_ops(ctx: &IbcCtx, index: usize, envelope: &MsgEnvelope) -> Result<(
         | PacketMsg::Timeout(MsgTimeout { packet: p, .. })
         | PacketMsg::TimeoutOnClose(MsgTimeoutOnClose { packet: p, .. }) => {
             let path = CommitmentPath::new(&p.port_id_on_a, &p.chan_id_on_a, p.seq_on_a);
-            if ctx.get(path.to_string().as_bytes()).ok().flatten().is_none() {
+            if ctx
+                .get(path.to_string().as_bytes())
+                .ok()
+                .flatten()
+                .is_none()
+            {
                 return Err(refused(format!(
                     "no packet {} is pending on {}/{} (never sent, or already acknowledged or timed out)",
                     p.seq_on_a, p.port_id_on_a, p.chan_id_on_a

@@ -14,9 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{HostShared, host_states};
 use crate::ctx::{HostEnv, StoreAt};
-use crate::exec::{
-    Consumed, HostMessage, MessagesCommand, execute, messages_contract_id,
-};
+use crate::exec::{Consumed, HostMessage, MessagesCommand, execute, messages_contract_id};
 
 /// Flow creating the host.
 pub const GENESIS_FLOW: &str = "ibc.host.genesis";

@@ -24,8 +24,8 @@ pub use kh_ibc_host_chain::{host, proof, store};
 
 pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp};
 pub use client::{
-    AnyClientState, AnyConsensusState, LEDGER_CLIENT_TYPE, LedgerClientState,
-    LedgerConsensusState, header_any,
+    AnyClientState, AnyConsensusState, LEDGER_CLIENT_TYPE, LedgerClientState, LedgerConsensusState,
+    header_any,
 };
 pub use ctx::{COMMITMENT_PREFIX, HostEnv, IbcCtx, SharedStore, StoreAt, host_state_key};
 pub use exec::{
@@ -33,11 +33,11 @@ pub use exec::{
     PortBinding, SendPacket, execute,
 };
 pub use flows::{GENESIS_FLOW, SUBMIT_FLOW, SubmitArgs, submit};
-pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
-pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
-pub use ports::{PacketEvent, PortApp, packet_events};
 pub use kh_ibc_host_chain::{
     HOST_CONTRACT, HostCommand, HostContract, HostState, HostStateProof, HostStore, HostTrust,
     LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
     host_contract_id, key_hash, verify_transition,
 };
+pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
+pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
+pub use ports::{PacketEvent, PortApp, packet_events};

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::app::{HostShared, IbcHostApp};
-use crate::exec::{HostMessage, SendPacket};
+use crate::exec::{HostMessage, MAX_MESSAGES, SendPacket};
 use crate::flows::{failed, submit};
 use crate::ping::PING_PORT;
 use crate::ports::{PacketEvent, PortApp};
@@ -170,6 +170,13 @@ pub struct PingArgs {
     /// Timeout timestamp on the counterparty, Unix ms (0: none).
     #[serde(default)]
     pub timeout_timestamp_ms: u64,
+    /// How many pings of this data to send in the one host transaction (default 1).
+    #[serde(default = "one")]
+    pub count: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn ping_port() -> String {
@@ -194,6 +201,9 @@ impl FlowLogic for SendFlow {
         Box::pin(async move {
             let args: PingArgs =
                 serde_json::from_value(args).map_err(|e| failed(format!("arguments: {e}")))?;
+            if args.count == 0 || args.count > MAX_MESSAGES {
+                return Err(failed(format!("1 to {MAX_MESSAGES} pings per transaction")));
+            }
             let send = SendPacket {
                 app: PING_APP.into(),
                 port: args.port,
@@ -202,7 +212,8 @@ impl FlowLogic for SendFlow {
                 timeout_height: args.timeout_height,
                 timeout_timestamp_ms: args.timeout_timestamp_ms,
             };
-            submit(ctx, &self.host, vec![HostMessage::Send(send)]).await
+            let sends = vec![HostMessage::Send(send); args.count];
+            submit(ctx, &self.host, sends).await
         })
     }
 

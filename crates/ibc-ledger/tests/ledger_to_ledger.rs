@@ -21,7 +21,9 @@ use sha2::{Digest, Sha256};
 
 fn refused(result: Result<u64, String>, want: &str) {
     match result {
-        Err(reason) => assert!(reason.contains(want), "{want:?} not in: {reason}"),
+        Err(reason) => {
+            assert!(reason.contains(want), "{want:?} not in: {reason}")
+        }
         Ok(h) => panic!("accepted at height {h}; expected a refusal with {want:?}"),
     }
 }
@@ -54,11 +56,11 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     refused(
         r.b.submit(with_update(update, conn_open_confirm(proof.clone(), ha)))
             .await,
-        "refused",
+        "expected `TRYOPEN`, actual `OPEN`",
     );
     refused(
         r.a.submit(vec![conn_open_confirm(proof, ha)]).await,
-        "refused",
+        "expected `TRYOPEN`, actual `OPEN`",
     );
     let ch = open_channel(&mut r, chan::Order::Unordered).await;
     assert_eq!(ch, "channel-0");
@@ -84,7 +86,7 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     let last = m.proof_commitment.len() - 1;
     m.proof_commitment[last] ^= 1;
     *recv = any(&m);
-    refused(r.b.submit(bad).await, "refused");
+    refused(r.b.submit(bad).await, "membership does not verify");
     r.b.submit(good.clone()).await.unwrap();
     assert_eq!(
         r.b.value(&ack_key(&ch, 1)).await.unwrap(),
@@ -116,10 +118,12 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     // Timeout by height: B's next height is past the timeout height (ibc-rs: a packet
     // times out at heights strictly above it).
     let timeout_height = r.b.height().await;
-    r.a.ping(ping_args(&ch, "late", timeout_height, 0)).await.unwrap();
+    r.a.ping(ping_args(&ch, "late", timeout_height, 0))
+        .await
+        .unwrap();
     let p2 = packet(&ch, 2, "late", timeout_height, 0);
     let recv = recv_on_b(&mut r, &p2).await;
-    refused(r.b.submit(recv).await, "refused");
+    refused(r.b.submit(recv).await, "insufficient packet timeout height");
     r.b.submit(vec![]).await.unwrap();
     let timeout = timeout_on_a(&mut r, &p2).await;
     r.a.submit(timeout).await.unwrap();
@@ -131,7 +135,7 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     let p3 = packet(&ch, 3, "slow", 0, deadline);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let recv = recv_on_b(&mut r, &p3).await;
-    refused(r.b.submit(recv).await, "refused");
+    refused(r.b.submit(recv).await, "expired packet timestamp");
     r.b.submit(vec![]).await.unwrap();
     let timeout = timeout_on_a(&mut r, &p3).await;
     r.a.submit(timeout).await.unwrap();
@@ -144,12 +148,16 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
     // Out of order on an ordered channel: 2 before 1 is refused, 1 then 2 pass.
     let ordered = open_channel(&mut r, chan::Order::Ordered).await;
     assert_eq!(ordered, "channel-1");
-    r.a.ping(ping_args(&ordered, "o1", 10_000, 0)).await.unwrap();
-    r.a.ping(ping_args(&ordered, "o2", 10_000, 0)).await.unwrap();
+    r.a.ping(ping_args(&ordered, "o1", 10_000, 0))
+        .await
+        .unwrap();
+    r.a.ping(ping_args(&ordered, "o2", 10_000, 0))
+        .await
+        .unwrap();
     let o1 = packet(&ordered, 1, "o1", 10_000, 0);
     let o2 = packet(&ordered, 2, "o2", 10_000, 0);
     let recv = recv_on_b(&mut r, &o2).await;
-    refused(r.b.submit(recv).await, "refused");
+    refused(r.b.submit(recv).await, "mismatched packet sequence");
     let mut both = recv_on_b(&mut r, &o1).await;
     both.extend(recv_on_b(&mut r, &o2).await);
     r.b.submit(both).await.unwrap();
@@ -192,7 +200,10 @@ async fn two_ledgers_handshake_ping_timeout_and_close() {
         prost::Message::decode(r.a.value(&chan_key(&ch)).await.unwrap().as_slice()).unwrap();
     assert_eq!(end.state, chan::State::Closed as i32);
     // Nothing more is sent on a closed channel.
-    refused(r.a.ping(ping_args(&ch, "after", 10_000, 0)).await, "refused");
+    refused(
+        r.a.ping(ping_args(&ch, "after", 10_000, 0)).await,
+        "not be Closed",
+    );
 
     r.a.shutdown().await;
     r.b.shutdown().await;

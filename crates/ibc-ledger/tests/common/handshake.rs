@@ -58,9 +58,8 @@ pub async fn open_connection(r: &mut Relay) {
     let (client_state, proof_client) = r.a.proof(&key, ha).await;
     let (_, proof_init) = r.a.proof(&format!("connections/{CONN_0}"), ha).await;
     let consensus_height = super::client_latest(&r.a, CLIENT_0).await;
-    let (_, proof_consensus) = r
-        .a
-        .proof(
+    let (_, proof_consensus) =
+        r.a.proof(
             &format!("clients/{CLIENT_0}/consensusStates/0-{consensus_height}"),
             ha,
         )
@@ -89,9 +88,8 @@ pub async fn open_connection(r: &mut Relay) {
     let (client_state, proof_client) = r.b.proof(&key, hb).await;
     let (_, proof_try) = r.b.proof(&format!("connections/{CONN_0}"), hb).await;
     let consensus_height = super::client_latest(&r.b, CLIENT_0).await;
-    let (_, proof_consensus) = r
-        .b
-        .proof(
+    let (_, proof_consensus) =
+        r.b.proof(
             &format!("clients/{CLIENT_0}/consensusStates/0-{consensus_height}"),
             hb,
         )
@@ -191,7 +189,13 @@ pub async fn open_channel(r: &mut Relay, ordering: chan::Order) -> String {
 }
 
 /// A ping packet from A's ping port to B's.
-pub fn packet(channel: &str, sequence: u64, data: &str, timeout_height: u64, timeout_ms: u64) -> chan::Packet {
+pub fn packet(
+    channel: &str,
+    sequence: u64,
+    data: &str,
+    timeout_height: u64,
+    timeout_ms: u64,
+) -> chan::Packet {
     chan::Packet {
         sequence,
         source_port: PING.into(),
@@ -219,10 +223,9 @@ pub fn receipt_key(channel: &str, sequence: u64) -> String {
 /// `MsgRecvPacket` on B for `p`, proven at A's latest height (with B's client update).
 pub async fn recv_on_b(r: &mut Relay, p: &chan::Packet) -> Vec<Any> {
     let (update, ha) = r.update_on_b().await;
-    let (_, proof_commitment) = r
-        .a
-        .proof(&commitment_key(&p.source_channel, p.sequence), ha)
-        .await;
+    let (_, proof_commitment) =
+        r.a.proof(&commitment_key(&p.source_channel, p.sequence), ha)
+            .await;
     with_update(
         update,
         any(&chan::MsgRecvPacket {
@@ -237,10 +240,9 @@ pub async fn recv_on_b(r: &mut Relay, p: &chan::Packet) -> Vec<Any> {
 /// `MsgAcknowledgement` on A for `p` with `ack`, proven at B's latest height.
 pub async fn ack_on_a(r: &mut Relay, p: &chan::Packet, ack: &[u8]) -> Vec<Any> {
     let (update, hb) = r.update_on_a().await;
-    let (_, proof_acked) = r
-        .b
-        .proof(&ack_key(&p.destination_channel, p.sequence), hb)
-        .await;
+    let (_, proof_acked) =
+        r.b.proof(&ack_key(&p.destination_channel, p.sequence), hb)
+            .await;
     with_update(
         update,
         any(&chan::MsgAcknowledgement {
@@ -256,10 +258,9 @@ pub async fn ack_on_a(r: &mut Relay, p: &chan::Packet, ack: &[u8]) -> Vec<Any> {
 /// `MsgTimeout` on A for `p`, proven (no receipt) at B's latest height.
 pub async fn timeout_on_a(r: &mut Relay, p: &chan::Packet) -> Vec<Any> {
     let (update, hb) = r.update_on_a().await;
-    let (_, proof_unreceived) = r
-        .b
-        .proof(&receipt_key(&p.destination_channel, p.sequence), hb)
-        .await;
+    let (_, proof_unreceived) =
+        r.b.proof(&receipt_key(&p.destination_channel, p.sequence), hb)
+            .await;
     with_update(
         update,
         any(&chan::MsgTimeout {

@@ -116,7 +116,12 @@ impl Side {
         }
     }
 
-    pub async fn run(&self, node: usize, flow: &str, args: serde_json::Value) -> Result<(), String> {
+    pub async fn run(
+        &self,
+        node: usize,
+        flow: &str,
+        args: serde_json::Value,
+    ) -> Result<(), String> {
         let n = &self.nodes[node];
         let id = n.start_flow(FlowStart::new(flow, args)).await.unwrap();
         match n.wait_flow(id, WAIT).await.unwrap() {
@@ -274,7 +279,10 @@ pub async fn client_latest(side: &Side, client_id: &str) -> u64 {
         .await
         .unwrap();
     let any = <Any as Message>::decode(bytes.as_slice()).unwrap();
-    LedgerClientState::try_from(any).unwrap().inner.latest_height
+    LedgerClientState::try_from(any)
+        .unwrap()
+        .inner
+        .latest_height
 }
 
 /// `[update?, msg]`.
