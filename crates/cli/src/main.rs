@@ -18,6 +18,7 @@ mod evm_tx;
 mod ibc;
 mod lcp;
 mod ledger;
+mod ledger_ibc;
 mod ledger_users;
 mod output;
 mod qbft;

@@ -33,7 +33,7 @@ use ibc_core::primitives::proto::Any;
 use kh_elc::{
     ConsensusStates, LedgerClient, LedgerHeader, LedgerMisbehaviour, LightClient, UpdateOutcome,
 };
-use kh_ibc_host_chain::LedgerProof;
+use kh_ibc_host_chain::{HostStateProof, HostTrust, LedgerProof};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::{COMMITMENT_PREFIX, IbcCtx};
@@ -234,6 +234,29 @@ fn load(ctx: &IbcCtx, client_id: &ClientId, heights: &[u64]) -> Result<Loaded, C
 }
 
 impl LedgerClientState {
+    /// A client of ledger `chain_id` trusting `trust`, and its first consensus state, from the
+    /// proof of the host state it starts at (verified with `trust`): what a relayer puts in a
+    /// `MsgCreateClient`.
+    pub fn from_host_proof(
+        chain_id: &str,
+        trust: HostTrust,
+        proof: &HostStateProof,
+        max_clock_drift: Duration,
+    ) -> Result<(Self, LedgerConsensusState), ClientError> {
+        let (height, consensus) =
+            LedgerClient::consensus_state_of(&trust, proof).map_err(specific)?;
+        let client = Self {
+            chain_id: chain_id.into(),
+            inner: kh_elc::LedgerClientState {
+                trust,
+                max_clock_drift,
+                latest_height: height,
+                frozen: false,
+            },
+        };
+        Ok((client, LedgerConsensusState::new(consensus)))
+    }
+
     fn header(any: &Any) -> Result<LedgerHeader, ClientError> {
         from_any(LEDGER_HEADER_URL, any)
     }

@@ -193,3 +193,121 @@ async fn operators_move_the_host_and_serve_proofs() {
             .unwrap();
     }
 }
+
+/// An operator co-signs a host transaction only if running its IBC messages on its own store
+/// gives exactly its store updates: PartyB refuses a height-2 transaction whose updates add a
+/// write the (empty) message list does not make, and accepts the honest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_refuse_updates_the_messages_do_not_produce() {
+    let (_backend, urls) = kh_test_support::database_urls(4)
+        .await
+        .into_iter()
+        .next()
+        .unwrap();
+    let net = Net::new(urls);
+    let _notary = net.open(0).await;
+    let (a, _a_app) = net.open(1).await;
+    let (b, b_app) = net.open(2).await;
+    let genesis = run(
+        &a,
+        GENESIS_FLOW,
+        serde_json::json!({"operators": ["PartyA", "PartyB"]}),
+    )
+    .await;
+    assert!(matches!(genesis, FlowStatus::Completed { .. }));
+    assert!(matches!(
+        run(&a, SUBMIT_FLOW, submit()).await,
+        FlowStatus::Completed { .. }
+    ));
+    // The current host state (height 1) and the store as it is at height 1.
+    let current = a
+        .hub()
+        .vault()
+        .query(&StateQuery {
+            contract: Some(host_contract_id()),
+            status: StateStatus::Unconsumed,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let prev: HostState = current.state.decode().unwrap();
+    assert_eq!(prev.height, 1);
+    let h1 = a
+        .hub()
+        .vault()
+        .transaction(&current.reference.tx_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(HostCommand::Apply { updates, .. }) = h1
+        .tx
+        .commands
+        .iter()
+        .find_map(|c| bcs::from_bytes::<HostCommand>(&c.data).ok())
+    else {
+        panic!("height 1 applies updates")
+    };
+    let mut store = HostStore::new();
+    let p1 = store.prepare(1, updates).unwrap();
+    store.apply(&p1).unwrap();
+
+    let own = kh_elc::LedgerConsensusState {
+        store_root: prev.store_root,
+        timestamp_ms: prev.timestamp_ms,
+        state_ref: current.reference,
+    };
+    let honest = vec![(host_state_key(1), Some(bcs::to_bytes(&own).unwrap()))];
+    let mut forged = honest.clone();
+    forged.push((
+        b"commitments/ports/ping/channels/channel-0/sequences/1".to_vec(),
+        Some(vec![1; 32]),
+    ));
+    let cosign = |updates: Vec<Update>| {
+        let prepared = store.prepare(2, updates).unwrap();
+        let next = HostState {
+            height: 2,
+            store_root: prepared.root,
+            timestamp_ms: prev.timestamp_ms + 1,
+            operators: prev.operators.clone(),
+        };
+        let tx = WireTransaction {
+            inputs: vec![current.reference],
+            references: vec![],
+            outputs: vec![TransactionState {
+                contract: host_contract_id(),
+                notary: current.state.notary.clone(),
+                participants: prev.operators.clone(),
+                data: bcs::to_bytes(&next).unwrap(),
+            }],
+            commands: vec![
+                Command {
+                    contract: host_contract_id(),
+                    data: bcs::to_bytes(&HostCommand::Apply {
+                        updates: prepared.updates,
+                        proof: prepared.proof,
+                    })
+                    .unwrap(),
+                    signers: prev.operators.clone(),
+                },
+                Command {
+                    contract: ContractId(MESSAGES_CONTRACT.into()),
+                    data: bcs::to_bytes(&MessagesCommand { messages: vec![] }).unwrap(),
+                    signers: prev.operators.clone(),
+                },
+            ],
+            notary: Some(current.state.notary.clone()),
+            time_window: None,
+            privacy_salt: [9; 32],
+        };
+        let stx = SignedTransaction { tx, sigs: vec![] };
+        let ltx = LedgerTransaction::resolve(&stx, |r| {
+            (r == &current.reference).then(|| current.state.clone())
+        })
+        .unwrap();
+        b_app.cosign(b.hub(), &ltx)
+    };
+    let err = cosign(forged).unwrap_err();
+    assert!(err.contains("not those the IBC messages produce"), "{err}");
+    cosign(honest).unwrap();
+}

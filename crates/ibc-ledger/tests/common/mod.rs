@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ibc_core::primitives::proto::Any;
 use ibc_proto::ibc::core::client::v1::{Height as RawHeight, MsgCreateClient, MsgUpdateClient};
-use kh_elc::{LedgerClient, LedgerHeader};
+use kh_elc::LedgerHeader;
 use kh_ibc_ledger::*;
 use kh_ledger::*;
 use prost::{Message, Name};
@@ -170,22 +170,18 @@ impl Side {
 
     /// `MsgCreateClient` of this ledger at `height`, for the other side.
     pub async fn create_client(&self, height: u64) -> Any {
-        let trust = self.trust();
         let proof = self.host_proof(height).await;
-        let (at, consensus) = LedgerClient::consensus_state_of(&trust, &proof).unwrap();
-        assert_eq!(at, height);
-        let client = LedgerClientState {
-            chain_id: self.chain_id.clone(),
-            inner: kh_elc::LedgerClientState {
-                trust,
-                max_clock_drift: Duration::from_secs(60),
-                latest_height: height,
-                frozen: false,
-            },
-        };
+        let (client, consensus) = LedgerClientState::from_host_proof(
+            &self.chain_id,
+            self.trust(),
+            &proof,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(client.inner.latest_height, height);
         any(&MsgCreateClient {
             client_state: Some(client.into()),
-            consensus_state: Some(LedgerConsensusState::new(consensus).into()),
+            consensus_state: Some(consensus.into()),
             signer: SIGNER.into(),
         })
     }
