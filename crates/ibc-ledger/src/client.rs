@@ -269,6 +269,12 @@ impl LedgerClientState {
         message: &Any,
     ) -> Result<UpdateOutcome<kh_elc::LedgerClientState, kh_elc::LedgerConsensusState>, ClientError>
     {
+        if let Some((id, bytes, outcome)) = ctx.update_memo.borrow().as_ref()
+            && id == client_id
+            && bytes == &message.value
+        {
+            return Ok(outcome.clone());
+        }
         let header = Self::header(message)?;
         let all = stored_heights(ctx, client_id)?;
         let last = header
@@ -284,11 +290,14 @@ impl LedgerClientState {
         }
         let states = load(ctx, client_id, &wanted)?;
         let now = Duration::from_millis(ctx.env().timestamp_ms);
-        LedgerClient::update(&self.inner, &states, &header, now).map_err(|e| {
+        let outcome = LedgerClient::update(&self.inner, &states, &header, now).map_err(|e| {
             ClientError::FailedToVerifyHeader {
                 description: e.to_string(),
             }
-        })
+        })?;
+        *ctx.update_memo.borrow_mut() =
+            Some((client_id.clone(), message.value.clone(), outcome.clone()));
+        Ok(outcome)
     }
 
     /// The proof and the trusted root it must be checked under. The root comes from the
@@ -488,7 +497,10 @@ impl ClientStateExecution<IbcCtx> for LedgerClientState {
         client_id: &ClientId,
         header: Any,
     ) -> Result<Vec<Height>, ClientError> {
-        match self.run_update(ctx, client_id, &header)? {
+        let outcome = self.run_update(ctx, client_id, &header)?;
+        // Applied: a later update in the same transaction is verified afresh.
+        ctx.update_memo.borrow_mut().take();
+        match outcome {
             UpdateOutcome::Updated {
                 client_state,
                 consensus_states,

@@ -13,6 +13,7 @@
 //! states (what a counterparty's client of this ledger stores), written by the transaction
 //! that consumes each host state.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,7 +100,17 @@ pub struct IbcCtx {
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     env: HostEnv,
     events: Vec<IbcEvent>,
+    /// The outcome of the last client update verified, by client and message bytes (ibc-rs
+    /// asks the client three times about one update: verify, misbehaviour, update).
+    pub(crate) update_memo: RefCell<Option<UpdateMemo>>,
 }
+
+/// A verified update outcome, kept until the update is applied.
+pub(crate) type UpdateMemo = (
+    ClientId,
+    Vec<u8>,
+    kh_elc::UpdateOutcome<kh_elc::LedgerClientState, kh_elc::LedgerConsensusState>,
+);
 
 fn u64_of(bytes: &[u8], what: &str) -> Result<u64, HostError> {
     let arr: [u8; 8] = bytes
@@ -120,6 +131,7 @@ impl IbcCtx {
             pending: BTreeMap::new(),
             env,
             events: Vec::new(),
+            update_memo: RefCell::new(None),
         }
     }
 
