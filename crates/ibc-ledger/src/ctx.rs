@@ -10,8 +10,10 @@
 //! key); values are what ibc-go stores: protobuf `Any` client and consensus states, protobuf
 //! connection and channel ends, big-endian sequences, packet and acknowledgement commitments,
 //! the receipt byte 1. Host bookkeeping lives under `kakehashi/`: the host's own consensus
-//! states (what a counterparty's client of this ledger stores), written by the transaction
-//! that consumes each host state.
+//! states (`kakehashi/hostStates/{h}`: what a counterparty's client of this ledger stores),
+//! written by the transaction that consumes each host state, and the heights of each client's
+//! consensus states (`kakehashi/clients/{id}/consensusHeights`, for the ledger client's
+//! ordering checks).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
