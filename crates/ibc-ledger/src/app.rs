@@ -273,6 +273,28 @@ impl IbcHostApp {
         })
     }
 
+    /// Loads the store for a co-signing check (a synchronous hook): an operator restarted on
+    /// its database has not loaded it yet. On a multi-threaded runtime the load runs in place;
+    /// otherwise it is started and this check refuses (the proposer retries).
+    fn ensure_loaded(&self, hub: &ServiceHub) -> Result<(), String> {
+        if self.shared.is_loaded() {
+            return Ok(());
+        }
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "the IBC store is not loaded".to_string())?;
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| handle.block_on(self.shared.loaded(hub)))
+                .map_err(|e| e.to_string());
+        }
+        let (shared, hub) = (self.shared.clone(), hub.clone());
+        handle.spawn(async move {
+            if let Err(e) = shared.loaded(&hub).await {
+                tracing::warn!(error = %e, "loading the IBC store");
+            }
+        });
+        Err("the IBC store is loading; retry".into())
+    }
+
     /// Re-executes a host transaction's messages on this operator's store and compares.
     fn reexecute(&self, hub: &ServiceHub, tx: &LedgerTransaction) -> Result<(), String> {
         let id = host_contract_id();
@@ -303,6 +325,7 @@ impl IbcHostApp {
             .ok_or("no host output")?
             .decode()
             .map_err(|e| e.to_string())?;
+        self.ensure_loaded(hub)?;
         self.shared.check_at(prev.height)?;
         let env = HostEnv {
             chain_id: self.shared.chain_id.clone(),

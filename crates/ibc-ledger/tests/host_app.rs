@@ -3,7 +3,7 @@
 //! with PartyA and PartyB as operators, both submit host transactions in turn, both serve proofs
 //! that verify with the notary's and the operators' keys only, a node that is not an operator
 //! cannot move the host, two updates racing for one host state do not fork it, and a node
-//! reopened on its database serves the same proofs.
+//! reopened on its database co-signs the next host transaction and serves the same proofs.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -186,6 +186,12 @@ async fn operators_move_the_host_and_serve_proofs() {
         net.transport.unregister(&net.keys[2].0);
         drop(b);
         let (b2, b2_app) = net.open(2).await;
+        // It co-signs the next host transaction before anything else loaded its store.
+        let again = run(&a, SUBMIT_FLOW, submit()).await;
+        assert!(
+            matches!(again, FlowStatus::Completed { .. }),
+            "{backend}: {again:?}"
+        );
         let (value, proof) = b2_app.proof(b2.hub(), &key, 1).await.unwrap();
         assert_eq!(value, seen, "{backend}");
         proof
