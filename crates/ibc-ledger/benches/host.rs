@@ -13,6 +13,10 @@
 //! recorded by both. Only the submitting is timed (not the relayer's proof fetching). Prints
 //! JSON. Run: `cargo bench -p kh-ibc-ledger --bench host` (or, quicker to build, in the debug
 //! profile: `cargo test -p kh-ibc-ledger --bench host`).
+//!
+//! Measured once (release, 2 cores shared with other builds, SQLite): send_packet 103/s at 1
+//! per transaction, 2284/s at 50; MsgRecvPacket with proofs 46/s at 1 (the first transaction
+//! also carries a 24-height client update), 98/s at 50.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
