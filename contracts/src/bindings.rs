@@ -65,3 +65,24 @@ sol!(
     TestOnlyClient,
     "artifacts/TestOnlyClient.json"
 );
+
+// The LCP client (`solidity/lcp/`): LCPClient (ILightClient, client type "lcp") calls
+// LCPAttestation (certificates, RSA, AVR parsing) as a separate contract.
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    LCPClient,
+    "artifacts/LCPClient.json"
+);
+
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    LCPAttestation,
+    "artifacts/LCPAttestation.json"
+);
+
+// A QBFT header seal verifier (`solidity/qbft/`), for the on-chain cost comparison.
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    QBFTHeaderVerifier,
+    "artifacts/QBFTHeaderVerifier.json"
+);

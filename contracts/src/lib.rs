@@ -24,6 +24,13 @@
 //!   address; [`PingApp`], the ping/echo test app; [`TestOnlyClient`], a light client for tests
 //!   only (trivial verification: never on a real network). Commitments are stored at
 //!   [`ibc_commitment_slot`].
+//! - The LCP client (`solidity/lcp/`): [`LCPClient`] (client type "lcp": enclave keys registered
+//!   from IAS attestation reports, optional operator set with threshold, UpdateState /
+//!   VerifyMembership / Misbehaviour proxy messages signed by enclave keys) using
+//!   [`LCPAttestation`] (X.509, RSA PKCS#1 v1.5 through modexp, strict AVR JSON parsing) as a
+//!   separate contract so each stays under the 24 KiB code limit.
+//! - [`QBFTHeaderVerifier`] (`solidity/qbft/`): verifies a QBFT header's committed seals on
+//!   chain (RLP decode, seal digest, ecrecover, quorum), to measure the cost LCP avoids.
 //! - `LinkedCounter` with its external library `Tally` (artifacts only, bound in the tests):
 //!   the example that proves library linking.
 //!
@@ -35,7 +42,7 @@ mod layout;
 
 pub use bindings::{
     IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy, KhNft,
-    PingApp, TestOnlyClient, TestReceiver,
+    LCPAttestation, LCPClient, PingApp, QBFTHeaderVerifier, TestOnlyClient, TestReceiver,
 };
 pub use layout::{
     IBC_COMMITMENTS_BASE, KH_NFT_OWNERS_SLOT, ibc_commitment_slot, kh_nft_owner_slot,

@@ -50,7 +50,7 @@ const CLIENT_TYPE: &str = "kh-test-only";
 /// Gas limit of the measured calls (fixed: no estimate round trip per transaction).
 const CALL_GAS: Option<u64> = Some(3_000_000);
 
-type Gas = BTreeMap<&'static str, u64>;
+pub(crate) type Gas = BTreeMap<&'static str, u64>;
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -592,5 +592,8 @@ async fn measure(a: &mut Chain, b: &mut Chain) -> anyhow::Result<Gas> {
     packet_round(a, b, None).await?;
     packet_round(a, b, Some(&mut gas)).await?;
     timeout(a, b, &mut gas).await?;
+    let (_, now) = a.head().await?;
+    crate::bench_gas_lcp::measure(&mut a.sender, now, &mut gas).await?;
+    crate::bench_gas_qbft::measure(&mut a.sender, now, &mut gas).await?;
     Ok(gas)
 }

@@ -1,4 +1,5 @@
-//! `kakehashi lcp ...`: Light Client Proxy tools (attestation reports).
+//! `kakehashi lcp ...`: Light Client Proxy tools (attestation reports; the enclave and the
+//! service are in `lcp_node`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,12 @@ pub(crate) enum Command {
     /// the simulation authority.
     #[command(subcommand)]
     Attestation(AttestationCommand),
+    /// The enclave (simulation): run it (as the service does), generate and list keys, info.
+    #[command(subcommand)]
+    Enclave(crate::lcp_node::EnclaveCommand),
+    /// The LCP gRPC service.
+    #[command(subcommand)]
+    Service(crate::lcp_node::ServiceCommand),
 }
 
 /// `lcp attestation ...`.
@@ -139,10 +146,12 @@ struct Simulated {
     debug: bool,
 }
 
-pub(crate) fn run(cmd: Command) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Attestation(AttestationCommand::Verify(args)) => verify(args),
         Command::Attestation(AttestationCommand::Simulate(args)) => simulate(args),
+        Command::Enclave(cmd) => crate::lcp_node::enclave(cmd),
+        Command::Service(cmd) => crate::lcp_node::service(cmd).await,
     }
 }
 

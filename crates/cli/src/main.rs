@@ -10,6 +10,8 @@ mod bench;
 mod bench_crash;
 mod bench_evm;
 mod bench_gas;
+mod bench_gas_lcp;
+mod bench_gas_qbft;
 mod bench_ledger_rpc;
 mod devnet;
 mod devnet_evm;
@@ -17,6 +19,7 @@ mod devnet_ledger;
 mod evm_tx;
 mod ibc;
 mod lcp;
+mod lcp_node;
 mod ledger;
 mod ledger_ibc;
 mod ledger_users;
@@ -58,7 +61,7 @@ enum Command {
     /// The IBC handler on an EVM chain (deploy).
     #[command(subcommand)]
     Ibc(ibc::Command),
-    /// Light Client Proxy tools (attestation reports).
+    /// Light Client Proxy: attestation reports, the enclave, the LCP service.
     #[command(subcommand)]
     Lcp(lcp::Command),
     /// Ledger node client commands.
@@ -90,7 +93,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Ibc(cmd) => ibc::run(cmd).await,
-        Command::Lcp(cmd) => lcp::run(cmd),
+        Command::Lcp(cmd) => lcp::run(cmd).await,
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
         Command::Run(args) => run::run(args).await,

@@ -3,7 +3,8 @@
 //! every proof is made from the value committed at its DESIGN §5 slot) and prints one JSON
 //! object: operation -> gas used. Gas is
 //! deterministic, so the figures are checked against the targets of issue 10 (yui-ibc-solidity's
-//! published figures for sendPacket, recvPacket and acknowledgePacket).
+//! published figures for sendPacket, recvPacket and acknowledgePacket). The LCP client and QBFT
+//! header verifier figures (issue 11) must be present, with their execution parts.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -40,9 +41,32 @@ fn reports_gas_of_every_operation() {
         "recvPacket",
         "acknowledgePacket",
         "timeoutPacket",
+        "lcpRegisterEnclaveKey",
+        "lcpRegisterEnclaveKeyKnownCert",
+        "lcpUpdateClient",
+        "lcpVerifyMembership",
+        "lcpVerifyNonMembership",
+        "qbftHeaderVerify_4",
+        "qbftHeaderVerify_7",
+        "qbftHeaderVerify_21",
     ] {
         assert!(gas(op) > 21_000, "{op}: {}", gas(op));
+        if op.starts_with("lcp") || op.starts_with("qbft") {
+            let execution = gas(&format!("{op}_execution"));
+            assert!(execution > 0 && execution < gas(op), "{op}: {execution}");
+        }
     }
+    // A cached signing certificate saves its RSA check; more validators cost more seals.
+    assert!(gas("lcpRegisterEnclaveKeyKnownCert") < gas("lcpRegisterEnclaveKey"));
+    assert!(gas("qbftHeaderVerify_4") < gas("qbftHeaderVerify_7"));
+    assert!(gas("qbftHeaderVerify_7") < gas("qbftHeaderVerify_21"));
+    // lcp-solidity's figures (first registration about 500k, verifyMembership about 15k of
+    // execution) bound ours.
+    assert!(
+        gas("lcpRegisterEnclaveKey") <= 500_000,
+        "lcpRegisterEnclaveKey {}",
+        gas("lcpRegisterEnclaveKey")
+    );
     assert!(
         gas("sendPacket") <= 94_843,
         "sendPacket {}",

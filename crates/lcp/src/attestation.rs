@@ -66,7 +66,7 @@ const OFF_ISV_SVN: usize = OFF_REPORT_BODY + 258; // 306
 const OFF_REPORT_DATA: usize = OFF_REPORT_BODY + 320; // 368
 
 /// Why a report (or a certificate) was refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestationError {
     /// An input is larger than its limit.
     #[error("{what} is {len} bytes, more than the {max}-byte limit")]

@@ -12,13 +12,19 @@
 //! - [`message`]: proxy messages (UpdateState, VerifyMembership, Misbehaviour), validation
 //!   contexts, state ids, commitment proofs, and the enclave key's secp256k1 signatures over
 //!   them;
+//! - [`client`]: the LCP client state machine a chain runs (key registration with MRENCLAVE
+//!   pin, allow lists, expiry and operator approvals; UpdateState with operator thresholds;
+//!   membership proofs; misbehaviour), serialisable for a host to store;
 //! - [`operator`]: the EIP-712 digest an operator signs to approve an enclave key's
 //!   registration, and the recovery of that operator.
 //!
-//! Not here (yet): the enclave runtime and key sealing, the gRPC service, DCAP quote
-//! verification, and the LCP client state machine that registers keys and accepts messages.
+//! Not here: the enclave runtime, key sealing and the gRPC service (`kh-lcp-service` in
+//! `crates/lcp/service`, which depends on the ELCs; this crate must not, since the ledger's IBC
+//! host embeds the client and the Ledger ELC depends on that host). Not yet: DCAP quote
+//! verification.
 
 pub mod attestation;
+pub mod client;
 pub mod message;
 pub mod operator;
 pub mod simulation;

@@ -129,7 +129,19 @@ pub enum MessageError {
 }
 
 /// An IBC height.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Height {
     /// Revision number.
     pub revision_number: u64,
@@ -165,7 +177,9 @@ impl Height {
 
 /// A state id: `sha256(proto(Any client_state) ‖ proto(Any consensus_state))`, computed by a
 /// light client after zeroing the client state's latest height.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct StateId(pub [u8; 32]);
 
 impl StateId {

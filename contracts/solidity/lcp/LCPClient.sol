@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import "../ibc/IBCTypes.sol";
+import {ProtoEncoder} from "../ibc/ProtoEncoder.sol";
+import {LCPProto} from "./LCPProto.sol";
+import {LCPAttestation} from "./LCPAttestation.sol";
+
+/// @title LCPClient: the on-chain client of a Light Client Proxy (client type "lcp"). It trusts
+/// what enclave keys sign: a key is registered from an IAS attestation verification report
+/// (RSA-SHA256 by a signing certificate chained to the root configured at construction; the
+/// MRENCLAVE pinned in the client state; quote status and advisory allow lists; the DEBUG
+/// attribute only in development mode; expiry = attestation time + key_expiration), optionally
+/// bound to the operator who approves it with an EIP-712 signature (who must be the operator
+/// the report names, if it names one, and a member of the client's operator set, if any). Updates (UpdateState),
+/// membership proofs (VerifyMembership) and misbehaviour (which freezes the client) are proxy
+/// messages signed by one registered key, or, when the client has an operator set, by keys of
+/// distinct operators in the set's order reaching the threshold.
+///
+/// Wire formats are Datachain LCP's (lcp-solidity): `ibc.lightclients.lcp.v1` ClientState
+/// {1 mrenclave, 2 key_expiration (s), 3 frozen, 4 latest_height, 5 allowed_quote_statuses,
+/// 6 allowed_advisory_ids, 7 operators, 8 operators_nonce, 9/10 threshold numerator and
+/// denominator}, ConsensusState {1 state_id, 2 timestamp (ns)}, UpdateClientMessage
+/// {1 proxy_message, 2 signatures}, RegisterEnclaveKeyMessage {1 report, 2 signature,
+/// 3 signing_cert, 4 operator_signature}; proxy messages are ABI-encoded (see the structs).
+///
+/// A client is created either at latest height zero with an empty consensus state (then its
+/// first update skips the previous-state check and must emit states), or, as the IBC handler
+/// requires, at a non-zero height with the trusted consensus state (state id, timestamp).
+contract LCPClient is ILightClient {
+    /// @notice The client type this contract is registered under.
+    string public constant CLIENT_TYPE = "lcp";
+    string private constant CLIENT_STATE_URL = "/ibc.lightclients.lcp.v1.ClientState";
+    string private constant CONSENSUS_STATE_URL = "/ibc.lightclients.lcp.v1.ConsensusState";
+    string private constant UPDATE_CLIENT_URL = "/ibc.lightclients.lcp.v1.UpdateClientMessage";
+    string private constant REGISTER_URL = "/ibc.lightclients.lcp.v1.RegisterEnclaveKeyMessage";
+
+    /// @notice LCP's universal EIP-712 domain (name "LCPClient", version "1", chain id 0, no
+    /// verifying contract, zero salt).
+    bytes32 public constant DOMAIN_SEPARATOR = 0x7fd21c2453e80741907e7ff11fd62ae1daa34c6fc0c2eced821f1c1d3fe88a4c;
+    bytes32 private constant REGISTER_TYPEHASH = keccak256("RegisterEnclaveKey(string avr)");
+
+    uint16 private constant TYPE_UPDATE_STATE = 1;
+    uint16 private constant TYPE_VERIFY_MEMBERSHIP = 2;
+    uint16 private constant TYPE_MISBEHAVIOUR = 3;
+    uint256 private constant SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    struct HeaderedProxyMessage {
+        bytes32 header;
+        bytes message;
+    }
+
+    struct EmittedState {
+        Height height;
+        bytes state;
+    }
+
+    struct UpdateStateProxyMessage {
+        Height prevHeight;
+        bytes32 prevStateId;
+        Height postHeight;
+        bytes32 postStateId;
+        uint128 timestamp;
+        bytes context;
+        EmittedState[] emittedStates;
+    }
+
+    struct VerifyMembershipProxyMessage {
+        bytes prefix;
+        bytes path;
+        bytes32 value;
+        Height height;
+        bytes32 stateId;
+    }
+
+    struct PrevState {
+        Height height;
+        bytes32 stateId;
+    }
+
+    struct MisbehaviourProxyMessage {
+        PrevState[] prevStates;
+        bytes context;
+        bytes clientMessage;
+    }
+
+    struct ValidationContext {
+        bytes32 header;
+        bytes context;
+    }
+
+    /// @notice A membership proof: a proxy message and the enclave keys' signatures.
+    struct CommitmentProofs {
+        bytes message;
+        bytes[] signatures;
+    }
+
+    /// @notice An enclave key registration (AVR text, its RSA signature, the signing
+    /// certificate DER, and the operator's EIP-712 signature or empty).
+    struct RegisterEnclaveKeyMessage {
+        string report;
+        bytes signature;
+        bytes signingCert;
+        bytes operatorSignature;
+    }
+
+    struct EnclaveKey {
+        uint64 expiredAt;
+        address operator;
+    }
+
+    struct ConsensusState {
+        bytes32 stateId;
+        uint64 timestamp;
+    }
+
+    /// @dev Slot 0 holds what every update and proof reads (existence = keyExpiration != 0).
+    struct Client {
+        uint64 keyExpiration;
+        bool frozen;
+        uint8 operatorCount;
+        Height latest;
+        uint64 thresholdNumerator;
+        uint64 thresholdDenominator;
+        bytes32 mrenclave;
+        address[] operators;
+        /// @dev The client state's encoded fields 5-10 (canonical, re-encoded).
+        bytes tail;
+        mapping(bytes32 => bool) allowedStatus;
+        mapping(bytes32 => bool) allowedAdvisory;
+        mapping(uint128 => ConsensusState) consensus;
+        mapping(address => EnclaveKey) keys;
+    }
+
+    /// @notice The only caller of initializeClient/updateClient.
+    address public immutable handler;
+    /// @notice The AVR/certificate checker.
+    LCPAttestation public immutable attestation;
+    /// @notice Whether DEBUG enclaves are accepted (never on a production network).
+    bool public immutable developmentMode;
+
+    bytes private rootModulus;
+    bytes private rootExponent;
+    bytes32 private rootSubjectHash;
+    uint64 private rootNotBefore;
+    uint64 private rootNotAfter;
+    /// @dev keccak256(signing cert DER) => notBefore, notAfter and where its RSA key is in the
+    /// DER, for certificates already verified against the root (the key is then read in place).
+    mapping(bytes32 => uint256) private signingCerts;
+    mapping(string => Client) private clients;
+
+    /// @notice An enclave key was registered (or its expiry extended).
+    event LCPClientRegisteredEnclaveKey(string clientId, address enclaveKey, uint64 expiredAt, address operator);
+    /// @notice The client was frozen by a misbehaviour message.
+    event LCPClientFrozen(string clientId);
+
+    error LCPClientNotHandler(address caller);
+    error LCPClientExists(string clientId);
+    error LCPClientNotFound(string clientId);
+    error LCPClientFrozenState(string clientId);
+    error LCPClientBadClientState();
+    error LCPClientBadConsensusState();
+    error LCPClientUnknownMessage();
+    error LCPClientRootNotValid(uint256 time);
+    error LCPClientSigningCertNotValid(uint256 time);
+    error LCPClientMrenclaveMismatch(bytes32 got);
+    error LCPClientDebugEnclave();
+    error LCPClientQuoteStatusNotAllowed(string status);
+    error LCPClientAdvisoryNotAllowed(string advisoryId);
+    error LCPClientKeyExpired(address key, uint64 expiredAt);
+    error LCPClientZeroKey();
+    error LCPClientAVRUnexpectedOperator(address signer, address operator);
+    error LCPClientOperatorNotInSet(address operator);
+    error LCPClientEnclaveKeyOperatorChanged(address key);
+    error LCPClientBadSignature();
+    error LCPClientEnclaveKeyNotRegistered(address key);
+    error LCPClientEnclaveKeyUnexpectedOperator(address got, address expected);
+    error LCPClientSignaturesLength(uint256 got, uint256 expected);
+    error LCPClientOperatorSignaturesInsufficient(uint256 success);
+    error LCPClientBadHeader(bytes32 header);
+    error LCPClientPrevStateMismatch(Height height);
+    error LCPClientNoEmittedStates();
+    error LCPClientBadUpdate();
+    error LCPClientConsensusStateConflict(Height height);
+    error LCPClientContextExpired();
+    error LCPClientContextFuture();
+    error LCPClientBadContext();
+    error LCPClientNoConsensusState(Height height);
+
+    /// @param handler_ the IBC handler (the only caller of initializeClient/updateClient)
+    /// @param attestation_ the AVR/certificate checker
+    /// @param rootCert the attestation root certificate (DER)
+    /// @param developmentMode_ accept DEBUG enclaves (tests and simulation only)
+    constructor(address handler_, LCPAttestation attestation_, bytes memory rootCert, bool developmentMode_) {
+        handler = handler_;
+        attestation = attestation_;
+        developmentMode = developmentMode_;
+        LCPAttestation.Certificate memory root = attestation_.parseCertificate(rootCert);
+        rootModulus = root.modulus;
+        rootExponent = root.exponent;
+        rootSubjectHash = root.subjectHash;
+        rootNotBefore = root.notBefore;
+        rootNotAfter = root.notAfter;
+    }
+
+    modifier onlyHandler() {
+        if (msg.sender != handler) revert LCPClientNotHandler(msg.sender);
+        _;
+    }
+
+    // ------------------------------------------------------------------ ILightClient
+
+    /// @inheritdoc ILightClient
+    function initializeClient(string calldata clientId, bytes calldata clientState, bytes calldata consensusState)
+        external
+        onlyHandler
+        returns (Height memory)
+    {
+        Client storage c = clients[clientId];
+        if (c.keyExpiration != 0) revert LCPClientExists(clientId);
+        _decodeClientState(c, LCPProto.unpack(clientState, CLIENT_STATE_URL));
+        (bytes32 stateId, uint64 timestamp) = _decodeConsensusState(LCPProto.unpack(consensusState, CONSENSUS_STATE_URL));
+        if (c.latest.revisionNumber == 0 && c.latest.revisionHeight == 0) {
+            if (stateId != bytes32(0) || timestamp != 0) revert LCPClientBadConsensusState();
+        } else {
+            if (stateId == bytes32(0) || timestamp == 0) revert LCPClientBadConsensusState();
+            c.consensus[_key(c.latest)] = ConsensusState(stateId, timestamp);
+        }
+        return c.latest;
+    }
+
+    /// @inheritdoc ILightClient
+    /// @dev `clientMessage` is an `Any`: UpdateClientMessage (UpdateState or Misbehaviour) or
+    /// RegisterEnclaveKeyMessage.
+    function updateClient(string calldata clientId, bytes calldata clientMessage)
+        external
+        onlyHandler
+        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
+    {
+        Client storage c = _client(clientId);
+        (bytes32 t, uint256 vs, uint256 ve) = LCPProto.anyCd(clientMessage);
+        if (t == keccak256(bytes(UPDATE_CLIENT_URL))) {
+            (uint256 ms, uint256 me, bytes[] memory signatures) = _decodeUpdateClientMessage(clientMessage[vs:ve]);
+            return _routeProxyMessage(clientId, c, clientMessage[vs:ve][ms:me], signatures);
+        } else if (t == keccak256(bytes(REGISTER_URL))) {
+            _registerEnclaveKey(clientId, c, _decodeRegisterMessage(clientMessage[vs:ve]));
+            return (_encodeClientState(c), new ConsensusStateUpdate[](0));
+        }
+        revert LCPClientUnknownMessage();
+    }
+
+    /// @inheritdoc ILightClient
+    function getTimestampAtHeight(string calldata clientId, Height calldata height) external view returns (uint64) {
+        ConsensusState storage cs = clients[clientId].consensus[_key(height)];
+        if (cs.stateId == bytes32(0)) revert LCPClientNoConsensusState(height);
+        return cs.timestamp;
+    }
+
+    /// @inheritdoc ILightClient
+    function getLatestHeight(string calldata clientId) external view returns (Height memory) {
+        return clients[clientId].latest;
+    }
+
+    /// @inheritdoc ILightClient
+    /// @dev `proof` is abi.encode(CommitmentProofs) of a VerifyMembership proxy message.
+    function verifyMembership(
+        string calldata clientId,
+        Height calldata height,
+        uint64,
+        uint64,
+        bytes memory proof,
+        bytes memory prefix,
+        bytes memory path,
+        bytes memory value
+    ) external view returns (bool) {
+        return _verifyState(clientId, height, proof, keccak256(prefix), keccak256(path), keccak256(value));
+    }
+
+    /// @inheritdoc ILightClient
+    function verifyNonMembership(
+        string calldata clientId,
+        Height calldata height,
+        uint64,
+        uint64,
+        bytes memory proof,
+        bytes memory prefix,
+        bytes memory path
+    ) external view returns (bool) {
+        return _verifyState(clientId, height, proof, keccak256(prefix), keccak256(path), bytes32(0));
+    }
+
+    // ------------------------------------------------------------------ direct entry points
+
+    /// @notice Registers the enclave key an AVR attests (anyone may submit it: the report,
+    /// its signature chain and the operator's signature prove it).
+    function registerEnclaveKey(string calldata clientId, RegisterEnclaveKeyMessage calldata message) external {
+        _registerEnclaveKey(clientId, _client(clientId), message);
+    }
+
+    /// @notice An enclave key's expiry (0 if unknown) and operator.
+    function getEnclaveKeyInfo(string calldata clientId, address key) external view returns (uint64, address) {
+        EnclaveKey storage k = clients[clientId].keys[key];
+        return (k.expiredAt, k.operator);
+    }
+
+    /// @notice The consensus state (state id, timestamp ns) at `height` (zero if none).
+    function getConsensusState(string calldata clientId, Height calldata height)
+        external
+        view
+        returns (bytes32, uint64)
+    {
+        ConsensusState storage cs = clients[clientId].consensus[_key(height)];
+        return (cs.stateId, cs.timestamp);
+    }
+
+    /// @notice The client state `Any` of `clientId`.
+    function getClientState(string calldata clientId) external view returns (bytes memory) {
+        return _encodeClientState(_client(clientId));
+    }
+
+    /// @notice Whether `clientId` is frozen.
+    function isFrozen(string calldata clientId) external view returns (bool) {
+        return clients[clientId].frozen;
+    }
+
+    /// @notice The digest an operator signs to approve the key attested by `avr`.
+    function registerEnclaveKeyDigest(string memory avr) public pure returns (bytes32) {
+        return keccak256(
+            abi.encodePacked(
+                hex"1901", DOMAIN_SEPARATOR, keccak256(abi.encode(REGISTER_TYPEHASH, keccak256(bytes(avr))))
+            )
+        );
+    }
+
+    // ------------------------------------------------------------------ registration
+
+    function _registerEnclaveKey(string calldata clientId, Client storage c, RegisterEnclaveKeyMessage memory m)
+        private
+    {
+        if (c.frozen) revert LCPClientFrozenState(clientId);
+        (bytes memory modulus, bytes memory exponent) = _signingKey(m.signingCert);
+        LCPAttestation.Report memory r = attestation.verifyReport(m.report, m.signature, modulus, exponent);
+        if (r.mrenclave != c.mrenclave) revert LCPClientMrenclaveMismatch(r.mrenclave);
+        if (r.debug && !developmentMode) revert LCPClientDebugEnclave();
+        if (keccak256(bytes(r.quoteStatus)) != keccak256("OK") && !c.allowedStatus[keccak256(bytes(r.quoteStatus))]) {
+            revert LCPClientQuoteStatusNotAllowed(r.quoteStatus);
+        }
+        for (uint256 i = 0; i < r.advisoryIds.length; i++) {
+            if (!c.allowedAdvisory[keccak256(bytes(r.advisoryIds[i]))]) revert LCPClientAdvisoryNotAllowed(r.advisoryIds[i]);
+        }
+        if (r.enclaveKey == address(0)) revert LCPClientZeroKey();
+        uint64 expiredAt = r.attestationTime + c.keyExpiration;
+        if (expiredAt <= block.timestamp) revert LCPClientKeyExpired(r.enclaveKey, expiredAt);
+        // The key's operator: the EIP-712 signer if any, which must be the operator the report
+        // names (when it names one).
+        address operator = m.operatorSignature.length == 0
+            ? address(0)
+            : _recover(registerEnclaveKeyDigest(m.report), m.operatorSignature);
+        if (r.operator != address(0) && operator != r.operator) revert LCPClientAVRUnexpectedOperator(operator, r.operator);
+        if (c.operatorCount != 0) {
+            bool found;
+            for (uint256 i = 0; i < c.operators.length; i++) {
+                if (c.operators[i] == operator) found = true;
+            }
+            if (!found) revert LCPClientOperatorNotInSet(operator);
+        }
+        EnclaveKey storage k = c.keys[r.enclaveKey];
+        if (k.expiredAt != 0) {
+            if (k.operator != operator) revert LCPClientEnclaveKeyOperatorChanged(r.enclaveKey);
+            if (k.expiredAt >= expiredAt) return;
+        }
+        k.expiredAt = expiredAt;
+        k.operator = operator;
+        emit LCPClientRegisteredEnclaveKey(clientId, r.enclaveKey, expiredAt, operator);
+    }
+
+    /// @dev The RSA key of a signing certificate chained to the root (cached after the first check).
+    function _signingKey(bytes memory cert) private returns (bytes memory, bytes memory) {
+        bytes32 h = keccak256(cert);
+        uint256 cached = signingCerts[h];
+        if (cached != 0) {
+            // notBefore(64) | notAfter(64) | modulus offset, length | exponent offset, length (16 each)
+            if (block.timestamp < cached >> 192 || block.timestamp > uint64(cached >> 128)) {
+                revert LCPClientSigningCertNotValid(block.timestamp);
+            }
+            return (
+                LCPProto.slice(cert, uint16(cached >> 48), uint16(cached >> 32)),
+                LCPProto.slice(cert, uint16(cached >> 16), uint16(cached))
+            );
+        }
+        if (block.timestamp < rootNotBefore || block.timestamp > rootNotAfter) {
+            revert LCPClientRootNotValid(block.timestamp);
+        }
+        LCPAttestation.Certificate memory info =
+            attestation.verifyCertificate(cert, rootModulus, rootExponent, rootSubjectHash, block.timestamp);
+        if (cert.length > type(uint16).max) revert LCPClientSigningCertNotValid(block.timestamp);
+        signingCerts[h] = (uint256(info.notBefore) << 192) | (uint256(info.notAfter) << 128)
+            | (uint256(uint16(info.modulusOffset)) << 48) | (uint256(uint16(info.modulus.length)) << 32)
+            | (uint256(uint16(info.exponentOffset)) << 16) | uint16(info.exponent.length);
+        return (info.modulus, info.exponent);
+    }
+
+    // ------------------------------------------------------------------ proxy messages
+
+    function _routeProxyMessage(string calldata clientId, Client storage c, bytes calldata message, bytes[] memory sigs)
+        private
+        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
+    {
+        if (c.frozen) revert LCPClientFrozenState(clientId);
+        HeaderedProxyMessage memory hm = abi.decode(message, (HeaderedProxyMessage));
+        _verifySigners(c, keccak256(message), sigs);
+        if (hm.header == _header(TYPE_UPDATE_STATE)) {
+            return _updateState(c, abi.decode(hm.message, (UpdateStateProxyMessage)));
+        } else if (hm.header == _header(TYPE_MISBEHAVIOUR)) {
+            MisbehaviourProxyMessage memory mb = abi.decode(hm.message, (MisbehaviourProxyMessage));
+            if (mb.prevStates.length == 0) revert LCPClientBadUpdate();
+            for (uint256 i = 0; i < mb.prevStates.length; i++) {
+                ConsensusState storage cs = c.consensus[_key(mb.prevStates[i].height)];
+                if (cs.stateId == bytes32(0) || cs.stateId != mb.prevStates[i].stateId) {
+                    revert LCPClientPrevStateMismatch(mb.prevStates[i].height);
+                }
+            }
+            _validateContext(mb.context);
+            c.frozen = true;
+            emit LCPClientFrozen(clientId);
+            return (_encodeClientState(c), new ConsensusStateUpdate[](0));
+        }
+        revert LCPClientBadHeader(hm.header);
+    }
+
+    function _updateState(Client storage c, UpdateStateProxyMessage memory u)
+        private
+        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
+    {
+        if (c.latest.revisionNumber == 0 && c.latest.revisionHeight == 0) {
+            if (u.emittedStates.length == 0) revert LCPClientNoEmittedStates();
+        } else {
+            ConsensusState storage prev = c.consensus[_key(u.prevHeight)];
+            if (prev.stateId == bytes32(0) || prev.stateId != u.prevStateId) revert LCPClientPrevStateMismatch(u.prevHeight);
+        }
+        _validateContext(u.context);
+        if (u.postStateId == bytes32(0) || u.timestamp == 0 || u.timestamp > type(uint64).max || u.postHeight.revisionHeight == 0) {
+            revert LCPClientBadUpdate();
+        }
+        uint128 postKey = _key(u.postHeight);
+        ConsensusState storage post = c.consensus[postKey];
+        if (post.stateId != bytes32(0)) {
+            if (post.stateId != u.postStateId || post.timestamp != u.timestamp) {
+                revert LCPClientConsensusStateConflict(u.postHeight);
+            }
+        } else {
+            post.stateId = u.postStateId;
+            post.timestamp = uint64(u.timestamp);
+        }
+        if (postKey > _key(c.latest)) c.latest = u.postHeight;
+        updates = new ConsensusStateUpdate[](1);
+        updates[0] = ConsensusStateUpdate(u.postHeight, _encodeConsensusState(u.postStateId, uint64(u.timestamp)));
+        clientState = _encodeClientState(c);
+    }
+
+    /// @dev Empty context (type 0) or trusting period (type 1, ns): the now must be within
+    /// the trusting period of the trusted state and not before the untrusted header (with drift).
+    function _validateContext(bytes memory context) private view {
+        ValidationContext memory vc = abi.decode(context, (ValidationContext));
+        if (vc.header == bytes32(0)) {
+            if (vc.context.length != 0) revert LCPClientBadContext();
+            return;
+        }
+        if (vc.header != bytes32(uint256(1) << 240) || vc.context.length != 64) revert LCPClientBadContext();
+        (uint256 w0, uint256 w1) = abi.decode(vc.context, (uint256, uint256));
+        uint256 untrusted = w0 >> 128;
+        uint256 trusted = uint128(w0);
+        uint256 period = w1 >> 128;
+        uint256 drift = uint128(w1);
+        uint256 now_ = block.timestamp * 1e9;
+        if (now_ >= trusted + period) revert LCPClientContextExpired();
+        if (now_ + drift <= untrusted) revert LCPClientContextFuture();
+    }
+
+    function _verifyState(
+        string calldata clientId,
+        Height memory height,
+        bytes memory proof,
+        bytes32 prefixHash,
+        bytes32 pathHash,
+        bytes32 valueHash
+    ) private view returns (bool) {
+        Client storage c = _client(clientId);
+        if (c.frozen) revert LCPClientFrozenState(clientId);
+        CommitmentProofs memory p = abi.decode(proof, (CommitmentProofs));
+        HeaderedProxyMessage memory hm = abi.decode(p.message, (HeaderedProxyMessage));
+        if (hm.header != _header(TYPE_VERIFY_MEMBERSHIP)) revert LCPClientBadHeader(hm.header);
+        VerifyMembershipProxyMessage memory m = abi.decode(hm.message, (VerifyMembershipProxyMessage));
+        if (
+            m.value != valueHash || m.height.revisionNumber != height.revisionNumber
+                || m.height.revisionHeight != height.revisionHeight || keccak256(m.prefix) != prefixHash
+                || keccak256(m.path) != pathHash
+        ) return false;
+        bytes32 stateId = c.consensus[_key(height)].stateId;
+        if (stateId == bytes32(0) || stateId != m.stateId) return false;
+        _verifySigners(c, keccak256(p.message), p.signatures);
+        return true;
+    }
+
+    /// @dev One registered, unexpired key (no operator set), or keys of the operators in set
+    /// order (empty signature = operator absent) reaching the threshold.
+    function _verifySigners(Client storage c, bytes32 digest, bytes[] memory sigs) private view {
+        uint256 n = c.operatorCount;
+        if (n == 0) {
+            if (sigs.length != 1) revert LCPClientSignaturesLength(sigs.length, 1);
+            _checkKey(c, _recover(digest, sigs[0]));
+            return;
+        }
+        if (sigs.length != n) revert LCPClientSignaturesLength(sigs.length, n);
+        uint256 success;
+        for (uint256 i = 0; i < n; i++) {
+            if (sigs[i].length == 0) continue;
+            EnclaveKey storage k = _checkKey(c, _recover(digest, sigs[i]));
+            if (k.operator != c.operators[i]) revert LCPClientEnclaveKeyUnexpectedOperator(k.operator, c.operators[i]);
+            success++;
+        }
+        if (success * c.thresholdDenominator < uint256(c.thresholdNumerator) * n) {
+            revert LCPClientOperatorSignaturesInsufficient(success);
+        }
+    }
+
+    function _checkKey(Client storage c, address signer) private view returns (EnclaveKey storage k) {
+        k = c.keys[signer];
+        if (k.expiredAt == 0) revert LCPClientEnclaveKeyNotRegistered(signer);
+        if (k.expiredAt <= block.timestamp) revert LCPClientKeyExpired(signer, k.expiredAt);
+    }
+
+    /// @dev ecrecover of a 65-byte r‖s‖v signature (v ∈ {0, 1, 27, 28}, low s).
+    function _recover(bytes32 digest, bytes memory sig) private pure returns (address signer) {
+        if (sig.length != 65) revert LCPClientBadSignature();
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := mload(add(sig, 0x20))
+            s := mload(add(sig, 0x40))
+            v := byte(0, mload(add(sig, 0x60)))
+        }
+        if (v < 27) v += 27;
+        if ((v != 27 && v != 28) || uint256(s) > SECP256K1_HALF_N) revert LCPClientBadSignature();
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert LCPClientBadSignature();
+    }
+
+    function _header(uint16 messageType) private pure returns (bytes32) {
+        return bytes32((uint256(1) << 240) | (uint256(messageType) << 224));
+    }
+
+    // ------------------------------------------------------------------ protobuf
+
+    function _decodeClientState(Client storage c, bytes memory b) private {
+        uint256 p;
+        uint256 last;
+        uint256 nonce;
+        while (p < b.length) {
+            (uint256 f, uint256 wt, uint256 q) = LCPProto.key(b, p);
+            bool repeated = f >= 5 && f <= 7;
+            if (f < last || (f == last && !repeated) || f > 10) revert LCPClientBadClientState();
+            last = f;
+            uint256 v;
+            uint256 s;
+            uint256 n;
+            if (f == 2 || f == 3 || f >= 8) {
+                if (wt != 0) revert LCPClientBadClientState();
+                (v, p) = LCPProto.varint(b, q);
+                if (v > type(uint64).max) revert LCPClientBadClientState();
+            } else {
+                if (wt != 2) revert LCPClientBadClientState();
+                (s, n, p) = LCPProto.lenDelim(b, q);
+            }
+            if (f == 1) {
+                if (n != 32) revert LCPClientBadClientState();
+                bytes32 mr;
+                assembly ("memory-safe") {
+                    mr := mload(add(add(b, 0x20), s))
+                }
+                c.mrenclave = mr;
+            } else if (f == 2) {
+                c.keyExpiration = uint64(v);
+            } else if (f == 3) {
+                if (v != 0) revert LCPClientBadClientState();
+            } else if (f == 4) {
+                c.latest = _decodeHeight(LCPProto.slice(b, s, n));
+            } else if (f == 5) {
+                bytes memory status = LCPProto.slice(b, s, n);
+                c.allowedStatus[keccak256(status)] = true;
+                c.tail = abi.encodePacked(c.tail, ProtoEncoder.lenField(5, status));
+            } else if (f == 6) {
+                bytes memory adv = LCPProto.slice(b, s, n);
+                c.allowedAdvisory[keccak256(adv)] = true;
+                c.tail = abi.encodePacked(c.tail, ProtoEncoder.lenField(6, adv));
+            } else if (f == 7) {
+                if (n != 20) revert LCPClientBadClientState();
+                address op;
+                assembly ("memory-safe") {
+                    op := shr(96, mload(add(add(b, 0x20), s)))
+                }
+                uint256 count = c.operators.length;
+                if (op == address(0) || count == 255 || (count != 0 && c.operators[count - 1] >= op)) {
+                    revert LCPClientBadClientState();
+                }
+                c.operators.push(op);
+                c.tail = abi.encodePacked(c.tail, ProtoEncoder.lenField(7, abi.encodePacked(op)));
+            } else if (f == 8) {
+                nonce = v;
+            } else if (f == 9) {
+                c.thresholdNumerator = uint64(v);
+            } else {
+                c.thresholdDenominator = uint64(v);
+            }
+        }
+        if (c.mrenclave == bytes32(0) || c.keyExpiration == 0) revert LCPClientBadClientState();
+        if (c.operators.length == 0) {
+            if (c.thresholdNumerator != 0 || c.thresholdDenominator != 0) revert LCPClientBadClientState();
+        } else if (c.thresholdNumerator == 0 || c.thresholdNumerator > c.thresholdDenominator) {
+            revert LCPClientBadClientState();
+        }
+        c.operatorCount = uint8(c.operators.length);
+        c.tail = abi.encodePacked(
+            c.tail,
+            ProtoEncoder.varintField(8, uint64(nonce)),
+            ProtoEncoder.varintField(9, c.thresholdNumerator),
+            ProtoEncoder.varintField(10, c.thresholdDenominator)
+        );
+    }
+
+    function _decodeHeight(bytes memory b) private pure returns (Height memory h) {
+        uint256 p;
+        uint256 last;
+        while (p < b.length) {
+            (uint256 f, uint256 wt, uint256 q) = LCPProto.key(b, p);
+            if (wt != 0 || f > 2 || f <= last) revert LCPClientBadClientState();
+            last = f;
+            uint256 v;
+            (v, p) = LCPProto.varint(b, q);
+            if (v > type(uint64).max) revert LCPClientBadClientState();
+            if (f == 1) h.revisionNumber = uint64(v);
+            else h.revisionHeight = uint64(v);
+        }
+    }
+
+    function _decodeConsensusState(bytes memory b) private pure returns (bytes32 stateId, uint64 timestamp) {
+        uint256 p;
+        uint256 last;
+        while (p < b.length) {
+            (uint256 f, uint256 wt, uint256 q) = LCPProto.key(b, p);
+            if (f > 2 || f <= last) revert LCPClientBadConsensusState();
+            last = f;
+            if (f == 1) {
+                if (wt != 2) revert LCPClientBadConsensusState();
+                (uint256 s, uint256 n, uint256 next) = LCPProto.lenDelim(b, q);
+                if (n != 32) revert LCPClientBadConsensusState();
+                assembly ("memory-safe") {
+                    stateId := mload(add(add(b, 0x20), s))
+                }
+                p = next;
+            } else {
+                if (wt != 0) revert LCPClientBadConsensusState();
+                uint256 v;
+                (v, p) = LCPProto.varint(b, q);
+                if (v > type(uint64).max) revert LCPClientBadConsensusState();
+                timestamp = uint64(v);
+            }
+        }
+    }
+
+    /// @dev UpdateClientMessage {1 proxy_message, 2 repeated signatures}: the message's range
+    /// in `b` and the signatures.
+    function _decodeUpdateClientMessage(bytes calldata b)
+        private
+        pure
+        returns (uint256 ms, uint256 me, bytes[] memory signatures)
+    {
+        uint256 count;
+        for (uint256 pass = 0; pass < 2; pass++) {
+            if (pass == 1) signatures = new bytes[](count);
+            uint256 p;
+            uint256 i;
+            uint256 last;
+            while (p < b.length) {
+                (uint256 f, uint256 s, uint256 e) = LCPProto.lenFieldCd(b, p);
+                if (f > 2 || f < last || (f == 1 && last == 1)) revert LCPClientUnknownMessage();
+                last = f;
+                if (f == 1) {
+                    (ms, me) = (s, e);
+                } else if (pass == 0) {
+                    count++;
+                } else {
+                    signatures[i++] = b[s:e];
+                }
+                p = e;
+            }
+        }
+    }
+
+    function _decodeRegisterMessage(bytes memory b) private pure returns (RegisterEnclaveKeyMessage memory m) {
+        uint256 p;
+        uint256 last;
+        while (p < b.length) {
+            (uint256 f, uint256 wt, uint256 q) = LCPProto.key(b, p);
+            if (wt != 2 || f > 4 || f <= last) revert LCPClientUnknownMessage();
+            last = f;
+            (uint256 s, uint256 n, uint256 next) = LCPProto.lenDelim(b, q);
+            bytes memory v = LCPProto.slice(b, s, n);
+            if (f == 1) m.report = string(v);
+            else if (f == 2) m.signature = v;
+            else if (f == 3) m.signingCert = v;
+            else m.operatorSignature = v;
+            p = next;
+        }
+    }
+
+    function _encodeClientState(Client storage c) private view returns (bytes memory) {
+        Height memory h = c.latest;
+        bytes memory height = abi.encodePacked(
+            h.revisionNumber == 0 ? bytes("") : abi.encodePacked(hex"08", ProtoEncoder.varint(h.revisionNumber)),
+            h.revisionHeight == 0 ? bytes("") : abi.encodePacked(hex"10", ProtoEncoder.varint(h.revisionHeight))
+        );
+        bytes memory value = abi.encodePacked(
+            hex"0a20",
+            c.mrenclave,
+            hex"10",
+            ProtoEncoder.varint(c.keyExpiration),
+            c.frozen ? bytes(hex"1801") : bytes(""),
+            hex"22",
+            uint8(height.length),
+            height,
+            c.tail
+        );
+        // Any{1: url (36 bytes), 2: value}
+        return abi.encodePacked(hex"0a24", CLIENT_STATE_URL, hex"12", ProtoEncoder.varint(uint64(value.length)), value);
+    }
+
+    function _encodeConsensusState(bytes32 stateId, uint64 timestamp) private pure returns (bytes memory) {
+        // Any{1: url (39 bytes), 2: {1: state_id (32 bytes), 2: timestamp}}; timestamp > 0.
+        bytes memory ts = ProtoEncoder.varint(timestamp);
+        return abi.encodePacked(
+            hex"0a27", CONSENSUS_STATE_URL, hex"12", uint8(35 + ts.length), hex"0a20", stateId, hex"10", ts
+        );
+    }
+
+    function _client(string calldata clientId) private view returns (Client storage c) {
+        c = clients[clientId];
+        if (c.keyExpiration == 0) revert LCPClientNotFound(clientId);
+    }
+
+    function _key(Height memory h) private pure returns (uint128) {
+        return (uint128(h.revisionNumber) << 64) | h.revisionHeight;
+    }
+}

@@ -1,0 +1,337 @@
+//! The LCP client wired into the Solidity IBC handler (revm): registered under client type
+//! "lcp", a client created and its enclave key registered through `updateClient`, an
+//! UpdateState committed by the handler, and `connectionOpenTry` whose proof of the
+//! counterparty's INIT connection end is a VerifyMembership proxy message signed by the enclave
+//! key (kh-lcp). The counterparty's connection end is built with ibc-proto (prost), so the
+//! proof checks the handler's expected ibc-go bytes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod lcp_support;
+mod revm_chain;
+
+use alloy_primitives::{Address, Bytes, U256, keccak256};
+use alloy_sol_types::{SolCall, SolConstructor, SolError};
+use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
+use ibc_proto::ibc::core::connection::v1 as conn;
+use kh_contracts::{
+    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection as C, IBCHandler, IBCProxy,
+    LCPAttestation, LCPClient, ibc_commitment_slot,
+};
+use kh_lcp::{
+    CommitmentProofs, EnclaveKey, Height, ProxyMessage, SimulationCa, StateId,
+    TrustingPeriodContext, UpdateStateMessage, ValidationContext, VerifyMembershipMessage,
+};
+use lcp_support::{
+    Avr, CLIENT_STATE_URL, REGISTER_URL, RegisterEnclaveKeyMessage, any, client_state,
+    consensus_state_any, update_message_any,
+};
+use prost::Message;
+use revm_chain::{ALICE, Chain, OWNER};
+
+const T0: u64 = 1_800_000_000;
+const MRENCLAVE: [u8; 32] = [0x6b; 32];
+const RELAYER: Address = ALICE;
+const PREFIX: &[u8] = b"ibc";
+const COUNTERPARTY_CLIENT: &str = "07-tendermint-0";
+
+fn deploy_handler(chain: &mut Chain) -> Address {
+    let client = chain.deploy(OWNER, &IBCClient::BYTECODE, vec![]);
+    let connection = chain.deploy(OWNER, &C::BYTECODE, vec![]);
+    let handshake = chain.deploy(OWNER, &IBCChannelHandshake::BYTECODE, vec![]);
+    let packet = chain.deploy(OWNER, &IBCChannelPacket::BYTECODE, vec![]);
+    let implementation = chain.deploy(
+        OWNER,
+        &IBCHandler::BYTECODE,
+        IBCHandler::constructorCall {
+            client,
+            connection,
+            channelHandshake: handshake,
+            channelPacket: packet,
+            owner_: OWNER,
+        }
+        .abi_encode(),
+    );
+    chain.deploy(
+        OWNER,
+        &IBCProxy::BYTECODE,
+        IBCProxy::constructorCall {
+            implementation,
+            initData: IBCHandler::initializeCall { owner_: OWNER }
+                .abi_encode()
+                .into(),
+        }
+        .abi_encode(),
+    )
+}
+
+fn stored(chain: &Chain, handler: Address, path: &str) -> alloy_primitives::B256 {
+    alloy_primitives::B256::from(
+        chain.storage(handler, U256::from_be_bytes(ibc_commitment_slot(path).0)),
+    )
+}
+
+fn update_message(prev: (Height, StateId, u64), post: (Height, StateId, u64)) -> Vec<u8> {
+    ProxyMessage::UpdateState(UpdateStateMessage {
+        prev: Some((prev.0, prev.1)),
+        post_height: post.0,
+        post_state_id: post.1,
+        timestamp_ns: u128::from(post.2),
+        context: ValidationContext::TrustingPeriod(TrustingPeriodContext {
+            untrusted_header_timestamp_ns: u128::from(post.2),
+            trusted_state_timestamp_ns: u128::from(prev.2),
+            trusting_period_ns: 1_209_600_000_000_000,
+            clock_drift_ns: 5_000_000_000,
+        }),
+        emitted_states: vec![],
+    })
+    .encode()
+}
+
+/// The counterparty's connection end in INIT (ibc-go encoding).
+fn init_connection_end(our_client: &str) -> Vec<u8> {
+    conn::ConnectionEnd {
+        client_id: COUNTERPARTY_CLIENT.into(),
+        versions: vec![conn::Version {
+            identifier: "1".into(),
+            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+        }],
+        state: conn::State::Init as i32,
+        counterparty: Some(conn::Counterparty {
+            client_id: our_client.into(),
+            connection_id: String::new(),
+            prefix: Some(MerklePrefix {
+                key_prefix: PREFIX.to_vec(),
+            }),
+        }),
+        delay_period: 0,
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn lcp_client_behind_the_ibc_handler_opens_a_connection() {
+    let mut chain = Chain::new();
+    chain.set_block(1, T0);
+    let handler = deploy_handler(&mut chain);
+    let ca = SimulationCa::generate(T0 - 86_400, T0 + 365 * 86_400).unwrap();
+    let attestation = chain.deploy(OWNER, &LCPAttestation::BYTECODE, vec![]);
+    let lc = chain.deploy(
+        OWNER,
+        &LCPClient::BYTECODE,
+        LCPClient::constructorCall {
+            handler_: handler,
+            attestation_: attestation,
+            rootCert: ca.root_der().to_vec().into(),
+            developmentMode_: false,
+        }
+        .abi_encode(),
+    );
+    chain
+        .call(
+            OWNER,
+            handler,
+            IBCClient::registerClientCall {
+                clientType: "lcp".into(),
+                lightClient: lc,
+            },
+        )
+        .unwrap();
+
+    // createClient at 1-10 with the trusted consensus state.
+    let key = EnclaveKey::generate();
+    let report = ca
+        .simulate(key.address(), None, MRENCLAVE, T0, false)
+        .unwrap();
+    let avr = Avr::from_signed(&report, MRENCLAVE);
+    let h1 = (
+        Height::new(1, 10),
+        StateId([1; 32]),
+        (T0 - 60) * 1_000_000_000,
+    );
+    let cs = any(
+        CLIENT_STATE_URL,
+        client_state(&avr, h1.0, &[], (0, 0)).encode_to_vec(),
+    );
+    let cons = consensus_state_any(h1.1.0, h1.2);
+    let (client_id, _) = chain
+        .call(
+            RELAYER,
+            handler,
+            IBCClient::createClientCall {
+                msg_: IBCClient::MsgCreateClient {
+                    clientType: "lcp".into(),
+                    clientState: cs.clone().into(),
+                    consensusState: cons.clone().into(),
+                },
+            },
+        )
+        .unwrap();
+    assert_eq!(client_id, "lcp-0");
+    assert_eq!(
+        stored(&chain, handler, "clients/lcp-0/consensusStates/1-10"),
+        keccak256(&cons)
+    );
+    assert_eq!(
+        stored(&chain, handler, "clients/lcp-0/clientState"),
+        keccak256(&cs)
+    );
+
+    // A direct updateClient on the light client is refused: only the handler calls it.
+    let update = update_message(
+        h1,
+        (
+            Height::new(1, 11),
+            StateId([2; 32]),
+            (T0 - 30) * 1_000_000_000,
+        ),
+    );
+    let sig = key.sign(&update).unwrap().to_vec();
+    let err = chain
+        .call(
+            RELAYER,
+            lc,
+            LCPClient::updateClientCall {
+                clientId: client_id.clone(),
+                clientMessage: update_message_any(&update, std::slice::from_ref(&sig)).into(),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err[..4], LCPClient::LCPClientNotHandler::SELECTOR);
+
+    // The enclave key is registered through the handler's updateClient.
+    let register = any(
+        REGISTER_URL,
+        RegisterEnclaveKeyMessage {
+            report: report.avr.clone(),
+            signature: report.signature.clone(),
+            signing_cert: report.signing_cert.clone(),
+            operator_signature: vec![],
+        }
+        .encode_to_vec(),
+    );
+    chain
+        .call(
+            RELAYER,
+            handler,
+            IBCClient::updateClientCall {
+                clientId: client_id.clone(),
+                clientMessage: register.into(),
+            },
+        )
+        .unwrap();
+
+    // UpdateState 1-10 -> 1-11, committed by the handler.
+    chain.set_block(2, T0 + 5);
+    chain
+        .call(
+            RELAYER,
+            handler,
+            IBCClient::updateClientCall {
+                clientId: client_id.clone(),
+                clientMessage: update_message_any(&update, &[sig]).into(),
+            },
+        )
+        .unwrap();
+    let h2 = Height::new(1, 11);
+    assert_eq!(
+        stored(&chain, handler, "clients/lcp-0/consensusStates/1-11"),
+        keccak256(consensus_state_any([2; 32], (T0 - 30) * 1_000_000_000))
+    );
+    let latest_cs = any(
+        CLIENT_STATE_URL,
+        client_state(&avr, h2, &[], (0, 0)).encode_to_vec(),
+    );
+    assert_eq!(
+        stored(&chain, handler, "clients/lcp-0/clientState"),
+        keccak256(&latest_cs),
+        "the committed client state is the canonical encoding at the new height"
+    );
+
+    // connectionOpenTry, proving the counterparty's INIT end with a signed VerifyMembership.
+    let init = init_connection_end(&client_id);
+    let statement = ProxyMessage::VerifyMembership(VerifyMembershipMessage::membership(
+        PREFIX.to_vec(),
+        b"connections/connection-0".to_vec(),
+        &init,
+        h2,
+        StateId([2; 32]),
+    ))
+    .encode();
+    let proof = |sig: Vec<u8>| -> Bytes {
+        CommitmentProofs {
+            message: statement.clone(),
+            signatures: vec![sig],
+        }
+        .encode()
+        .into()
+    };
+    let try_call = |proof: Bytes, counterparty_connection: &str| C::connectionOpenTryCall {
+        m: C::MsgConnectionOpenTry {
+            clientId: client_id.clone(),
+            counterpartyClientId: COUNTERPARTY_CLIENT.into(),
+            counterpartyConnectionId: counterparty_connection.into(),
+            counterpartyPrefix: PREFIX.to_vec().into(),
+            delayPeriod: 0,
+            proofInit: proof,
+            proofHeight: C::Height {
+                revisionNumber: 1,
+                revisionHeight: 11,
+            },
+        },
+    };
+    let good = key.sign(&statement).unwrap().to_vec();
+    // Signed by a key that was never registered.
+    let stranger = EnclaveKey::generate().sign(&statement).unwrap().to_vec();
+    let err = chain
+        .call(RELAYER, handler, try_call(proof(stranger), "connection-0"))
+        .unwrap_err();
+    assert_eq!(
+        err[..4],
+        LCPClient::LCPClientEnclaveKeyNotRegistered::SELECTOR
+    );
+    // The statement is about connection-0: it does not prove connection-1.
+    let err = chain
+        .call(
+            RELAYER,
+            handler,
+            try_call(proof(good.clone()), "connection-1"),
+        )
+        .unwrap_err();
+    assert_eq!(err[..4], C::IBCProofVerificationFailed::SELECTOR);
+    let (connection_id, _) = chain
+        .call(RELAYER, handler, try_call(proof(good), "connection-0"))
+        .unwrap();
+    assert_eq!(connection_id, "connection-0");
+    // Our end is TRYOPEN, committed as the ibc-go ConnectionEnd.
+    let tryopen = conn::ConnectionEnd {
+        client_id: client_id.clone(),
+        versions: vec![conn::Version {
+            identifier: "1".into(),
+            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+        }],
+        state: conn::State::Tryopen as i32,
+        counterparty: Some(conn::Counterparty {
+            client_id: COUNTERPARTY_CLIENT.into(),
+            connection_id: "connection-0".into(),
+            prefix: Some(MerklePrefix {
+                key_prefix: PREFIX.to_vec(),
+            }),
+        }),
+        delay_period: 0,
+    }
+    .encode_to_vec();
+    assert_eq!(
+        stored(&chain, handler, "connections/connection-0"),
+        keccak256(&tryopen)
+    );
+}
+
+#[test]
+fn lcp_contracts_fit_the_code_size_limit() {
+    for (name, code) in [
+        ("LCPClient", &LCPClient::DEPLOYED_BYTECODE[..]),
+        ("LCPAttestation", &LCPAttestation::DEPLOYED_BYTECODE[..]),
+    ] {
+        assert!(code.len() <= 24_576, "{name}: {} bytes", code.len());
+    }
+}

@@ -1,0 +1,241 @@
+//! The relayer's configuration file (TOML). Every table refuses keys it does not know, so a
+//! misspelt option is an error at start rather than a default silently used.
+//!
+//! The commented example is `crates/relayer/relayer.example.toml`; a test parses it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use serde::Deserialize;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or an unknown or missing key.
+    #[error("invalid relayer configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// Valid TOML whose values do not make sense together.
+    #[error("invalid relayer configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayerConfig {
+    /// The EVM chain.
+    pub evm: EvmConfig,
+    /// Which process may submit.
+    #[serde(default)]
+    pub lease: LeaseConfig,
+    /// Metrics and health.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The EVM chain: endpoints, identity, submission policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmConfig {
+    /// EIP-155 chain id; every endpoint must report it.
+    pub chain_id: u64,
+    /// JSON-RPC endpoints in order of preference (hot standby: the next one is used when the
+    /// current one fails).
+    pub rpc: Vec<String>,
+    /// The IBC handler (its proxy address).
+    pub handler: Address,
+    /// The signer.
+    pub signer: SignerConfig,
+    /// Blocks on top of a transaction's block before it counts as confirmed (1 = included).
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    /// Added to `eth_estimateGas`, in percent.
+    #[serde(default = "default_gas_margin")]
+    pub gas_margin_percent: u64,
+    /// Bound on each JSON-RPC request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Bound on the wait for a transaction's confirmation.
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+}
+
+/// Where the relayer's EVM key comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum SignerConfig {
+    /// An Ethereum v3 keystore file (scrypt or pbkdf2, AES-128-CTR), as geth, Besu's
+    /// `ethsigner` and web3 libraries write it. The password comes from a file (first line) or
+    /// from an environment variable, never from this file.
+    Keystore {
+        /// The keystore JSON file.
+        path: PathBuf,
+        /// A file holding the password.
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+        /// An environment variable holding the password.
+        #[serde(default)]
+        password_env: Option<String>,
+    },
+}
+
+/// The lease that elects the one submitting process (cold standby, R5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "kebab-case")]
+pub enum LeaseConfig {
+    /// An exclusive lock on a file (processes on one host). The operating system releases it
+    /// when the holder dies, so a standby takes over at its next poll.
+    File {
+        /// The lock file.
+        path: PathBuf,
+        /// How often a standby tries to take the lock.
+        #[serde(default = "default_poll", with = "humantime_serde")]
+        poll: Duration,
+    },
+    /// A row in PostgreSQL (processes on several hosts). The holder renews it every `ttl / 3`;
+    /// a standby takes it once it has not been renewed for `ttl`, judged by the database's clock.
+    Postgres {
+        /// The database.
+        url: String,
+        /// How long a lease lasts without renewal.
+        #[serde(default = "default_ttl", with = "humantime_serde")]
+        ttl: Duration,
+    },
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        LeaseConfig::File {
+            path: PathBuf::from("relayer.lock"),
+            poll: default_poll(),
+        }
+    }
+}
+
+/// The metrics and health endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address of `/metrics` and `/health` (loopback by default: the relayer listens
+    /// for nothing else).
+    #[serde(default = "default_metrics_addr")]
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_addr(),
+        }
+    }
+}
+
+fn default_confirmations() -> u64 {
+    1
+}
+fn default_gas_margin() -> u64 {
+    20
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_poll() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_metrics_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl RelayerConfig {
+    /// Parses and checks a configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: RelayerConfig = toml::from_str(text)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if self.evm.rpc.is_empty() {
+            return invalid("evm.rpc lists no endpoint");
+        }
+        if self.evm.confirmations == 0 {
+            return invalid("evm.confirmations must be at least 1 (1 = included in a block)");
+        }
+        let SignerConfig::Keystore {
+            password_file,
+            password_env,
+            ..
+        } = &self.evm.signer;
+        if password_file.is_some() == password_env.is_some() {
+            return invalid("evm.signer needs exactly one of password_file and password_env");
+        }
+        if let LeaseConfig::Postgres { ttl, .. } = &self.lease
+            && *ttl < Duration::from_secs(1)
+        {
+            return invalid("lease.ttl must be at least 1s");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses() {
+        let text = include_str!("../relayer.example.toml");
+        let config = RelayerConfig::parse(text).unwrap();
+        assert_eq!(config.evm.rpc.len(), 2);
+        assert!(matches!(config.lease, LeaseConfig::File { .. }));
+        assert!(config.metrics.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn unknown_and_inconsistent_keys_are_refused() {
+        let text = include_str!("../relayer.example.toml");
+        let typo = text.replace("confirmations =", "confirmatons =");
+        let err = RelayerConfig::parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `confirmatons`"), "{err}");
+        let no_rpc = text.replace(
+            "rpc = [\"http://127.0.0.1:8545\", \"http://127.0.0.1:8555\"]",
+            "rpc = []",
+        );
+        let err = RelayerConfig::parse(&no_rpc).unwrap_err().to_string();
+        assert!(err.contains("no endpoint"), "{err}");
+        let two_passwords = text.replace(
+            "password_env = \"KH_RELAYER_PASSWORD\"",
+            "password_env = \"KH_RELAYER_PASSWORD\"\npassword_file = \"p\"",
+        );
+        let err = RelayerConfig::parse(&two_passwords)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exactly one"), "{err}");
+    }
+}

@@ -1,0 +1,376 @@
+//! Submitting transactions: gas estimation (with a margin), EIP-1559 fees from the chain, a
+//! locally managed nonce, and confirmation depth.
+//!
+//! The nonce is read once (`eth_getTransactionCount(pending)`) and then counted locally under a
+//! lock, so concurrent submissions never share one. A node that says the nonce is too low (the
+//! account was used elsewhere) makes the submitter read it again and sign again, a bounded number
+//! of times. A transaction the node already knows counts as sent. A failure to reach one
+//! endpoint re-sends the same signed bytes to the next (the same hash: never a second
+//! transaction).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{Revert, SolError};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+use super::rpc::{FailoverRpc, RpcError, quantity};
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The chain could not be asked.
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The call reverts (found by the estimate, or the mined transaction failed).
+    #[error("reverted: {reason}")]
+    Reverted {
+        /// `Error(string)`'s message, or the custom error's data in hex.
+        reason: String,
+        /// The revert data, when the node gave it.
+        data: Option<Bytes>,
+    },
+    /// Not confirmed in time (it may still be mined; its hash is given).
+    #[error("transaction {tx_hash} not confirmed within {waited:?}")]
+    Timeout {
+        /// The transaction.
+        tx_hash: B256,
+        /// How long the submitter waited.
+        waited: Duration,
+    },
+    /// The node's answer did not have the expected shape.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// The signer failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// One event log of a confirmed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    /// The emitting contract.
+    pub address: Address,
+    /// Its topics.
+    pub topics: Vec<B256>,
+    /// Its data.
+    pub data: Bytes,
+}
+
+/// A confirmed, successful transaction.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// Its hash.
+    pub tx_hash: B256,
+    /// The block it is in.
+    pub block_number: u64,
+    /// Gas used.
+    pub gas_used: u64,
+    /// Its logs.
+    pub logs: Vec<Log>,
+}
+
+/// Submission policy.
+#[derive(Debug, Clone, Copy)]
+pub struct SubmitPolicy {
+    /// Blocks on top of the transaction's (1 = included).
+    pub confirmations: u64,
+    /// Added to the estimate, in percent.
+    pub gas_margin_percent: u64,
+    /// Bound on the wait for confirmation.
+    pub confirm_timeout: Duration,
+    /// How often the receipt is polled.
+    pub poll: Duration,
+}
+
+impl Default for SubmitPolicy {
+    fn default() -> Self {
+        SubmitPolicy {
+            confirmations: 1,
+            gas_margin_percent: 20,
+            confirm_timeout: Duration::from_secs(60),
+            poll: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Sends transactions from one account.
+#[derive(Debug)]
+pub struct Submitter {
+    rpc: Arc<FailoverRpc>,
+    signer: PrivateKeySigner,
+    policy: SubmitPolicy,
+    nonce: Mutex<Option<u64>>,
+}
+
+/// Bound on re-signing after "nonce too low".
+const NONCE_RETRIES: usize = 3;
+
+impl Submitter {
+    /// A submitter for `signer`'s account on the chain behind `rpc`.
+    pub fn new(rpc: Arc<FailoverRpc>, signer: PrivateKeySigner, policy: SubmitPolicy) -> Self {
+        Submitter {
+            rpc,
+            signer,
+            policy,
+            nonce: Mutex::new(None),
+        }
+    }
+
+    /// The sending account.
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// The chain client.
+    pub fn rpc(&self) -> &Arc<FailoverRpc> {
+        &self.rpc
+    }
+
+    /// `eth_call` of `data` on `to` at the latest block.
+    pub async fn call(&self, to: Address, data: &[u8]) -> Result<Bytes, SubmitError> {
+        let params =
+            json!({"from": self.address(), "to": to, "data": Bytes::copy_from_slice(data)});
+        match self
+            .rpc
+            .request::<Bytes>("eth_call", vec![params, json!("latest")])
+            .await
+        {
+            Ok(out) => Ok(out),
+            Err(e) => Err(revert_of(e)),
+        }
+    }
+
+    /// Sends `data` to `to` and waits for its confirmation. A call that would revert is not sent.
+    pub async fn submit(&self, to: Address, data: Bytes) -> Result<Receipt, SubmitError> {
+        let from = self.address();
+        let estimate = self
+            .rpc
+            .quantity(
+                "eth_estimateGas",
+                vec![json!({"from": from, "to": to, "data": data})],
+            )
+            .await
+            .map_err(revert_of)?;
+        let gas_limit = estimate.saturating_add(estimate * self.policy.gas_margin_percent / 100);
+        let (max_fee, tip) = self.fees().await?;
+        let tx_hash = self
+            .sign_and_send(to, data, gas_limit, max_fee, tip)
+            .await?;
+        self.confirm(tx_hash).await
+    }
+
+    async fn fees(&self) -> Result<(u128, u128), SubmitError> {
+        let block: Value = self
+            .rpc
+            .request("eth_getBlockByNumber", vec![json!("latest"), json!(false)])
+            .await?;
+        let base = block
+            .get("baseFeePerGas")
+            .and_then(quantity)
+            .ok_or_else(|| SubmitError::Malformed("latest block has no baseFeePerGas".into()))?;
+        let tip = match self.rpc.quantity("eth_maxPriorityFeePerGas", vec![]).await {
+            Ok(tip) => tip,
+            // Nodes without the method (older Besu/GoQuorum): a 1 gwei tip.
+            Err(RpcError::Call { .. }) => 1_000_000_000,
+            Err(e) => return Err(e.into()),
+        };
+        Ok((u128::from(base) * 2 + u128::from(tip), u128::from(tip)))
+    }
+
+    async fn sign_and_send(
+        &self,
+        to: Address,
+        data: Bytes,
+        gas_limit: u64,
+        max_fee: u128,
+        tip: u128,
+    ) -> Result<B256, SubmitError> {
+        let mut nonce_slot = self.nonce.lock().await;
+        for _ in 0..=NONCE_RETRIES {
+            let nonce = match *nonce_slot {
+                Some(n) => n,
+                None => {
+                    self.rpc
+                        .quantity(
+                            "eth_getTransactionCount",
+                            vec![json!(self.address()), json!("pending")],
+                        )
+                        .await?
+                }
+            };
+            let tx = TxEip1559 {
+                chain_id: self.rpc.chain_id(),
+                nonce,
+                gas_limit,
+                max_fee_per_gas: max_fee,
+                max_priority_fee_per_gas: tip,
+                to: TxKind::Call(to),
+                value: U256::ZERO,
+                access_list: Default::default(),
+                input: data.clone(),
+            };
+            let signature = self
+                .signer
+                .sign_hash_sync(&tx.signature_hash())
+                .map_err(|e| SubmitError::Sign(e.to_string()))?;
+            let envelope: TxEnvelope = tx.into_signed(signature).into();
+            let raw = Bytes::from(envelope.encoded_2718());
+            let hash = keccak256(&raw);
+            match self
+                .rpc
+                .request::<B256>("eth_sendRawTransaction", vec![json!(raw)])
+                .await
+            {
+                Ok(answered) if answered == hash => {
+                    *nonce_slot = Some(nonce + 1);
+                    debug!(%hash, nonce, "sent");
+                    return Ok(hash);
+                }
+                Ok(answered) => {
+                    return Err(SubmitError::Malformed(format!(
+                        "the node answered hash {answered} for transaction {hash}"
+                    )));
+                }
+                Err(RpcError::Call { message, .. })
+                    if message.to_lowercase().contains("already known") =>
+                {
+                    *nonce_slot = Some(nonce + 1);
+                    return Ok(hash);
+                }
+                Err(RpcError::Call { message, .. })
+                    if message.to_lowercase().contains("nonce too low") =>
+                {
+                    warn!(
+                        nonce,
+                        "nonce too low: the account was used elsewhere; reading it again"
+                    );
+                    *nonce_slot = None;
+                }
+                Err(e) => {
+                    // Unknown outcome: read the nonce again before the next transaction.
+                    *nonce_slot = None;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(SubmitError::Malformed(format!(
+            "nonce still too low after {NONCE_RETRIES} retries"
+        )))
+    }
+
+    /// Waits until `tx_hash` is in a block with `confirmations - 1` blocks on top.
+    pub async fn confirm(&self, tx_hash: B256) -> Result<Receipt, SubmitError> {
+        let started = Instant::now();
+        loop {
+            let receipt: Value = self
+                .rpc
+                .request("eth_getTransactionReceipt", vec![json!(tx_hash)])
+                .await?;
+            if !receipt.is_null() {
+                let receipt = parse_receipt(tx_hash, &receipt)?;
+                let head = self.rpc.block_number().await?;
+                if head + 1 >= receipt.block_number + self.policy.confirmations {
+                    return receipt.outcome;
+                }
+            }
+            if started.elapsed() >= self.policy.confirm_timeout {
+                return Err(SubmitError::Timeout {
+                    tx_hash,
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(self.policy.poll).await;
+        }
+    }
+}
+
+struct ParsedReceipt {
+    block_number: u64,
+    outcome: Result<Receipt, SubmitError>,
+}
+
+fn parse_receipt(tx_hash: B256, value: &Value) -> Result<ParsedReceipt, SubmitError> {
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(quantity)
+            .ok_or_else(|| SubmitError::Malformed(format!("receipt without {name}")))
+    };
+    let block_number = field("blockNumber")?;
+    let status = field("status")?;
+    let gas_used = field("gasUsed")?;
+    if status != 1 {
+        return Ok(ParsedReceipt {
+            block_number,
+            outcome: Err(SubmitError::Reverted {
+                reason: format!("transaction {tx_hash} failed in block {block_number}"),
+                data: None,
+            }),
+        });
+    }
+    let logs: Vec<Value> = value
+        .get("logs")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .ok_or_else(|| SubmitError::Malformed("receipt without logs".into()))?;
+    let logs = logs
+        .iter()
+        .map(|log| {
+            let address = serde_json::from_value(log.get("address").cloned().unwrap_or_default());
+            let topics = serde_json::from_value(log.get("topics").cloned().unwrap_or_default());
+            let data = serde_json::from_value(log.get("data").cloned().unwrap_or_default());
+            match (address, topics, data) {
+                (Ok(address), Ok(topics), Ok(data)) => Ok(Log {
+                    address,
+                    topics,
+                    data,
+                }),
+                _ => Err(SubmitError::Malformed(format!("bad log {log}"))),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ParsedReceipt {
+        block_number,
+        outcome: Ok(Receipt {
+            tx_hash,
+            block_number,
+            gas_used,
+            logs,
+        }),
+    })
+}
+
+/// Turns a JSON-RPC error carrying revert data into [`SubmitError::Reverted`].
+fn revert_of(e: RpcError) -> SubmitError {
+    match e {
+        RpcError::Call { message, data, .. } => {
+            let bytes = data
+                .as_deref()
+                .and_then(|d| serde_json::from_str::<Bytes>(d).ok());
+            let reason = match &bytes {
+                Some(b) => match Revert::abi_decode(b) {
+                    Ok(revert) => revert.reason,
+                    Err(_) if b.len() >= 4 => format!("custom error 0x{}", hex_of(b)),
+                    Err(_) => message,
+                },
+                None => message,
+            };
+            SubmitError::Reverted {
+                reason,
+                data: bytes,
+            }
+        }
+        other => SubmitError::Rpc(other),
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
