@@ -180,6 +180,7 @@ fn apps_of(name: &PartyName) -> Vec<String> {
     if matches!(name.organisation(), "PartyA" | "PartyB") {
         apps.push(kh_app_record::APP_NAME.to_string());
         apps.push(kh_ibc_ledger::APP_NAME.to_string());
+        apps.push(kh_ibc_ledger::PING_APP.to_string());
     }
     apps
 }

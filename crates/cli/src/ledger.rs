@@ -233,8 +233,18 @@ enum IbcCommand {
         /// The store path (an ICS-24 path such as `clients/07-tendermint-0/clientState`).
         #[arg(long)]
         path: String,
-        /// The host height.
-        #[arg(long)]
+        /// The host height (0: the node's latest).
+        #[arg(long, default_value_t = 0)]
+        height: u64,
+    },
+    /// A client, connection, channel or packet commitment of the ledger's IBC store, proven
+    /// and decoded (protobuf as ibc-go stores it).
+    Query {
+        /// What to read.
+        #[command(subcommand)]
+        what: crate::ledger_ibc::IbcQuery,
+        /// The host height (0: the node's latest).
+        #[arg(long, default_value_t = 0, global = true)]
         height: u64,
     },
 }
@@ -515,39 +525,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             json!({"states": r.states.iter().map(|s| json!({"tx_id": s.tx_id, "index": s.index, "contract": s.contract, "participants": s.participants, "notary": s.notary, "data": hex::encode(&s.data)})).collect::<Vec<_>>()})
         }
         Command::Ibc(IbcCommand::Proof { path, height }) => {
-            let r = rpc
-                .ibc_proof(proto::IbcProofRequest {
-                    path: path.clone().into_bytes(),
-                    height,
-                })
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            let proof = kh_ibc_ledger::LedgerProof::from_bytes(&r.proof)?;
-            let host = proof.host.claimed_state()?;
-            let trust = kh_ibc_ledger::HostTrust {
-                notary: directory.network.notary.owning_key,
-                operators: host.operators.clone(),
-            };
-            let verified = if r.exists {
-                proof.verify_membership(&trust, height, path.as_bytes(), &r.value)
-            } else {
-                proof.verify_non_membership(&trust, height, path.as_bytes())
-            };
-            if let Err(e) = &verified {
-                bail!("the node's proof does not verify: {e}");
-            }
-            json!({
-                "path": path,
-                "height": height,
-                "exists": r.exists,
-                "value": hex::encode(&r.value),
-                "store_root": hex::encode(host.store_root),
-                "host_tx_id": r.host_tx_id,
-                "operators": host.operators.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "verified": true,
-                "proof": hex::encode(&r.proof),
-            })
+            crate::ledger_ibc::proven(&mut rpc, directory.network.notary.owning_key, &path, height)
+                .await?
+                .json
+        }
+        Command::Ibc(IbcCommand::Query { what, height }) => {
+            crate::ledger_ibc::query(&mut rpc, directory.network.notary.owning_key, what, height)
+                .await?
         }
         Command::Validations => {
             let list = rpc

@@ -21,6 +21,7 @@ mod ibc;
 mod lcp;
 mod lcp_node;
 mod ledger;
+mod ledger_ibc;
 mod ledger_users;
 mod output;
 mod qbft;

@@ -20,6 +20,9 @@ impl Drop for KillOnDrop {
     }
 }
 
+#[path = "ledger_cli_parts/ibc.rs"]
+mod ibc;
+
 fn kakehashi(dir: &Path, node: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kakehashi"))
         .args(["ledger", "--network", dir.to_str().unwrap(), "--node", node])
@@ -607,76 +610,8 @@ fn issue_pay_and_privacy_through_the_cli() {
 /// PartyA and PartyB run the shared-record app, the Bank does not: flows started by name,
 /// a node without the app refusing its transaction by name, and a stablecoin payment started
 /// generically.
-/// The IBC host through the CLI: PartyA creates it (PartyA and PartyB operators), applies a
-/// store update, and both serve a ledger proof of it that verifies; an absent path is proven
-/// absent; the Bank, without the app, says so.
-fn ibc_host(dir: &Path) {
-    json(&kakehashi(
-        dir,
-        "PartyA",
-        &[
-            "flow",
-            "start",
-            "ibc.host.genesis",
-            "--args",
-            r#"{"operators":["PartyA","PartyB"]}"#,
-            "--json",
-        ],
-    ));
-    let path = "clients/07-tendermint-0/clientState";
-    let args = serde_json::json!({"updates": [[hex::encode(path), hex::encode("state-1")]]});
-    json(&kakehashi(
-        dir,
-        "PartyA",
-        &[
-            "flow",
-            "start",
-            "ibc.host.apply",
-            "--args",
-            &args.to_string(),
-            "--json",
-        ],
-    ));
-    for node in ["PartyA", "PartyB"] {
-        let proof = json(&kakehashi(
-            dir,
-            node,
-            &["ibc", "proof", "--path", path, "--height", "1", "--json"],
-        ));
-        assert_eq!(proof["exists"], true, "{node}: {proof}");
-        assert_eq!(proof["value"], hex::encode("state-1"), "{node}");
-        assert_eq!(proof["verified"], true, "{node}");
-        assert_eq!(proof["operators"].as_array().unwrap().len(), 2);
-    }
-    let absent = json(&kakehashi(
-        dir,
-        "PartyB",
-        &[
-            "ibc",
-            "proof",
-            "--path",
-            "connections/connection-9",
-            "--height",
-            "1",
-            "--json",
-        ],
-    ));
-    assert_eq!(absent["exists"], false, "{absent}");
-    let out = kakehashi(
-        dir,
-        "Bank",
-        &["ibc", "proof", "--path", path, "--height", "1"],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not run the ibc-host app"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn apps_and_generic_flows(dir: &Path, alice: &str, bob: &str) {
-    ibc_host(dir);
+    ibc::ibc_host(dir);
     let flows = json(&kakehashi(dir, "PartyA", &["flow", "list", "--json"]));
     let names: Vec<&str> = flows["flows"]
         .as_array()

@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use kh_ibc_ledger::{HostStateProof, HostTrust, LedgerProof, ProofError};
+use kh_ibc_host_chain::{HostStateProof, HostTrust, LedgerProof, ProofError};
 use kh_ledger::StateRef;
 use serde::{Deserialize, Serialize};
 

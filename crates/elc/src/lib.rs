@@ -8,11 +8,11 @@
 //!   trusting period and clock drift; validator-set changes through intermediate headers;
 //!   `eth_getProof` account and storage proofs of the IBC store; conflicting headers freeze it.
 //! * [`ledger`]: the Ledger ELC — host-state chain continuity, every notary and operator
-//!   signature, the filtered-transaction rules of `kh-ibc-ledger`, ICS-23 proofs; two signed host
+//!   signature, the filtered-transaction rules of `kh-ibc-host-chain`, ICS-23 proofs; two signed host
 //!   transactions for one height freeze it.
 //!
 //! Does not own: the header codec and quorum rules (`kh-qbft`), the host contract and ledger
-//! proof format (`kh-ibc-ledger`), the enclave, proxy messages and signing (`kh-lcp`). Time is
+//! proof format (`kh-ibc-host-chain`), the enclave, proxy messages and signing (`kh-lcp`). Time is
 //! always passed in ([`std::time::Duration`] since the Unix epoch): no wall clock is read here.
 //! Pure library: no I/O, no async.
 

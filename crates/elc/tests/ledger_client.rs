@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use kh_elc::*;
-use kh_ibc_ledger::*;
+use kh_ibc_host_chain::*;
 use kh_ledger::{
     ComponentGroup, FilteredComponent, KeyPair, SecureHash, StateRef, TransactionSignature,
 };

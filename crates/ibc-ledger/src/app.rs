@@ -1,8 +1,9 @@
-//! The IBC host as a ledger app: flows that create the host (`ibc.host.genesis`) and apply
-//! store updates as the next host transaction (`ibc.host.apply`), the operators' co-signing
-//! rule, and the node's copy of the store.
+//! The IBC host as a ledger app (`ibc-host`): flows creating the host (`ibc.host.genesis`) and
+//! applying IBC messages as the next host transaction (`ibc.host.submit`), the operators'
+//! co-signing rule (re-execute the messages and sign only byte-identical store updates), and
+//! the node's copy of the store.
 //!
-//! Every node that records a host transaction keeps its updates in the app's table
+//! Every node that records a host transaction keeps its store updates in the app's table
 //! `ibc_host_updates` (written with the transaction, in the same database transaction), and
 //! rebuilds its in-memory store from that table when it first needs it — so a standby on the
 //! same database has the same store. A node serves proofs ([`IbcHostApp::proof`]) for the
@@ -10,80 +11,216 @@
 
 use std::sync::{Arc, Mutex};
 
-use kh_ledger::{
-    App, BoxFuture, Command, Contract, FlowContext, FlowError, FlowLogic, LedgerTransaction, Next,
-    PartyName, PublicKey, Reply, ServiceHub, SignedTransaction, StateAndRef, StateQuery,
-    StateStatus, StoreError, TimeWindow, TransactionState, WireTransaction, WriteTx,
+use kh_ibc_host_chain::{
+    HostCommand, HostContract, HostState, HostStateProof, HostStore, PreparedUpdate, Update,
+    host_contract_id,
 };
-use serde::{Deserialize, Serialize};
+use kh_ledger::{
+    App, BoxFuture, Contract, FlowError, FlowLogic, LedgerTransaction, ServiceHub,
+    SignedTransaction, StateAndRef, StateQuery, StateStatus, StoreError, WriteTx,
+};
 use sqlx::Row;
 
-use crate::host::{HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id};
+use crate::ctx::{HostEnv, SharedStore, StoreAt};
+use crate::exec::{
+    Consumed, Executed, HostMessage, MessagesCommand, MessagesContract, PortBinding,
+    default_bindings, execute, messages_contract_id,
+};
+use crate::flows::{GenesisFlow, SubmitFlow, failed};
+use crate::ports::{PortApp, packet_events};
 use crate::proof::LedgerProof;
-use crate::store::{HostStore, Update, empty_root};
 
 /// The app's name in node configurations.
 pub const APP_NAME: &str = "ibc-host";
-/// Flow creating the host.
-pub const GENESIS_FLOW: &str = "ibc.host.genesis";
-/// Flow applying store updates.
-pub const APPLY_FLOW: &str = "ibc.host.apply";
+/// The chain id a host gets unless configured otherwise.
+pub const DEFAULT_CHAIN_ID: &str = "kakehashi-ledger";
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS ibc_host_updates (
     height BIGINT PRIMARY KEY,
     tx_id TEXT NOT NULL,
     updates TEXT NOT NULL)"];
 
-/// The node's copy of the store: `None` until loaded from `ibc_host_updates`.
-type Cache = Arc<Mutex<Option<HostStore>>>;
-
-/// The IBC host app (one instance per node: it holds that node's store).
-#[derive(Debug, Default)]
-pub struct IbcHostApp {
-    store: Cache,
+fn corrupt(reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        table: "ibc_host_updates",
+        reason: reason.to_string(),
+    }
 }
 
-impl IbcHostApp {
-    /// A new instance, ready for [`kh_ledger::NodeConfig::apps`].
-    pub fn arc() -> Arc<Self> {
-        Arc::new(Self::default())
+/// What the host's flows and the apps bound to its ports share: the node's store, the chain
+/// id, the port bindings.
+#[derive(Debug)]
+pub struct HostShared {
+    pub(crate) store: SharedStore,
+    pub(crate) chain_id: String,
+    pub(crate) bindings: Vec<PortBinding>,
+    port_apps: Mutex<Vec<Arc<dyn PortApp>>>,
+}
+
+fn build_store(rows: Vec<sqlx::any::AnyRow>) -> Result<HostStore, StoreError> {
+    let mut store = HostStore::new();
+    for row in rows {
+        let height: i64 = row.try_get(0).map_err(corrupt)?;
+        let text: String = row.try_get(1).map_err(corrupt)?;
+        let bytes = hex::decode(text).map_err(corrupt)?;
+        let updates: Vec<Update> = bcs::from_bytes(&bytes).map_err(corrupt)?;
+        let height = u64::try_from(height).map_err(corrupt)?;
+        let prepared = store.prepare(height, updates).map_err(corrupt)?;
+        store.apply(&prepared).map_err(corrupt)?;
+    }
+    Ok(store)
+}
+
+const LOAD: &str = "SELECT height, updates FROM ibc_host_updates ORDER BY height";
+
+impl HostShared {
+    /// Binds `app` to its port's packet events (the port must be bound to an app here).
+    pub fn add_port_app(&self, app: Arc<dyn PortApp>) {
+        if let Ok(mut apps) = self.port_apps.lock() {
+            apps.push(app);
+        }
     }
 
-    /// Loads the store from the app's table if it is not in memory yet.
-    async fn loaded(&self, hub: &ServiceHub) -> Result<(), StoreError> {
-        if self.store.lock().map(|s| s.is_some()).unwrap_or(false) {
-            return Ok(());
-        }
-        let rows = sqlx::query("SELECT height, updates FROM ibc_host_updates ORDER BY height")
-            .fetch_all(hub.store().pool())
-            .await
-            .map_err(|e| StoreError::Corrupt {
-                table: "ibc_host_updates",
-                reason: e.to_string(),
-            })?;
-        let mut store = HostStore::new();
-        for row in rows {
-            let corrupt = |reason: String| StoreError::Corrupt {
-                table: "ibc_host_updates",
-                reason,
-            };
-            let height: i64 = row.try_get(0).map_err(|e| corrupt(e.to_string()))?;
-            let text: String = row.try_get(1).map_err(|e| corrupt(e.to_string()))?;
-            let bytes = hex::decode(text).map_err(|e| corrupt(e.to_string()))?;
-            let updates: Vec<Update> =
-                bcs::from_bytes(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            let height = u64::try_from(height).map_err(|e| corrupt(e.to_string()))?;
-            let prepared = store
-                .prepare(height, updates)
-                .map_err(|e| corrupt(e.to_string()))?;
-            store.apply(&prepared).map_err(|e| corrupt(e.to_string()))?;
-        }
+    fn port_apps(&self) -> Vec<Arc<dyn PortApp>> {
+        self.port_apps.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn is_loaded(&self) -> bool {
+        self.store.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    fn set(&self, store: HostStore) {
         if let Ok(mut slot) = self.store.lock()
             && slot.is_none()
         {
             *slot = Some(store);
         }
+    }
+
+    /// Loads the store from the app's table if it is not in memory yet.
+    pub(crate) async fn loaded(&self, hub: &ServiceHub) -> Result<(), StoreError> {
+        if self.is_loaded() {
+            return Ok(());
+        }
+        let rows = sqlx::query(LOAD)
+            .fetch_all(hub.store().pool())
+            .await
+            .map_err(corrupt)?;
+        self.set(build_store(rows)?);
         Ok(())
+    }
+
+    /// The store must be at `height` (what the host state consumed says).
+    pub(crate) fn check_at(&self, height: u64) -> Result<(), String> {
+        let guard = self.store.lock().map_err(|_| "the IBC store is poisoned")?;
+        let store = guard.as_ref().ok_or("the IBC store is not loaded")?;
+        if store.latest().unwrap_or(0) != height {
+            return Err(format!(
+                "this node's IBC store is at height {:?}, the host at {height}",
+                store.latest()
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn prepare(
+        &self,
+        height: u64,
+        updates: Vec<Update>,
+    ) -> Result<PreparedUpdate, String> {
+        let guard = self.store.lock().map_err(|_| "the IBC store is poisoned")?;
+        let store = guard.as_ref().ok_or("the IBC store is not loaded")?;
+        store.prepare(height, updates).map_err(|e| e.to_string())
+    }
+}
+
+/// The IBC host app (one instance per node: it holds that node's store).
+#[derive(Debug)]
+pub struct IbcHostApp {
+    shared: Arc<HostShared>,
+}
+
+impl Default for IbcHostApp {
+    fn default() -> Self {
+        Self::new(DEFAULT_CHAIN_ID)
+    }
+}
+
+impl IbcHostApp {
+    /// A host of chain `chain_id` with the default port bindings (`ping` → the ping app).
+    pub fn new(chain_id: &str) -> Self {
+        Self {
+            shared: Arc::new(HostShared {
+                store: Arc::new(Mutex::new(None)),
+                chain_id: chain_id.into(),
+                bindings: default_bindings(),
+                port_apps: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// A new instance with the default chain id, ready for [`kh_ledger::NodeConfig::apps`].
+    pub fn arc() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// What the apps bound to this host's ports share with it.
+    pub fn shared(&self) -> Arc<HostShared> {
+        self.shared.clone()
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.shared.chain_id
+    }
+
+    /// The latest host height this node's store holds (after loading it).
+    pub async fn height(&self, hub: &ServiceHub) -> Result<u64, FlowError> {
+        self.shared.loaded(hub).await?;
+        let guard = self
+            .shared
+            .store
+            .lock()
+            .map_err(|_| failed("the IBC store is poisoned"))?;
+        Ok(guard.as_ref().and_then(HostStore::latest).unwrap_or(0))
+    }
+
+    /// Runs `messages` on this node's store as the next host transaction would, without
+    /// proposing it (a relayer's dry run): the store writes and events they would produce.
+    pub async fn simulate(
+        &self,
+        hub: &ServiceHub,
+        messages: Vec<HostMessage>,
+    ) -> Result<Executed, FlowError> {
+        let current = host_states(hub, StateStatus::Unconsumed).await?;
+        let [current] = current.as_slice() else {
+            return Err(failed("this node holds no single current host state"));
+        };
+        let prev: HostState = current
+            .state
+            .decode()
+            .map_err(|e| failed(format!("host state: {e}")))?;
+        self.shared.loaded(hub).await?;
+        self.shared.check_at(prev.height).map_err(failed)?;
+        let env = HostEnv {
+            chain_id: self.shared.chain_id.clone(),
+            notary: hub.notary().owning_key,
+            operators: prev.operators.clone(),
+            height: prev.height + 1,
+            timestamp_ms: u64::try_from(kh_ledger::util::now_ms())
+                .unwrap_or(0)
+                .max(prev.timestamp_ms),
+        };
+        let base = StoreAt {
+            store: self.shared.store.clone(),
+            height: prev.height,
+        };
+        let consumed = Consumed {
+            state_ref: current.reference,
+            state: &prev,
+        };
+        execute(base, env, consumed, &self.shared.bindings, &messages)
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// The proof of `key`'s value (or absence) at host `height`, from this node's store and
@@ -94,27 +231,132 @@ impl IbcHostApp {
         key: &[u8],
         height: u64,
     ) -> Result<(Option<Vec<u8>>, LedgerProof), FlowError> {
-        self.loaded(hub).await?;
+        self.shared.loaded(hub).await?;
         let (value, commitment) = {
             let guard = self
+                .shared
                 .store
                 .lock()
-                .map_err(|_| FlowError::Failed("the IBC store is poisoned".into()))?;
+                .map_err(|_| failed("the IBC store is poisoned"))?;
             let store = guard
                 .as_ref()
-                .ok_or_else(|| FlowError::Failed("the IBC store is not loaded".into()))?;
+                .ok_or_else(|| failed("the IBC store is not loaded"))?;
             store
                 .prove(key, height)
-                .map_err(|e| FlowError::Failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))?
         };
-        let tx = host_tx(hub, height).await?.ok_or_else(|| {
-            FlowError::Failed(format!(
+        let tx = self.host_tx_at(hub, height).await?;
+        let proof = LedgerProof::new(&tx, &commitment).map_err(|e| failed(e.to_string()))?;
+        Ok((value, proof))
+    }
+
+    /// The proof of the host state at `height` (what a counterparty's client is created from
+    /// and updated with).
+    pub async fn host_state_proof(
+        &self,
+        hub: &ServiceHub,
+        height: u64,
+    ) -> Result<HostStateProof, FlowError> {
+        let tx = self.host_tx_at(hub, height).await?;
+        HostStateProof::of(&tx).map_err(|e| failed(e.to_string()))
+    }
+
+    async fn host_tx_at(
+        &self,
+        hub: &ServiceHub,
+        height: u64,
+    ) -> Result<SignedTransaction, FlowError> {
+        host_tx(hub, height).await?.ok_or_else(|| {
+            failed(format!(
                 "this node holds no host transaction of height {height}"
             ))
-        })?;
-        let proof =
-            LedgerProof::new(&tx, &commitment).map_err(|e| FlowError::Failed(e.to_string()))?;
-        Ok((value, proof))
+        })
+    }
+
+    /// Loads the store for a co-signing check (a synchronous hook): an operator restarted on
+    /// its database has not loaded it yet. On a multi-threaded runtime the load runs in place;
+    /// otherwise it is started and this check refuses (the proposer retries).
+    fn ensure_loaded(&self, hub: &ServiceHub) -> Result<(), String> {
+        if self.shared.is_loaded() {
+            return Ok(());
+        }
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "the IBC store is not loaded".to_string())?;
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| handle.block_on(self.shared.loaded(hub)))
+                .map_err(|e| e.to_string());
+        }
+        let (shared, hub) = (self.shared.clone(), hub.clone());
+        handle.spawn(async move {
+            if let Err(e) = shared.loaded(&hub).await {
+                tracing::warn!(error = %e, "loading the IBC store");
+            }
+        });
+        Err("the IBC store is loading; retry".into())
+    }
+
+    /// Re-executes a host transaction's messages on this operator's store and compares.
+    fn reexecute(&self, hub: &ServiceHub, tx: &LedgerTransaction) -> Result<(), String> {
+        let id = host_contract_id();
+        let command = tx
+            .commands_of(&id)
+            .next()
+            .ok_or("a host transaction without a host command")?;
+        let HostCommand::Apply { updates, .. } =
+            bcs::from_bytes::<HostCommand>(&command.data).map_err(|e| e.to_string())?
+        else {
+            return Ok(()); // the genesis applies nothing
+        };
+        let messages: MessagesCommand = tx
+            .commands_of(&messages_contract_id())
+            .next()
+            .ok_or("a host update without IBC messages is refused")
+            .and_then(|c| bcs::from_bytes(&c.data).map_err(|_| "the messages do not decode"))?;
+        let input = tx
+            .inputs
+            .iter()
+            .find(|s| s.state.contract == id)
+            .ok_or("a host update consumes a host state")?;
+        let prev: HostState = input.state.decode().map_err(|e| e.to_string())?;
+        let next: HostState = tx
+            .outputs
+            .iter()
+            .find(|o| o.contract == id)
+            .ok_or("no host output")?
+            .decode()
+            .map_err(|e| e.to_string())?;
+        self.ensure_loaded(hub)?;
+        self.shared.check_at(prev.height)?;
+        let env = HostEnv {
+            chain_id: self.shared.chain_id.clone(),
+            notary: hub.notary().owning_key,
+            operators: prev.operators.clone(),
+            height: next.height,
+            timestamp_ms: next.timestamp_ms,
+        };
+        let base = StoreAt {
+            store: self.shared.store.clone(),
+            height: prev.height,
+        };
+        let consumed = Consumed {
+            state_ref: input.reference,
+            state: &prev,
+        };
+        let executed = execute(
+            base,
+            env,
+            consumed,
+            &self.shared.bindings,
+            &messages.messages,
+        )
+        .map_err(|e| format!("re-executing the IBC messages: {e}"))?;
+        let mine = self.shared.prepare(next.height, executed.updates)?;
+        if mine.updates != updates || mine.root != next.store_root {
+            return Err(
+                "the store updates are not those the IBC messages produce on this operator".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -124,10 +366,7 @@ async fn host_tx(hub: &ServiceHub, height: u64) -> Result<Option<SignedTransacti
         .bind(i64::try_from(height).unwrap_or(i64::MAX))
         .fetch_optional(hub.store().pool())
         .await
-        .map_err(|e| StoreError::Corrupt {
-            table: "ibc_host_updates",
-            reason: e.to_string(),
-        })?;
+        .map_err(corrupt)?;
     let id = match row {
         Some(r) => r.try_get::<String, _>(0).ok(),
         None if height == 0 => None,
@@ -136,7 +375,7 @@ async fn host_tx(hub: &ServiceHub, height: u64) -> Result<Option<SignedTransacti
     if let Some(id) = id.and_then(|t| t.parse().ok()) {
         return hub.vault().transaction(&id).await;
     }
-    // Height 0: the genesis, the host state that was never an Apply.
+    // Height 0: the genesis, the host state that was never an update.
     for status in [
         StateStatus::Unconsumed,
         StateStatus::Consumed,
@@ -151,7 +390,7 @@ async fn host_tx(hub: &ServiceHub, height: u64) -> Result<Option<SignedTransacti
     Ok(None)
 }
 
-async fn host_states(
+pub(crate) async fn host_states(
     hub: &ServiceHub,
     status: StateStatus,
 ) -> Result<Vec<StateAndRef>, StoreError> {
@@ -164,245 +403,20 @@ async fn host_states(
         .await
 }
 
-fn failed(reason: impl Into<String>) -> FlowError {
-    FlowError::Failed(reason.into())
-}
-
-/// The network members holding `keys` (the host operators' nodes).
-fn operator_nodes(hub: &ServiceHub, keys: &[PublicKey]) -> Result<Vec<PartyName>, FlowError> {
-    keys.iter()
-        .map(|k| {
-            hub.network()
-                .nodes
-                .iter()
-                .find(|p| &p.owning_key == k)
-                .map(|p| p.name.clone())
-                .ok_or_else(|| failed(format!("operator key {k} is no network member's")))
-        })
-        .collect()
-}
-
-/// A host transaction from `inputs` to `next`, signed by this node, to be co-signed by the
-/// other operators and notarised.
-fn host_step(
-    hub: &ServiceHub,
-    input: Option<&StateAndRef>,
-    next: HostState,
-    command: HostCommand,
-) -> Result<Next, FlowError> {
-    let me = hub.identity_key().public();
-    if !next.operators.contains(&me) {
-        return Err(failed("this node is not a host operator"));
-    }
-    let operators = operator_nodes(hub, &next.operators)?;
-    let half = MAX_HOST_WINDOW_MS / 2;
-    let now = next.timestamp_ms;
-    let tx = WireTransaction {
-        inputs: input.map(|s| vec![s.reference]).unwrap_or_default(),
-        references: vec![],
-        outputs: vec![TransactionState {
-            contract: host_contract_id(),
-            notary: hub.notary().clone(),
-            participants: next.operators.clone(),
-            data: bcs::to_bytes(&next).map_err(|e| failed(e.to_string()))?,
-        }],
-        commands: vec![Command {
-            contract: host_contract_id(),
-            data: bcs::to_bytes(&command).map_err(|e| failed(e.to_string()))?,
-            signers: next.operators.clone(),
-        }],
-        notary: Some(hub.notary().clone()),
-        time_window: Some(TimeWindow {
-            from_ms: Some(now.saturating_sub(half)),
-            until_ms: Some(now.saturating_add(half)),
-        }),
-        privacy_salt: rand_salt(),
-    };
-    let stx = hub.sign_as_node(tx);
-    let others: Vec<PartyName> = operators.into_iter().filter(|p| p != hub.name()).collect();
-    Ok(Next::Finalise {
-        stx,
-        cosigners: others.clone(),
-        notify: others,
-    })
-}
-
-fn rand_salt() -> [u8; 32] {
-    let mut salt = [0u8; 32];
-    let id = uuid::Uuid::new_v4();
-    salt[..16].copy_from_slice(id.as_bytes());
-    salt[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    salt
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(kh_ledger::util::now_ms()).unwrap_or(0)
-}
-
-/// `ibc.host.genesis` arguments: the operators' node names (this node among them).
-#[derive(Debug, Deserialize, Serialize)]
-struct GenesisArgs {
-    operators: Vec<String>,
-}
-
-/// `ibc.host.apply` arguments: key/value pairs in hex (`null` deletes).
-#[derive(Debug, Deserialize, Serialize)]
-struct ApplyArgs {
-    updates: Vec<(String, Option<String>)>,
-}
-
-#[derive(Debug)]
-struct GenesisFlow;
-
-impl FlowLogic for GenesisFlow {
-    fn name(&self) -> &str {
-        GENESIS_FLOW
-    }
-
-    fn start<'a>(
-        &'a self,
-        ctx: &'a FlowContext<'a>,
-        args: serde_json::Value,
-    ) -> BoxFuture<'a, Result<Next, FlowError>> {
-        Box::pin(async move {
-            let hub = ctx.hub();
-            let args: GenesisArgs =
-                serde_json::from_value(args).map_err(|e| failed(format!("arguments: {e}")))?;
-            if !host_states(hub, StateStatus::Unconsumed).await?.is_empty() {
-                return Err(failed("this node already holds a host state"));
-            }
-            let mut operators = Vec::with_capacity(args.operators.len());
-            for name in &args.operators {
-                let party = hub
-                    .network()
-                    .resolve(name)
-                    .and_then(|n| hub.network().node(&n).cloned())
-                    .ok_or_else(|| failed(format!("unknown node {name:?}")))?;
-                operators.push(party.owning_key);
-            }
-            let next = HostState {
-                height: 0,
-                store_root: empty_root(),
-                timestamp_ms: now_ms(),
-                operators,
-            };
-            host_step(hub, None, next, HostCommand::Genesis)
-        })
-    }
-
-    fn resume<'a>(
-        &'a self,
-        _ctx: &'a FlowContext<'a>,
-        _state: Vec<u8>,
-        _reply: Reply,
-    ) -> BoxFuture<'a, Result<Next, FlowError>> {
-        Box::pin(async { Err(failed("the genesis flow asks nobody")) })
-    }
-}
-
-#[derive(Debug)]
-struct ApplyFlow {
-    store: Cache,
-}
-
-impl FlowLogic for ApplyFlow {
-    fn name(&self) -> &str {
-        APPLY_FLOW
-    }
-
-    fn start<'a>(
-        &'a self,
-        ctx: &'a FlowContext<'a>,
-        args: serde_json::Value,
-    ) -> BoxFuture<'a, Result<Next, FlowError>> {
-        Box::pin(async move {
-            let hub = ctx.hub();
-            let args: ApplyArgs =
-                serde_json::from_value(args).map_err(|e| failed(format!("arguments: {e}")))?;
-            let mut updates = Vec::with_capacity(args.updates.len());
-            for (k, v) in args.updates {
-                let key = hex::decode(&k).map_err(|e| failed(format!("key {k:?}: {e}")))?;
-                let value = match v {
-                    Some(v) => {
-                        Some(hex::decode(&v).map_err(|e| failed(format!("value {v:?}: {e}")))?)
-                    }
-                    None => None,
-                };
-                updates.push((key, value));
-            }
-            let current = host_states(hub, StateStatus::Unconsumed).await?;
-            let [current] = current.as_slice() else {
-                return Err(failed(format!(
-                    "this node holds {} current host states (one expected)",
-                    current.len()
-                )));
-            };
-            if !ctx.lock_states(&[current.reference]).await? {
-                return Err(failed("the host state is in use by another flow"));
-            }
-            let prev: HostState = current
-                .state
-                .decode()
-                .map_err(|e| failed(format!("host state: {e}")))?;
-            let app = IbcHostApp {
-                store: self.store.clone(),
-            };
-            app.loaded(hub).await?;
-            let prepared = {
-                let guard = self
-                    .store
-                    .lock()
-                    .map_err(|_| failed("the IBC store is poisoned"))?;
-                let store = guard.as_ref().ok_or_else(|| failed("store not loaded"))?;
-                if store.latest().unwrap_or(0) != prev.height {
-                    return Err(failed(format!(
-                        "this node's store is at height {:?}, the host at {}",
-                        store.latest(),
-                        prev.height
-                    )));
-                }
-                store
-                    .prepare(prev.height + 1, updates)
-                    .map_err(|e| failed(e.to_string()))?
-            };
-            let next = HostState {
-                height: prepared.height,
-                store_root: prepared.root,
-                timestamp_ms: now_ms().max(prev.timestamp_ms),
-                operators: prev.operators.clone(),
-            };
-            let command = HostCommand::Apply {
-                updates: prepared.updates,
-                proof: prepared.proof,
-            };
-            host_step(hub, Some(current), next, command)
-        })
-    }
-
-    fn resume<'a>(
-        &'a self,
-        _ctx: &'a FlowContext<'a>,
-        _state: Vec<u8>,
-        _reply: Reply,
-    ) -> BoxFuture<'a, Result<Next, FlowError>> {
-        Box::pin(async { Err(failed("the apply flow asks nobody")) })
-    }
-}
-
 impl App for IbcHostApp {
     fn name(&self) -> &str {
         APP_NAME
     }
 
     fn contracts(&self) -> Vec<Arc<dyn Contract>> {
-        vec![Arc::new(HostContract)]
+        vec![Arc::new(HostContract), Arc::new(MessagesContract)]
     }
 
     fn flows(&self) -> Vec<Arc<dyn FlowLogic>> {
         vec![
             Arc::new(GenesisFlow),
-            Arc::new(ApplyFlow {
-                store: self.store.clone(),
+            Arc::new(SubmitFlow {
+                shared: self.shared.clone(),
             }),
         ]
     }
@@ -416,8 +430,8 @@ impl App for IbcHostApp {
     }
 
     /// An operator co-signs a host transaction (already checked by the host contract) when it
-    /// is one of the operators and, for an update, the host state consumed is the one its own
-    /// store follows — so every operator's store stays in step.
+    /// is one of the operators, its own store is at the consumed height, and running the
+    /// transaction's IBC messages on that store yields exactly the transaction's store updates.
     fn cosign(&self, hub: &ServiceHub, tx: &LedgerTransaction) -> Result<(), String> {
         let id = host_contract_id();
         let me = hub.identity_key().public();
@@ -431,17 +445,7 @@ impl App for IbcHostApp {
             return Err("this node is not a host operator".into());
         }
         if next.height > 0 {
-            let guard = self.store.lock().map_err(|_| "the IBC store is poisoned")?;
-            if let Some(store) = guard.as_ref()
-                && store.latest().unwrap_or(0) + 1 != next.height
-            {
-                return Err(format!(
-                    "this operator's store is at height {:?}; it co-signs height {} only after {}",
-                    store.latest(),
-                    next.height,
-                    next.height - 1
-                ));
-            }
+            self.reexecute(hub, tx)?;
         }
         Ok(())
     }
@@ -459,11 +463,15 @@ impl App for IbcHostApp {
             let Some(out) = stx.tx.outputs.iter().find(|o| o.contract == id) else {
                 return Ok(());
             };
-            let corrupt = |reason: String| StoreError::Corrupt {
-                table: "ibc_host_updates",
-                reason,
-            };
-            let next: HostState = out.decode().map_err(|e| corrupt(e.to_string()))?;
+            if !self.shared.is_loaded() {
+                // Load what this database holds before this transaction's row joins it.
+                let rows = sqlx::query(LOAD)
+                    .fetch_all(&mut **t)
+                    .await
+                    .map_err(corrupt)?;
+                self.shared.set(build_store(rows)?);
+            }
+            let next: HostState = out.decode().map_err(corrupt)?;
             let Some(HostCommand::Apply { updates, .. }) = stx
                 .tx
                 .commands
@@ -473,17 +481,31 @@ impl App for IbcHostApp {
             else {
                 return Ok(()); // the genesis has no updates
             };
-            let encoded = bcs::to_bytes(&updates).map_err(|e| corrupt(e.to_string()))?;
+            let encoded = bcs::to_bytes(&updates).map_err(corrupt)?;
             sqlx::query(
                 "INSERT INTO ibc_host_updates (height, tx_id, updates) VALUES ($1, $2, $3) ON CONFLICT (height) DO NOTHING",
             )
-            .bind(i64::try_from(next.height).map_err(|e| corrupt(e.to_string()))?)
+            .bind(i64::try_from(next.height).map_err(corrupt)?)
             .bind(stx.id().to_string())
             .bind(hex::encode(encoded))
             .execute(&mut **t)
             .await
-            .map_err(|e| corrupt(e.to_string()))?;
-            let cache = self.store.clone();
+            .map_err(corrupt)?;
+            let messages: Option<MessagesCommand> = stx
+                .tx
+                .commands
+                .iter()
+                .find(|c| c.contract == messages_contract_id())
+                .and_then(|c| bcs::from_bytes(&c.data).ok());
+            if let Some(m) = messages {
+                let apps = self.shared.port_apps();
+                for (port, event) in packet_events(&m.messages) {
+                    for app in apps.iter().filter(|a| a.port() == port) {
+                        app.record(t, next.height, &event).await?;
+                    }
+                }
+            }
+            let cache = self.shared.store.clone();
             t.after_commit(move || {
                 let Ok(mut slot) = cache.lock() else { return };
                 let Some(store) = slot.as_mut() else { return };

@@ -1,30 +1,43 @@
 //! The IBC host on the ledger (DESIGN §6).
 //!
-//! Owns: the host-state chain ([`host`]: the host contract — exactly one host input and
-//! output, height + 1, the operators' and the notary's signatures, a notarised timestamp, and
-//! a store root proven from the previous one by the transaction's store updates), the host's
-//! authenticated store ([`store`]: a Jellyfish Merkle tree with ICS-23 existence and
-//! non-existence proofs, versioned by host height), and ledger proofs for light clients
-//! ([`proof`]: the filtered host transaction, its signatures and an ICS-23 proof, verified with
-//! public functions and the trusted keys only).
+//! Owns: the ibc-rs validation and execution contexts over the host store ([`ctx`]), the
+//! light clients the host runs as ibc-rs client types ([`client`]: `kh-ledger`, a counterparty
+//! ledger, verified by the Ledger ELC of `kh-elc`), the execution of a host transaction's IBC
+//! messages and app packet sends ([`exec`]: ibc-rs `dispatch`, the router of port modules, the
+//! messages contract), ledger apps on ports ([`ports`], the ping module [`ping`] and the ping app
+//! [`ping_app`]), and the host as a ledger app ([`app`], [`flows`]: `ibc.host.genesis`,
+//! `ibc.host.submit`, co-signing by re-execution, proofs served from each node's store).
 //!
-//! The app ([`app`]: `ibc-host`) runs it on a node: flows creating the host and applying store
-//! updates as host transactions co-signed by every operator and notarised, each node's copy of
-//! the store kept with its recorded host transactions, and proofs served from it.
-//!
-//! Not yet here: the ibc-rs validation and execution contexts over this store (IBC messages
-//! rather than raw store updates), ports for ledger apps, and the node RPC serving proofs.
+//! The host-state chain itself — host contract, JMT store, ledger proofs — is
+//! `kh-ibc-host-chain`, re-exported here as [`host`], [`store`] and [`proof`].
 
 pub mod app;
-pub mod host;
-pub mod proof;
-pub mod store;
+pub mod client;
+pub mod ctx;
+pub mod exec;
+pub mod flows;
+pub mod ping;
+pub mod ping_app;
+pub mod ports;
 
-pub use app::{APP_NAME, APPLY_FLOW, GENESIS_FLOW, IbcHostApp};
-pub use host::{
-    HOST_CONTRACT, HostCommand, HostContract, HostState, MAX_HOST_WINDOW_MS, host_contract_id,
+pub use kh_ibc_host_chain::{host, proof, store};
+
+pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp};
+pub use client::{
+    AnyClientState, AnyConsensusState, LEDGER_CLIENT_TYPE, LedgerClientState, LedgerConsensusState,
+    header_any,
 };
-pub use proof::{HostStateProof, HostTrust, LedgerProof, ProofError};
-pub use store::{
-    HostStore, PreparedUpdate, StoreError, Update, empty_root, key_hash, verify_transition,
+pub use ctx::{COMMITMENT_PREFIX, HostEnv, IbcCtx, SharedStore, StoreAt, host_state_key};
+pub use exec::{
+    ExecError, Executed, HostMessage, MESSAGES_CONTRACT, MessagesCommand, MessagesContract,
+    PortBinding, SendPacket, execute,
 };
+pub use flows::{GENESIS_FLOW, SUBMIT_FLOW, SubmitArgs, submit};
+pub use kh_ibc_host_chain::{
+    HOST_CONTRACT, HostCommand, HostContract, HostState, HostStateProof, HostStore, HostTrust,
+    LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
+    host_contract_id, key_hash, verify_transition,
+};
+pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
+pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
+pub use ports::{PacketEvent, PortApp, packet_events};

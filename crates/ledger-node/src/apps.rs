@@ -9,6 +9,7 @@ pub const KNOWN_APPS: &[&str] = &[
     kh_app_stablecoin::APP_NAME,
     kh_app_record::APP_NAME,
     kh_ibc_ledger::APP_NAME,
+    kh_ibc_ledger::PING_APP,
 ];
 
 /// The apps a node runs when its configuration names none.
@@ -24,18 +25,39 @@ pub fn app_by_name(name: &str) -> Option<Arc<dyn App>> {
     }
 }
 
-/// The apps called `names`; the first unknown name is the error.
+/// The apps called `names`; the first unknown name is the error. The ping app binds to the
+/// IBC host's `ping` port, so it needs `ibc-host` in the same list.
 pub fn apps_by_name<S: AsRef<str>>(names: &[S]) -> Result<Vec<Arc<dyn App>>, String> {
-    names
-        .iter()
-        .map(|n| {
-            app_by_name(n.as_ref()).ok_or_else(|| {
-                format!(
-                    "unknown app {:?} (this node knows: {})",
-                    n.as_ref(),
-                    KNOWN_APPS.join(", ")
-                )
-            })
-        })
-        .collect()
+    let mut host: Option<Arc<kh_ibc_ledger::IbcHostApp>> = None;
+    let mut out: Vec<Arc<dyn App>> = Vec::with_capacity(names.len());
+    let wants_ping = names.iter().any(|n| n.as_ref() == kh_ibc_ledger::PING_APP);
+    for n in names {
+        let n = n.as_ref();
+        if n == kh_ibc_ledger::APP_NAME && wants_ping {
+            let h = kh_ibc_ledger::IbcHostApp::arc();
+            host = Some(h.clone());
+            out.push(h);
+            continue;
+        }
+        if n == kh_ibc_ledger::PING_APP {
+            continue;
+        }
+        out.push(app_by_name(n).ok_or_else(|| {
+            format!(
+                "unknown app {n:?} (this node knows: {})",
+                KNOWN_APPS.join(", ")
+            )
+        })?);
+    }
+    if wants_ping {
+        let host = host.ok_or_else(|| {
+            format!(
+                "app {:?} needs app {:?}",
+                kh_ibc_ledger::PING_APP,
+                kh_ibc_ledger::APP_NAME
+            )
+        })?;
+        out.push(kh_ibc_ledger::PingApp::new(&host));
+    }
+    Ok(out)
 }

@@ -686,8 +686,16 @@ impl NodeRpc for RpcService {
             .and_then(|a| a.as_any())
             .and_then(|a| a.downcast_ref::<kh_ibc_ledger::IbcHostApp>())
             .ok_or_else(|| Status::internal("the ibc-host app instance is not reachable"))?;
+        // Height 0: the latest height this node's store holds.
+        let height = match req.height {
+            0 => app.height(self.node.hub()).await.map_err(|e| match e {
+                kh_ledger::FlowError::Failed(reason) => Status::not_found(reason),
+                kh_ledger::FlowError::Store(e) => internal(e),
+            })?,
+            h => h,
+        };
         let (value, proof) = app
-            .proof(self.node.hub(), &req.path, req.height)
+            .proof(self.node.hub(), &req.path, height)
             .await
             .map_err(|e| match e {
                 kh_ledger::FlowError::Failed(reason) => Status::not_found(reason),

@@ -2,7 +2,7 @@
 //! host transactions applying store updates, each signed by the operators and the notary and
 //! checked by the host contract before it joins the chain.
 
-use kh_ibc_ledger::*;
+use kh_ibc_host_chain::*;
 use kh_ledger::{
     Command, ContractRegistry, KeyPair, LedgerTransaction, Party, SecureHash, SignedTransaction,
     StateRef, TimeWindow, TransactionSignature, TransactionState, WireTransaction,

@@ -1,6 +1,6 @@
 //! Ledger proofs for light clients (DESIGN §6): that `path = value` (or that `path` has no
 //! value) at host height h. A proof is the host transaction of height h filtered to its inputs,
-//! commands, notary, time window and host output (Merkle proofs to its id), the signatures over
+//! host command, notary, time window and host output (Merkle proofs to its id), the signatures over
 //! the id, and an ICS-23 proof from the host state's store root. Verifying needs only public
 //! functions and the keys the client trusts: the notary's and the host operators'.
 
@@ -72,12 +72,13 @@ impl HostStateProof {
             .position(|o| o.contract == id)
             .ok_or_else(|| not_host("no host output"))?;
         let output = u32::try_from(output).map_err(|_| not_host("output index"))?;
+        // Only the host command is revealed: other commands of a host transaction (the IBC
+        // messages it applies) stay private to its participants.
+        let commands = &stx.tx.commands;
         let filtered = stx.tx.filter(|g, i| match g {
             ComponentGroup::Outputs => i == output,
-            ComponentGroup::Inputs
-            | ComponentGroup::Commands
-            | ComponentGroup::Notary
-            | ComponentGroup::TimeWindow => true,
+            ComponentGroup::Commands => commands.get(i as usize).is_some_and(|c| c.contract == id),
+            ComponentGroup::Inputs | ComponentGroup::Notary | ComponentGroup::TimeWindow => true,
             ComponentGroup::References => false,
         });
         Ok(Self {
@@ -140,9 +141,15 @@ impl HostStateProof {
         let [window] = windows.as_slice() else {
             return Err(not_host(format!("{} time windows", windows.len())));
         };
+        // The revealed commands (the host contract, which every operator ran before signing,
+        // allows exactly one host command in the whole transaction).
         let commands: Vec<kh_ledger::Command> = ftx
-            .whole_group(ComponentGroup::Commands)
-            .map_err(|e| not_host(e.to_string()))?;
+            .groups
+            .iter()
+            .filter(|g| g.group == ComponentGroup::Commands)
+            .flat_map(|g| g.components.iter())
+            .map(|c| bcs::from_bytes(&c.bytes).map_err(|e| not_host(e.to_string())))
+            .collect::<Result<_, _>>()?;
         let id = host_contract_id();
         let host_commands: Vec<HostCommand> = commands
             .iter()
@@ -226,11 +233,7 @@ impl LedgerProof {
         bcs::from_bytes(bytes).map_err(|e| ProofError::Decode(e.to_string()))
     }
 
-    fn root_at(
-        &self,
-        trust: &HostTrust,
-        height: u64,
-    ) -> Result<(HostState, ics23::CommitmentProof), ProofError> {
+    fn host_at(&self, trust: &HostTrust, height: u64) -> Result<HostState, ProofError> {
         let host = self.host.verify(trust)?;
         if host.height != height {
             return Err(ProofError::Height {
@@ -238,12 +241,54 @@ impl LedgerProof {
                 want: height,
             });
         }
-        let proof = ics23::CommitmentProof::decode(self.commitment.as_slice())
-            .map_err(|e| ProofError::Store(e.to_string()))?;
-        Ok((host, proof))
+        Ok(host)
     }
 
-    /// Checks that `key = value` at `height`.
+    fn commitment_proof(&self) -> Result<ics23::CommitmentProof, ProofError> {
+        ics23::CommitmentProof::decode(self.commitment.as_slice())
+            .map_err(|e| ProofError::Store(e.to_string()))
+    }
+
+    /// Checks the ICS-23 part only: `key = value` under `root`, a store root the caller already
+    /// trusts (e.g. a light client's consensus state at the proof height).
+    pub fn verify_membership_at_root(
+        &self,
+        root: &[u8; 32],
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), ProofError> {
+        let proof = self.commitment_proof()?;
+        let ok = ics23::verify_membership::<ics23::HostFunctionsManager>(
+            &proof,
+            &jmt::ics23_spec(),
+            &root.to_vec(),
+            key,
+            value,
+        );
+        ok.then_some(())
+            .ok_or_else(|| ProofError::Store("membership does not verify against the root".into()))
+    }
+
+    /// Checks the ICS-23 part only: `key` absent under the trusted `root`.
+    pub fn verify_non_membership_at_root(
+        &self,
+        root: &[u8; 32],
+        key: &[u8],
+    ) -> Result<(), ProofError> {
+        let proof = self.commitment_proof()?;
+        let ok = ics23::verify_non_membership::<ics23::HostFunctionsManager>(
+            &proof,
+            &jmt::ics23_spec(),
+            &root.to_vec(),
+            key,
+        );
+        ok.then_some(()).ok_or_else(|| {
+            ProofError::Store("non-membership does not verify against the root".into())
+        })
+    }
+
+    /// Checks that `key = value` at `height`: the host state proof with `trust`, then the
+    /// ICS-23 proof against its root.
     pub fn verify_membership(
         &self,
         trust: &HostTrust,
@@ -251,16 +296,8 @@ impl LedgerProof {
         key: &[u8],
         value: &[u8],
     ) -> Result<(), ProofError> {
-        let (host, proof) = self.root_at(trust, height)?;
-        let ok = ics23::verify_membership::<ics23::HostFunctionsManager>(
-            &proof,
-            &jmt::ics23_spec(),
-            &host.store_root.to_vec(),
-            key,
-            value,
-        );
-        ok.then_some(())
-            .ok_or_else(|| ProofError::Store("membership does not verify against the root".into()))
+        let host = self.host_at(trust, height)?;
+        self.verify_membership_at_root(&host.store_root, key, value)
     }
 
     /// Checks that `key` has no value at `height`.
@@ -270,15 +307,7 @@ impl LedgerProof {
         height: u64,
         key: &[u8],
     ) -> Result<(), ProofError> {
-        let (host, proof) = self.root_at(trust, height)?;
-        let ok = ics23::verify_non_membership::<ics23::HostFunctionsManager>(
-            &proof,
-            &jmt::ics23_spec(),
-            &host.store_root.to_vec(),
-            key,
-        );
-        ok.then_some(()).ok_or_else(|| {
-            ProofError::Store("non-membership does not verify against the root".into())
-        })
+        let host = self.host_at(trust, height)?;
+        self.verify_non_membership_at_root(&host.store_root, key)
     }
 }

@@ -194,6 +194,11 @@ impl HostStore {
         Ok(())
     }
 
+    /// The value of `key` at `height` (without a proof).
+    pub fn get(&self, key: &[u8], height: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_value_option(height, key_hash(key)).map_err(tree)
+    }
+
     /// The value of `key` at `height` with its ICS-23 proof (existence, or non-existence when
     /// the key has no value).
     pub fn prove(
