@@ -37,16 +37,27 @@ pub(crate) enum Command {
     Query(QueryArgs),
 }
 
-/// Arguments of `ibc query`.
+/// Arguments of `ibc query`: an EVM chain (`--rpc` and `--handler`) or the ledger
+/// (`--ledger DIR --node NAME`, as `kakehashi ledger --network DIR --node NAME ibc query`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct QueryArgs {
-    /// The chain's JSON-RPC endpoint (HTTP).
-    #[arg(long)]
-    rpc: String,
+    /// The EVM chain's JSON-RPC endpoint (HTTP).
+    #[arg(long, required_unless_present = "ledger", conflicts_with = "ledger")]
+    rpc: Option<String>,
     /// The handler's address (the proxy printed by `ibc deploy`).
+    #[arg(long, required_unless_present = "ledger")]
+    handler: Option<Address>,
+    /// The ledger network directory (its IBC host is read through `--node`'s RPC; every answer
+    /// is proven and checked against the network's keys before it is printed).
+    #[arg(long, requires = "node")]
+    ledger: Option<std::path::PathBuf>,
+    /// The ledger node to ask (organisation or legal name).
     #[arg(long)]
-    handler: Address,
-    /// Block number to read at (default: latest).
+    node: Option<String>,
+    /// The ledger node's RPC user to act as.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// Block number (EVM) or host height (ledger) to read at (default: latest).
     #[arg(long)]
     height: Option<u64>,
     /// Print JSON (the only format; accepted so the documented command line works).
@@ -273,15 +284,48 @@ async fn commitment(
 }
 
 async fn query(args: QueryArgs) -> anyhow::Result<()> {
+    if let Some(network) = args.ledger {
+        use crate::ledger_ibc::IbcQuery as L;
+        let what = match args.what {
+            Query::Client { client_id } => L::Client { client_id },
+            Query::Connection { connection_id } => L::Connection { connection_id },
+            Query::Channel {
+                port_id,
+                channel_id,
+            } => L::Channel {
+                port: port_id,
+                channel: channel_id,
+            },
+            Query::PacketCommitment {
+                port_id,
+                channel_id,
+                sequence,
+            } => L::PacketCommitment {
+                port: port_id,
+                channel: channel_id,
+                sequence,
+            },
+        };
+        return crate::ledger::ibc_query(
+            network,
+            args.node.unwrap_or_default(),
+            args.user,
+            what,
+            args.height.unwrap_or(0),
+        )
+        .await;
+    }
+    let (Some(rpc), Some(h)) = (args.rpc, args.handler) else {
+        return Err(UsageError("give --rpc and --handler, or --ledger and --node".into()).into());
+    };
     let client = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(30))
-        .build(&args.rpc)
-        .with_context(|| format!("JSON-RPC client for {}", args.rpc))?;
+        .build(&rpc)
+        .with_context(|| format!("JSON-RPC client for {rpc}"))?;
     let block = match args.height {
         Some(h) => json!(format!("{h:#x}")),
         None => json!("latest"),
     };
-    let h = args.handler;
     let out = match args.what {
         Query::Client { client_id } => {
             let r = eth_call(

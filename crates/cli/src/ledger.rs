@@ -292,6 +292,26 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
 }
 
 /// Runs a `ledger` client command.
+/// `kakehashi ibc query --ledger DIR --node NAME …`: the same as `kakehashi ledger --network
+/// DIR --node NAME ibc query …`.
+pub(crate) async fn ibc_query(
+    network: PathBuf,
+    node: String,
+    user: String,
+    what: crate::ledger_ibc::IbcQuery,
+    height: u64,
+) -> anyhow::Result<()> {
+    run(Args {
+        network: Some(network),
+        node: Some(node),
+        user,
+        json: true,
+        no_wait: false,
+        command: Command::Ibc(IbcCommand::Query { what, height }),
+    })
+    .await
+}
+
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Node {
         config,

@@ -178,6 +178,16 @@ fn ibc_query(dir: &Path) {
         assert_eq!(conn["state"], "STATE_INIT", "{node}: {conn}");
         assert_eq!(conn["client_id"], "kh-ledger-0", "{conn}");
     }
+    // The same query through the top-level `kakehashi ibc query`, which reads either chain.
+    let top = std::process::Command::new(env!("CARGO_BIN_EXE_kakehashi"))
+        .args(["ibc", "query", "--ledger"])
+        .arg(dir)
+        .args(["--node", "PartyA", "connection", "connection-0", "--json"])
+        .output()
+        .unwrap();
+    let top = json(&top);
+    assert_eq!(top["state"], "STATE_INIT", "{top}");
+    assert_eq!(top["verified"], true, "{top}");
     let out = kakehashi(
         dir,
         "PartyB",

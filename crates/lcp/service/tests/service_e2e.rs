@@ -463,6 +463,11 @@ async fn the_lcp_service_end_to_end() {
     let home2 = tempfile::tempdir().unwrap();
     let platform2 = PlatformSecret::load_or_create(&home2.path().join("platform-secret")).unwrap();
     let n2 = node(home2.path(), &platform2, mrenclave, 7200);
+    // Attested in a later second than key A, so that it outlives A in the LCP client (whose
+    // expiry is attestation time + its own key_expiration).
+    while unix_now().as_secs() <= key_a.attested_at {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let key_b = n2.generate_key(None).unwrap();
     let (server2, mut c2) = start(n2, &tls).await;
     let root2 = c2
