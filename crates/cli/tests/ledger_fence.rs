@@ -171,10 +171,22 @@ fn scenario(dir: &Path) {
     let mut primary = NodeProcess::start(&config(dir, "PartyA"), false);
     let _b = NodeProcess::start(&config(dir, "PartyB"), false);
     let _validator = NodeProcess::start(&config(dir, "Validator"), false);
-    for node in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
-        wait_until(node, || {
-            cli(dir, node, &["accounts", "list"]).status.success()
-        });
+    let started = [&_notary, &_bank, &primary, &_b, &_validator];
+    for (node, process) in ["Notary", "Bank", "PartyA", "PartyB", "Validator"]
+        .into_iter()
+        .zip(started)
+    {
+        let deadline = Instant::now() + WAIT;
+        while !cli(dir, node, &["accounts", "list"]).status.success() {
+            if Instant::now() >= deadline {
+                let log: Vec<String> = process.log.try_iter().collect();
+                panic!(
+                    "{node} did not answer within {WAIT:?}; its log:\n{}",
+                    log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     // A second PartyA without --standby is refused and exits.
