@@ -81,62 +81,11 @@ impl Avr {
 
 // ---- protobuf messages (ibc.lightclients.lcp.v1) -------------------------------------------------
 
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct LcpClientState {
-    #[prost(bytes = "vec", tag = "1")]
-    pub(crate) mrenclave: Vec<u8>,
-    #[prost(uint64, tag = "2")]
-    pub(crate) key_expiration: u64,
-    #[prost(bool, tag = "3")]
-    pub(crate) frozen: bool,
-    #[prost(message, optional, tag = "4")]
-    pub(crate) latest_height: Option<ibc_proto::ibc::core::client::v1::Height>,
-    #[prost(string, repeated, tag = "5")]
-    pub(crate) allowed_quote_statuses: Vec<String>,
-    #[prost(string, repeated, tag = "6")]
-    pub(crate) allowed_advisory_ids: Vec<String>,
-    #[prost(bytes = "vec", repeated, tag = "7")]
-    pub(crate) operators: Vec<Vec<u8>>,
-    #[prost(uint64, tag = "8")]
-    pub(crate) operators_nonce: u64,
-    #[prost(uint64, tag = "9")]
-    pub(crate) operators_threshold_numerator: u64,
-    #[prost(uint64, tag = "10")]
-    pub(crate) operators_threshold_denominator: u64,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct LcpConsensusState {
-    #[prost(bytes = "vec", tag = "1")]
-    pub(crate) state_id: Vec<u8>,
-    #[prost(uint64, tag = "2")]
-    pub(crate) timestamp: u64,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct UpdateClientMessage {
-    #[prost(bytes = "vec", tag = "1")]
-    pub(crate) proxy_message: Vec<u8>,
-    #[prost(bytes = "vec", repeated, tag = "2")]
-    pub(crate) signatures: Vec<Vec<u8>>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub(crate) struct RegisterEnclaveKeyMessage {
-    #[prost(string, tag = "1")]
-    pub(crate) report: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub(crate) signature: Vec<u8>,
-    #[prost(bytes = "vec", tag = "3")]
-    pub(crate) signing_cert: Vec<u8>,
-    #[prost(bytes = "vec", tag = "4")]
-    pub(crate) operator_signature: Vec<u8>,
-}
-
-pub(crate) const CLIENT_STATE_URL: &str = "/ibc.lightclients.lcp.v1.ClientState";
-pub(crate) const CONSENSUS_STATE_URL: &str = "/ibc.lightclients.lcp.v1.ConsensusState";
-pub(crate) const UPDATE_CLIENT_URL: &str = "/ibc.lightclients.lcp.v1.UpdateClientMessage";
-pub(crate) const REGISTER_URL: &str = "/ibc.lightclients.lcp.v1.RegisterEnclaveKeyMessage";
+pub(crate) use kh_lcp::wire::{
+    CLIENT_STATE_URL, CONSENSUS_STATE_URL, ClientState as LcpClientState,
+    ConsensusState as LcpConsensusState, REGISTER_URL, RegisterEnclaveKeyMessage,
+    UPDATE_CLIENT_URL, UpdateClientMessage,
+};
 
 pub(crate) fn any(type_url: &str, value: Vec<u8>) -> Vec<u8> {
     ibc_proto::google::protobuf::Any {
@@ -158,7 +107,7 @@ pub(crate) fn client_state(
         mrenclave: avr.mrenclave.to_vec(),
         key_expiration: 604_800,
         frozen: false,
-        latest_height: Some(ibc_proto::ibc::core::client::v1::Height {
+        latest_height: Some(kh_lcp::wire::ProtoHeight {
             revision_number: latest.revision_number,
             revision_height: latest.revision_height,
         }),

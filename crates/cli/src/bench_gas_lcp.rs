@@ -14,60 +14,17 @@ use alloy_primitives::{Address, Bytes};
 use alloy_sol_types::{SolCall, SolConstructor};
 use anyhow::Context;
 use kh_contracts::{LCPAttestation, LCPClient};
+use kh_lcp::wire;
 use kh_lcp::{
     EnclaveKey, Height, ProxyMessage, SimulationCa, StateId, TrustingPeriodContext,
     UpdateStateMessage, ValidationContext, VerifyMembershipMessage,
 };
-use prost::Message;
 
 use crate::evm_tx::Sender;
 
 const MRENCLAVE: [u8; 32] = [0x4c; 32];
 const CLIENT_ID: &str = "lcp-0";
 const GAS: Option<u64> = Some(3_000_000);
-
-#[derive(Clone, PartialEq, Message)]
-struct PbHeight {
-    #[prost(uint64, tag = "1")]
-    revision_number: u64,
-    #[prost(uint64, tag = "2")]
-    revision_height: u64,
-}
-
-/// ibc.lightclients.lcp.v1.ClientState (the fields this bench sets).
-#[derive(Clone, PartialEq, Message)]
-struct PbClientState {
-    #[prost(bytes = "vec", tag = "1")]
-    mrenclave: Vec<u8>,
-    #[prost(uint64, tag = "2")]
-    key_expiration: u64,
-    #[prost(message, optional, tag = "4")]
-    latest_height: Option<PbHeight>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbConsensusState {
-    #[prost(bytes = "vec", tag = "1")]
-    state_id: Vec<u8>,
-    #[prost(uint64, tag = "2")]
-    timestamp: u64,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct PbUpdateClientMessage {
-    #[prost(bytes = "vec", tag = "1")]
-    proxy_message: Vec<u8>,
-    #[prost(bytes = "vec", repeated, tag = "2")]
-    signatures: Vec<Vec<u8>>,
-}
-
-fn any(type_url: &str, value: Vec<u8>) -> Vec<u8> {
-    ibc_proto::google::protobuf::Any {
-        type_url: type_url.into(),
-        value,
-    }
-    .encode_to_vec()
-}
 
 /// 21,000 + 4 per zero and 16 per non-zero calldata byte.
 pub(crate) fn intrinsic(data: &[u8]) -> u64 {
@@ -123,27 +80,27 @@ pub(crate) async fn measure(
     let h1 = Height::new(1, 100);
     let s1 = StateId([0x11; 32]);
     let ts1 = (now - 60) * 1_000_000_000;
-    let cs = PbClientState {
+    let cs = wire::ClientState {
         mrenclave: MRENCLAVE.to_vec(),
         key_expiration: 604_800,
-        latest_height: Some(PbHeight {
+        latest_height: Some(wire::ProtoHeight {
             revision_number: h1.revision_number,
             revision_height: h1.revision_height,
         }),
+        ..Default::default()
     };
     sender
         .call(
             client,
             LCPClient::initializeClientCall {
                 clientId: CLIENT_ID.into(),
-                clientState: any("/ibc.lightclients.lcp.v1.ClientState", cs.encode_to_vec()).into(),
-                consensusState: any(
-                    "/ibc.lightclients.lcp.v1.ConsensusState",
-                    PbConsensusState {
+                clientState: wire::any(wire::CLIENT_STATE_URL, &cs).into(),
+                consensusState: wire::any(
+                    wire::CONSENSUS_STATE_URL,
+                    &wire::ConsensusState {
                         state_id: s1.0.to_vec(),
                         timestamp: ts1,
-                    }
-                    .encode_to_vec(),
+                    },
                 )
                 .into(),
             },
@@ -205,13 +162,12 @@ pub(crate) async fn measure(
         client,
         LCPClient::updateClientCall {
             clientId: CLIENT_ID.into(),
-            clientMessage: any(
-                "/ibc.lightclients.lcp.v1.UpdateClientMessage",
-                PbUpdateClientMessage {
+            clientMessage: wire::any(
+                wire::UPDATE_CLIENT_URL,
+                &wire::UpdateClientMessage {
                     proxy_message: update,
                     signatures: vec![sig],
-                }
-                .encode_to_vec(),
+                },
             )
             .into(),
         },
