@@ -182,6 +182,7 @@ async fn expensive_calls_do_not_stall_block_production() {
     };
     let looper = receipt["contractAddress"].clone();
     let start_head = hex_u64(&call(&client, "eth_blockNumber", vec![]).await);
+    let started = std::time::Instant::now();
     // Six 10M-gas executions at once (more than the heavy-work permits).
     let mut tasks = vec![];
     for i in 0..6 {
@@ -204,6 +205,11 @@ async fn expensive_calls_do_not_stall_block_production() {
         let e = t.await.unwrap();
         assert_eq!(e.code(), -32000, "{e:?}");
         assert!(e.message().contains("OutOfGas"), "{}", e.message());
+    }
+    // Observe at least 1.2 s (the calls may finish sooner on a fast machine): 500 ms blocks
+    // make at least two blocks in that time unless production stalled.
+    if let Some(rest) = std::time::Duration::from_millis(1_200).checked_sub(started.elapsed()) {
+        tokio::time::sleep(rest).await;
     }
     let end_head = hex_u64(&call(&client, "eth_blockNumber", vec![]).await);
     assert!(
