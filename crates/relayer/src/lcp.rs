@@ -240,9 +240,7 @@ pub async fn create_lcp_client(
         .map_err(|e| IbcError::Prover(format!("block {head} hash: {e}")))?;
     let state_root: B256 = serde_json::from_value(block["stateRoot"].clone())
         .map_err(|e| IbcError::Prover(format!("block {head} stateRoot: {e}")))?;
-    let timestamp = block["timestamp"]
-        .as_str()
-        .and_then(|_| quantity(&block["timestamp"]))
+    let timestamp = quantity(&block["timestamp"])
         .ok_or_else(|| IbcError::Prover(format!("block {head}: no timestamp")))?;
     let client_state = QbftClientState {
         chain_id: src_rpc.chain_id(),

@@ -61,7 +61,7 @@ pub struct Metrics {
     pub backlog: Family<DirectionLabel, Gauge>,
     /// Age in milliseconds of the oldest unrelayed packet, per direction.
     pub oldest_unrelayed_ms: Family<DirectionLabel, Gauge>,
-    /// From the source transaction's inclusion to the destination submission's confirmation.
+    /// One relay step: from taking the event off the queue to the destination's confirmation.
     pub hop_latency: Family<DirectionLabel, Histogram>,
     /// LCP call latency per method.
     pub lcp_call_latency: Family<MethodLabel, Histogram>,
@@ -101,7 +101,7 @@ impl Metrics {
         );
         r.register(
             "hop_latency_seconds",
-            "From the source transaction's inclusion to the destination submission's confirmation",
+            "One relay step, from taking the event off the queue to the destination's confirmation",
             m.hop_latency.clone(),
         );
         r.register(

@@ -7,8 +7,8 @@
 //! reads the destination's store: a packet already received, or a commitment already gone, was
 //! handled (by this relayer before a restart, or by another relayer) and is skipped, so
 //! replaying the whole history from an old block is harmless. A datagram that fails is retried
-//! with backoff; one that the handler refuses because someone else delivered it first is
-//! counted as done.
+//! with backoff; one that the handler refused because someone else delivered it first is then
+//! skipped by the store read before the retry.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -125,28 +125,27 @@ pub async fn relay<Q: Prover>(
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
+        // The direction of the hop: where the event happened, and where the datagram goes.
+        let (from, to) = match &job {
+            Job::Packet { from, .. } => (*from, 1 - *from),
+            Job::Ack { at, .. } => (*at, 1 - *at),
+        };
         let started = Instant::now();
         let outcome = match &job {
-            Job::Packet { from, packet } => {
-                let (src, dst) = (*from, 1 - *from);
+            Job::Packet { packet, .. } => {
                 handle_packet(
-                    ends[src],
-                    ends[dst],
-                    provers[src],
-                    provers[dst],
+                    ends[from],
+                    ends[to],
+                    provers[from],
+                    provers[to],
                     packet,
                     &stats,
                 )
                 .await
             }
-            Job::Ack { at, packet, ack } => {
-                let (dst, src) = (*at, 1 - *at);
-                handle_ack(ends[src], provers[dst], packet, ack, &stats).await
+            Job::Ack { packet, ack, .. } => {
+                handle_ack(ends[to], provers[from], packet, ack, &stats).await
             }
-        };
-        let (from, to) = match &job {
-            Job::Packet { from, .. } => (*from, 1 - *from),
-            Job::Ack { at, .. } => (*at, 1 - *at),
         };
         match outcome {
             Ok(done) => {
