@@ -29,9 +29,10 @@ use alloy_sol_types::{SolCall, SolConstructor, SolError, SolEvent, SolValue};
 use ibc_proto::ibc::core::channel::v1 as chan;
 use kh_contracts::{IBCChannelPacket as P, PingApp, TestOnlyClient, ibc_commitment_slot};
 use kh_relayer::evm::FailoverRpc;
+use kh_relayer::evm::follow::handler_events;
 use kh_relayer::evm::handshake::{ChannelSpec, PREFIX, connect, open_channel};
 use kh_relayer::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
-use kh_relayer::relay::{RelayEnd, RelayStats, relay};
+use kh_relayer::relay::{RelayEnd, RelayPolicy, RelayStats, relay};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -63,11 +64,11 @@ fn root(n: u64) -> B256 {
 }
 
 impl Prover for TestOnlyProver {
-    async fn update(&self, _trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, _trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
         let (n, t) = self.head().await;
         let message = ((0u64, n), t * 1_000_000_000, root(n)).abi_encode_params();
         Ok((
-            message.into(),
+            Some(message.into()),
             IbcHeight {
                 revision_number: 0,
                 revision_height: n,
@@ -123,7 +124,7 @@ fn token(path: &str, value: Option<&[u8]>, height: IbcHeight) -> Bytes {
 struct Liar<'a>(&'a TestOnlyProver);
 
 impl Prover for Liar<'_> {
-    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
         self.0.update(trusted).await
     }
 
@@ -274,24 +275,25 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     let relayer = tokio::spawn(relay(
         RelayEnd {
             name: "evm-a".into(),
-            end: end_a.clone(),
+            chain: end_a.clone(),
             prover: TestOnlyProver {
                 rpc: a.rpc.clone(),
                 handler: a.handler,
             },
-            logs: a.follower(a.start_block),
+            events: handler_events(a.follower(a.start_block)),
         },
         RelayEnd {
             name: "evm-b".into(),
-            end: end_b.clone(),
+            chain: end_b.clone(),
             prover: TestOnlyProver {
                 rpc: b.rpc.clone(),
                 handler: b.handler,
             },
-            logs: b.follower(b.start_block),
+            events: handler_events(b.follower(b.start_block)),
         },
         stats.clone(),
         None,
+        RelayPolicy::default(),
     ));
     let n = 10u64;
     for i in 0..n {
@@ -340,18 +342,19 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
     let replay = tokio::spawn(relay(
         RelayEnd {
             name: "evm-a".into(),
-            end: end_a.clone(),
+            chain: end_a.clone(),
             prover: prover_a,
-            logs: a.follower(a.start_block),
+            events: handler_events(a.follower(a.start_block)),
         },
         RelayEnd {
             name: "evm-b".into(),
-            end: end_b.clone(),
+            chain: end_b.clone(),
             prover: prover_b,
-            logs: b.follower(b.start_block),
+            events: handler_events(b.follower(b.start_block)),
         },
         again.clone(),
         None,
+        RelayPolicy::default(),
     ));
     let deadline = Instant::now() + Duration::from_secs(60);
     // Every SendPacket (2n + 1) and WriteAcknowledgement (2n) seen, all skipped.
@@ -380,7 +383,7 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
 struct Tampered<'a>(&'a TestOnlyProver);
 
 impl Prover for Tampered<'_> {
-    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
         self.0.update(trusted).await
     }
 

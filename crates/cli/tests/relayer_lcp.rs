@@ -25,10 +25,11 @@ use kh_lcp_service::seal::{PlatformSecret, Sealer};
 use kh_lcp_service::service;
 use kh_lcp_service::{EnclaveHandle, LcpNode};
 use kh_ledger_node::NetworkCa;
+use kh_relayer::evm::follow::handler_events;
 use kh_relayer::evm::handshake::{ChannelSpec, connect, open_channel};
 use kh_relayer::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
 use kh_relayer::lcp::{LcpClientParams, LcpEvmProver, create_lcp_client};
-use kh_relayer::relay::{RelayEnd, RelayStats, relay};
+use kh_relayer::relay::{RelayEnd, RelayPolicy, RelayStats, relay};
 
 /// A chain with the LCP client registered under "lcp-client", trusting `root_der`.
 async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
@@ -54,7 +55,7 @@ async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
 struct Tampered<'a>(&'a LcpEvmProver, bool);
 
 impl Prover for Tampered<'_> {
-    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
         self.0.update(trusted).await
     }
 
@@ -178,18 +179,19 @@ async fn evm_to_evm_through_lcp() {
     let relayer = tokio::spawn(relay(
         RelayEnd {
             name: "evm-a".into(),
-            end: end_a.clone(),
+            chain: end_a.clone(),
             prover: prover_a,
-            logs: a.follower(a.start_block),
+            events: handler_events(a.follower(a.start_block)),
         },
         RelayEnd {
             name: "evm-b".into(),
-            end: end_b.clone(),
+            chain: end_b.clone(),
             prover: prover_b,
-            logs: b.follower(b.start_block),
+            events: handler_events(b.follower(b.start_block)),
         },
         stats.clone(),
         None,
+        RelayPolicy::default(),
     ));
     let n = 5u64;
     for i in 0..n {

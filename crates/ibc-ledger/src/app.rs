@@ -24,7 +24,7 @@ use sqlx::Row;
 use crate::ctx::{HostEnv, SharedStore, StoreAt};
 use crate::exec::{
     Consumed, Executed, HostMessage, MessagesCommand, MessagesContract, PortBinding,
-    default_bindings, execute, messages_contract_id,
+    default_bindings, execute, host_events, messages_contract_id,
 };
 use crate::flows::{GenesisFlow, SubmitFlow, failed};
 use crate::ports::{PortApp, packet_events};
@@ -350,10 +350,16 @@ impl IbcHostApp {
             &messages.messages,
         )
         .map_err(|e| format!("re-executing the IBC messages: {e}"))?;
+        let events = host_events(&executed.events).map_err(|e| e.to_string())?;
         let mine = self.shared.prepare(next.height, executed.updates)?;
         if mine.updates != updates || mine.root != next.store_root {
             return Err(
                 "the store updates are not those the IBC messages produce on this operator".into(),
+            );
+        }
+        if events != messages.events {
+            return Err(
+                "the recorded IBC events are not those the messages emit on this operator".into(),
             );
         }
         Ok(())

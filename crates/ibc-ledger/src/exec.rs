@@ -17,6 +17,8 @@ use ibc_core::channel::types::msgs::{
 use ibc_core::channel::types::packet::{Packet, Receipt};
 use ibc_core::channel::types::timeout::{TimeoutHeight, TimeoutTimestamp};
 use ibc_core::client::types::Height;
+use ibc_core::connection::handler::{conn_open_ack, conn_open_try};
+use ibc_core::connection::types::msgs::ConnectionMsg;
 use ibc_core::entrypoint::dispatch;
 use ibc_core::handler::types::events::IbcEvent;
 use ibc_core::handler::types::msgs::MsgEnvelope;
@@ -93,6 +95,158 @@ pub struct SendPacket {
 pub struct MessagesCommand {
     /// The messages, in order.
     pub messages: Vec<HostMessage>,
+    /// The IBC events they emit, in order. Every operator re-executes the messages and signs
+    /// only when its own events are these: a relayer reading the transaction (an RPC user of an
+    /// operator's node) learns the packets sent and the acknowledgements written from them.
+    pub events: Vec<HostEvent>,
+}
+
+/// An IBC event in ibc-go's form (an ABCI event: its type, e.g. `send_packet`, and its
+/// attributes, e.g. `packet_sequence`, `packet_data_hex`), as relayers of Cosmos chains read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostEvent {
+    /// The event type.
+    pub kind: String,
+    /// The attributes, in order: key and value.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl HostEvent {
+    /// The value of attribute `key`.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The attributes ibc-go gives a packet event, with the data (and acknowledgement) in hex only:
+/// ibc-rs's own conversion also writes them as text and fails on bytes that are not UTF-8.
+#[allow(clippy::too_many_arguments)]
+fn packet_event(
+    kind: &str,
+    data: &[u8],
+    timeout_height: &TimeoutHeight,
+    timeout_timestamp: &TimeoutTimestamp,
+    sequence: u64,
+    ends: [&str; 4],
+    ordering: &Order,
+    connection: &str,
+    ack: Option<&[u8]>,
+) -> HostEvent {
+    let height = match timeout_height {
+        TimeoutHeight::Never => "0-0".to_string(),
+        TimeoutHeight::At(h) => h.to_string(),
+    };
+    let mut attributes = vec![
+        ("packet_data_hex".to_string(), hex::encode(data)),
+        ("packet_timeout_height".to_string(), height),
+        (
+            "packet_timeout_timestamp".to_string(),
+            timeout_timestamp.nanoseconds().to_string(),
+        ),
+        ("packet_sequence".to_string(), sequence.to_string()),
+        ("packet_src_port".to_string(), ends[0].to_string()),
+        ("packet_src_channel".to_string(), ends[1].to_string()),
+        ("packet_dst_port".to_string(), ends[2].to_string()),
+        ("packet_dst_channel".to_string(), ends[3].to_string()),
+        (
+            "packet_channel_ordering".to_string(),
+            ordering.as_str().to_string(),
+        ),
+        ("packet_connection".to_string(), connection.to_string()),
+    ];
+    if let Some(ack) = ack {
+        attributes.push(("packet_ack_hex".to_string(), hex::encode(ack)));
+    }
+    HostEvent {
+        kind: kind.to_string(),
+        attributes,
+    }
+}
+
+impl TryFrom<IbcEvent> for HostEvent {
+    type Error = String;
+    fn try_from(event: IbcEvent) -> Result<Self, String> {
+        match &event {
+            IbcEvent::SendPacket(e) => {
+                return Ok(packet_event(
+                    e.event_type(),
+                    e.packet_data(),
+                    e.timeout_height_on_b(),
+                    e.timeout_timestamp_on_b(),
+                    e.seq_on_a().value(),
+                    [
+                        e.port_id_on_a().as_str(),
+                        e.chan_id_on_a().as_str(),
+                        e.port_id_on_b().as_str(),
+                        e.chan_id_on_b().as_str(),
+                    ],
+                    e.channel_ordering(),
+                    e.conn_id_on_a().as_str(),
+                    None,
+                ));
+            }
+            IbcEvent::ReceivePacket(e) => {
+                return Ok(packet_event(
+                    e.event_type(),
+                    e.packet_data(),
+                    e.timeout_height_on_b(),
+                    e.timeout_timestamp_on_b(),
+                    e.seq_on_b().value(),
+                    [
+                        e.port_id_on_a().as_str(),
+                        e.chan_id_on_a().as_str(),
+                        e.port_id_on_b().as_str(),
+                        e.chan_id_on_b().as_str(),
+                    ],
+                    e.channel_ordering(),
+                    e.conn_id_on_a().as_str(),
+                    None,
+                ));
+            }
+            IbcEvent::WriteAcknowledgement(e) => {
+                return Ok(packet_event(
+                    e.event_type(),
+                    e.packet_data(),
+                    e.timeout_height_on_b(),
+                    e.timeout_timestamp_on_b(),
+                    e.seq_on_a().value(),
+                    [
+                        e.port_id_on_a().as_str(),
+                        e.chan_id_on_a().as_str(),
+                        e.port_id_on_b().as_str(),
+                        e.chan_id_on_b().as_str(),
+                    ],
+                    &Order::None,
+                    e.conn_id_on_b().as_str(),
+                    Some(e.acknowledgement().as_bytes()),
+                ));
+            }
+            _ => {}
+        }
+        let abci = tendermint::abci::Event::try_from(event).map_err(|e| e.to_string())?;
+        let mut attributes = Vec::with_capacity(abci.attributes.len());
+        for a in &abci.attributes {
+            let key = a.key_str().map_err(|e| e.to_string())?;
+            let value = a.value_str().map_err(|e| e.to_string())?;
+            attributes.push((key.to_string(), value.to_string()));
+        }
+        Ok(HostEvent {
+            kind: abci.kind,
+            attributes,
+        })
+    }
+}
+
+/// The events of an execution in their recorded form.
+pub fn host_events(events: &[IbcEvent]) -> Result<Vec<HostEvent>, ExecError> {
+    events
+        .iter()
+        .cloned()
+        .map(|e| HostEvent::try_from(e).map_err(ExecError::Host))
+        .collect()
 }
 
 /// Why messages are refused.
@@ -339,10 +493,23 @@ pub fn execute(
                     reason: e.to_string(),
                 })?;
                 refuse_no_ops(&ctx, index, &envelope)?;
-                dispatch(&mut ctx, &mut router, envelope).map_err(|e| ExecError::Refused {
-                    index,
-                    reason: e.to_string(),
-                })?;
+                let refused = |reason: String| ExecError::Refused { index, reason };
+                match envelope {
+                    // TRY and ACK are validated as ibc-go validates them (crate::conn), then
+                    // executed by ibc-rs.
+                    MsgEnvelope::Connection(ConnectionMsg::OpenTry(msg)) => {
+                        crate::conn::validate_open_try(&ctx, &msg).map_err(refused)?;
+                        conn_open_try::execute(&mut ctx, msg)
+                            .map_err(|e| refused(e.to_string()))?;
+                    }
+                    MsgEnvelope::Connection(ConnectionMsg::OpenAck(msg)) => {
+                        crate::conn::validate_open_ack(&ctx, &msg).map_err(refused)?;
+                        conn_open_ack::execute(&mut ctx, msg)
+                            .map_err(|e| refused(e.to_string()))?;
+                    }
+                    envelope => dispatch(&mut ctx, &mut router, envelope)
+                        .map_err(|e| refused(e.to_string()))?,
+                }
             }
             HostMessage::Send(s) => {
                 if !bindings.iter().any(|b| b.port == s.port && b.app == s.app) {

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::{HostShared, host_states};
 use crate::ctx::{HostEnv, StoreAt};
-use crate::exec::{Consumed, HostMessage, MessagesCommand, execute, messages_contract_id};
+use crate::exec::{
+    Consumed, HostMessage, MessagesCommand, execute, host_events, messages_contract_id,
+};
 
 /// Flow creating the host.
 pub const GENESIS_FLOW: &str = "ibc.host.genesis";
@@ -147,6 +149,7 @@ pub async fn submit(
     };
     let executed = execute(base, env, consumed, &shared.bindings, &messages)
         .map_err(|e| failed(e.to_string()))?;
+    let events = host_events(&executed.events).map_err(|e| failed(e.to_string()))?;
     let prepared = shared
         .prepare(next_height, executed.updates)
         .map_err(failed)?;
@@ -171,7 +174,7 @@ pub async fn submit(
         Some(current),
         next,
         command,
-        Some(MessagesCommand { messages }),
+        Some(MessagesCommand { messages, events }),
     )
 }
 

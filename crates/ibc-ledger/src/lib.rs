@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod client;
+pub mod conn;
 pub mod ctx;
 pub mod exec;
 pub mod flows;
@@ -29,8 +30,8 @@ pub use client::{
 };
 pub use ctx::{COMMITMENT_PREFIX, HostEnv, IbcCtx, SharedStore, StoreAt, host_state_key};
 pub use exec::{
-    ExecError, Executed, HostMessage, MESSAGES_CONTRACT, MessagesCommand, MessagesContract,
-    PortBinding, SendPacket, execute,
+    ExecError, Executed, HostEvent, HostMessage, MESSAGES_CONTRACT, MessagesCommand,
+    MessagesContract, PortBinding, SendPacket, execute, host_events,
 };
 pub use flows::{GENESIS_FLOW, SUBMIT_FLOW, SubmitArgs, submit};
 pub use kh_ibc_host_chain::{
@@ -41,3 +42,14 @@ pub use kh_ibc_host_chain::{
 pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
 pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
 pub use ports::{PacketEvent, PortApp, packet_events};
+
+/// The latest height (revision number, height) of a stored client state — the protobuf `Any`
+/// bytes at `clients/{id}/clientState` — whatever its client type.
+pub fn client_latest_height(client_state: &[u8]) -> Result<(u64, u64), String> {
+    use ibc_core::client::context::client_state::ClientStateCommon;
+    use prost::Message;
+    let any = ibc_core::primitives::proto::Any::decode(client_state).map_err(|e| e.to_string())?;
+    let state = AnyClientState::try_from(any).map_err(|e| e.to_string())?;
+    let h = state.latest_height();
+    Ok((h.revision_number(), h.revision_height()))
+}

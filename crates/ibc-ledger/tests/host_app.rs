@@ -269,7 +269,7 @@ async fn operators_refuse_updates_the_messages_do_not_produce() {
         b"commitments/ports/ping/channels/channel-0/sequences/1".to_vec(),
         Some(vec![1; 32]),
     ));
-    let cosign = |updates: Vec<Update>| {
+    let cosign = |updates: Vec<Update>, events: Vec<HostEvent>| {
         let prepared = store.prepare(2, updates).unwrap();
         let next = HostState {
             height: 2,
@@ -298,7 +298,11 @@ async fn operators_refuse_updates_the_messages_do_not_produce() {
                 },
                 Command {
                     contract: ContractId(MESSAGES_CONTRACT.into()),
-                    data: bcs::to_bytes(&MessagesCommand { messages: vec![] }).unwrap(),
+                    data: bcs::to_bytes(&MessagesCommand {
+                        messages: vec![],
+                        events,
+                    })
+                    .unwrap(),
                     signers: prev.operators.clone(),
                 },
             ],
@@ -313,7 +317,14 @@ async fn operators_refuse_updates_the_messages_do_not_produce() {
         .unwrap();
         b_app.cosign(b.hub(), &ltx)
     };
-    let err = cosign(forged).unwrap_err();
+    let err = cosign(forged, vec![]).unwrap_err();
     assert!(err.contains("not those the IBC messages produce"), "{err}");
-    cosign(honest).unwrap();
+    // Events the messages do not emit (a packet a relayer would then deliver) are refused too.
+    let invented = HostEvent {
+        kind: "send_packet".into(),
+        attributes: vec![("packet_sequence".into(), "1".into())],
+    };
+    let err = cosign(honest.clone(), vec![invented]).unwrap_err();
+    assert!(err.contains("recorded IBC events are not those"), "{err}");
+    cosign(honest, vec![]).unwrap();
 }

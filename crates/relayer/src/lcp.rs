@@ -12,18 +12,22 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, Bytes};
 use kh_contracts::ibc_commitment_slot;
+use kh_elc::LedgerHeader;
 use kh_elc::{QbftClientState, QbftConsensusState, QbftHeader, StorageLayout, StorageProof};
+use kh_ibc_host_chain::{HostStateProof, HostTrust};
 use kh_lcp::wire::{
     self, ClientState, ConsensusState, RegisterEnclaveKeyMessage, UpdateClientMessage,
 };
 use kh_lcp::{CommitmentProofs, ProxyMessage};
 use kh_lcp_service::proto;
 use kh_lcp_service::service::Client as LcpGrpc;
+use prost::Message;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
 use crate::evm::rpc::{FailoverRpc, quantity};
+use crate::ledger_ibc::LedgerEnd;
 
 fn lcp_err(e: tonic::Status) -> IbcError {
     IbcError::Prover(format!("LCP: {}", e.message()))
@@ -76,7 +80,7 @@ impl LcpEvmProver {
 }
 
 impl Prover for LcpEvmProver {
-    async fn update(&self, trusted: IbcHeight) -> Result<(Bytes, IbcHeight), IbcError> {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
         // A block newer than the trusted one, with a later timestamp (the ELC requires it; a
         // devnet with sub-second blocks has several blocks per second). The chain moves on by
         // itself.
@@ -123,13 +127,7 @@ impl Prover for LcpEvmProver {
                 signatures: vec![signed.signature],
             },
         );
-        Ok((
-            Bytes::from(message),
-            IbcHeight {
-                revision_number: 0,
-                revision_height: head,
-            },
-        ))
+        Ok((Some(Bytes::from(message)), IbcHeight::at(head)))
     }
 
     async fn prove(
@@ -159,37 +157,133 @@ impl Prover for LcpEvmProver {
             storage_proof: nodes(&answer["storageProof"][0]["proof"])?,
         })
         .map_err(|e| IbcError::Prover(e.to_string()))?;
-        let mut lcp = self.lcp.lock().await;
-        let signed = match value {
-            Some(v) => lcp
-                .verify_membership(proto::VerifyMembershipRequest {
-                    client_id: self.elc_id.clone(),
-                    height: height.revision_height,
-                    proof,
-                    path: path.as_bytes().to_vec(),
-                    value: v.to_vec(),
-                })
-                .await
-                .map_err(lcp_err)?,
-            None => lcp
-                .verify_non_membership(proto::VerifyNonMembershipRequest {
-                    client_id: self.elc_id.clone(),
-                    height: height.revision_height,
-                    proof,
-                    path: path.as_bytes().to_vec(),
-                })
-                .await
-                .map_err(lcp_err)?,
-        }
-        .into_inner();
-        Ok(Bytes::from(
-            CommitmentProofs {
-                message: signed.message,
-                signatures: vec![signed.signature],
-            }
-            .encode(),
-        ))
+        signed_proof(&self.lcp, &self.elc_id, path, value, height, proof).await
     }
+}
+
+/// Proves the ledger's IBC host store through an LCP node's Ledger ELC: client updates are the
+/// chain of host-state proofs from the trusted height; membership proofs are the node's
+/// ledger proofs, verified by the ELC and signed by the enclave.
+#[derive(Debug)]
+pub struct LcpLedgerProver {
+    lcp: Mutex<LcpGrpc>,
+    elc_id: String,
+    ledger: LedgerEnd,
+    /// At most this many host heights in one update.
+    pub max_heights: u64,
+}
+
+impl LcpLedgerProver {
+    /// A prover of the ledger behind `ledger` through ELC `elc_id` of the node behind `lcp`.
+    pub fn new(lcp: LcpGrpc, elc_id: String, ledger: LedgerEnd) -> Self {
+        LcpLedgerProver {
+            lcp: Mutex::new(lcp),
+            elc_id,
+            ledger,
+            max_heights: 64,
+        }
+    }
+}
+
+impl Prover for LcpLedgerProver {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
+        let latest = self.ledger.latest().await?.height;
+        if latest <= trusted.revision_height {
+            return Ok((None, trusted));
+        }
+        let to = latest.min(trusted.revision_height.saturating_add(self.max_heights));
+        let mut proofs = Vec::new();
+        for height in trusted.revision_height + 1..=to {
+            proofs.push(self.ledger.host_proof(height).await?);
+        }
+        let header = bcs::to_bytes(&LedgerHeader {
+            trusted_height: trusted.revision_height,
+            proofs,
+        })
+        .map_err(|e| IbcError::Prover(e.to_string()))?;
+        let signed = self
+            .lcp
+            .lock()
+            .await
+            .update_client(proto::UpdateClientRequest {
+                client_id: self.elc_id.clone(),
+                header,
+                now_unix_ns: 0,
+            })
+            .await
+            .map_err(lcp_err)?
+            .into_inner();
+        let message = wire::any(
+            wire::UPDATE_CLIENT_URL,
+            &UpdateClientMessage {
+                proxy_message: signed.message,
+                signatures: vec![signed.signature],
+            },
+        );
+        Ok((Some(Bytes::from(message)), IbcHeight::at(to)))
+    }
+
+    async fn prove(
+        &self,
+        path: &str,
+        value: Option<&[u8]>,
+        height: IbcHeight,
+    ) -> Result<Bytes, IbcError> {
+        let answer = self
+            .ledger
+            .endpoint
+            .ibc_proof(path.as_bytes(), height.revision_height)
+            .await?;
+        if answer.exists != value.is_some() || value.is_some_and(|v| v != answer.value) {
+            return Err(IbcError::Prover(format!(
+                "{path} does not hold the value to prove at ledger height {}",
+                height.revision_height
+            )));
+        }
+        signed_proof(&self.lcp, &self.elc_id, path, value, height, answer.proof).await
+    }
+}
+
+/// LCP's signed verification of `proof` (the source chain's own proof form) of `value` (None:
+/// absence) at `path`, as the LCP client's `CommitmentProofs`.
+async fn signed_proof(
+    lcp: &Mutex<LcpGrpc>,
+    elc_id: &str,
+    path: &str,
+    value: Option<&[u8]>,
+    height: IbcHeight,
+    proof: Vec<u8>,
+) -> Result<Bytes, IbcError> {
+    let mut lcp = lcp.lock().await;
+    let signed = match value {
+        Some(v) => lcp
+            .verify_membership(proto::VerifyMembershipRequest {
+                client_id: elc_id.to_string(),
+                height: height.revision_height,
+                proof,
+                path: path.as_bytes().to_vec(),
+                value: v.to_vec(),
+            })
+            .await
+            .map_err(lcp_err)?,
+        None => lcp
+            .verify_non_membership(proto::VerifyNonMembershipRequest {
+                client_id: elc_id.to_string(),
+                height: height.revision_height,
+                proof,
+                path: path.as_bytes().to_vec(),
+            })
+            .await
+            .map_err(lcp_err)?,
+    }
+    .into_inner();
+    Ok(Bytes::from(
+        CommitmentProofs {
+            message: signed.message,
+            signatures: vec![signed.signature],
+        }
+        .encode(),
+    ))
 }
 
 /// How the LCP client on the destination is configured.
@@ -221,17 +315,14 @@ impl Default for LcpClientParams {
     }
 }
 
-/// Sets up one direction of a path: creates the QBFT ELC of the source (the chain behind
-/// `src_rpc`, handler `src_handler`) in LCP from the source's current header, creates the LCP
-/// client on `dst` from the ELC's signed initial state (setting `dst.client_id`), and registers
-/// every enclave key of the node there. Returns the ELC's id.
-pub async fn create_lcp_client(
+/// Creates the QBFT ELC of the EVM chain behind `src_rpc` (handler `src_handler`) in LCP from
+/// the chain's current header; the ELC's id and its signed initial state.
+pub async fn create_qbft_elc(
     lcp: &mut LcpGrpc,
     src_rpc: &FailoverRpc,
     src_handler: Address,
-    dst: &mut EvmEnd,
     params: &LcpClientParams,
-) -> Result<String, IbcError> {
+) -> Result<(String, proto::SignedResponse), IbcError> {
     let head = src_rpc.block_number().await?;
     let (rlp, block) = header_rlp(src_rpc, head).await?;
     let header = kh_qbft::Header::decode(&rlp)
@@ -257,13 +348,70 @@ pub async fn create_lcp_client(
         timestamp,
         validators: header.extra_data().validators.clone(),
     };
+    create_elc(lcp, "qbft", &client_state, &consensus).await
+}
+
+/// The trust a ledger client starts from, read off a host state proof from the relayer's own
+/// node: the notary that notarised it and the host operators of the state.
+pub fn ledger_trust(proof: &HostStateProof) -> Result<HostTrust, IbcError> {
+    let notaries: Vec<kh_ledger::Party> = proof
+        .tx
+        .filtered
+        .whole_group(kh_ledger::ComponentGroup::Notary)
+        .map_err(|e| IbcError::Prover(format!("host state proof: {e}")))?;
+    let [notary] = notaries.as_slice() else {
+        return Err(IbcError::Prover(format!(
+            "a host state proof with {} notary components",
+            notaries.len()
+        )));
+    };
+    let state = proof
+        .claimed_state()
+        .map_err(|e| IbcError::Prover(format!("host state proof: {e}")))?;
+    let trust = HostTrust {
+        notary: notary.owning_key,
+        operators: state.operators,
+    };
+    proof
+        .verify(&trust)
+        .map_err(|e| IbcError::Prover(format!("host state proof: {e}")))?;
+    Ok(trust)
+}
+
+/// Creates the Ledger ELC of the ledger behind `src` in LCP from the host's latest state; the
+/// ELC's id and its signed initial state.
+pub async fn create_ledger_elc(
+    lcp: &mut LcpGrpc,
+    src: &LedgerEnd,
+    params: &LcpClientParams,
+) -> Result<(String, proto::SignedResponse), IbcError> {
+    let latest = src.latest().await?;
+    let proof = src.host_proof(latest.height).await?;
+    let trust = ledger_trust(&proof)?;
+    let (height, consensus) = kh_elc::LedgerClient::consensus_state_of(&trust, &proof)
+        .map_err(|e| IbcError::Prover(format!("host state proof: {e}")))?;
+    let client_state = kh_elc::LedgerClientState {
+        trust,
+        max_clock_drift: params.max_clock_drift,
+        latest_height: height,
+        frozen: false,
+    };
+    create_elc(lcp, "ledger", &client_state, &consensus).await
+}
+
+async fn create_elc<S: serde::Serialize, C: serde::Serialize>(
+    lcp: &mut LcpGrpc,
+    client_type: &str,
+    client_state: &S,
+    consensus: &C,
+) -> Result<(String, proto::SignedResponse), IbcError> {
     let created = lcp
         .create_client(proto::CreateClientRequest {
             client_id: String::new(),
-            client_type: "qbft".into(),
-            client_state: bcs::to_bytes(&client_state)
+            client_type: client_type.into(),
+            client_state: bcs::to_bytes(client_state)
                 .map_err(|e| IbcError::Prover(e.to_string()))?,
-            consensus_state: bcs::to_bytes(&consensus)
+            consensus_state: bcs::to_bytes(consensus)
                 .map_err(|e| IbcError::Prover(e.to_string()))?,
         })
         .await
@@ -272,7 +420,85 @@ pub async fn create_lcp_client(
     let signed = created
         .proof
         .ok_or_else(|| IbcError::Prover("CreateClient without its signed state".into()))?;
-    let ProxyMessage::UpdateState(init) = ProxyMessage::decode(&signed.message)
+    Ok((created.client_id, signed))
+}
+
+/// A chain that hosts LCP clients: it creates one and updates it.
+pub trait ClientHost {
+    /// Creates a client from protobuf `Any` states; sets and returns its id.
+    fn create_client(
+        &mut self,
+        client_type: &str,
+        client_state: Bytes,
+        consensus_state: Bytes,
+    ) -> impl std::future::Future<Output = Result<String, IbcError>> + Send;
+    /// Updates the client with a client message (a protobuf `Any`).
+    fn update_client(
+        &self,
+        message: Bytes,
+    ) -> impl std::future::Future<Output = Result<(), IbcError>> + Send;
+}
+
+impl ClientHost for EvmEnd {
+    async fn create_client(
+        &mut self,
+        client_type: &str,
+        client_state: Bytes,
+        consensus_state: Bytes,
+    ) -> Result<String, IbcError> {
+        EvmEnd::create_client(self, client_type, client_state, consensus_state).await
+    }
+    async fn update_client(&self, message: Bytes) -> Result<(), IbcError> {
+        EvmEnd::update_client(self, message).await.map(|_| ())
+    }
+}
+
+impl ClientHost for LedgerEnd {
+    async fn create_client(
+        &mut self,
+        _client_type: &str,
+        client_state: Bytes,
+        consensus_state: Bytes,
+    ) -> Result<String, IbcError> {
+        let decode = |b: &Bytes| {
+            ibc_proto::google::protobuf::Any::decode(b.as_ref())
+                .map_err(|e| IbcError::Decode(e.to_string()))
+        };
+        let msg = ibc_proto::ibc::core::client::v1::MsgCreateClient {
+            client_state: Some(decode(&client_state)?),
+            consensus_state: Some(decode(&consensus_state)?),
+            signer: crate::ledger_ibc::SIGNER.into(),
+        };
+        let tx = self
+            .submit_messages(&[ibc_proto::google::protobuf::Any {
+                type_url: "/ibc.core.client.v1.MsgCreateClient".into(),
+                value: msg.encode_to_vec(),
+            }])
+            .await?;
+        let events = self.events_of(&tx).await?;
+        let id = events
+            .iter()
+            .find(|e| e.kind == "create_client")
+            .and_then(|e| e.attribute("client_id"))
+            .ok_or(IbcError::MissingEvent("create_client"))?;
+        self.client_id = id.to_string();
+        Ok(self.client_id.clone())
+    }
+    async fn update_client(&self, message: Bytes) -> Result<(), IbcError> {
+        crate::chain::Chain::submit(self, vec![crate::chain::Datagram::UpdateClient(message)]).await
+    }
+}
+
+/// Creates the LCP client on `dst` from an ELC's signed initial state (`init`, from
+/// [`create_qbft_elc`] / [`create_ledger_elc`]) and registers every enclave key of the node
+/// there; the client's id.
+pub async fn create_lcp_client_on<D: ClientHost>(
+    lcp: &mut LcpGrpc,
+    init: &proto::SignedResponse,
+    dst: &mut D,
+    params: &LcpClientParams,
+) -> Result<String, IbcError> {
+    let ProxyMessage::UpdateState(init) = ProxyMessage::decode(&init.message)
         .map_err(|e| IbcError::Prover(format!("CreateClient message: {e}")))?
     else {
         return Err(IbcError::Prover(
@@ -305,19 +531,35 @@ pub async fn create_lcp_client(
         timestamp: u64::try_from(init.timestamp_ns)
             .map_err(|_| IbcError::Prover("timestamp out of range".into()))?,
     };
-    dst.create_client(
-        &params.client_type,
-        Bytes::from(wire::any(wire::CLIENT_STATE_URL, &client_state)),
-        Bytes::from(wire::any(wire::CONSENSUS_STATE_URL, &consensus_state)),
-    )
-    .await?;
+    let id = dst
+        .create_client(
+            &params.client_type,
+            Bytes::from(wire::any(wire::CLIENT_STATE_URL, &client_state)),
+            Bytes::from(wire::any(wire::CONSENSUS_STATE_URL, &consensus_state)),
+        )
+        .await?;
     register_keys(lcp, dst).await?;
-    Ok(created.client_id)
+    Ok(id)
+}
+
+/// Sets up one direction of a path between EVM chains: creates the QBFT ELC of the source in
+/// LCP, the LCP client on `dst` (setting `dst.client_id`) and registers the node's enclave keys
+/// there. Returns the ELC's id.
+pub async fn create_lcp_client(
+    lcp: &mut LcpGrpc,
+    src_rpc: &FailoverRpc,
+    src_handler: Address,
+    dst: &mut EvmEnd,
+    params: &LcpClientParams,
+) -> Result<String, IbcError> {
+    let (elc, init) = create_qbft_elc(lcp, src_rpc, src_handler, params).await?;
+    create_lcp_client_on(lcp, &init, dst, params).await?;
+    Ok(elc)
 }
 
 /// Registers every enclave key the LCP node offers on `dst`'s LCP client (a key already
 /// registered is registered again: the client accepts the same report twice).
-pub async fn register_keys(lcp: &mut LcpGrpc, dst: &EvmEnd) -> Result<usize, IbcError> {
+pub async fn register_keys<D: ClientHost>(lcp: &mut LcpGrpc, dst: &D) -> Result<usize, IbcError> {
     let keys = lcp
         .available_enclave_keys(proto::AvailableEnclaveKeysRequest {})
         .await

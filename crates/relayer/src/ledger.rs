@@ -52,6 +52,9 @@ pub enum LedgerError {
     /// The node refused or failed the call.
     #[error("ledger node call failed: {0}")]
     Call(#[from] tonic::Status),
+    /// The host refused the messages (or the flow did not complete).
+    #[error("the ledger refused: {0}")]
+    Refused(String),
 }
 
 /// An IBC proof from the node.

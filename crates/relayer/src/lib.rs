@@ -13,11 +13,13 @@
 //! ## Feature Flags
 //! None.
 
+pub mod chain;
 pub mod config;
 pub mod evm;
 pub mod lcp;
 pub mod lease;
 pub mod ledger;
+pub mod ledger_ibc;
 pub mod metrics;
 pub mod relay;
 

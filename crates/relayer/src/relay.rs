@@ -1,43 +1,44 @@
-//! Packet relay between two EVM chains' IBC handlers on one channel: packets, acknowledgements
-//! and timeouts, event-driven from each chain's log follower, idempotent.
+//! Packet relay between two chains on one channel: packets, acknowledgements and timeouts,
+//! event-driven from each chain's event stream, batched, idempotent.
 //!
 //! For every `SendPacket` on one end the relayer either delivers the packet to the other end
 //! (when it has not timed out there) or, once it has, times it out at its source; for every
 //! `WriteAcknowledgement` it acknowledges the packet at its source. Before each datagram it
-//! reads the destination's store: a packet already received, or a commitment already gone, was
+//! reads the chains' stores: a packet already received, or a commitment already gone, was
 //! handled (by this relayer before a restart, or by another relayer) and is skipped, so
-//! replaying the whole history from an old block is harmless. A datagram that fails is retried
-//! with backoff; one that the handler refused because someone else delivered it first is then
-//! skipped by the store read before the retry.
+//! replaying the whole history from an old height is harmless.
+//!
+//! Ready work is taken in batches: the datagrams bound for one chain share one client update
+//! and go in one submission (one ledger transaction; on the EVM, one transaction per datagram).
+//! A batch that fails is split and each of its steps retried alone with backoff; a step that the
+//! chain refused because someone else delivered it first is then skipped by the store read.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::B256;
-use serde_json::{Value, json};
+use alloy_primitives::Bytes;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::evm::follow::ChainLog;
-use crate::evm::ibc::{
-    EvmEnd, HandlerEvent, IbcError, Packet, Prover, decode_event, packet_commitment, packet_path,
+use crate::chain::{
+    Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
+    packet_commitment, packet_path,
 };
-use crate::evm::rpc::quantity;
 use crate::metrics::Metrics;
 
-/// One end of the path: the chain, its prover (towards the other end's client) and its logs.
+/// One end of the path: the chain, its prover (towards the other end's client) and its events.
 #[allow(missing_debug_implementations)]
-pub struct RelayEnd<Q: Prover> {
-    /// A name for logs and metrics (`evm-a`).
+pub struct RelayEnd<C: Chain, Q: Prover> {
+    /// A name for logs and metrics (`evm`, `ledger`).
     pub name: String,
-    /// The handler and this chain's client of the other end.
-    pub end: EvmEnd,
+    /// The chain (its handler and its client of the other end).
+    pub chain: C,
     /// Proves this chain's store to the other end's client.
     pub prover: Q,
-    /// This chain's handler logs, from its follower.
-    pub logs: mpsc::Receiver<ChainLog>,
+    /// This chain's IBC events, in order.
+    pub events: mpsc::Receiver<HandlerEvent>,
 }
 
 /// What the relay did.
@@ -49,12 +50,98 @@ pub struct RelayStats {
     pub acknowledged: AtomicU64,
     /// Timeouts delivered.
     pub timed_out: AtomicU64,
-    /// Datagrams skipped because already handled.
+    /// Steps skipped because already handled.
     pub skipped: AtomicU64,
     /// Failed attempts (retried).
     pub failures: AtomicU64,
+    /// Submissions made (each with one client update at most).
+    pub submissions: AtomicU64,
 }
 
+/// How the relay works through its queue.
+#[derive(Debug, Clone)]
+pub struct RelayPolicy {
+    /// At most this many steps share one submission.
+    pub max_batch: usize,
+    /// First retry delay; doubled per attempt up to 32 times it.
+    pub retry_base: Duration,
+}
+
+impl Default for RelayPolicy {
+    fn default() -> Self {
+        RelayPolicy {
+            max_batch: 50,
+            retry_base: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One of two chains (or provers) of different types, as one type.
+enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<A: Chain, B: Chain> Chain for Either<&A, &B> {
+    async fn head(&self) -> Result<(u64, u64), IbcError> {
+        match self {
+            Either::A(c) => c.head().await,
+            Either::B(c) => c.head().await,
+        }
+    }
+    async fn holds(&self, path: &str, commitment: &[u8]) -> Result<bool, IbcError> {
+        match self {
+            Either::A(c) => c.holds(path, commitment).await,
+            Either::B(c) => c.holds(path, commitment).await,
+        }
+    }
+    async fn has(&self, path: &str) -> Result<bool, IbcError> {
+        match self {
+            Either::A(c) => c.has(path).await,
+            Either::B(c) => c.has(path).await,
+        }
+    }
+    async fn advance_past(&self, height: u64, timestamp_ns: u64) -> Result<(), IbcError> {
+        match self {
+            Either::A(c) => c.advance_past(height, timestamp_ns).await,
+            Either::B(c) => c.advance_past(height, timestamp_ns).await,
+        }
+    }
+    async fn client_latest(&self) -> Result<IbcHeight, IbcError> {
+        match self {
+            Either::A(c) => c.client_latest().await,
+            Either::B(c) => c.client_latest().await,
+        }
+    }
+    async fn submit(&self, datagrams: Vec<Datagram>) -> Result<(), IbcError> {
+        match self {
+            Either::A(c) => c.submit(datagrams).await,
+            Either::B(c) => c.submit(datagrams).await,
+        }
+    }
+}
+
+impl<A: Prover, B: Prover> Prover for Either<&A, &B> {
+    async fn update(&self, trusted: IbcHeight) -> Result<(Option<Bytes>, IbcHeight), IbcError> {
+        match self {
+            Either::A(p) => p.update(trusted).await,
+            Either::B(p) => p.update(trusted).await,
+        }
+    }
+    async fn prove(
+        &self,
+        path: &str,
+        value: Option<&[u8]>,
+        height: IbcHeight,
+    ) -> Result<Bytes, IbcError> {
+        match self {
+            Either::A(p) => p.prove(path, value, height).await,
+            Either::B(p) => p.prove(path, value, height).await,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 enum Job {
     /// Deliver or time out a packet sent on end `from`.
     Packet { from: usize, packet: Packet },
@@ -62,211 +149,359 @@ enum Job {
     Ack {
         at: usize,
         packet: Packet,
-        ack: Vec<u8>,
+        ack: Bytes,
     },
 }
 
-/// Relays between `a` and `b` until both log streams end. `metrics` is optional.
-pub async fn relay<Q: Prover>(
-    a: RelayEnd<Q>,
-    b: RelayEnd<Q>,
+#[derive(Debug, Clone)]
+struct Queued {
+    job: Job,
+    seen: Instant,
+    not_before: Instant,
+    attempts: u32,
+}
+
+/// What one job needs: a datagram on chain `target`, proven by the other chain's prover.
+enum Step {
+    Recv(Packet),
+    Timeout(Packet),
+    Ack(Packet, Bytes),
+}
+
+impl Step {
+    /// The path and value (None: absence) the proof covers.
+    fn proven(&self) -> (String, Option<Vec<u8>>) {
+        match self {
+            Step::Recv(p) => (
+                packet_path("commitments", &p.sourcePort, &p.sourceChannel, p.sequence),
+                Some(packet_commitment(p).to_vec()),
+            ),
+            Step::Timeout(p) => (
+                packet_path(
+                    "receipts",
+                    &p.destinationPort,
+                    &p.destinationChannel,
+                    p.sequence,
+                ),
+                None,
+            ),
+            Step::Ack(p, ack) => (
+                packet_path(
+                    "acks",
+                    &p.destinationPort,
+                    &p.destinationChannel,
+                    p.sequence,
+                ),
+                Some(ack_commitment(ack).to_vec()),
+            ),
+        }
+    }
+}
+
+/// Relays between `a` and `b` until both event streams end.
+pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
+    a: RelayEnd<CA, QA>,
+    b: RelayEnd<CB, QB>,
     stats: Arc<RelayStats>,
     metrics: Option<Metrics>,
+    policy: RelayPolicy,
 ) {
     let RelayEnd {
         name: name_a,
-        end: end_a,
+        chain: chain_a,
         prover: prover_a,
-        logs: mut logs_a,
+        events: mut events_a,
     } = a;
     let RelayEnd {
         name: name_b,
-        end: end_b,
+        chain: chain_b,
         prover: prover_b,
-        logs: mut logs_b,
+        events: mut events_b,
     } = b;
     let names = [name_a, name_b];
-    let ends = [&end_a, &end_b];
-    let provers = [&prover_a, &prover_b];
-    let mut queue: VecDeque<(Job, Instant, u32)> = VecDeque::new();
+    let chains = [Either::A(&chain_a), Either::B(&chain_b)];
+    let provers = [Either::A(&prover_a), Either::B(&prover_b)];
+    let mut queue: VecDeque<Queued> = VecDeque::new();
     let (mut open_a, mut open_b) = (true, true);
     loop {
-        // Take every log available now; wait for one only when there is nothing to do.
-        let mut took = false;
-        while let Ok(log) = logs_a.try_recv() {
-            enqueue(&mut queue, 0, &log);
-            took = true;
+        // Take every event available now; wait for one only when there is nothing to do.
+        while let Ok(e) = events_a.try_recv() {
+            enqueue(&mut queue, 0, e);
         }
-        while let Ok(log) = logs_b.try_recv() {
-            enqueue(&mut queue, 1, &log);
-            took = true;
+        while let Ok(e) = events_b.try_recv() {
+            enqueue(&mut queue, 1, e);
         }
-        if !took && queue.is_empty() {
-            if !open_a && !open_b {
-                return;
-            }
-            tokio::select! {
-                l = logs_a.recv(), if open_a => match l {
-                    Some(log) => enqueue(&mut queue, 0, &log),
-                    None => open_a = false,
-                },
-                l = logs_b.recv(), if open_b => match l {
-                    Some(log) => enqueue(&mut queue, 1, &log),
-                    None => open_b = false,
-                },
-            }
-            continue;
+        if let Some(m) = &metrics {
+            report_backlog(m, &names, &queue);
         }
-        let Some((job, not_before, attempts)) = queue.pop_front() else {
-            continue;
-        };
-        if Instant::now() < not_before {
-            queue.push_back((job, not_before, attempts));
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            continue;
+        let now = Instant::now();
+        let next_ready = queue.iter().map(|q| q.not_before).min();
+        match next_ready {
+            None => {
+                if !open_a && !open_b {
+                    return;
+                }
+                tokio::select! {
+                    e = events_a.recv(), if open_a => match e {
+                        Some(e) => enqueue(&mut queue, 0, e),
+                        None => open_a = false,
+                    },
+                    e = events_b.recv(), if open_b => match e {
+                        Some(e) => enqueue(&mut queue, 1, e),
+                        None => open_b = false,
+                    },
+                }
+                continue;
+            }
+            Some(at) if at > now => {
+                tokio::select! {
+                    _ = tokio::time::sleep(at - now) => {}
+                    e = events_a.recv(), if open_a => match e {
+                        Some(e) => enqueue(&mut queue, 0, e),
+                        None => open_a = false,
+                    },
+                    e = events_b.recv(), if open_b => match e {
+                        Some(e) => enqueue(&mut queue, 1, e),
+                        None => open_b = false,
+                    },
+                }
+                continue;
+            }
+            Some(_) => {}
         }
-        // The direction of the hop: where the event happened, and where the datagram goes.
-        let (from, to) = match &job {
-            Job::Packet { from, .. } => (*from, 1 - *from),
-            Job::Ack { at, .. } => (*at, 1 - *at),
-        };
-        let started = Instant::now();
-        let outcome = match &job {
-            Job::Packet { packet, .. } => {
-                handle_packet(
-                    ends[from],
-                    ends[to],
-                    provers[from],
-                    provers[to],
-                    packet,
-                    &stats,
-                )
-                .await
+        // The ready jobs, in order, up to a batch for each target chain.
+        let mut ready = Vec::new();
+        let mut waiting = VecDeque::with_capacity(queue.len());
+        for q in queue.drain(..) {
+            if q.not_before <= now && ready.len() < policy.max_batch * 2 {
+                ready.push(q);
+            } else {
+                waiting.push_back(q);
             }
-            Job::Ack { packet, ack, .. } => {
-                handle_ack(ends[to], provers[from], packet, ack, &stats).await
-            }
-        };
-        match outcome {
-            Ok(done) => {
-                if done && let Some(m) = &metrics {
-                    m.hop_latency
-                        .get_or_create(&Metrics::direction(&names[from], &names[to]))
-                        .observe(started.elapsed().as_secs_f64());
+        }
+        queue = waiting;
+        // Decide each job's step against the chains' stores.
+        let mut batches: [Vec<(Queued, Step)>; 2] = [Vec::new(), Vec::new()];
+        for q in ready {
+            match plan([&chains[0], &chains[1]], &q.job).await {
+                Ok(None) => {
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Some((target, step))) => {
+                    if batches[target].len() < policy.max_batch {
+                        batches[target].push((q, step));
+                    } else {
+                        queue.push_back(q);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "reading the chains failed");
+                    retry(&mut queue, q, &policy, &stats);
                 }
             }
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                if let Some(m) = &metrics {
-                    m.submission_errors
-                        .get_or_create(&Metrics::chain(&names[to]))
-                        .inc();
+        }
+        for (target, batch) in batches.into_iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let source = 1 - target;
+            let started = Instant::now();
+            let steps: Vec<&Step> = batch.iter().map(|(_, s)| s).collect();
+            match deliver(&chains[target], &provers[source], &steps).await {
+                Ok(()) => {
+                    stats.submissions.fetch_add(1, Ordering::Relaxed);
+                    for (q, step) in &batch {
+                        let counter = match step {
+                            Step::Recv(_) => &stats.received,
+                            Step::Timeout(_) => &stats.timed_out,
+                            Step::Ack(..) => &stats.acknowledged,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        if let Some(m) = &metrics {
+                            // The hop's direction: where the event happened, and where the
+                            // datagram went.
+                            let (from, to) = match &q.job {
+                                Job::Packet { from, .. } => (*from, 1 - *from),
+                                Job::Ack { at, .. } => (*at, 1 - *at),
+                            };
+                            m.hop_latency
+                                .get_or_create(&Metrics::direction(&names[from], &names[to]))
+                                .observe(started.elapsed().as_secs_f64());
+                        }
+                    }
+                    debug!(
+                        target = %names[target],
+                        steps = batch.len(),
+                        took = ?started.elapsed(),
+                        "submitted"
+                    );
                 }
-                let wait = Duration::from_millis(100 * 2u64.pow(attempts.min(5)));
-                warn!(error = %e, attempts, retry_in = ?wait, "relay step failed");
-                queue.push_back((job, Instant::now() + wait, attempts + 1));
+                Err(e) => {
+                    if let Some(m) = &metrics {
+                        m.submission_errors
+                            .get_or_create(&Metrics::chain(&names[target]))
+                            .inc();
+                    }
+                    warn!(target = %names[target], steps = batch.len(), error = %e, "submission failed");
+                    let split = batch.len() > 1;
+                    for (mut q, _) in batch {
+                        if split {
+                            // Retried alone at once: the store read skips what was handled.
+                            q.not_before = Instant::now();
+                            queue.push_back(q);
+                        } else {
+                            retry(&mut queue, q, &policy, &stats);
+                        }
+                    }
+                    if split {
+                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
 }
 
-fn enqueue(queue: &mut VecDeque<(Job, Instant, u32)>, end: usize, log: &ChainLog) {
-    let job = match decode_event(log) {
-        Some(HandlerEvent::SendPacket(packet)) => Job::Packet { from: end, packet },
-        Some(HandlerEvent::WriteAcknowledgement(packet, ack)) => Job::Ack {
+fn retry(queue: &mut VecDeque<Queued>, mut q: Queued, policy: &RelayPolicy, stats: &RelayStats) {
+    stats.failures.fetch_add(1, Ordering::Relaxed);
+    let wait = policy.retry_base * 2u32.pow(q.attempts.min(5));
+    q.attempts += 1;
+    q.not_before = Instant::now() + wait;
+    queue.push_back(q);
+}
+
+fn enqueue(queue: &mut VecDeque<Queued>, end: usize, event: HandlerEvent) {
+    let job = match event {
+        HandlerEvent::SendPacket(packet) => Job::Packet { from: end, packet },
+        HandlerEvent::WriteAcknowledgement(packet, ack) => Job::Ack {
             at: end,
             packet,
-            ack: ack.to_vec(),
+            ack,
         },
         _ => return,
     };
-    queue.push_back((job, Instant::now(), 0));
+    let now = Instant::now();
+    queue.push_back(Queued {
+        job,
+        seen: now,
+        not_before: now,
+        attempts: 0,
+    });
 }
 
-/// Head number and timestamp (ns) of a chain.
-async fn head(end: &EvmEnd) -> Result<(u64, u64), IbcError> {
-    let block: Value = end
-        .submitter
-        .rpc()
-        .request("eth_getBlockByNumber", vec![json!("latest"), json!(false)])
-        .await?;
-    let n = block.get("number").and_then(quantity).unwrap_or(0);
-    let t = block.get("timestamp").and_then(quantity).unwrap_or(0);
-    Ok((n, t.saturating_mul(1_000_000_000)))
+fn report_backlog(m: &Metrics, names: &[String; 2], queue: &VecDeque<Queued>) {
+    for (from, to) in [(0, 1), (1, 0)] {
+        let mine = queue.iter().filter(|q| match &q.job {
+            Job::Packet { from: f, .. } => *f == from,
+            Job::Ack { at, .. } => *at == from,
+        });
+        let (count, oldest) = mine.fold((0i64, None::<Instant>), |(n, o), q| {
+            (n + 1, Some(o.map_or(q.seen, |o| o.min(q.seen))))
+        });
+        let label = Metrics::direction(&names[from], &names[to]);
+        m.backlog.get_or_create(&label).set(count);
+        m.oldest_unrelayed_ms
+            .get_or_create(&label)
+            .set(oldest.map_or(0, |o| {
+                i64::try_from(o.elapsed().as_millis()).unwrap_or(i64::MAX)
+            }));
+    }
 }
 
-/// Delivers `packet` from `src` to `dst`, or times it out at `src`; Ok(true) when a datagram
-/// was submitted, Ok(false) when nothing was left to do.
-async fn handle_packet<Q: Prover>(
-    src: &EvmEnd,
-    dst: &EvmEnd,
-    src_prover: &Q,
-    dst_prover: &Q,
-    packet: &Packet,
-    stats: &RelayStats,
-) -> Result<bool, IbcError> {
-    let commitment_path = packet_path(
-        "commitments",
-        &packet.sourcePort,
-        &packet.sourceChannel,
-        packet.sequence,
-    );
-    if !src
-        .holds(&commitment_path, &packet_commitment(packet))
-        .await?
-    {
-        // Acknowledged or timed out already.
-        stats.skipped.fetch_add(1, Ordering::Relaxed);
-        return Ok(false);
+/// What `job` still needs, read from the stores: `None` when it was handled already, else the
+/// chain the datagram goes to and the step.
+async fn plan<C: Chain>(chains: [&C; 2], job: &Job) -> Result<Option<(usize, Step)>, IbcError> {
+    match job {
+        Job::Packet { from, packet } => {
+            let (src, dst) = (chains[*from], chains[1 - *from]);
+            let commitment_path = packet_path(
+                "commitments",
+                &packet.sourcePort,
+                &packet.sourceChannel,
+                packet.sequence,
+            );
+            if !src
+                .holds(&commitment_path, &packet_commitment(packet))
+                .await?
+            {
+                // Acknowledged or timed out already.
+                return Ok(None);
+            }
+            let receipt_path = packet_path(
+                "receipts",
+                &packet.destinationPort,
+                &packet.destinationChannel,
+                packet.sequence,
+            );
+            if dst.has(&receipt_path).await? {
+                // Received already; its acknowledgement comes from the destination's events.
+                return Ok(None);
+            }
+            let (height, time) = dst.head().await?;
+            let th = packet.timeoutHeight.revisionHeight;
+            let tt = packet.timeoutTimestamp;
+            if (th != 0 && height >= th) || (tt != 0 && time >= tt) {
+                debug!(seq = packet.sequence, "timing the packet out at its source");
+                // The destination's proven state must show the timeout passed.
+                dst.advance_past(th, tt).await?;
+                Ok(Some((*from, Step::Timeout(packet.clone()))))
+            } else {
+                Ok(Some((1 - *from, Step::Recv(packet.clone()))))
+            }
+        }
+        Job::Ack { at, packet, ack } => {
+            let src = chains[1 - *at];
+            let commitment_path = packet_path(
+                "commitments",
+                &packet.sourcePort,
+                &packet.sourceChannel,
+                packet.sequence,
+            );
+            if !src
+                .holds(&commitment_path, &packet_commitment(packet))
+                .await?
+            {
+                return Ok(None);
+            }
+            Ok(Some((1 - *at, Step::Ack(packet.clone(), ack.clone()))))
+        }
     }
-    let receipt_path = packet_path(
-        "receipts",
-        &packet.destinationPort,
-        &packet.destinationChannel,
-        packet.sequence,
-    );
-    if dst.stored(&receipt_path).await? != B256::ZERO {
-        // Received already; its acknowledgement comes from the destination's events.
-        stats.skipped.fetch_add(1, Ordering::Relaxed);
-        return Ok(false);
-    }
-    let (height, time) = head(dst).await?;
-    let th = packet.timeoutHeight.revisionHeight;
-    let tt = packet.timeoutTimestamp;
-    let timed_out = (th != 0 && height >= th) || (tt != 0 && time >= tt);
-    if timed_out {
-        debug!(seq = packet.sequence, "timing the packet out at its source");
-        src.timeout(dst_prover, packet).await?;
-        stats.timed_out.fetch_add(1, Ordering::Relaxed);
-    } else {
-        dst.recv_packet(src_prover, packet).await?;
-        stats.received.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(true)
 }
 
-/// Acknowledges `packet` at its source `src` with `dst`'s proof.
-async fn handle_ack<Q: Prover>(
-    src: &EvmEnd,
-    dst_prover: &Q,
-    packet: &Packet,
-    ack: &[u8],
-    stats: &RelayStats,
-) -> Result<bool, IbcError> {
-    let commitment_path = packet_path(
-        "commitments",
-        &packet.sourcePort,
-        &packet.sourceChannel,
-        packet.sequence,
-    );
-    if !src
-        .holds(&commitment_path, &packet_commitment(packet))
-        .await?
-    {
-        stats.skipped.fetch_add(1, Ordering::Relaxed);
-        return Ok(false);
+/// Brings `target`'s client of the other chain up to date and submits `steps` with `prover`'s
+/// proofs, in one submission.
+async fn deliver<C: Chain, Q: Prover>(
+    target: &C,
+    prover: &Q,
+    steps: &[&Step],
+) -> Result<(), IbcError> {
+    let trusted = target.client_latest().await?;
+    let (update, height) = prover.update(trusted).await?;
+    let mut datagrams = Vec::with_capacity(steps.len() + 1);
+    if let Some(message) = update {
+        datagrams.push(Datagram::UpdateClient(message));
     }
-    src.acknowledge(dst_prover, packet, ack).await?;
-    stats.acknowledged.fetch_add(1, Ordering::Relaxed);
-    Ok(true)
+    for step in steps {
+        let (path, value) = step.proven();
+        let proof = prover.prove(&path, value.as_deref(), height).await?;
+        datagrams.push(match step {
+            Step::Recv(p) => Datagram::RecvPacket {
+                packet: p.clone(),
+                proof,
+                proof_height: height,
+            },
+            Step::Timeout(p) => Datagram::Timeout {
+                packet: p.clone(),
+                proof,
+                proof_height: height,
+            },
+            Step::Ack(p, ack) => Datagram::Acknowledge {
+                packet: p.clone(),
+                ack: ack.clone(),
+                proof,
+                proof_height: height,
+            },
+        });
+    }
+    target.submit(datagrams).await
 }

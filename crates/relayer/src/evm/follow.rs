@@ -267,3 +267,21 @@ fn parse_log(value: &Value, url: &str) -> Result<ChainLog, RpcError> {
         data: serde_json::from_value(field("data")).map_err(|_| bad("data"))?,
     })
 }
+
+/// The handler events among `logs`, in order (other logs dropped); ends when `logs` ends or the
+/// receiver is dropped.
+pub fn handler_events(
+    mut logs: mpsc::Receiver<ChainLog>,
+) -> mpsc::Receiver<crate::chain::HandlerEvent> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(async move {
+        while let Some(log) = logs.recv().await {
+            if let Some(e) = super::ibc::decode_event(&log)
+                && tx.send(e).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}

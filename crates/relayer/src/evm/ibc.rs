@@ -5,7 +5,6 @@
 //! Proofs come from a [`Prover`] of the *other* chain: what its client on this handler accepts
 //! (LCP's signed messages in production).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
@@ -17,89 +16,18 @@ use kh_contracts::{
 use serde_json::json;
 
 use super::follow::ChainLog;
-use super::rpc::RpcError;
-use super::submit::{Receipt, SubmitError, Submitter};
+use super::rpc::quantity;
+use super::submit::{Receipt, Submitter};
+pub use crate::chain::{
+    Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
+    packet_commitment, packet_path,
+};
 
-/// A height on a chain (revision 0 on our chains).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct IbcHeight {
-    /// Revision number.
-    pub revision_number: u64,
-    /// Height within the revision.
-    pub revision_height: u64,
-}
-
-impl IbcHeight {
-    fn sol(self) -> P::Height {
-        P::Height {
-            revisionNumber: self.revision_number,
-            revisionHeight: self.revision_height,
-        }
+fn sol_height(h: IbcHeight) -> P::Height {
+    P::Height {
+        revisionNumber: h.revision_number,
+        revisionHeight: h.revision_height,
     }
-}
-
-/// A packet, as the handler's events carry it.
-pub type Packet = P::Packet;
-
-/// Why a relay step failed.
-#[derive(Debug, thiserror::Error)]
-pub enum IbcError {
-    /// Submission failed.
-    #[error(transparent)]
-    Submit(#[from] SubmitError),
-    /// A read failed.
-    #[error(transparent)]
-    Rpc(#[from] RpcError),
-    /// The prover could not prove.
-    #[error("prover: {0}")]
-    Prover(String),
-    /// An expected event was not in the receipt.
-    #[error("no {0} event in the transaction")]
-    MissingEvent(&'static str),
-}
-
-/// What proves this chain's state to the other chain's client of it.
-pub trait Prover: Send + Sync {
-    /// A client message bringing the counterparty's client of this chain, whose latest height
-    /// is `trusted`, to this chain's current (proof-ready) height, and that height.
-    fn update(
-        &self,
-        trusted: IbcHeight,
-    ) -> impl Future<Output = Result<(Bytes, IbcHeight), IbcError>> + Send;
-    /// The proof that this chain's store holds `value` at `path` (None: nothing) at `height`.
-    fn prove(
-        &self,
-        path: &str,
-        value: Option<&[u8]>,
-        height: IbcHeight,
-    ) -> impl Future<Output = Result<Bytes, IbcError>> + Send;
-}
-
-/// A handler event the relayer acts on.
-#[derive(Debug, Clone)]
-pub enum HandlerEvent {
-    /// A packet was sent.
-    SendPacket(Packet),
-    /// A packet was received and its acknowledgement written.
-    WriteAcknowledgement(Packet, Bytes),
-    /// A packet was acknowledged (its life ended).
-    AcknowledgePacket {
-        /// Source port.
-        port: String,
-        /// Source channel.
-        channel: String,
-        /// Sequence.
-        sequence: u64,
-    },
-    /// A packet timed out.
-    TimeoutPacket {
-        /// Source port.
-        port: String,
-        /// Source channel.
-        channel: String,
-        /// Sequence.
-        sequence: u64,
-    },
 }
 
 /// Decodes the handler events the relay acts on; other logs give `None`.
@@ -132,28 +60,6 @@ pub fn decode_event(log: &ChainLog) -> Option<HandlerEvent> {
     } else {
         None
     }
-}
-
-/// ICS-24 path of a packet's commitment, receipt or acknowledgement (`kind`).
-pub fn packet_path(kind: &str, port: &str, channel: &str, sequence: u64) -> String {
-    format!("{kind}/ports/{port}/channels/{channel}/sequences/{sequence}")
-}
-
-/// ICS-04 packet commitment: sha256(timeout_timestamp ‖ rev_number ‖ rev_height ‖ sha256(data)).
-pub fn packet_commitment(p: &Packet) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut pre = Vec::with_capacity(56);
-    pre.extend(p.timeoutTimestamp.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
-    pre.extend(Sha256::digest(&p.data));
-    Sha256::digest(&pre).into()
-}
-
-/// ICS-04 acknowledgement commitment: sha256(ack).
-pub fn ack_commitment(ack: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(ack).into()
 }
 
 /// One end of a path on an EVM chain: the handler and the identifiers on it.
@@ -239,7 +145,9 @@ impl EvmEnd {
     pub async fn sync_client<Q: Prover>(&self, counterparty: &Q) -> Result<IbcHeight, IbcError> {
         let trusted = self.client_latest().await?;
         let (message, height) = counterparty.update(trusted).await?;
-        self.update_client(message).await?;
+        if let Some(message) = message {
+            self.update_client(message).await?;
+        }
         Ok(height)
     }
 
@@ -286,7 +194,7 @@ impl EvmEnd {
                 m: P::MsgRecvPacket {
                     packet: packet.clone(),
                     proof,
-                    proofHeight: height.sol(),
+                    proofHeight: sol_height(height),
                 },
             })
             .await?;
@@ -317,7 +225,7 @@ impl EvmEnd {
                 packet: packet.clone(),
                 acknowledgement: Bytes::copy_from_slice(ack),
                 proof,
-                proofHeight: height.sol(),
+                proofHeight: sol_height(height),
             },
         })
         .await
@@ -342,7 +250,7 @@ impl EvmEnd {
             m: P::MsgTimeout {
                 packet: packet.clone(),
                 proof,
-                proofHeight: height.sol(),
+                proofHeight: sol_height(height),
                 nextSequenceRecv: 0,
             },
         })
@@ -377,7 +285,7 @@ impl EvmEnd {
                 packet: packet.clone(),
                 proofUnreceived: proof_unreceived,
                 proofClose: proof_close,
-                proofHeight: height.sol(),
+                proofHeight: sol_height(height),
                 nextSequenceRecv: 0,
             },
         })
@@ -415,6 +323,87 @@ impl EvmEnd {
     /// Sends a raw handshake call (built with the handler's ABI) and returns the receipt.
     pub async fn handshake_call<T: SolCall>(&self, call: T) -> Result<Receipt, IbcError> {
         self.send(call).await
+    }
+}
+
+impl Chain for EvmEnd {
+    async fn head(&self) -> Result<(u64, u64), IbcError> {
+        let block: serde_json::Value = self
+            .submitter
+            .rpc()
+            .request("eth_getBlockByNumber", vec![json!("latest"), json!(false)])
+            .await?;
+        let n = block.get("number").and_then(quantity).unwrap_or(0);
+        let t = block.get("timestamp").and_then(quantity).unwrap_or(0);
+        Ok((n, t.saturating_mul(1_000_000_000)))
+    }
+
+    async fn holds(&self, path: &str, commitment: &[u8]) -> Result<bool, IbcError> {
+        EvmEnd::holds(self, path, commitment).await
+    }
+
+    async fn has(&self, path: &str) -> Result<bool, IbcError> {
+        Ok(self.stored(path).await? != B256::ZERO)
+    }
+
+    async fn client_latest(&self) -> Result<IbcHeight, IbcError> {
+        EvmEnd::client_latest(self).await
+    }
+
+    async fn submit(&self, datagrams: Vec<Datagram>) -> Result<(), IbcError> {
+        // One transaction each, in order (the handler takes one message per call).
+        for d in datagrams {
+            let data = match d {
+                Datagram::UpdateClient(message) => IBCClient::updateClientCall {
+                    clientId: self.client_id.clone(),
+                    clientMessage: message,
+                }
+                .abi_encode(),
+                Datagram::RecvPacket {
+                    packet,
+                    proof,
+                    proof_height,
+                } => P::recvPacketCall {
+                    m: P::MsgRecvPacket {
+                        packet,
+                        proof,
+                        proofHeight: sol_height(proof_height),
+                    },
+                }
+                .abi_encode(),
+                Datagram::Acknowledge {
+                    packet,
+                    ack,
+                    proof,
+                    proof_height,
+                } => P::acknowledgePacketCall {
+                    m: P::MsgAcknowledgement {
+                        packet,
+                        acknowledgement: ack,
+                        proof,
+                        proofHeight: sol_height(proof_height),
+                    },
+                }
+                .abi_encode(),
+                Datagram::Timeout {
+                    packet,
+                    proof,
+                    proof_height,
+                } => P::timeoutPacketCall {
+                    m: P::MsgTimeout {
+                        packet,
+                        proof,
+                        proofHeight: sol_height(proof_height),
+                        nextSequenceRecv: 0,
+                    },
+                }
+                .abi_encode(),
+            };
+            self.submitter
+                .submit(self.handler, Bytes::from(data))
+                .await?;
+        }
+        Ok(())
     }
 }
 
