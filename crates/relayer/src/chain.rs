@@ -14,6 +14,7 @@ use kh_contracts::IBCChannelPacket as P;
 
 use crate::evm::rpc::RpcError;
 use crate::evm::submit::SubmitError;
+use crate::handshake::HandshakeStep;
 use crate::ledger::LedgerError;
 
 /// A height on a chain (revision 0 on our chains).
@@ -172,6 +173,15 @@ pub trait Chain: Send + Sync {
         let _ = (height, timestamp_ns);
         async { Ok(()) }
     }
+    /// This chain's client of the counterparty.
+    fn client_id(&self) -> &str;
+    /// Runs one handshake step, after `update` (a client message for this chain's client of
+    /// the counterparty) when given; the identifier the step created (INIT and TRY steps).
+    fn handshake(
+        &self,
+        update: Option<Bytes>,
+        step: HandshakeStep,
+    ) -> impl Future<Output = Result<Option<String>, IbcError>> + Send;
     /// The latest height of this chain's client of the counterparty.
     fn client_latest(&self) -> impl Future<Output = Result<IbcHeight, IbcError>> + Send;
     /// Submits `datagrams`, in order, in as few transactions as the chain allows; all of them

@@ -12,6 +12,8 @@ use alloy_primitives::Bytes;
 use ibc_proto::google::protobuf::Any;
 use ibc_proto::ibc::core::channel::v1 as chan;
 use ibc_proto::ibc::core::client::v1 as client;
+use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
+use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_ibc_host_chain::{HOST_CONTRACT, HostState, HostStateProof, LedgerProof};
 use kh_ibc_ledger::{HostEvent, MESSAGES_CONTRACT, MessagesCommand, SUBMIT_FLOW, SubmitArgs};
 use kh_ledger::SignedTransaction;
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::chain::{Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet};
+use crate::handshake::{HandshakeStep, PREFIX};
 use crate::ledger::{LedgerEndpoint, LedgerError, follow_events};
 
 /// The signer field of the messages the relayer submits (the host does not use it).
@@ -219,7 +222,236 @@ pub fn message_of(client_id: &str, d: Datagram) -> Result<Any, IbcError> {
     })
 }
 
+/// The connection version both handlers offer (ibc-go's default).
+fn conn_version() -> conn::Version {
+    conn::Version {
+        identifier: "1".into(),
+        features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+    }
+}
+
+fn prefix() -> Option<MerklePrefix> {
+    Some(MerklePrefix {
+        key_prefix: PREFIX.to_vec(),
+    })
+}
+
+/// What ibc-rs's decoding of TRY and ACK demands but the host does not use (ibc-go v9 dropped
+/// the checks, see `kh_ibc_ledger::conn`): a client state, its proof, a consensus proof and
+/// height. The relayer fills them with the type of client the counterparty holds and the
+/// step's own proof.
+fn unused_client_fields(
+    proof: &Bytes,
+    height: IbcHeight,
+) -> (Any, Vec<u8>, Option<client::Height>) {
+    (
+        Any {
+            type_url: kh_lcp::wire::CLIENT_STATE_URL.into(),
+            value: vec![],
+        },
+        proof.to_vec(),
+        proto_height(height),
+    )
+}
+
+/// The ibc-rs message of a handshake step for this host (its client `client_id`).
+pub fn handshake_message(client_id: &str, step: HandshakeStep) -> Any {
+    match step {
+        HandshakeStep::ConnOpenInit {
+            counterparty_client,
+        } => any(&conn::MsgConnectionOpenInit {
+            client_id: client_id.into(),
+            counterparty: Some(conn::Counterparty {
+                client_id: counterparty_client,
+                connection_id: String::new(),
+                prefix: prefix(),
+            }),
+            version: Some(conn_version()),
+            delay_period: 0,
+            signer: SIGNER.into(),
+        }),
+        HandshakeStep::ConnOpenTry {
+            counterparty_client,
+            counterparty_connection,
+            proof_init,
+            proof_height,
+        } => {
+            let (client_state, unused_proof, consensus_height) =
+                unused_client_fields(&proof_init, proof_height);
+            #[allow(deprecated)]
+            any(&conn::MsgConnectionOpenTry {
+                client_id: client_id.into(),
+                previous_connection_id: String::new(),
+                client_state: Some(client_state),
+                counterparty: Some(conn::Counterparty {
+                    client_id: counterparty_client,
+                    connection_id: counterparty_connection,
+                    prefix: prefix(),
+                }),
+                delay_period: 0,
+                counterparty_versions: vec![conn_version()],
+                proof_height: proto_height(proof_height),
+                proof_init: proof_init.to_vec(),
+                proof_client: unused_proof.clone(),
+                proof_consensus: unused_proof,
+                consensus_height,
+                signer: SIGNER.into(),
+                host_consensus_state_proof: vec![],
+            })
+        }
+        HandshakeStep::ConnOpenAck {
+            connection,
+            counterparty_connection,
+            proof_try,
+            proof_height,
+        } => {
+            let (client_state, unused_proof, consensus_height) =
+                unused_client_fields(&proof_try, proof_height);
+            any(&conn::MsgConnectionOpenAck {
+                connection_id: connection,
+                counterparty_connection_id: counterparty_connection,
+                version: Some(conn_version()),
+                client_state: Some(client_state),
+                proof_height: proto_height(proof_height),
+                proof_try: proof_try.to_vec(),
+                proof_client: unused_proof.clone(),
+                proof_consensus: unused_proof,
+                consensus_height,
+                signer: SIGNER.into(),
+                host_consensus_state_proof: vec![],
+            })
+        }
+        HandshakeStep::ConnOpenConfirm {
+            connection,
+            proof_ack,
+            proof_height,
+        } => any(&conn::MsgConnectionOpenConfirm {
+            connection_id: connection,
+            proof_ack: proof_ack.to_vec(),
+            proof_height: proto_height(proof_height),
+            signer: SIGNER.into(),
+        }),
+        HandshakeStep::ChanOpenInit {
+            port,
+            ordering,
+            connection,
+            counterparty_port,
+            version,
+        } => any(&chan::MsgChannelOpenInit {
+            port_id: port,
+            channel: Some(chan::Channel {
+                state: chan::State::Init as i32,
+                ordering: ordering as i32,
+                counterparty: Some(chan::Counterparty {
+                    port_id: counterparty_port,
+                    channel_id: String::new(),
+                }),
+                connection_hops: vec![connection],
+                version,
+                upgrade_sequence: 0,
+            }),
+            signer: SIGNER.into(),
+        }),
+        HandshakeStep::ChanOpenTry {
+            port,
+            ordering,
+            connection,
+            counterparty_port,
+            counterparty_channel,
+            version,
+            proof_init,
+            proof_height,
+        } =>
+        {
+            #[allow(deprecated)]
+            any(&chan::MsgChannelOpenTry {
+                port_id: port,
+                previous_channel_id: String::new(),
+                channel: Some(chan::Channel {
+                    state: chan::State::Tryopen as i32,
+                    ordering: ordering as i32,
+                    counterparty: Some(chan::Counterparty {
+                        port_id: counterparty_port,
+                        channel_id: counterparty_channel,
+                    }),
+                    connection_hops: vec![connection],
+                    version: version.clone(),
+                    upgrade_sequence: 0,
+                }),
+                counterparty_version: version,
+                proof_init: proof_init.to_vec(),
+                proof_height: proto_height(proof_height),
+                signer: SIGNER.into(),
+            })
+        }
+        HandshakeStep::ChanOpenAck {
+            port,
+            channel,
+            counterparty_channel,
+            version,
+            proof_try,
+            proof_height,
+        } => any(&chan::MsgChannelOpenAck {
+            port_id: port,
+            channel_id: channel,
+            counterparty_channel_id: counterparty_channel,
+            counterparty_version: version,
+            proof_try: proof_try.to_vec(),
+            proof_height: proto_height(proof_height),
+            signer: SIGNER.into(),
+        }),
+        HandshakeStep::ChanOpenConfirm {
+            port,
+            channel,
+            proof_ack,
+            proof_height,
+        } => any(&chan::MsgChannelOpenConfirm {
+            port_id: port,
+            channel_id: channel,
+            proof_ack: proof_ack.to_vec(),
+            proof_height: proto_height(proof_height),
+            signer: SIGNER.into(),
+        }),
+    }
+}
+
 impl Chain for LedgerEnd {
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    async fn handshake(
+        &self,
+        update: Option<Bytes>,
+        step: HandshakeStep,
+    ) -> Result<Option<String>, IbcError> {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(message) = update {
+            messages.push(message_of(
+                &self.client_id,
+                Datagram::UpdateClient(message),
+            )?);
+        }
+        let (kind, key) = match &step {
+            HandshakeStep::ConnOpenInit { .. } => (Some("connection_open_init"), "connection_id"),
+            HandshakeStep::ConnOpenTry { .. } => (Some("connection_open_try"), "connection_id"),
+            HandshakeStep::ChanOpenInit { .. } => (Some("channel_open_init"), "channel_id"),
+            HandshakeStep::ChanOpenTry { .. } => (Some("channel_open_try"), "channel_id"),
+            _ => (None, ""),
+        };
+        messages.push(handshake_message(&self.client_id, step));
+        let tx = self.submit_messages(&messages).await?;
+        let Some(kind) = kind else {
+            return Ok(None);
+        };
+        let events = self.events_of(&tx).await?;
+        Ok(events
+            .iter()
+            .find(|e| e.kind == kind)
+            .and_then(|e| e.attribute(key))
+            .map(str::to_string))
+    }
+
     async fn head(&self) -> Result<(u64, u64), IbcError> {
         // A message is judged at the next host transaction: its height, and a time no earlier
         // than now.

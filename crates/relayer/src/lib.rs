@@ -16,6 +16,7 @@
 pub mod chain;
 pub mod config;
 pub mod evm;
+pub mod handshake;
 pub mod lcp;
 pub mod lease;
 pub mod ledger;

@@ -26,6 +26,7 @@ use crate::chain::{
     Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
     packet_commitment, packet_path,
 };
+use crate::handshake::HandshakeStep;
 use crate::metrics::Metrics;
 
 /// One end of the path: the chain, its prover (towards the other end's client) and its events.
@@ -105,6 +106,22 @@ impl<A: Chain, B: Chain> Chain for Either<&A, &B> {
         match self {
             Either::A(c) => c.advance_past(height, timestamp_ns).await,
             Either::B(c) => c.advance_past(height, timestamp_ns).await,
+        }
+    }
+    fn client_id(&self) -> &str {
+        match self {
+            Either::A(c) => c.client_id(),
+            Either::B(c) => c.client_id(),
+        }
+    }
+    async fn handshake(
+        &self,
+        update: Option<Bytes>,
+        step: HandshakeStep,
+    ) -> Result<Option<String>, IbcError> {
+        match self {
+            Either::A(c) => c.handshake(update, step).await,
+            Either::B(c) => c.handshake(update, step).await,
         }
     }
     async fn client_latest(&self) -> Result<IbcHeight, IbcError> {

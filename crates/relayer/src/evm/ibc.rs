@@ -22,6 +22,7 @@ pub use crate::chain::{
     Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
     packet_commitment, packet_path,
 };
+use crate::handshake::HandshakeStep;
 
 fn sol_height(h: IbcHeight) -> P::Height {
     P::Height {
@@ -348,6 +349,184 @@ impl Chain for EvmEnd {
 
     async fn client_latest(&self) -> Result<IbcHeight, IbcError> {
         EvmEnd::client_latest(self).await
+    }
+
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    async fn handshake(
+        &self,
+        update: Option<Bytes>,
+        step: HandshakeStep,
+    ) -> Result<Option<String>, IbcError> {
+        use kh_contracts::IBCConnection as C;
+        if let Some(message) = update {
+            self.update_client(message).await?;
+        }
+        let ch = |h: IbcHeight| C::Height {
+            revisionNumber: h.revision_number,
+            revisionHeight: h.revision_height,
+        };
+        let hh = |h: IbcHeight| H::Height {
+            revisionNumber: h.revision_number,
+            revisionHeight: h.revision_height,
+        };
+        let prefix = Bytes::from_static(crate::handshake::PREFIX);
+        Ok(match step {
+            HandshakeStep::ConnOpenInit {
+                counterparty_client,
+            } => {
+                let r = self
+                    .send(C::connectionOpenInitCall {
+                        m: C::MsgConnectionOpenInit {
+                            clientId: self.client_id.clone(),
+                            counterpartyClientId: counterparty_client,
+                            counterpartyPrefix: prefix,
+                            delayPeriod: 0,
+                        },
+                    })
+                    .await?;
+                Some(event::<C::ConnectionOpenInit>(&r, "ConnectionOpenInit")?.connectionId)
+            }
+            HandshakeStep::ConnOpenTry {
+                counterparty_client,
+                counterparty_connection,
+                proof_init,
+                proof_height,
+            } => {
+                let r = self
+                    .send(C::connectionOpenTryCall {
+                        m: C::MsgConnectionOpenTry {
+                            clientId: self.client_id.clone(),
+                            counterpartyClientId: counterparty_client,
+                            counterpartyConnectionId: counterparty_connection,
+                            counterpartyPrefix: prefix,
+                            delayPeriod: 0,
+                            proofInit: proof_init,
+                            proofHeight: ch(proof_height),
+                        },
+                    })
+                    .await?;
+                Some(event::<C::ConnectionOpenTry>(&r, "ConnectionOpenTry")?.connectionId)
+            }
+            HandshakeStep::ConnOpenAck {
+                connection,
+                counterparty_connection,
+                proof_try,
+                proof_height,
+            } => {
+                self.send(C::connectionOpenAckCall {
+                    m: C::MsgConnectionOpenAck {
+                        connectionId: connection,
+                        counterpartyConnectionId: counterparty_connection,
+                        proofTry: proof_try,
+                        proofHeight: ch(proof_height),
+                    },
+                })
+                .await?;
+                None
+            }
+            HandshakeStep::ConnOpenConfirm {
+                connection,
+                proof_ack,
+                proof_height,
+            } => {
+                self.send(C::connectionOpenConfirmCall {
+                    m: C::MsgConnectionOpenConfirm {
+                        connectionId: connection,
+                        proofAck: proof_ack,
+                        proofHeight: ch(proof_height),
+                    },
+                })
+                .await?;
+                None
+            }
+            HandshakeStep::ChanOpenInit {
+                port,
+                ordering,
+                connection,
+                counterparty_port,
+                version,
+            } => {
+                let r = self
+                    .send(H::channelOpenInitCall {
+                        m: H::MsgChannelOpenInit {
+                            portId: port,
+                            ordering: ordering as u8,
+                            connectionId: connection,
+                            counterpartyPortId: counterparty_port,
+                            version,
+                        },
+                    })
+                    .await?;
+                Some(event::<H::ChannelOpenInit>(&r, "ChannelOpenInit")?.channelId)
+            }
+            HandshakeStep::ChanOpenTry {
+                port,
+                ordering,
+                connection,
+                counterparty_port,
+                counterparty_channel,
+                version,
+                proof_init,
+                proof_height,
+            } => {
+                let r = self
+                    .send(H::channelOpenTryCall {
+                        m: H::MsgChannelOpenTry {
+                            portId: port,
+                            ordering: ordering as u8,
+                            connectionId: connection,
+                            counterpartyPortId: counterparty_port,
+                            counterpartyChannelId: counterparty_channel,
+                            counterpartyVersion: version,
+                            proofInit: proof_init,
+                            proofHeight: hh(proof_height),
+                        },
+                    })
+                    .await?;
+                Some(event::<H::ChannelOpenTry>(&r, "ChannelOpenTry")?.channelId)
+            }
+            HandshakeStep::ChanOpenAck {
+                port,
+                channel,
+                counterparty_channel,
+                version,
+                proof_try,
+                proof_height,
+            } => {
+                self.send(H::channelOpenAckCall {
+                    m: H::MsgChannelOpenAck {
+                        portId: port,
+                        channelId: channel,
+                        counterpartyChannelId: counterparty_channel,
+                        counterpartyVersion: version,
+                        proofTry: proof_try,
+                        proofHeight: hh(proof_height),
+                    },
+                })
+                .await?;
+                None
+            }
+            HandshakeStep::ChanOpenConfirm {
+                port,
+                channel,
+                proof_ack,
+                proof_height,
+            } => {
+                self.send(H::channelOpenConfirmCall {
+                    m: H::MsgChannelProof {
+                        portId: port,
+                        channelId: channel,
+                        proof: proof_ack,
+                        proofHeight: hh(proof_height),
+                    },
+                })
+                .await?;
+                None
+            }
+        })
     }
 
     async fn submit(&self, datagrams: Vec<Datagram>) -> Result<(), IbcError> {
