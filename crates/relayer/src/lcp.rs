@@ -385,7 +385,15 @@ pub async fn create_ledger_elc(
     src: &LedgerEnd,
     params: &LcpClientParams,
 ) -> Result<(String, proto::SignedResponse), IbcError> {
-    let latest = src.latest().await?;
+    let latest = match src.latest().await {
+        Ok(latest) => latest,
+        // A host at its genesis has no store to prove yet: one (empty) host transaction gives
+        // it height 1.
+        Err(_) => {
+            src.submit_messages(&[]).await?;
+            src.latest().await?
+        }
+    };
     let proof = src.host_proof(latest.height).await?;
     let trust = ledger_trust(&proof)?;
     let (height, consensus) = kh_elc::LedgerClient::consensus_state_of(&trust, &proof)
