@@ -25,6 +25,7 @@ mod ledger_ibc;
 mod ledger_users;
 mod output;
 mod qbft;
+mod relayer;
 mod run;
 mod signal;
 
@@ -69,6 +70,9 @@ enum Command {
     /// QBFT header tools.
     #[command(subcommand)]
     Qbft(qbft::Command),
+    /// The relayer between the EVM chain and the ledger (through LCP).
+    #[command(subcommand)]
+    Relayer(relayer::Command),
     /// Run the whole stack on embedded defaults in one process.
     Run(run::Args),
 }
@@ -96,6 +100,7 @@ async fn main() -> std::process::ExitCode {
         Command::Lcp(cmd) => lcp::run(cmd).await,
         Command::Ledger(args) => ledger::run(args).await,
         Command::Qbft(cmd) => qbft::run(cmd),
+        Command::Relayer(cmd) => relayer::run(cmd).await,
         Command::Run(args) => run::run(args).await,
     };
     output::conclude(result)

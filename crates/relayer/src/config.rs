@@ -35,6 +35,16 @@ pub enum ConfigError {
 pub struct RelayerConfig {
     /// The EVM chain.
     pub evm: EvmConfig,
+    /// The ledger (the node that runs the IBC host).
+    pub ledger: Option<LedgerConfig>,
+    /// The LCP node that proves each chain to the other.
+    pub lcp: Option<LcpConfig>,
+    /// The paths (a channel between the two chains each), by name.
+    #[serde(default)]
+    pub paths: std::collections::BTreeMap<String, PathConfig>,
+    /// How the relay works.
+    #[serde(default)]
+    pub relay: RelayConfig,
     /// Which process may submit.
     #[serde(default)]
     pub lease: LeaseConfig,
@@ -68,6 +78,94 @@ pub struct EvmConfig {
     /// Bound on the wait for a transaction's confirmation.
     #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
     pub confirm_timeout: Duration,
+    /// WebSocket endpoints for the new-block doorbell (none: the reconciliation timer only).
+    #[serde(default)]
+    pub ws: Vec<String>,
+}
+
+/// The ledger: the relayer is an RPC user of the node that runs the IBC host, with the
+/// certificate `kakehashi ledger users add --permissions flows` issued to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The node's RPC address.
+    pub rpc: SocketAddr,
+    /// The relayer's RPC user certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The ledger network's root certificate (PEM).
+    pub root_cert: PathBuf,
+    /// Bound on one submission (a host transaction).
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub flow_timeout: Duration,
+}
+
+/// The LCP node: its gRPC service with mutual TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LcpConfig {
+    /// The service's address.
+    pub addr: SocketAddr,
+    /// The relayer's client certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The root certificate the service's certificate chains to (PEM).
+    pub root_cert: PathBuf,
+    /// How long an enclave key stays valid after its attestation, in the LCP clients created.
+    #[serde(default = "default_key_expiration", with = "humantime_serde")]
+    pub key_expiration: Duration,
+    /// The clock drift the ELCs allow.
+    #[serde(default = "default_clock_drift", with = "humantime_serde")]
+    pub max_clock_drift: Duration,
+}
+
+/// One path: a channel between a port on the EVM chain and a port on the ledger.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathConfig {
+    /// Where `relayer tx` writes the identifiers it created and `relayer start` reads them.
+    pub state: PathBuf,
+    /// The port on the EVM chain.
+    #[serde(default = "default_port")]
+    pub evm_port: String,
+    /// The port on the ledger.
+    #[serde(default = "default_port")]
+    pub ledger_port: String,
+    /// The app version both ports agree on.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// `unordered` or `ordered`.
+    #[serde(default = "default_ordering")]
+    pub ordering: String,
+}
+
+/// How the relay works through its queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// At most this many packets (or acks, or timeouts) in one submission.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// How often each chain is read even when no notification came (the reconciliation that
+    /// catches a subscription that died silently).
+    #[serde(default = "default_reconcile", with = "humantime_serde")]
+    pub reconcile_every: Duration,
+    /// How often the enclave keys LCP offers are registered on both chains (a new key before the
+    /// old one expires).
+    #[serde(default = "default_key_refresh", with = "humantime_serde")]
+    pub key_refresh: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            max_batch: default_max_batch(),
+            reconcile_every: default_reconcile(),
+            key_refresh: default_key_refresh(),
+        }
+    }
 }
 
 /// Where the relayer's EVM key comes from.
@@ -152,6 +250,30 @@ fn default_request_timeout() -> Duration {
 fn default_confirm_timeout() -> Duration {
     Duration::from_secs(60)
 }
+fn default_key_expiration() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_clock_drift() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_port() -> String {
+    "ping".into()
+}
+fn default_version() -> String {
+    "ping-1".into()
+}
+fn default_ordering() -> String {
+    "unordered".into()
+}
+fn default_max_batch() -> usize {
+    50
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_key_refresh() -> Duration {
+    Duration::from_secs(600)
+}
 fn default_poll() -> Duration {
     Duration::from_millis(500)
 }
@@ -195,6 +317,16 @@ impl RelayerConfig {
         if password_file.is_some() == password_env.is_some() {
             return invalid("evm.signer needs exactly one of password_file and password_env");
         }
+        for (name, path) in &self.paths {
+            if !matches!(path.ordering.as_str(), "ordered" | "unordered") {
+                return Err(ConfigError::Invalid(format!(
+                    "paths.{name}.ordering is `ordered` or `unordered`"
+                )));
+            }
+        }
+        if self.relay.max_batch == 0 {
+            return invalid("relay.max_batch must be at least 1");
+        }
         if let LeaseConfig::Postgres { ttl, .. } = &self.lease
             && *ttl < Duration::from_secs(1)
         {
@@ -215,6 +347,8 @@ mod tests {
         assert_eq!(config.evm.rpc.len(), 2);
         assert!(matches!(config.lease, LeaseConfig::File { .. }));
         assert!(config.metrics.listen.ip().is_loopback());
+        assert!(config.ledger.is_some() && config.lcp.is_some());
+        assert_eq!(config.paths["evm-ledger"].ledger_port, "ping");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod lease;
 pub mod ledger;
 pub mod ledger_ibc;
 pub mod metrics;
+pub mod path;
 pub mod relay;
 
 pub use config::{ConfigError, RelayerConfig};
