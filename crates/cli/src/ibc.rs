@@ -15,8 +15,8 @@ use clap::Subcommand;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use kh_contracts::{
-    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy, PingApp,
-    ibc_commitment_slot,
+    IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy,
+    LCPAttestation, LCPClient, PingApp, ibc_commitment_slot,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -112,6 +112,14 @@ pub(crate) struct DeployArgs {
     /// Seconds to wait for each request and each transaction to be mined.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
+    /// Also deploy the LCP client (LCPAttestation + LCPClient) trusting this attestation root
+    /// certificate (DER, hex — `kakehashi lcp enclave info` prints the simulation root as
+    /// `attestation_root_der_hex`), and register it under the client type `lcp-client`.
+    #[arg(long)]
+    lcp_root_der_hex: Option<String>,
+    /// Deploy the LCP client in development mode (accepts debug enclaves).
+    #[arg(long, requires = "lcp_root_der_hex")]
+    lcp_development_mode: bool,
 }
 
 /// Addresses of a deployed handler and ping app.
@@ -129,6 +137,9 @@ pub(crate) struct Deployment {
     pub(crate) app: Address,
     /// The port the ping app is bound to.
     pub(crate) port: String,
+    /// The LCP client, when deployed (client type `lcp-client`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) lcp_client: Option<Address>,
 }
 
 /// The handler's module contracts.
@@ -215,7 +226,44 @@ pub(crate) async fn deploy_stack(sender: &mut Sender, port: &str) -> anyhow::Res
         },
         app,
         port: port.into(),
+        lcp_client: None,
     })
+}
+
+/// Deploys the LCP client trusting `root_der` on `handler` and registers it as `lcp-client`.
+pub(crate) async fn deploy_lcp_client(
+    sender: &mut Sender,
+    handler: Address,
+    root_der: &[u8],
+    development_mode: bool,
+) -> anyhow::Result<Address> {
+    let attestation = sender
+        .deploy(&LCPAttestation::BYTECODE, vec![], None)
+        .await?;
+    let client = sender
+        .deploy(
+            &LCPClient::BYTECODE,
+            LCPClient::constructorCall {
+                handler_: handler,
+                attestation_: attestation,
+                rootCert: root_der.to_vec().into(),
+                developmentMode_: development_mode,
+            }
+            .abi_encode(),
+            None,
+        )
+        .await?;
+    sender
+        .call(
+            handler,
+            IBCClient::registerClientCall {
+                clientType: "lcp-client".into(),
+                lightClient: client,
+            },
+            None,
+        )
+        .await?;
+    Ok(client)
 }
 
 /// Runs an `ibc` subcommand.
@@ -238,7 +286,20 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
     let mut sender = Sender::connect(&args.rpc, key, Duration::from_secs(args.timeout_secs))
         .await
         .with_context(|| format!("connecting to {}", args.rpc))?;
-    let deployment = deploy_stack(&mut sender, &args.port).await?;
+    let mut deployment = deploy_stack(&mut sender, &args.port).await?;
+    if let Some(root) = &args.lcp_root_der_hex {
+        let root = hex::decode(root.trim().trim_start_matches("0x"))
+            .map_err(|_| UsageError("--lcp-root-der-hex is not hex".into()))?;
+        deployment.lcp_client = Some(
+            deploy_lcp_client(
+                &mut sender,
+                deployment.handler,
+                &root,
+                args.lcp_development_mode,
+            )
+            .await?,
+        );
+    }
     print_json(&deployment)
 }
 
