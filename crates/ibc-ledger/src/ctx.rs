@@ -14,6 +14,9 @@
 //! written by the transaction that consumes each host state, and the heights of each client's
 //! consensus states (`kakehashi/clients/{id}/consensusHeights`, for the ledger client's
 //! ordering checks).
+//!
+//! Reads of an LCP client's state attach the host's time and attestation root to it, and reads
+//! of an LCP consensus state the height it is stored at (see [`crate::lcp_client`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -93,6 +96,9 @@ pub struct HostEnv {
     pub height: u64,
     /// Its host timestamp (Unix ms).
     pub timestamp_ms: u64,
+    /// The attestation root (DER) LCP clients' enclave keys must chain to (`None`: this host
+    /// runs no LCP client).
+    pub lcp_attestation_root: Option<Vec<u8>>,
 }
 
 /// ibc-rs contexts over the store at one height plus a staging overlay.
@@ -209,6 +215,18 @@ impl IbcCtx {
             None => Ok(None),
         }
     }
+
+    /// The consensus state at `path`, if any, as ibc-rs reads it (see
+    /// [`ClientValidationContext::consensus_state`]).
+    pub fn consensus_state_at_path(
+        &self,
+        path: &ClientConsensusStatePath,
+    ) -> Result<Option<AnyConsensusState>, HostError> {
+        if self.get(&path_key(path))?.is_none() {
+            return Ok(None);
+        }
+        self.consensus_state(path).map(Some)
+    }
 }
 
 impl ClientValidationContext for IbcCtx {
@@ -218,7 +236,12 @@ impl ClientValidationContext for IbcCtx {
     fn client_state(&self, client_id: &ClientId) -> Result<AnyClientState, HostError> {
         let bytes = self.require(&path_key(ClientStatePath::new(client_id.clone())))?;
         let any = Any::decode(bytes.as_slice()).map_err(HostError::invalid_state)?;
-        AnyClientState::try_from(any).map_err(HostError::invalid_state)
+        let mut state = AnyClientState::try_from(any).map_err(HostError::invalid_state)?;
+        // An LCP client judges keys at the host's time (ibc-rs's proof checks get no context).
+        if let AnyClientState::Lcp(c) = &mut state {
+            c.at_host(&self.env);
+        }
+        Ok(state)
     }
 
     fn consensus_state(
@@ -227,7 +250,14 @@ impl ClientValidationContext for IbcCtx {
     ) -> Result<AnyConsensusState, HostError> {
         let bytes = self.require(&path_key(path))?;
         let any = Any::decode(bytes.as_slice()).map_err(HostError::invalid_state)?;
-        AnyConsensusState::try_from(any).map_err(HostError::invalid_state)
+        let mut state = AnyConsensusState::try_from(any).map_err(HostError::invalid_state)?;
+        // An LCP proof names its height: the state id is bound to the height it is stored at.
+        if let AnyConsensusState::Lcp(c) = &mut state {
+            let height = Height::new(path.revision_number, path.revision_height)
+                .map_err(HostError::invalid_state)?;
+            c.at_height(height);
+        }
+        Ok(state)
     }
 
     fn client_update_meta(
@@ -351,8 +381,28 @@ impl ValidationContext for IbcCtx {
 
     /// The client a counterparty holds of this ledger must be a ledger client of this chain id
     /// trusting this notary and exactly these operators.
+    ///
+    /// An LCP client of this ledger (the counterparty verifies this ledger through LCP's Ledger
+    /// ELC) must be active and behind this ledger; what it trusts is the enclave's business
+    /// (the consensus-state proof that follows in the handshake checks what it stored).
     fn validate_self_client(&self, client_state: AnyClientState) -> Result<(), HostError> {
-        let AnyClientState::Ledger(cs) = client_state;
+        let cs = match client_state {
+            AnyClientState::Ledger(cs) => cs,
+            AnyClientState::Lcp(lcp) => {
+                let latest = lcp.state.latest_height;
+                if lcp.state.frozen {
+                    return Err(HostError::invalid_state(
+                        "the counterparty's LCP client is frozen",
+                    ));
+                }
+                if latest.revision_number != 0 || latest.revision_height >= self.env.height {
+                    return Err(HostError::invalid_state(
+                        "the counterparty's LCP client is ahead of this ledger",
+                    ));
+                }
+                return Ok(());
+            }
+        };
         if cs.chain_id != self.env.chain_id {
             return Err(HostError::invalid_state(format!(
                 "the counterparty's client is of chain {}, not {}",

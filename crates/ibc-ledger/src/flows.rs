@@ -136,6 +136,7 @@ pub async fn submit(
         operators: prev.operators.clone(),
         height: next_height,
         timestamp_ms,
+        lcp_attestation_root: shared.lcp_attestation_root.clone(),
     };
     let base = StoreAt {
         store: shared.store.clone(),

@@ -2,7 +2,8 @@
 //!
 //! Owns: the ibc-rs validation and execution contexts over the host store ([`ctx`]), the
 //! light clients the host runs as ibc-rs client types ([`client`]: `kh-ledger`, a counterparty
-//! ledger, verified by the Ledger ELC of `kh-elc`), the execution of a host transaction's IBC
+//! ledger, verified by the Ledger ELC of `kh-elc`; `lcp-client` ([`lcp_client`]), a counterparty
+//! verified through LCP with `kh-lcp`'s client rules), the execution of a host transaction's IBC
 //! messages and app packet sends ([`exec`]: ibc-rs `dispatch`, the router of port modules, the
 //! messages contract), ledger apps on ports ([`ports`], the ping module [`ping`] and the ping app
 //! [`ping_app`]), and the host as a ledger app ([`app`], [`flows`]: `ibc.host.genesis`,
@@ -16,13 +17,14 @@ pub mod client;
 pub mod ctx;
 pub mod exec;
 pub mod flows;
+pub mod lcp_client;
 pub mod ping;
 pub mod ping_app;
 pub mod ports;
 
 pub use kh_ibc_host_chain::{host, proof, store};
 
-pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp};
+pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp, ProofCheck};
 pub use client::{
     AnyClientState, AnyConsensusState, LEDGER_CLIENT_TYPE, LedgerClientState, LedgerConsensusState,
     header_any,
@@ -33,6 +35,7 @@ pub use exec::{
     PortBinding, SendPacket, execute,
 };
 pub use flows::{GENESIS_FLOW, SUBMIT_FLOW, SubmitArgs, submit};
+pub use lcp_client::{LCP_CLIENT_TYPE, LcpClientState, LcpConsensusState};
 pub use kh_ibc_host_chain::{
     HOST_CONTRACT, HostCommand, HostContract, HostState, HostStateProof, HostStore, HostTrust,
     LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
