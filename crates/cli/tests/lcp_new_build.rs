@@ -101,11 +101,7 @@ fn end(c: &Chain) -> EvmEnd {
 }
 
 /// Creates LCP clients on A (of B) and on B (of A) through `lcp`, and the provers of A and B.
-async fn clients(
-    lcp: &Lcp,
-    a: &Chain,
-    b: &Chain,
-) -> (EvmEnd, EvmEnd, LcpEvmProver, LcpEvmProver) {
+async fn clients(lcp: &Lcp, a: &Chain, b: &Chain) -> (EvmEnd, EvmEnd, LcpEvmProver, LcpEvmProver) {
     let (mut end_a, mut end_b) = (end(a), end(b));
     let mut grpc = lcp.connect().await;
     let params = LcpClientParams::default();
@@ -168,14 +164,27 @@ async fn a_new_enclave_build_gets_new_clients_and_a_new_channel() {
     assert_eq!(old_a.client_id, "lcp-client-0");
     let (old_chan_a, old_chan_b, old_conn_b) =
         channel(&old_a, &old_prover_a, &old_b, &old_prover_b).await;
-    ping(&a, &old_chan_a, &old_a, &old_prover_a, &old_b, &old_prover_b, b"old").await;
+    ping(
+        &a,
+        &old_chan_a,
+        &old_a,
+        &old_prover_a,
+        &old_b,
+        &old_prover_b,
+        b"old",
+    )
+    .await;
 
     // Step 1: the new build starts on the same attestation service with its own key.
     let new_home = tempfile::tempdir().unwrap();
     let ca_dir = new_home.path().join("simulation-ca");
     std::fs::create_dir_all(&ca_dir).unwrap();
     for f in ["root.der", "signing.der", "signing-key.der"] {
-        std::fs::copy(old_home.path().join("simulation-ca").join(f), ca_dir.join(f)).unwrap();
+        std::fs::copy(
+            old_home.path().join("simulation-ca").join(f),
+            ca_dir.join(f),
+        )
+        .unwrap();
     }
     let (new, new_root) = Lcp::start(new_home.path(), [0xa5; 32]).await;
     assert_eq!(new_root, root);
@@ -193,10 +202,18 @@ async fn a_new_enclave_build_gets_new_clients_and_a_new_channel() {
     assert_eq!(new_b.client_id, "lcp-client-1");
 
     // Step 4: a new connection and channel over the new clients carry a packet.
-    let (new_chan_a, _new_chan_b, _) =
-        channel(&new_a, &new_prover_a, &new_b, &new_prover_b).await;
+    let (new_chan_a, _new_chan_b, _) = channel(&new_a, &new_prover_a, &new_b, &new_prover_b).await;
     assert_ne!(new_chan_a, old_chan_a);
-    ping(&a, &new_chan_a, &new_a, &new_prover_a, &new_b, &new_prover_b, b"new").await;
+    ping(
+        &a,
+        &new_chan_a,
+        &new_a,
+        &new_prover_a,
+        &new_b,
+        &new_prover_b,
+        b"new",
+    )
+    .await;
 
     // Step 5: the old channel is closed (B's app closes its end; A confirms with the old
     // build's proof), then the old build can be stopped.
@@ -250,7 +267,16 @@ async fn a_new_enclave_build_gets_new_clients_and_a_new_channel() {
         )
         .await;
     assert!(closed.is_err(), "a ping left on the closed channel");
-    ping(&a, &new_chan_a, &new_a, &new_prover_a, &new_b, &new_prover_b, b"after").await;
+    ping(
+        &a,
+        &new_chan_a,
+        &new_a,
+        &new_prover_a,
+        &new_b,
+        &new_prover_b,
+        b"after",
+    )
+    .await;
 
     new.service.stop().await;
     a.devnet.shutdown().await.unwrap();

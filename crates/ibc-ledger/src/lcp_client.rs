@@ -249,15 +249,17 @@ impl LcpClientState {
                 Ok((client, None))
             }
             LCP_UPDATE_CLIENT_URL => {
-                let m =
-                    wire::UpdateClientMessage::decode(message.value.as_slice()).map_err(decoding)?;
+                let m = wire::UpdateClientMessage::decode(message.value.as_slice())
+                    .map_err(decoding)?;
                 let proxy = ProxyMessage::decode(&m.proxy_message)
                     .map_err(|e| refused(LcpClientError::Message(e)))?;
                 let heights: Vec<kh_lcp::Height> = match &proxy {
                     ProxyMessage::UpdateState(u) => {
                         u.prev.iter().map(|p| p.0).chain([u.post_height]).collect()
                     }
-                    ProxyMessage::Misbehaviour(b) => b.prev_states.iter().map(|p| p.height).collect(),
+                    ProxyMessage::Misbehaviour(b) => {
+                        b.prev_states.iter().map(|p| p.height).collect()
+                    }
                     ProxyMessage::VerifyMembership(_) => vec![],
                 };
                 let mut consensus = BTreeMap::new();
@@ -311,14 +313,9 @@ impl LcpClientState {
         let (client, now) = self.machine(consensus)?;
         let proof: &[u8] = proof.as_ref();
         match value {
-            Some(v) => client.verify_membership(
-                height,
-                proof,
-                prefix.as_bytes(),
-                path.as_ref(),
-                &v,
-                now,
-            ),
+            Some(v) => {
+                client.verify_membership(height, proof, prefix.as_bytes(), path.as_ref(), &v, now)
+            }
             None => {
                 client.verify_non_membership(height, proof, prefix.as_bytes(), path.as_ref(), now)
             }
@@ -483,7 +480,8 @@ fn stored_consensus(
     client_id: &ClientId,
     h: kh_lcp::Height,
 ) -> Result<Option<LcpConsensusState>, ClientError> {
-    let path = ClientConsensusStatePath::new(client_id.clone(), h.revision_number, h.revision_height);
+    let path =
+        ClientConsensusStatePath::new(client_id.clone(), h.revision_number, h.revision_height);
     match ctx.consensus_state_at_path(&path)? {
         Some(AnyConsensusState::Lcp(c)) => Ok(Some(c)),
         Some(_) => Err(specific("a consensus state of another client type")),
@@ -521,8 +519,7 @@ impl ClientStateCommon for LcpClientState {
 
     fn latest_height(&self) -> Height {
         let h = self.state.latest_height;
-        Height::new(h.revision_number, h.revision_height.max(1))
-            .unwrap_or_else(|_| unreachable!())
+        Height::new(h.revision_number, h.revision_height.max(1)).unwrap_or_else(|_| unreachable!())
     }
 
     fn validate_proof_height(&self, proof_height: Height) -> Result<(), ClientError> {

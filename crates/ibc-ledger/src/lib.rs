@@ -35,12 +35,12 @@ pub use exec::{
     PortBinding, SendPacket, execute,
 };
 pub use flows::{GENESIS_FLOW, SUBMIT_FLOW, SubmitArgs, submit};
-pub use lcp_client::{LCP_CLIENT_TYPE, LcpClientState, LcpConsensusState};
 pub use kh_ibc_host_chain::{
     HOST_CONTRACT, HostCommand, HostContract, HostState, HostStateProof, HostStore, HostTrust,
     LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
     host_contract_id, key_hash, verify_transition,
 };
+pub use lcp_client::{LCP_CLIENT_TYPE, LcpClientState, LcpConsensusState};
 pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
 pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
 pub use ports::{PacketEvent, PortApp, packet_events};
