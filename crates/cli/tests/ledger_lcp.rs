@@ -10,7 +10,10 @@
 //! (refusing one byte changed in the message or in the signature, and an unregistered key),
 //! and accepts LCP's proofs of the devnet handler's real `ConnectionOpenInit` end and of an
 //! absent connection (refusing a changed proof byte and another value); a client whose key
-//! expired (host time past the expiry) refuses the key's updates.
+//! expired (host time past the expiry) refuses the key's updates. A real handshake step on the
+//! ledger: `MsgConnectionOpenTry` proving, through LCP, the devnet's `ConnectionOpenInit`, the
+//! devnet's LCP client of the ledger and its consensus state (the Ledger ELC's state id of the
+//! ledger's host state, which the ledger recomputes for its self-check).
 //!
 //! EVM ← ledger: the Ledger ELC in LCP verifies the ledger's real host-state proofs; the EVM
 //! `LCPClient` accepts the signed update and a membership proof of a ledger IBC value (the
@@ -30,13 +33,14 @@ use alloy_primitives::{B256, Bytes};
 use alloy_sol_types::{SolCall, SolConstructor};
 use evm_ibc::{Chain, chain};
 use ibc_proto::google::protobuf::Any;
-use ibc_proto::ibc::core::client::v1::{MsgCreateClient, MsgUpdateClient};
+use ibc_proto::ibc::core::client::v1::{Height as RawHeight, MsgCreateClient, MsgUpdateClient};
+use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_contracts::{IBCConnection as C, LCPAttestation, LCPClient, ibc_commitment_slot};
 use kh_elc::{QbftClientState, QbftConsensusState, QbftHeader, StorageLayout, StorageProof};
 use kh_ibc_ledger::{
     GENESIS_FLOW, HostStateProof, HostTrust, IbcHostApp, LedgerProof, ProofCheck, SUBMIT_FLOW,
-    SubmitArgs,
+    SubmitArgs, ledger_elc_client_state,
 };
 use kh_lcp::wire::{self, ClientState, ConsensusState, RegisterEnclaveKeyMessage};
 use kh_lcp::{CommitmentProofs, ProxyMessage};
@@ -616,13 +620,7 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
         .create_client(
             None,
             "ledger",
-            bcs::to_bytes(&kh_elc::LedgerClientState {
-                trust: ledger.trust(),
-                max_clock_drift: Duration::from_secs(60),
-                latest_height: ledger_h,
-                frozen: false,
-            })
-            .unwrap(),
+            bcs::to_bytes(&ledger_elc_client_state(ledger.trust(), ledger_h)).unwrap(),
             bcs::to_bytes(&ledger_cons).unwrap(),
         )
         .unwrap();
@@ -780,6 +778,10 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
     let (signed, _) = lcp
         .update_client(&ledger_elc, bcs::to_bytes(&header).unwrap(), unix_now())
         .unwrap();
+    let ProxyMessage::UpdateState(ledger_update) = ProxyMessage::decode(&signed.message).unwrap()
+    else {
+        panic!("an UpdateState")
+    };
     end.update_client(
         wire::any(
             wire::UPDATE_CLIENT_URL,
@@ -871,7 +873,92 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
         ])
         .await
         .unwrap();
-    let _ = head;
+
+    // ---- A handshake step on the ledger through LCP: ConnectionOpenTry proving the devnet's
+    // ConnectionOpenInit, the devnet's LCP client of the ledger and its consensus state of the
+    // ledger (the Ledger ELC's state id of this host's state, which the host recomputes).
+    let evm_client_state = wire::any(
+        wire::CLIENT_STATE_URL,
+        &ClientState {
+            latest_height: Some(wire::ProtoHeight {
+                revision_number: 0,
+                revision_height: h1,
+            }),
+            ..ecs.clone()
+        },
+    );
+    let evm_cs_path = format!("clients/{}/clientState", end.client_id);
+    assert!(end.holds(&evm_cs_path, &evm_client_state).await.unwrap());
+    let evm_consensus = wire::any(
+        wire::CONSENSUS_STATE_URL,
+        &ConsensusState {
+            state_id: ledger_update.post_state_id.0.to_vec(),
+            timestamp: u64::try_from(ledger_update.timestamp_ns).unwrap(),
+        },
+    );
+    let evm_cons_path = format!("clients/{}/consensusStates/0-{h1}", end.client_id);
+    assert!(end.holds(&evm_cons_path, &evm_consensus).await.unwrap());
+    let proof_init = qbft_prove(&lcp, &evm, &elc, &conn_path, Some(&init_end), head).await;
+    let proof_client = qbft_prove(
+        &lcp,
+        &evm,
+        &elc,
+        &evm_cs_path,
+        Some(&evm_client_state),
+        head,
+    )
+    .await;
+    let proof_consensus =
+        qbft_prove(&lcp, &evm, &elc, &evm_cons_path, Some(&evm_consensus), head).await;
+    let open_try = |proof_consensus: Vec<u8>| {
+        proto_any(
+            "/ibc.core.connection.v1.MsgConnectionOpenTry",
+            &conn::MsgConnectionOpenTry {
+                client_id: client.into(),
+                client_state: Some(Any::decode(evm_client_state.as_slice()).unwrap()),
+                counterparty: Some(conn::Counterparty {
+                    client_id: end.client_id.clone(),
+                    connection_id: conn_id.clone(),
+                    prefix: Some(MerklePrefix {
+                        key_prefix: PREFIX.to_vec(),
+                    }),
+                }),
+                delay_period: 0,
+                counterparty_versions: vec![conn::Version {
+                    identifier: "1".into(),
+                    features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+                }],
+                proof_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: head,
+                }),
+                proof_init: proofs_of(&proof_init),
+                proof_client: proofs_of(&proof_client),
+                proof_consensus,
+                consensus_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: h1,
+                }),
+                signer: SIGNER.into(),
+                ..Default::default()
+            },
+        )
+    };
+    // The consensus proof is of what the devnet stores; a proof of its init end in its place
+    // is refused.
+    refused(
+        ledger.submit(vec![open_try(proofs_of(&proof_init))]).await,
+        &["path does not match"],
+    );
+    let at = ledger
+        .submit(vec![open_try(proofs_of(&proof_consensus))])
+        .await
+        .unwrap();
+    let (stored, _) = ledger.proof("connections/connection-0", at).await;
+    let stored = conn::ConnectionEnd::decode(stored.unwrap().as_slice()).unwrap();
+    assert_eq!(stored.state, conn::State::Tryopen as i32);
+    assert_eq!(stored.client_id, client);
+    assert_eq!(stored.counterparty.unwrap().connection_id, conn_id.clone());
     // A second client whose keys live 5 s: its key is refused once the host time passes.
     let (elc2, init2, trusted2) = qbft_elc(&lcp, &evm).await;
     let short = lcp.generate_key(None).unwrap();

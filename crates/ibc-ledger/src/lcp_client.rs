@@ -35,6 +35,7 @@
 //! every proof.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use ibc_core::client::context::ClientExecutionContext;
@@ -52,6 +53,7 @@ use ibc_core::host::types::identifiers::{ClientId, ClientType};
 use ibc_core::host::types::path::{ClientConsensusStatePath, ClientStatePath, Path, PathBytes};
 use ibc_core::primitives::Timestamp;
 use ibc_core::primitives::proto::Any;
+use kh_ibc_host_chain::HostTrust;
 use kh_lcp::client::{
     LcpClient, LcpClientError, RegisterEnclaveKeyMessage, RegisteredKey, UpdateClientMessage,
     UpdateResult,
@@ -717,6 +719,62 @@ impl ClientStateExecution<IbcCtx> for LcpClientState {
     ) -> Result<(), ClientError> {
         Err(specific("an LCP client is not recovered by substitution"))
     }
+}
+
+/// The clock drift the Ledger ELC of this ledger is created with in LCP (part of its state id:
+/// see [`ledger_elc_client_state`]).
+pub const LEDGER_ELC_MAX_CLOCK_DRIFT: Duration = Duration::from_secs(60);
+
+/// The Ledger ELC client state a counterparty's LCP runs for this ledger: the notary, the host
+/// operators in the host state's order, [`LEDGER_ELC_MAX_CLOCK_DRIFT`]. A relayer creates the
+/// ELC with exactly this (and `latest_height` set), so that the LCP consensus states the
+/// counterparty stores of this ledger are the ones this host expects in a connection handshake
+/// ([`lcp_host_consensus_state`]).
+pub fn ledger_elc_client_state(trust: HostTrust, latest_height: u64) -> kh_elc::LedgerClientState {
+    kh_elc::LedgerClientState {
+        trust,
+        max_clock_drift: LEDGER_ELC_MAX_CLOCK_DRIFT,
+        latest_height,
+        frozen: false,
+    }
+}
+
+/// The Ledger ELC's state id of host state `consensus` (LCP's `sha256(Any(client state with
+/// latest height 0) ‖ Any(consensus state))` with the ELC's `/kakehashi.elc.ledger.*` type URLs
+/// and bcs values).
+pub fn ledger_elc_state_id(
+    client_state: &kh_elc::LedgerClientState,
+    consensus: &kh_elc::LedgerConsensusState,
+) -> Result<StateId, ClientError> {
+    let mut canonical = client_state.clone();
+    canonical.latest_height = 0;
+    let any = |url: &str, value: Vec<u8>| prost_types::Any {
+        type_url: url.into(),
+        value,
+    };
+    Ok(StateId::from_any(
+        &any(
+            "/kakehashi.elc.ledger.ClientState",
+            bcs::to_bytes(&canonical).map_err(decoding)?,
+        ),
+        &any(
+            "/kakehashi.elc.ledger.ConsensusState",
+            bcs::to_bytes(consensus).map_err(decoding)?,
+        ),
+    ))
+}
+
+/// This host's state at a height as a counterparty's LCP client of it stores it: the Ledger
+/// ELC's state id (of [`ledger_elc_client_state`]) and the host timestamp in ns.
+pub fn lcp_host_consensus_state(
+    trust: HostTrust,
+    consensus: &kh_elc::LedgerConsensusState,
+) -> Result<LcpConsensusState, ClientError> {
+    let id = ledger_elc_state_id(&ledger_elc_client_state(trust, 0), consensus)?;
+    Ok(LcpConsensusState::new(
+        id,
+        consensus.timestamp_ms.saturating_mul(1_000_000),
+    ))
 }
 
 /// `Any` of the wire client state and consensus state of a new LCP client (what a relayer puts

@@ -40,7 +40,10 @@ pub use kh_ibc_host_chain::{
     LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
     host_contract_id, key_hash, verify_transition,
 };
-pub use lcp_client::{LCP_CLIENT_TYPE, LcpClientState, LcpConsensusState};
+pub use lcp_client::{
+    LCP_CLIENT_TYPE, LEDGER_ELC_MAX_CLOCK_DRIFT, LcpClientState, LcpConsensusState,
+    ledger_elc_client_state,
+};
 pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
 pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};
 pub use ports::{PacketEvent, PortApp, packet_events};
