@@ -32,7 +32,14 @@
 //! context): ibc-rs's proof checks get no context, so the host's reads
 //! ([`crate::IbcCtx`]'s `client_state` and `consensus_state`) attach the host view (time, root)
 //! to the client state and the height to a consensus state; a client state without it refuses
-//! every proof.
+//! every proof. Development mode (debug enclaves) is never on for a ledger client.
+//!
+//! **Handshakes with a counterparty that holds an LCP client of this ledger**: ibc-rs checks the
+//! counterparty's consensus state of this host. Such a counterparty stores LCP consensus
+//! states: the state id of the Ledger ELC in its LCP, which the host recomputes from its own
+//! host state with [`ledger_elc_client_state`] (this notary, these operators in host-state
+//! order, [`LEDGER_ELC_MAX_CLOCK_DRIFT`]) — so a relayer must create that ELC with exactly this
+//! client state, and a counterparty client trusting other keys fails the handshake.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -793,4 +800,105 @@ pub fn create_client_anys(
             value: consensus_state.encode_to_vec(),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire_state() -> wire::ClientState {
+        wire::ClientState {
+            mrenclave: vec![0x5a; 32],
+            key_expiration: 3600,
+            frozen: false,
+            latest_height: Some(wire::ProtoHeight {
+                revision_number: 0,
+                revision_height: 7,
+            }),
+            allowed_quote_statuses: vec!["SW_HARDENING_NEEDED".into()],
+            allowed_advisory_ids: vec!["INTEL-SA-00334".into()],
+            operators: vec![vec![1; 20], vec![2; 20]],
+            operators_nonce: 1,
+            operators_threshold_numerator: 1,
+            operators_threshold_denominator: 2,
+        }
+    }
+
+    #[test]
+    fn client_states_round_trip_in_wire_and_stored_forms() {
+        let w = wire_state();
+        let any = Any {
+            type_url: LCP_CLIENT_STATE_URL.into(),
+            value: w.encode_to_vec(),
+        };
+        let mut cs = LcpClientState::try_from(any).unwrap();
+        assert_eq!(cs.to_wire(), w);
+        assert_eq!(cs.state.latest_height, kh_lcp::Height::new(0, 7));
+        cs.enclave_keys.insert(
+            Address::from([9; 20]),
+            RegisteredKey {
+                expires_at: 10,
+                operator: Some(Address::from([1; 20])),
+            },
+        );
+        let stored: Any = cs.clone().into();
+        assert_eq!(stored.type_url, LCP_STORED_CLIENT_STATE_URL);
+        assert_eq!(LcpClientState::try_from(stored).unwrap(), cs);
+        // Malformed wire states are refused.
+        let mut bad = w.clone();
+        bad.mrenclave.pop();
+        let any = Any {
+            type_url: LCP_CLIENT_STATE_URL.into(),
+            value: bad.encode_to_vec(),
+        };
+        assert!(LcpClientState::try_from(any).is_err());
+        let mut bad = w;
+        bad.operators[1].push(0);
+        assert!(LcpClientState::from_wire(&bad).is_err());
+    }
+
+    #[test]
+    fn consensus_states_bind_their_height_once_read_through_the_host() {
+        let cs = LcpConsensusState::new(StateId([3; 32]), 1_700_000_000_000_000_000);
+        let any: Any = cs.clone().into();
+        assert_eq!(any.type_url, LCP_CONSENSUS_STATE_URL);
+        let mut back = LcpConsensusState::try_from(any).unwrap();
+        assert_eq!(back, cs);
+        // Without its height the root is refused for proofs; with it, it names both.
+        assert!(parse_root(back.root()).is_err());
+        back.at_height(Height::new(0, 12).unwrap());
+        assert_eq!(
+            parse_root(back.root()).unwrap(),
+            (kh_lcp::Height::new(0, 12), StateId([3; 32]))
+        );
+        let short = Any {
+            type_url: LCP_CONSENSUS_STATE_URL.into(),
+            value: wire::ConsensusState {
+                state_id: vec![1; 31],
+                timestamp: 1,
+            }
+            .encode_to_vec(),
+        };
+        assert!(LcpConsensusState::try_from(short).is_err());
+    }
+
+    #[test]
+    fn a_client_state_not_read_through_the_host_refuses_proofs() {
+        let cs = LcpClientState::from_wire(&wire_state()).unwrap();
+        let mut cons = LcpConsensusState::new(StateId([3; 32]), 1);
+        cons.at_height(Height::new(0, 7).unwrap());
+        let err = cs
+            .verify_membership_raw(
+                &CommitmentPrefix::from_bytes(b"ibc"),
+                &CommitmentProofBytes::try_from(vec![1u8; 64]).unwrap(),
+                cons.root(),
+                PathBytes::from_bytes(b"connections/connection-0".to_vec()),
+                b"v".to_vec(),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not read through the host"),
+            "{err}"
+        );
+    }
 }
