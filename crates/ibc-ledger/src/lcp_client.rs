@@ -892,7 +892,7 @@ mod tests {
                 &CommitmentPrefix::from_bytes(b"ibc"),
                 &CommitmentProofBytes::try_from(vec![1u8; 64]).unwrap(),
                 cons.root(),
-                PathBytes::from_bytes(b"connections/connection-0".to_vec()),
+                PathBytes::from_bytes(b"connections/connection-0"),
                 b"v".to_vec(),
             )
             .unwrap_err();
