@@ -41,6 +41,10 @@ pub(crate) struct Args {
     /// non-validating (uniqueness over a filtered view). Written into the network parameters.
     #[arg(long)]
     validating_notary: bool,
+    /// The LCP attestation root certificate (DER file) the IBC host's LCP clients on PartyA and
+    /// PartyB trust (copied into DATA; `kakehashi lcp enclave info` prints a node's root).
+    #[arg(long)]
+    lcp_attestation_root: Option<PathBuf>,
 }
 
 /// A free loopback port below Linux's ephemeral range (32768+), so that the outgoing
@@ -73,8 +77,25 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 
 /// Writes the network directory and one node.toml per node (keeps existing keys).
 pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<PathBuf>> {
+    init_with(data, validating_notary, None)
+}
+
+/// [`init`], with the LCP attestation root (DER) the IBC host operators' LCP clients trust.
+pub(crate) fn init_with(
+    data: &Path,
+    validating_notary: bool,
+    lcp_attestation_root: Option<&[u8]>,
+) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let data = data.canonicalize()?;
+    let lcp_root_file = match lcp_attestation_root {
+        Some(der) => {
+            let file = data.join("lcp-attestation-root.der");
+            std::fs::write(&file, der).with_context(|| format!("writing {}", file.display()))?;
+            Some(file)
+        }
+        None => None,
+    };
     let ca = NetworkCa::generate("kakehashi devnet")?;
     let root = ca.root_pem();
     let mut parties = vec![];
@@ -145,6 +166,10 @@ pub(crate) fn init(data: &Path, validating_notary: bool) -> anyhow::Result<Vec<P
                 .unwrap_or(u64::MAX),
             rpc_users: None,
             failpoint: None,
+            // The IBC host's operators.
+            lcp_attestation_root: matches!(name.organisation(), "PartyA" | "PartyB")
+                .then(|| lcp_root_file.clone())
+                .flatten(),
         };
         let path = dir.join("node.toml");
         std::fs::write(&path, toml::to_string_pretty(&file)?)?;
@@ -263,7 +288,19 @@ pub(crate) async fn start_node_with(
         database_url: file.database_url.clone(),
         role: file.role.into(),
         network: directory.network.clone(),
-        apps: kh_ledger_node::apps_by_name(&file.apps).map_err(anyhow::Error::msg)?,
+        apps: kh_ledger_node::apps_with(
+            &file.apps,
+            &kh_ledger_node::AppOptions {
+                lcp_attestation_root: match &file.lcp_attestation_root {
+                    Some(p) => Some(
+                        std::fs::read(p)
+                            .with_context(|| format!("lcp_attestation_root {}", p.display()))?,
+                    ),
+                    None => None,
+                },
+            },
+        )
+        .map_err(anyhow::Error::msg)?,
         flow_timeout: std::time::Duration::from_millis(file.flow_timeout_ms),
         failpoint: failpoint.or(file.failpoint.map(Failpoint::from)),
     };
@@ -300,7 +337,11 @@ pub(crate) async fn start_node_with(
 
 /// Runs `devnet ledger`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let files = init(&args.data, args.validating_notary)?;
+    let root = match &args.lcp_attestation_root {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let files = init_with(&args.data, args.validating_notary, root.as_deref())?;
     if args.init_only {
         println!("network directory: {}", args.data.display());
         for f in &files {

@@ -53,6 +53,7 @@ fn corrupt(reason: impl ToString) -> StoreError {
 pub struct HostShared {
     pub(crate) store: SharedStore,
     pub(crate) chain_id: String,
+    pub(crate) lcp_attestation_root: Option<Vec<u8>>,
     pub(crate) bindings: Vec<PortBinding>,
     port_apps: Mutex<Vec<Arc<dyn PortApp>>>,
 }
@@ -134,6 +135,23 @@ impl HostShared {
     }
 }
 
+/// A proof to check with one of the host's clients ([`IbcHostApp::check_proof`]).
+#[derive(Debug, Clone)]
+pub struct ProofCheck {
+    /// The client.
+    pub client_id: String,
+    /// The proof height (revision number, height): the client's consensus state there.
+    pub height: (u64, u64),
+    /// The counterparty's commitment prefix.
+    pub prefix: Vec<u8>,
+    /// The ICS-24 path.
+    pub path: String,
+    /// The value the counterparty's store holds there (`None`: nothing).
+    pub value: Option<Vec<u8>>,
+    /// The proof.
+    pub proof: Vec<u8>,
+}
+
 /// The IBC host app (one instance per node: it holds that node's store).
 #[derive(Debug)]
 pub struct IbcHostApp {
@@ -149,10 +167,22 @@ impl Default for IbcHostApp {
 impl IbcHostApp {
     /// A host of chain `chain_id` with the default port bindings (`ping` → the ping app).
     pub fn new(chain_id: &str) -> Self {
+        Self::build(chain_id, None)
+    }
+
+    /// A host of chain `chain_id` that runs LCP clients whose enclave keys' attestation
+    /// reports chain to `root_der` (every operator of the host must be configured alike: they
+    /// re-execute each other's transactions).
+    pub fn with_lcp_attestation_root(chain_id: &str, root_der: Vec<u8>) -> Self {
+        Self::build(chain_id, Some(root_der))
+    }
+
+    fn build(chain_id: &str, lcp_attestation_root: Option<Vec<u8>>) -> Self {
         Self {
             shared: Arc::new(HostShared {
                 store: Arc::new(Mutex::new(None)),
                 chain_id: chain_id.into(),
+                lcp_attestation_root,
                 bindings: default_bindings(),
                 port_apps: Mutex::new(Vec::new()),
             }),
@@ -210,6 +240,7 @@ impl IbcHostApp {
             timestamp_ms: u64::try_from(kh_ledger::util::now_ms())
                 .unwrap_or(0)
                 .max(prev.timestamp_ms),
+            lcp_attestation_root: self.shared.lcp_attestation_root.clone(),
         };
         let base = StoreAt {
             store: self.shared.store.clone(),
@@ -221,6 +252,90 @@ impl IbcHostApp {
         };
         execute(base, env, consumed, &self.shared.bindings, &messages)
             .map_err(|e| failed(e.to_string()))
+    }
+
+    /// Runs `read` on ibc-rs's contexts over this node's store as the next host transaction
+    /// would see it (latest height, host time now), without proposing anything: how a relayer
+    /// or an operator asks a client whether it accepts a proof before submitting it.
+    pub async fn query<R>(
+        &self,
+        hub: &ServiceHub,
+        read: impl FnOnce(&crate::ctx::IbcCtx) -> R,
+    ) -> Result<R, FlowError> {
+        let current = host_states(hub, StateStatus::Unconsumed).await?;
+        let [current] = current.as_slice() else {
+            return Err(failed("this node holds no single current host state"));
+        };
+        let prev: HostState = current
+            .state
+            .decode()
+            .map_err(|e| failed(format!("host state: {e}")))?;
+        self.shared.loaded(hub).await?;
+        self.shared.check_at(prev.height).map_err(failed)?;
+        let env = HostEnv {
+            chain_id: self.shared.chain_id.clone(),
+            notary: hub.notary().owning_key,
+            operators: prev.operators.clone(),
+            height: prev.height + 1,
+            timestamp_ms: u64::try_from(kh_ledger::util::now_ms())
+                .unwrap_or(0)
+                .max(prev.timestamp_ms),
+            lcp_attestation_root: self.shared.lcp_attestation_root.clone(),
+        };
+        let base = StoreAt {
+            store: self.shared.store.clone(),
+            height: prev.height,
+        };
+        Ok(read(&crate::ctx::IbcCtx::new(base, env)))
+    }
+
+    /// Whether this host's client accepts a proof ([`ProofCheck`]) — ibc-rs's check exactly as
+    /// a handshake or packet message would run it in the next host transaction.
+    pub async fn check_proof(&self, hub: &ServiceHub, q: ProofCheck) -> Result<(), FlowError> {
+        let ProofCheck {
+            client_id,
+            height,
+            prefix,
+            path,
+            value,
+            proof,
+        } = q;
+        use ibc_core::client::context::ClientValidationContext;
+        use ibc_core::client::context::client_state::ClientStateCommon;
+        use ibc_core::client::context::consensus_state::ConsensusState;
+        use ibc_core::commitment_types::commitment::{CommitmentPrefix, CommitmentProofBytes};
+        use ibc_core::host::types::path::{ClientConsensusStatePath, Path};
+
+        let client: ibc_core::host::types::identifiers::ClientId = client_id
+            .parse()
+            .map_err(|e| failed(format!("client id {client_id:?}: {e}")))?;
+        let path: Path = path
+            .parse()
+            .map_err(|e| failed(format!("path {path:?}: {e}")))?;
+        let proof = CommitmentProofBytes::try_from(proof).map_err(|e| failed(e.to_string()))?;
+        let prefix = CommitmentPrefix::from_bytes(&prefix);
+        self.query(hub, |ctx| {
+            let cs = ctx.client_state(&client).map_err(|e| e.to_string())?;
+            cs.validate_proof_height(
+                ibc_core::client::types::Height::new(height.0, height.1)
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let cons = ctx
+                .consensus_state(&ClientConsensusStatePath::new(
+                    client.clone(),
+                    height.0,
+                    height.1,
+                ))
+                .map_err(|e| e.to_string())?;
+            match value {
+                Some(v) => cs.verify_membership(&prefix, &proof, cons.root(), path, v),
+                None => cs.verify_non_membership(&prefix, &proof, cons.root(), path),
+            }
+            .map_err(|e| e.to_string())
+        })
+        .await?
+        .map_err(failed)
     }
 
     /// The proof of `key`'s value (or absence) at host `height`, from this node's store and
@@ -333,6 +448,7 @@ impl IbcHostApp {
             operators: prev.operators.clone(),
             height: next.height,
             timestamp_ms: next.timestamp_ms,
+            lcp_attestation_root: self.shared.lcp_attestation_root.clone(),
         };
         let base = StoreAt {
             store: self.shared.store.clone(),

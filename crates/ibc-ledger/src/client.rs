@@ -2,7 +2,8 @@
 //!
 //! [`AnyClientState`] / [`AnyConsensusState`] are the host's client enums (ibc-rs derives the
 //! dispatch); a new client type is a new variant. Today: `kh-ledger`, the light client of a
-//! counterparty ledger's host-state chain. Its verification is the Ledger ELC's (`kh-elc`):
+//! counterparty ledger's host-state chain, and `lcp-client`, a counterparty verified through a
+//! Light Client Proxy ([`crate::lcp_client`]). Its verification is the Ledger ELC's (`kh-elc`):
 //! an update is a chain of host-state proofs from a trusted height (notary's and operators'
 //! signatures, continuity, time order, misbehaviour freezes the client); membership and
 //! non-membership are a [`LedgerProof`] — the filtered host transaction of the proof height,
@@ -37,6 +38,10 @@ use kh_ibc_host_chain::{HostStateProof, HostTrust, LedgerProof};
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::{COMMITMENT_PREFIX, IbcCtx};
+use crate::lcp_client::{
+    LCP_CLIENT_STATE_URL, LCP_CONSENSUS_STATE_URL, LCP_STORED_CLIENT_STATE_URL, LcpClientState,
+    LcpConsensusState,
+};
 
 /// The ledger client's type.
 pub const LEDGER_CLIENT_TYPE: &str = "kh-ledger";
@@ -150,6 +155,8 @@ impl ConsensusState for LedgerConsensusState {
 pub enum AnyClientState {
     /// A counterparty ledger.
     Ledger(LedgerClientState),
+    /// A counterparty verified through LCP.
+    Lcp(LcpClientState),
 }
 
 /// The host's consensus states (one variant per client type).
@@ -157,12 +164,15 @@ pub enum AnyClientState {
 pub enum AnyConsensusState {
     /// A counterparty ledger's host state.
     Ledger(LedgerConsensusState),
+    /// A state id an LCP enclave signed.
+    Lcp(LcpConsensusState),
 }
 
 impl From<AnyClientState> for Any {
     fn from(v: AnyClientState) -> Any {
         match v {
             AnyClientState::Ledger(c) => c.into(),
+            AnyClientState::Lcp(c) => c.into(),
         }
     }
 }
@@ -172,6 +182,7 @@ impl TryFrom<Any> for AnyClientState {
     fn try_from(any: Any) -> Result<Self, ClientError> {
         match any.type_url.as_str() {
             LEDGER_CLIENT_STATE_URL => Ok(Self::Ledger(any.try_into()?)),
+            LCP_CLIENT_STATE_URL | LCP_STORED_CLIENT_STATE_URL => Ok(Self::Lcp(any.try_into()?)),
             other => Err(ClientError::InvalidClientStateType(other.into())),
         }
     }
@@ -181,6 +192,7 @@ impl From<AnyConsensusState> for Any {
     fn from(v: AnyConsensusState) -> Any {
         match v {
             AnyConsensusState::Ledger(c) => c.into(),
+            AnyConsensusState::Lcp(c) => c.into(),
         }
     }
 }
@@ -190,6 +202,7 @@ impl TryFrom<Any> for AnyConsensusState {
     fn try_from(any: Any) -> Result<Self, ClientError> {
         match any.type_url.as_str() {
             LEDGER_CONSENSUS_STATE_URL => Ok(Self::Ledger(any.try_into()?)),
+            LCP_CONSENSUS_STATE_URL => Ok(Self::Lcp(any.try_into()?)),
             other => Err(decoding(format!("unknown consensus state type {other}"))),
         }
     }

@@ -14,8 +14,11 @@
 //! written by the transaction that consumes each host state, and the heights of each client's
 //! consensus states (`kakehashi/clients/{id}/consensusHeights`, for the ledger client's
 //! ordering checks).
+//!
+//! Reads of an LCP client's state attach the host's time and attestation root to it, and reads
+//! of an LCP consensus state the height it is stored at (see [`crate::lcp_client`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,11 +42,12 @@ use ibc_core::host::types::path::{
 use ibc_core::host::{ExecutionContext, ValidationContext};
 use ibc_core::primitives::proto::{Any, Protobuf};
 use ibc_core::primitives::{Signer, Timestamp};
-use kh_ibc_host_chain::{HostStore, Update};
+use kh_ibc_host_chain::{HostStore, HostTrust, Update};
 use kh_ledger::PublicKey;
 use prost::Message as _;
 
 use crate::client::{AnyClientState, AnyConsensusState, LedgerConsensusState};
+use crate::lcp_client::lcp_host_consensus_state;
 
 /// The commitment prefix of the ledger's IBC store.
 pub const COMMITMENT_PREFIX: &[u8] = b"ibc";
@@ -93,6 +97,9 @@ pub struct HostEnv {
     pub height: u64,
     /// Its host timestamp (Unix ms).
     pub timestamp_ms: u64,
+    /// The attestation root (DER) LCP clients' enclave keys must chain to (`None`: this host
+    /// runs no LCP client).
+    pub lcp_attestation_root: Option<Vec<u8>>,
 }
 
 /// ibc-rs contexts over the store at one height plus a staging overlay.
@@ -105,6 +112,10 @@ pub struct IbcCtx {
     /// The outcome of the last client update verified, by client and message bytes (ibc-rs
     /// asks the client three times about one update: verify, misbehaviour, update).
     pub(crate) update_memo: RefCell<Option<UpdateMemo>>,
+    /// Whether the counterparty's client of this ledger in the handshake step being checked is
+    /// an LCP client (set by `validate_self_client`, which ibc-rs runs before it asks for the
+    /// host's consensus state): the host's consensus state is then given in LCP's form.
+    self_client_lcp: Cell<bool>,
 }
 
 /// A verified update outcome, kept until the update is applied.
@@ -134,6 +145,7 @@ impl IbcCtx {
             env,
             events: Vec::new(),
             update_memo: RefCell::new(None),
+            self_client_lcp: Cell::new(false),
         }
     }
 
@@ -209,6 +221,18 @@ impl IbcCtx {
             None => Ok(None),
         }
     }
+
+    /// The consensus state at `path`, if any, as ibc-rs reads it (see
+    /// [`ClientValidationContext::consensus_state`]).
+    pub fn consensus_state_at_path(
+        &self,
+        path: &ClientConsensusStatePath,
+    ) -> Result<Option<AnyConsensusState>, HostError> {
+        if self.get(&path_key(path))?.is_none() {
+            return Ok(None);
+        }
+        self.consensus_state(path).map(Some)
+    }
 }
 
 impl ClientValidationContext for IbcCtx {
@@ -218,7 +242,12 @@ impl ClientValidationContext for IbcCtx {
     fn client_state(&self, client_id: &ClientId) -> Result<AnyClientState, HostError> {
         let bytes = self.require(&path_key(ClientStatePath::new(client_id.clone())))?;
         let any = Any::decode(bytes.as_slice()).map_err(HostError::invalid_state)?;
-        AnyClientState::try_from(any).map_err(HostError::invalid_state)
+        let mut state = AnyClientState::try_from(any).map_err(HostError::invalid_state)?;
+        // An LCP client judges keys at the host's time (ibc-rs's proof checks get no context).
+        if let AnyClientState::Lcp(c) = &mut state {
+            c.at_host(&self.env);
+        }
+        Ok(state)
     }
 
     fn consensus_state(
@@ -227,7 +256,14 @@ impl ClientValidationContext for IbcCtx {
     ) -> Result<AnyConsensusState, HostError> {
         let bytes = self.require(&path_key(path))?;
         let any = Any::decode(bytes.as_slice()).map_err(HostError::invalid_state)?;
-        AnyConsensusState::try_from(any).map_err(HostError::invalid_state)
+        let mut state = AnyConsensusState::try_from(any).map_err(HostError::invalid_state)?;
+        // An LCP proof names its height: the state id is bound to the height it is stored at.
+        if let AnyConsensusState::Lcp(c) = &mut state {
+            let height = Height::new(path.revision_number, path.revision_height)
+                .map_err(HostError::invalid_state)?;
+            c.at_height(height);
+        }
+        Ok(state)
     }
 
     fn client_update_meta(
@@ -337,6 +373,15 @@ impl ValidationContext for IbcCtx {
         let bytes = self.require(&host_state_key(height.revision_height()))?;
         let inner: kh_elc::LedgerConsensusState =
             bcs::from_bytes(&bytes).map_err(HostError::invalid_state)?;
+        if self.self_client_lcp.get() {
+            let trust = HostTrust {
+                notary: self.env.notary,
+                operators: self.env.operators.clone(),
+            };
+            return Ok(AnyConsensusState::Lcp(
+                lcp_host_consensus_state(trust, &inner).map_err(HostError::invalid_state)?,
+            ));
+        }
         Ok(AnyConsensusState::Ledger(LedgerConsensusState::new(inner)))
     }
 
@@ -351,8 +396,32 @@ impl ValidationContext for IbcCtx {
 
     /// The client a counterparty holds of this ledger must be a ledger client of this chain id
     /// trusting this notary and exactly these operators.
+    ///
+    /// An LCP client of this ledger (the counterparty verifies this ledger through LCP's Ledger
+    /// ELC) must be active and behind this ledger; what it trusts is checked by the
+    /// consensus-state proof that follows in the handshake: this host then expects the state id
+    /// of the Ledger ELC trusting this notary and these operators
+    /// ([`crate::lcp_client::lcp_host_consensus_state`]).
     fn validate_self_client(&self, client_state: AnyClientState) -> Result<(), HostError> {
-        let AnyClientState::Ledger(cs) = client_state;
+        self.self_client_lcp
+            .set(matches!(client_state, AnyClientState::Lcp(_)));
+        let cs = match client_state {
+            AnyClientState::Ledger(cs) => cs,
+            AnyClientState::Lcp(lcp) => {
+                let latest = lcp.state.latest_height;
+                if lcp.state.frozen {
+                    return Err(HostError::invalid_state(
+                        "the counterparty's LCP client is frozen",
+                    ));
+                }
+                if latest.revision_number != 0 || latest.revision_height >= self.env.height {
+                    return Err(HostError::invalid_state(
+                        "the counterparty's LCP client is ahead of this ledger",
+                    ));
+                }
+                return Ok(());
+            }
+        };
         if cs.chain_id != self.env.chain_id {
             return Err(HostError::invalid_state(format!(
                 "the counterparty's client is of chain {}, not {}",

@@ -106,6 +106,9 @@ fn now_ms() -> u64 {
     u64::try_from(kh_ledger::util::now_ms()).unwrap_or(0)
 }
 
+/// How long a submission waits for the host state another flow of the node holds.
+pub const HOST_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Builds the next host transaction applying `messages`: runs them on this node's store at the
 /// current host height, and proposes exactly their store writes with the JMT update proof.
 pub async fn submit(
@@ -114,16 +117,29 @@ pub async fn submit(
     messages: Vec<HostMessage>,
 ) -> Result<Next, FlowError> {
     let hub = ctx.hub();
-    let current = host_states(hub, StateStatus::Unconsumed).await?;
-    let [current] = current.as_slice() else {
-        return Err(failed(format!(
-            "this node holds {} current host states (one expected)",
-            current.len()
-        )));
+    // One host transaction at a time: while another flow of this node holds the host state
+    // (a relayer's submission beside an app's send), wait for the state it produces.
+    let started = std::time::Instant::now();
+    let current = loop {
+        let mut current = host_states(hub, StateStatus::Unconsumed).await?;
+        if current.len() != 1 {
+            return Err(failed(format!(
+                "this node holds {} current host states (one expected)",
+                current.len()
+            )));
+        }
+        let current = current.remove(0);
+        if ctx.lock_states(&[current.reference]).await? {
+            break current;
+        }
+        if started.elapsed() > HOST_LOCK_WAIT {
+            return Err(failed(format!(
+                "the host state stayed in use by another flow for {HOST_LOCK_WAIT:?}"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    if !ctx.lock_states(&[current.reference]).await? {
-        return Err(failed("the host state is in use by another flow"));
-    }
+    let current = &current;
     let prev: HostState = current
         .state
         .decode()
@@ -138,6 +154,7 @@ pub async fn submit(
         operators: prev.operators.clone(),
         height: next_height,
         timestamp_ms,
+        lcp_attestation_root: shared.lcp_attestation_root.clone(),
     };
     let base = StoreAt {
         store: shared.store.clone(),

@@ -2,7 +2,8 @@
 //!
 //! Owns: the ibc-rs validation and execution contexts over the host store ([`ctx`]), the
 //! light clients the host runs as ibc-rs client types ([`client`]: `kh-ledger`, a counterparty
-//! ledger, verified by the Ledger ELC of `kh-elc`), the execution of a host transaction's IBC
+//! ledger, verified by the Ledger ELC of `kh-elc`; `lcp-client` ([`lcp_client`]), a counterparty
+//! verified through LCP with `kh-lcp`'s client rules), the execution of a host transaction's IBC
 //! messages and app packet sends ([`exec`]: ibc-rs `dispatch`, the router of port modules, the
 //! messages contract), ledger apps on ports ([`ports`], the ping module [`ping`] and the ping app
 //! [`ping_app`]), and the host as a ledger app ([`app`], [`flows`]: `ibc.host.genesis`,
@@ -17,13 +18,14 @@ pub mod conn;
 pub mod ctx;
 pub mod exec;
 pub mod flows;
+pub mod lcp_client;
 pub mod ping;
 pub mod ping_app;
 pub mod ports;
 
 pub use kh_ibc_host_chain::{host, proof, store};
 
-pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp};
+pub use app::{APP_NAME, DEFAULT_CHAIN_ID, HostShared, IbcHostApp, ProofCheck};
 pub use client::{
     AnyClientState, AnyConsensusState, LEDGER_CLIENT_TYPE, LedgerClientState, LedgerConsensusState,
     header_any,
@@ -38,6 +40,10 @@ pub use kh_ibc_host_chain::{
     HOST_CONTRACT, HostCommand, HostContract, HostState, HostStateProof, HostStore, HostTrust,
     LedgerProof, MAX_HOST_WINDOW_MS, PreparedUpdate, ProofError, StoreError, Update, empty_root,
     host_contract_id, key_hash, verify_transition,
+};
+pub use lcp_client::{
+    LCP_CLIENT_TYPE, LEDGER_ELC_MAX_CLOCK_DRIFT, LcpClientState, LcpConsensusState,
+    ledger_elc_client_state,
 };
 pub use ping::{PING_PORT, PING_VERSION, PingModule, pong};
 pub use ping_app::{PING_APP, PING_SEND_FLOW, PingApp, PingArgs};

@@ -96,6 +96,11 @@ pub struct NodeFileConfig {
     /// refuses transactions of contracts none of them has.
     #[serde(default = "default_apps")]
     pub apps: Vec<String>,
+    /// \[Default: none\] The LCP attestation root certificate (a DER file) that the IBC host's
+    /// LCP clients trust (`kakehashi lcp enclave info` prints a simulation node's root); without
+    /// it the host refuses to create LCP clients. Every host operator needs the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lcp_attestation_root: Option<PathBuf>,
     /// \[Default: 120000\] How long a flow may run before it fails and releases its soft locks.
     #[serde(default = "default_flow_timeout_ms")]
     pub flow_timeout_ms: u64,

@@ -56,7 +56,7 @@ pub mod proto {
     tonic::include_proto!("kakehashi.ledger.v1");
 }
 
-pub use apps::{DEFAULT_APPS, KNOWN_APPS, app_by_name, apps_by_name};
+pub use apps::{AppOptions, DEFAULT_APPS, KNOWN_APPS, app_by_name, apps_by_name, apps_with};
 pub use config::{ConfigError, FailpointName, NodeFileConfig, RoleName};
 pub use directory::{DirectoryError, NetworkDirectory, NodeEndpoints, write_secret};
 pub use peer::{

@@ -87,10 +87,12 @@ pub(crate) struct LedgerNet {
 impl LedgerNet {
     /// Writes the network into `dir`, adds `user` with `permissions` on PartyA and starts
     /// every node; returns once each answers.
-    pub(crate) fn start(dir: &Path, user: &str, permissions: &str) -> Self {
+    /// `init_args` go to `devnet ledger --init-only` (e.g. `--lcp-attestation-root FILE`).
+    pub(crate) fn start(dir: &Path, user: &str, permissions: &str, init_args: &[&str]) -> Self {
         let init = Command::new(LEDGER_BIN)
             .args(["devnet", "ledger", "--init-only", "--data"])
             .arg(dir)
+            .args(init_args)
             .output()
             .unwrap();
         assert!(

@@ -50,6 +50,11 @@ pub struct Side {
 
 impl Side {
     pub async fn new(chain_id: &str, urls: &[String]) -> Self {
+        Self::with_lcp_root(chain_id, urls, None).await
+    }
+
+    /// A ledger whose host runs LCP clients trusting `lcp_root` (DER), if given.
+    pub async fn with_lcp_root(chain_id: &str, urls: &[String], lcp_root: Option<Vec<u8>>) -> Self {
         let keys: Vec<(PartyName, KeyPair)> = NAMES
             .iter()
             .map(|n| (n.parse().unwrap(), KeyPair::generate()))
@@ -72,7 +77,10 @@ impl Side {
         let mut nodes = vec![];
         let mut hosts = vec![];
         for (i, (name, key)) in keys.iter().enumerate() {
-            let host = Arc::new(IbcHostApp::new(chain_id));
+            let host = Arc::new(match &lcp_root {
+                Some(root) => IbcHostApp::with_lcp_attestation_root(chain_id, root.clone()),
+                None => IbcHostApp::new(chain_id),
+            });
             let ping = PingApp::new(&host);
             let config = NodeConfig {
                 name: name.clone(),

@@ -1,0 +1,296 @@
+//! EVM↔ledger through LCP, end to end: a QBFT devnet with the IBC stack and the LCP client
+//! contract; the devnet ledger network, every node its own process, with the IBC host operated
+//! by PartyA and PartyB; one LCP node (enclave in simulation, gRPC with mutual TLS) whose QBFT
+//! ELC verifies the devnet's real headers and `eth_getProof` answers and whose Ledger ELC
+//! verifies the ledger's real host-state transactions (notary's and operators' signatures,
+//! filtered-transaction proofs, ICS-23 proofs). The relayer (an RPC user of PartyA with flow
+//! permission) creates both ELCs and both LCP clients, registers the enclave key on both chains
+//! from its attestation report, runs the connection and channel handshakes (the connection
+//! initiated on the EVM side, the channel on the ledger side), and relays pings both ways with
+//! their acknowledgements, plus a ping that times out on the ledger — each exactly once by the
+//! chains' own events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/evm_ibc.rs"]
+mod evm_ibc;
+#[path = "support/ledger_net.rs"]
+mod ledger_net;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use alloy_sol_types::SolConstructor;
+use evm_ibc::{Chain, chain};
+use ibc_proto::ibc::core::channel::v1 as chan;
+use kh_contracts::{IBCChannelPacket as P, LCPAttestation, LCPClient};
+use kh_lcp_service::enclave::Enclave;
+use kh_lcp_service::seal::{PlatformSecret, Sealer};
+use kh_lcp_service::service;
+use kh_lcp_service::{EnclaveHandle, LcpNode};
+use kh_ledger_node::NetworkCa;
+use kh_relayer::evm::follow::handler_events;
+use kh_relayer::evm::ibc::EvmEnd;
+use kh_relayer::handshake::{ChannelSpec, connect, open_channel};
+use kh_relayer::lcp::{
+    LcpClientParams, LcpEvmProver, LcpLedgerProver, create_lcp_client_on, create_ledger_elc,
+    create_qbft_elc,
+};
+use kh_relayer::ledger::follow_events;
+use kh_relayer::ledger_ibc::{LedgerEnd, ledger_events};
+use kh_relayer::relay::{RelayEnd, RelayPolicy, RelayStats, relay};
+use ledger_net::LedgerNet;
+
+/// A chain with the LCP client registered under "lcp-client", trusting `root_der`.
+async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
+    let c = chain(chain_id).await;
+    let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
+    let mut init = LCPClient::BYTECODE.to_vec();
+    init.extend(
+        LCPClient::constructorCall {
+            handler_: c.handler,
+            attestation_: attestation,
+            rootCert: root_der.to_vec().into(),
+            developmentMode_: false,
+        }
+        .abi_encode(),
+    );
+    let client = c.deploy(init).await;
+    c.register_client("lcp-client", client).await;
+    c
+}
+
+/// The ledger's recorded IBC events of kind `kind` on `port`/`channel` (source side for
+/// acknowledge/timeout, destination side for receive), by sequence: how many times each.
+async fn ledger_counts(
+    end: &LedgerEnd,
+    kind: &str,
+    channel_key: &str,
+    channel: &str,
+) -> BTreeMap<u64, u32> {
+    let (mut events, _, task) = follow_events(end.endpoint.clone(), 0, Duration::from_secs(1));
+    let mut out = BTreeMap::new();
+    // The backlog: everything recorded so far, then stop at the first quiet moment.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(700), events.recv()).await {
+        if !e
+            .produced
+            .iter()
+            .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
+        {
+            continue;
+        }
+        for h in end.events_of(&e.tx_id).await.unwrap() {
+            if h.kind == kind && h.attribute(channel_key) == Some(channel) {
+                let seq: u64 = h.attribute("packet_sequence").unwrap().parse().unwrap();
+                *out.entry(seq).or_insert(0) += 1;
+            }
+        }
+    }
+    task.abort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_and_ledger_through_lcp() {
+    // The LCP node: enclave in simulation, one attested key, gRPC with mutual TLS.
+    let home = tempfile::tempdir().unwrap();
+    let platform = PlatformSecret::load_or_create(&home.path().join("platform-secret")).unwrap();
+    let enclave =
+        EnclaveHandle::in_process(Enclave::new(Sealer::new(&platform, [0x5b; 32]))).unwrap();
+    let node = LcpNode::open(home.path(), enclave, 3600).unwrap();
+    node.generate_key(None).unwrap();
+    let root_der = node.attestation_root_der();
+    let root_file = home.path().join("attestation-root.der");
+    std::fs::write(&root_file, &root_der).unwrap();
+
+    // The ledger network, every node its own process, its IBC host's LCP clients trusting the
+    // LCP node's attestation root; the relayer is PartyA's RPC user.
+    let data = tempfile::tempdir().unwrap();
+    let net = LedgerNet::start(
+        data.path(),
+        "relayer",
+        "flows",
+        &["--lcp-attestation-root", root_file.to_str().unwrap()],
+    );
+    net.flow(
+        "PartyA",
+        "ibc.host.genesis",
+        &serde_json::json!({"operators": ["PartyA", "PartyB"]}),
+    );
+    let ca = NetworkCa::generate("lcp-e2e").unwrap();
+    let (server, relayer_id) = (ca.issue("lcp").unwrap(), ca.issue("relayer").unwrap());
+    let lcp_service = service::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        &server.cert_pem,
+        &server.key_pem,
+        &ca.root_pem(),
+        Arc::new(node),
+    )
+    .await
+    .unwrap();
+    let root_pem = ca.root_pem();
+    let connect_lcp = || {
+        service::connect(
+            lcp_service.addr,
+            &relayer_id.cert_pem,
+            &relayer_id.key_pem,
+            &root_pem,
+        )
+    };
+    let mut lcp = connect_lcp().await.unwrap();
+
+    let mut evm = lcp_chain(1701, &root_der).await;
+    let mut end_evm = EvmEnd {
+        submitter: evm.owner.clone(),
+        handler: evm.handler,
+        client_id: String::new(),
+    };
+    let mut end_ledger = LedgerEnd::new(net.endpoint("relayer"), "");
+    let params = LcpClientParams::default();
+    // The EVM's client of the ledger (Ledger ELC in LCP), and the ledger's client of the EVM
+    // (QBFT ELC in LCP).
+    let (elc_ledger, init) = create_ledger_elc(&mut lcp, &end_ledger, &params)
+        .await
+        .unwrap();
+    create_lcp_client_on(&mut lcp, &init, &mut end_evm, &params)
+        .await
+        .unwrap();
+    let (elc_evm, init) = create_qbft_elc(&mut lcp, &evm.rpc, evm.handler, &params)
+        .await
+        .unwrap();
+    create_lcp_client_on(&mut lcp, &init, &mut end_ledger, &params)
+        .await
+        .unwrap();
+    assert_eq!(end_evm.client_id, "lcp-client-0");
+    assert!(
+        end_ledger.client_id.starts_with("lcp-client-"),
+        "{}",
+        end_ledger.client_id
+    );
+    let prover_evm = LcpEvmProver::new(
+        connect_lcp().await.unwrap(),
+        elc_evm,
+        evm.rpc.clone(),
+        evm.handler,
+    );
+    let prover_ledger =
+        LcpLedgerProver::new(connect_lcp().await.unwrap(), elc_ledger, end_ledger.clone());
+
+    // The connection from the EVM side, the channel from the ledger side.
+    let (conn_evm, conn_ledger) = connect(&end_evm, &prover_evm, &end_ledger, &prover_ledger)
+        .await
+        .unwrap();
+    let spec = ChannelSpec {
+        connection_a: conn_ledger,
+        connection_b: conn_evm,
+        port_a: "ping".into(),
+        port_b: "ping".into(),
+        ordering: chan::Order::Unordered,
+        version: "ping-1".into(),
+    };
+    let (chan_ledger, chan_evm) =
+        open_channel(&end_ledger, &prover_ledger, &end_evm, &prover_evm, &spec)
+            .await
+            .unwrap();
+
+    // A ping from the EVM that times out on the ledger: sent while no relayer runs, with the
+    // ledger's next height as its timeout height.
+    let ledger_next = end_ledger.latest().await.unwrap().height + 1;
+    evm.ping(&chan_evm, b"too late", ledger_next).await;
+
+    // The relayer, event-driven from the EVM's logs and the ledger's recorded transactions.
+    evm.start_block = 0;
+    let stats = Arc::new(RelayStats::default());
+    let relayer = tokio::spawn(relay(
+        RelayEnd {
+            name: "evm".into(),
+            chain: end_evm.clone(),
+            prover: prover_evm,
+            events: handler_events(evm.follower(0)),
+        },
+        RelayEnd {
+            name: "ledger".into(),
+            chain: end_ledger.clone(),
+            prover: prover_ledger,
+            events: ledger_events(end_ledger.clone(), 0, Duration::from_secs(1)),
+        },
+        stats.clone(),
+        None,
+        RelayPolicy::default(),
+    ));
+    let n = 5u64;
+    for i in 0..n {
+        evm.ping(&chan_evm, format!("e{i}").as_bytes(), 1_000_000)
+            .await;
+        net.flow(
+            "PartyA",
+            "ibc.ping.send",
+            &serde_json::json!({"channel": chan_ledger, "data": format!("l{i}"), "timeout_height": 1_000_000}),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let acked_evm = evm
+            .sequences::<P::AcknowledgePacket>(0, |e| e.sequence)
+            .await;
+        let timed_out_evm = evm.sequences::<P::TimeoutPacket>(0, |e| e.sequence).await;
+        let received_evm = evm.sequences::<P::RecvPacket>(0, |e| e.sequence).await;
+        if acked_evm.len() as u64 == n && timed_out_evm.len() == 1 && received_evm.len() as u64 == n
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not relayed in time: {stats:?}; EVM acked {acked_evm:?}, timed out {timed_out_evm:?}, received {received_evm:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The ledger side: its pings acknowledged once each; the EVM's pings received once each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let acked = ledger_counts(
+            &end_ledger,
+            "acknowledge_packet",
+            "packet_src_channel",
+            &chan_ledger,
+        )
+        .await;
+        if acked.len() as u64 == n {
+            assert!(acked.values().all(|c| *c == 1), "{acked:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ledger acks: {acked:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let received = ledger_counts(
+        &end_ledger,
+        "recv_packet",
+        "packet_dst_channel",
+        &chan_ledger,
+    )
+    .await;
+    // Sequence 1 timed out; 2..=n+1 were received, once each.
+    assert_eq!(
+        received.keys().copied().collect::<Vec<_>>(),
+        (2..=n + 1).collect::<Vec<_>>()
+    );
+    assert!(received.values().all(|c| *c == 1), "{received:?}");
+    // Each EVM-side event once.
+    assert_eq!(
+        evm.sequences::<P::AcknowledgePacket>(0, |e| e.sequence)
+            .await,
+        (2..=n + 1).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        evm.sequences::<P::TimeoutPacket>(0, |e| e.sequence).await,
+        vec![1]
+    );
+    assert_eq!(
+        evm.sequences::<P::RecvPacket>(0, |e| e.sequence).await,
+        (1..=n).collect::<Vec<_>>()
+    );
+    assert_eq!(stats.timed_out.load(Ordering::Relaxed), 1);
+    relayer.abort();
+    evm.devnet.shutdown().await.unwrap();
+}
