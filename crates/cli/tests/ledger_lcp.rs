@@ -16,8 +16,8 @@
 //! ledger's host state, which the ledger recomputes for its self-check).
 //!
 //! EVM ← ledger: the Ledger ELC in LCP verifies the ledger's real host-state proofs; the EVM
-//! `LCPClient` accepts the signed update and a membership proof of a ledger IBC value (the
-//! ledger's client state of the devnet). A ledger proof missing a host operator's signature,
+//! `LCPClient` accepts the signed update, a membership proof of a ledger IBC value (the
+//! ledger's client state of the devnet) and a non-membership proof of an absent connection. A ledger proof missing a host operator's signature,
 //! or with a second notary component (signed by every trusted key), is refused by the ELC in
 //! the enclave (kh-elc's `every_signature_is_required` and
 //! `a_second_notary_component_is_refused_even_when_signed` check the ELC alone).
@@ -435,34 +435,53 @@ struct EvmCheck<'a> {
     client: alloy_primitives::Address,
     height: u64,
     path: String,
-    value: Vec<u8>,
+    /// `None`: non-membership.
+    value: Option<Vec<u8>>,
     proof: Vec<u8>,
 }
 
-/// The EVM `LCPClient`'s `verifyMembership` (a view call).
+/// The EVM `LCPClient`'s `verifyMembership` / `verifyNonMembership` (view calls).
 async fn evm_verify(c: EvmCheck<'_>) -> Result<bool, String> {
+    let height = LCPClient::Height {
+        revisionNumber: 0,
+        revisionHeight: c.height,
+    };
+    let (client_id, proof, path) = (
+        c.end.client_id.clone(),
+        Bytes::from(c.proof),
+        Bytes::from(c.path.into_bytes()),
+    );
+    let prefix = Bytes::from_static(PREFIX);
+    let call = match c.value {
+        Some(v) => LCPClient::verifyMembershipCall {
+            clientId: client_id,
+            height,
+            _2: 0,
+            _3: 0,
+            proof,
+            prefix,
+            path,
+            value: v.into(),
+        }
+        .abi_encode(),
+        None => LCPClient::verifyNonMembershipCall {
+            clientId: client_id,
+            height,
+            _2: 0,
+            _3: 0,
+            proof,
+            prefix,
+            path,
+        }
+        .abi_encode(),
+    };
     let out = c
         .end
         .submitter
-        .call(
-            c.client,
-            &LCPClient::verifyMembershipCall {
-                clientId: c.end.client_id.clone(),
-                height: LCPClient::Height {
-                    revisionNumber: 0,
-                    revisionHeight: c.height,
-                },
-                _2: 0,
-                _3: 0,
-                proof: c.proof.into(),
-                prefix: Bytes::from_static(PREFIX),
-                path: c.path.into_bytes().into(),
-                value: c.value.into(),
-            }
-            .abi_encode(),
-        )
+        .call(c.client, &call)
         .await
         .map_err(|e| e.to_string())?;
+    // Both return one bool.
     LCPClient::verifyMembershipCall::abi_decode_returns(&out).map_err(|e| e.to_string())
 }
 
@@ -807,21 +826,44 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
             Some(value.clone()),
         )
         .unwrap();
-    let at = |value: Vec<u8>, proof: Vec<u8>| EvmCheck {
+    let at = |path: &str, value: Option<Vec<u8>>, proof: Vec<u8>| EvmCheck {
         end: &end,
         client: evm_lcp_client,
         height: h1,
-        path: cs_path.clone(),
+        path: path.into(),
         value,
         proof,
     };
     assert!(
-        evm_verify(at(value.clone(), proofs_of(&signed)))
+        evm_verify(at(&cs_path, Some(value.clone()), proofs_of(&signed)))
             .await
             .unwrap()
     );
     assert!(
-        !evm_verify(at(b"other".to_vec(), proofs_of(&signed)))
+        !evm_verify(at(&cs_path, Some(b"other".to_vec()), proofs_of(&signed)))
+            .await
+            .unwrap()
+    );
+    // Non-membership of a connection the ledger does not have.
+    let absent_path = "connections/connection-9";
+    let (none, absent_proof) = ledger.proof(absent_path, h1).await;
+    assert!(none.is_none());
+    let (absent, _) = lcp
+        .verify_state(
+            &ledger_elc,
+            h1,
+            absent_proof.to_bytes(),
+            absent_path.as_bytes().to_vec(),
+            None,
+        )
+        .unwrap();
+    assert!(
+        evm_verify(at(absent_path, None, proofs_of(&absent)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !evm_verify(at(&cs_path, None, proofs_of(&absent)))
             .await
             .unwrap()
     );
