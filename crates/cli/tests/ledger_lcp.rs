@@ -13,7 +13,8 @@
 //! expired (host time past the expiry) refuses the key's updates. A real handshake step on the
 //! ledger: `MsgConnectionOpenTry` proving, through LCP, the devnet's `ConnectionOpenInit`, the
 //! devnet's LCP client of the ledger and its consensus state (the Ledger ELC's state id of the
-//! ledger's host state, which the ledger recomputes for its self-check).
+//! ledger's host state, which the ledger recomputes for its self-check); the same step is
+//! refused when the devnet's client of the ledger runs a Ledger ELC of other parameters.
 //!
 //! EVM ← ledger: the Ledger ELC in LCP verifies the ledger's real host-state proofs; the EVM
 //! `LCPClient` accepts the signed update, a membership proof of a ledger IBC value (the
@@ -238,17 +239,18 @@ fn update_msg(client_id: &str, message: Any) -> Any {
     )
 }
 
-fn register_any(key: &KeyEntry) -> Any {
+fn register_wire(key: &KeyEntry) -> RegisterEnclaveKeyMessage {
     let report = kh_lcp::SignedReport::from_json(key.report.as_bytes()).unwrap();
-    proto_any(
-        wire::REGISTER_URL,
-        &RegisterEnclaveKeyMessage {
-            report: report.avr,
-            signature: report.signature,
-            signing_cert: report.signing_cert,
-            operator_signature: vec![],
-        },
-    )
+    RegisterEnclaveKeyMessage {
+        report: report.avr,
+        signature: report.signature,
+        signing_cert: report.signing_cert,
+        operator_signature: vec![],
+    }
+}
+
+fn register_any(key: &KeyEntry) -> Any {
+    proto_any(wire::REGISTER_URL, &register_wire(key))
 }
 
 fn signed_update_any(signed: &SignedMessage) -> Any {
@@ -483,6 +485,56 @@ async fn evm_verify(c: EvmCheck<'_>) -> Result<bool, String> {
         .map_err(|e| e.to_string())?;
     // Both return one bool.
     LCPClient::verifyMembershipCall::abi_decode_returns(&out).map_err(|e| e.to_string())
+}
+
+/// A `MsgConnectionOpenTry` on the ledger's client `client` of the devnet.
+struct OpenTry<'a> {
+    client: &'a str,
+    counterparty_client: String,
+    counterparty_connection: String,
+    client_state: Vec<u8>,
+    proof_height: u64,
+    consensus_height: u64,
+    proof_init: Vec<u8>,
+    proof_client: Vec<u8>,
+    proof_consensus: Vec<u8>,
+}
+
+impl OpenTry<'_> {
+    fn msg(self) -> Any {
+        proto_any(
+            "/ibc.core.connection.v1.MsgConnectionOpenTry",
+            &conn::MsgConnectionOpenTry {
+                client_id: self.client.into(),
+                client_state: Some(Any::decode(self.client_state.as_slice()).unwrap()),
+                counterparty: Some(conn::Counterparty {
+                    client_id: self.counterparty_client,
+                    connection_id: self.counterparty_connection,
+                    prefix: Some(MerklePrefix {
+                        key_prefix: PREFIX.to_vec(),
+                    }),
+                }),
+                delay_period: 0,
+                counterparty_versions: vec![conn::Version {
+                    identifier: "1".into(),
+                    features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+                }],
+                proof_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: self.proof_height,
+                }),
+                proof_init: self.proof_init,
+                proof_client: self.proof_client,
+                proof_consensus: self.proof_consensus,
+                consensus_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: self.consensus_height,
+                }),
+                signer: SIGNER.into(),
+                ..Default::default()
+            },
+        )
+    }
 }
 
 /// Waits until Unix time is past `t` seconds (the ledger's host time follows the clock).
@@ -952,48 +1004,28 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
     .await;
     let proof_consensus =
         qbft_prove(&lcp, &evm, &elc, &evm_cons_path, Some(&evm_consensus), head).await;
-    let open_try = |proof_consensus: Vec<u8>| {
-        proto_any(
-            "/ibc.core.connection.v1.MsgConnectionOpenTry",
-            &conn::MsgConnectionOpenTry {
-                client_id: client.into(),
-                client_state: Some(Any::decode(evm_client_state.as_slice()).unwrap()),
-                counterparty: Some(conn::Counterparty {
-                    client_id: end.client_id.clone(),
-                    connection_id: conn_id.clone(),
-                    prefix: Some(MerklePrefix {
-                        key_prefix: PREFIX.to_vec(),
-                    }),
-                }),
-                delay_period: 0,
-                counterparty_versions: vec![conn::Version {
-                    identifier: "1".into(),
-                    features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
-                }],
-                proof_height: Some(RawHeight {
-                    revision_number: 0,
-                    revision_height: head,
-                }),
-                proof_init: proofs_of(&proof_init),
-                proof_client: proofs_of(&proof_client),
-                proof_consensus,
-                consensus_height: Some(RawHeight {
-                    revision_number: 0,
-                    revision_height: h1,
-                }),
-                signer: SIGNER.into(),
-                ..Default::default()
-            },
-        )
+    let open_try = |proof_consensus: &SignedMessage| {
+        OpenTry {
+            client,
+            counterparty_client: end.client_id.clone(),
+            counterparty_connection: conn_id.clone(),
+            client_state: evm_client_state.clone(),
+            proof_height: head,
+            consensus_height: h1,
+            proof_init: proofs_of(&proof_init),
+            proof_client: proofs_of(&proof_client),
+            proof_consensus: proofs_of(proof_consensus),
+        }
+        .msg()
     };
     // The consensus proof is of what the devnet stores; a proof of its init end in its place
     // is refused.
     refused(
-        ledger.submit(vec![open_try(proofs_of(&proof_init))]).await,
+        ledger.submit(vec![open_try(&proof_init)]).await,
         &["path does not match"],
     );
     let at = ledger
-        .submit(vec![open_try(proofs_of(&proof_consensus))])
+        .submit(vec![open_try(&proof_consensus)])
         .await
         .unwrap();
     let (stored, _) = ledger.proof("connections/connection-0", at).await;
@@ -1001,6 +1033,85 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
     assert_eq!(stored.state, conn::State::Tryopen as i32);
     assert_eq!(stored.client_id, client);
     assert_eq!(stored.counterparty.unwrap().connection_id, conn_id.clone());
+
+    // A devnet client of the ledger whose Ledger ELC was created with other parameters (here
+    // another clock drift: another state id for the same host state) fails the ledger's
+    // self-check in the handshake.
+    let hx = ledger.height().await;
+    let (hx, cons_x) =
+        kh_elc::LedgerClient::consensus_state_of(&ledger.trust(), &ledger.host_proof(hx).await)
+            .unwrap();
+    let mut other_params = ledger_elc_client_state(ledger.trust(), hx);
+    other_params.max_clock_drift += Duration::from_secs(1);
+    let (_, init_x, _) = lcp
+        .create_client(
+            None,
+            "ledger",
+            bcs::to_bytes(&other_params).unwrap(),
+            bcs::to_bytes(&cons_x).unwrap(),
+        )
+        .unwrap();
+    let mut end_x = EvmEnd {
+        client_id: String::new(),
+        ..end.clone()
+    };
+    let (xcs, xcons) = lcp_client_of(&init_x, mrenclave, 3600);
+    let (xcs, xcons) = (
+        wire::any(wire::CLIENT_STATE_URL, &xcs),
+        wire::any(wire::CONSENSUS_STATE_URL, &xcons),
+    );
+    end_x
+        .create_client("lcp-client", xcs.clone().into(), xcons.clone().into())
+        .await
+        .unwrap();
+    end_x
+        .update_client(wire::any(wire::REGISTER_URL, &register_wire(&newer)).into())
+        .await
+        .unwrap();
+    let r = end_x
+        .handshake_call(C::connectionOpenInitCall {
+            m: C::MsgConnectionOpenInit {
+                clientId: end_x.client_id.clone(),
+                counterpartyClientId: client.into(),
+                counterpartyPrefix: Bytes::from_static(PREFIX),
+                delayPeriod: 0,
+            },
+        })
+        .await
+        .unwrap();
+    let conn_x = event::<C::ConnectionOpenInit>(&r, "ConnectionOpenInit")
+        .unwrap()
+        .connectionId;
+    let (signed, head) = qbft_update(&lcp, &evm, &elc, head).await;
+    ledger
+        .submit(vec![update_msg(client, signed_update_any(&signed))])
+        .await
+        .unwrap();
+    let x_cs_path = format!("clients/{}/clientState", end_x.client_id);
+    let x_cons_path = format!("clients/{}/consensusStates/0-{hx}", end_x.client_id);
+    assert!(end_x.holds(&x_cs_path, &xcs).await.unwrap());
+    assert!(end_x.holds(&x_cons_path, &xcons).await.unwrap());
+    let init_x_end = connection_end(&end_x.client_id, conn::State::Init, client, "");
+    let conn_x_path = format!("connections/{conn_x}");
+    let x_try = OpenTry {
+        client,
+        counterparty_client: end_x.client_id.clone(),
+        counterparty_connection: conn_x.clone(),
+        client_state: xcs.clone(),
+        proof_height: head,
+        consensus_height: hx,
+        proof_init: proofs_of(
+            &qbft_prove(&lcp, &evm, &elc, &conn_x_path, Some(&init_x_end), head).await,
+        ),
+        proof_client: proofs_of(&qbft_prove(&lcp, &evm, &elc, &x_cs_path, Some(&xcs), head).await),
+        proof_consensus: proofs_of(
+            &qbft_prove(&lcp, &evm, &elc, &x_cons_path, Some(&xcons), head).await,
+        ),
+    };
+    refused(
+        ledger.submit(vec![x_try.msg()]).await,
+        &["value does not match"],
+    );
     // A second client whose keys live 5 s: its key is refused once the host time passes.
     let (elc2, init2, trusted2) = qbft_elc(&lcp, &evm).await;
     let short = lcp.generate_key(None).unwrap();
