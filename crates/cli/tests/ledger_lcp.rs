@@ -1112,10 +1112,10 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
         ledger.submit(vec![x_try.msg()]).await,
         &["value does not match"],
     );
-    // A second client whose keys live 5 s: its key is refused once the host time passes.
+    // A second client whose keys live 8 s: its key is refused once the host time passes.
     let (elc2, init2, trusted2) = qbft_elc(&lcp, &evm).await;
     let short = lcp.generate_key(None).unwrap();
-    let (cs2, cons2) = lcp_client_of(&init2, mrenclave, 5);
+    let (cs2, cons2) = lcp_client_of(&init2, mrenclave, 8);
     ledger
         .submit(vec![
             create_msg(&cs2, &cons2),
@@ -1123,7 +1123,7 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
         ])
         .await
         .unwrap();
-    wait_past(short.attested_at + 5).await;
+    wait_past(short.attested_at + 8).await;
     let (signed, _) = qbft_update(&lcp, &evm, &elc2, trusted2).await;
     refused(
         ledger
