@@ -13,11 +13,12 @@
 //! expired (host time past the expiry) refuses the key's updates. A real handshake step on the
 //! ledger: `MsgConnectionOpenTry` proving, through LCP, the devnet's `ConnectionOpenInit`, the
 //! devnet's LCP client of the ledger and its consensus state (the Ledger ELC's state id of the
-//! ledger's host state, which the ledger recomputes for its self-check).
+//! ledger's host state, which the ledger recomputes for its self-check); the same step is
+//! refused when the devnet's client of the ledger runs a Ledger ELC of other parameters.
 //!
 //! EVM ← ledger: the Ledger ELC in LCP verifies the ledger's real host-state proofs; the EVM
-//! `LCPClient` accepts the signed update and a membership proof of a ledger IBC value (the
-//! ledger's client state of the devnet). A ledger proof missing a host operator's signature,
+//! `LCPClient` accepts the signed update, a membership proof of a ledger IBC value (the
+//! ledger's client state of the devnet) and a non-membership proof of an absent connection. A ledger proof missing a host operator's signature,
 //! or with a second notary component (signed by every trusted key), is refused by the ELC in
 //! the enclave (kh-elc's `every_signature_is_required` and
 //! `a_second_notary_component_is_refused_even_when_signed` check the ELC alone).
@@ -238,17 +239,18 @@ fn update_msg(client_id: &str, message: Any) -> Any {
     )
 }
 
-fn register_any(key: &KeyEntry) -> Any {
+fn register_wire(key: &KeyEntry) -> RegisterEnclaveKeyMessage {
     let report = kh_lcp::SignedReport::from_json(key.report.as_bytes()).unwrap();
-    proto_any(
-        wire::REGISTER_URL,
-        &RegisterEnclaveKeyMessage {
-            report: report.avr,
-            signature: report.signature,
-            signing_cert: report.signing_cert,
-            operator_signature: vec![],
-        },
-    )
+    RegisterEnclaveKeyMessage {
+        report: report.avr,
+        signature: report.signature,
+        signing_cert: report.signing_cert,
+        operator_signature: vec![],
+    }
+}
+
+fn register_any(key: &KeyEntry) -> Any {
+    proto_any(wire::REGISTER_URL, &register_wire(key))
 }
 
 fn signed_update_any(signed: &SignedMessage) -> Any {
@@ -435,35 +437,104 @@ struct EvmCheck<'a> {
     client: alloy_primitives::Address,
     height: u64,
     path: String,
-    value: Vec<u8>,
+    /// `None`: non-membership.
+    value: Option<Vec<u8>>,
     proof: Vec<u8>,
 }
 
-/// The EVM `LCPClient`'s `verifyMembership` (a view call).
+/// The EVM `LCPClient`'s `verifyMembership` / `verifyNonMembership` (view calls).
 async fn evm_verify(c: EvmCheck<'_>) -> Result<bool, String> {
+    let height = LCPClient::Height {
+        revisionNumber: 0,
+        revisionHeight: c.height,
+    };
+    let (client_id, proof, path) = (
+        c.end.client_id.clone(),
+        Bytes::from(c.proof),
+        Bytes::from(c.path.into_bytes()),
+    );
+    let prefix = Bytes::from_static(PREFIX);
+    let call = match c.value {
+        Some(v) => LCPClient::verifyMembershipCall {
+            clientId: client_id,
+            height,
+            _2: 0,
+            _3: 0,
+            proof,
+            prefix,
+            path,
+            value: v.into(),
+        }
+        .abi_encode(),
+        None => LCPClient::verifyNonMembershipCall {
+            clientId: client_id,
+            height,
+            _2: 0,
+            _3: 0,
+            proof,
+            prefix,
+            path,
+        }
+        .abi_encode(),
+    };
     let out = c
         .end
         .submitter
-        .call(
-            c.client,
-            &LCPClient::verifyMembershipCall {
-                clientId: c.end.client_id.clone(),
-                height: LCPClient::Height {
-                    revisionNumber: 0,
-                    revisionHeight: c.height,
-                },
-                _2: 0,
-                _3: 0,
-                proof: c.proof.into(),
-                prefix: Bytes::from_static(PREFIX),
-                path: c.path.into_bytes().into(),
-                value: c.value.into(),
-            }
-            .abi_encode(),
-        )
+        .call(c.client, &call)
         .await
         .map_err(|e| e.to_string())?;
+    // Both return one bool.
     LCPClient::verifyMembershipCall::abi_decode_returns(&out).map_err(|e| e.to_string())
+}
+
+/// A `MsgConnectionOpenTry` on the ledger's client `client` of the devnet.
+struct OpenTry<'a> {
+    client: &'a str,
+    counterparty_client: String,
+    counterparty_connection: String,
+    client_state: Vec<u8>,
+    proof_height: u64,
+    consensus_height: u64,
+    proof_init: Vec<u8>,
+    proof_client: Vec<u8>,
+    proof_consensus: Vec<u8>,
+}
+
+impl OpenTry<'_> {
+    fn msg(self) -> Any {
+        proto_any(
+            "/ibc.core.connection.v1.MsgConnectionOpenTry",
+            &conn::MsgConnectionOpenTry {
+                client_id: self.client.into(),
+                client_state: Some(Any::decode(self.client_state.as_slice()).unwrap()),
+                counterparty: Some(conn::Counterparty {
+                    client_id: self.counterparty_client,
+                    connection_id: self.counterparty_connection,
+                    prefix: Some(MerklePrefix {
+                        key_prefix: PREFIX.to_vec(),
+                    }),
+                }),
+                delay_period: 0,
+                counterparty_versions: vec![conn::Version {
+                    identifier: "1".into(),
+                    features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+                }],
+                proof_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: self.proof_height,
+                }),
+                proof_init: self.proof_init,
+                proof_client: self.proof_client,
+                proof_consensus: self.proof_consensus,
+                consensus_height: Some(RawHeight {
+                    revision_number: 0,
+                    revision_height: self.consensus_height,
+                }),
+                signer: SIGNER.into(),
+                ..Default::default()
+            },
+        )
+    }
 }
 
 /// Waits until Unix time is past `t` seconds (the ledger's host time follows the clock).
@@ -807,21 +878,44 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
             Some(value.clone()),
         )
         .unwrap();
-    let at = |value: Vec<u8>, proof: Vec<u8>| EvmCheck {
+    let at = |path: &str, value: Option<Vec<u8>>, proof: Vec<u8>| EvmCheck {
         end: &end,
         client: evm_lcp_client,
         height: h1,
-        path: cs_path.clone(),
+        path: path.into(),
         value,
         proof,
     };
     assert!(
-        evm_verify(at(value.clone(), proofs_of(&signed)))
+        evm_verify(at(&cs_path, Some(value.clone()), proofs_of(&signed)))
             .await
             .unwrap()
     );
     assert!(
-        !evm_verify(at(b"other".to_vec(), proofs_of(&signed)))
+        !evm_verify(at(&cs_path, Some(b"other".to_vec()), proofs_of(&signed)))
+            .await
+            .unwrap()
+    );
+    // Non-membership of a connection the ledger does not have.
+    let absent_path = "connections/connection-9";
+    let (none, absent_proof) = ledger.proof(absent_path, h1).await;
+    assert!(none.is_none());
+    let (absent, _) = lcp
+        .verify_state(
+            &ledger_elc,
+            h1,
+            absent_proof.to_bytes(),
+            absent_path.as_bytes().to_vec(),
+            None,
+        )
+        .unwrap();
+    assert!(
+        evm_verify(at(absent_path, None, proofs_of(&absent)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !evm_verify(at(&cs_path, None, proofs_of(&absent)))
             .await
             .unwrap()
     );
@@ -910,69 +1004,39 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
     .await;
     let proof_consensus =
         qbft_prove(&lcp, &evm, &elc, &evm_cons_path, Some(&evm_consensus), head).await;
-    let open_try = |proof_consensus: Vec<u8>| {
-        proto_any(
-            "/ibc.core.connection.v1.MsgConnectionOpenTry",
-            &conn::MsgConnectionOpenTry {
-                client_id: client.into(),
-                client_state: Some(Any::decode(evm_client_state.as_slice()).unwrap()),
-                counterparty: Some(conn::Counterparty {
-                    client_id: end.client_id.clone(),
-                    connection_id: conn_id.clone(),
-                    prefix: Some(MerklePrefix {
-                        key_prefix: PREFIX.to_vec(),
-                    }),
-                }),
-                delay_period: 0,
-                counterparty_versions: vec![conn::Version {
-                    identifier: "1".into(),
-                    features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
-                }],
-                proof_height: Some(RawHeight {
-                    revision_number: 0,
-                    revision_height: head,
-                }),
-                proof_init: proofs_of(&proof_init),
-                proof_client: proofs_of(&proof_client),
-                proof_consensus,
-                consensus_height: Some(RawHeight {
-                    revision_number: 0,
-                    revision_height: h1,
-                }),
-                signer: SIGNER.into(),
-                ..Default::default()
-            },
-        )
+    let open_try = |proof_init: &SignedMessage| {
+        OpenTry {
+            client,
+            counterparty_client: end.client_id.clone(),
+            counterparty_connection: conn_id.clone(),
+            client_state: evm_client_state.clone(),
+            proof_height: head,
+            consensus_height: h1,
+            proof_init: proofs_of(proof_init),
+            proof_client: proofs_of(&proof_client),
+            proof_consensus: proofs_of(&proof_consensus),
+        }
+        .msg()
     };
-    // The connection end's proof is checked: a proof of the client state in its place is
-    // refused. (The client-state and consensus-state proofs are not: the host validates TRY as
-    // ibc-go v9 does, `kh_ibc_ledger::conn`.)
-    let mut wrong =
-        conn::MsgConnectionOpenTry::decode(open_try(proofs_of(&proof_consensus)).value.as_slice())
-            .unwrap();
-    wrong.proof_init = proofs_of(&proof_client);
+    // The counterparty's connection end is what the proof must show: a proof of another path
+    // (its client state) in its place is refused. The client-state and consensus-state fields
+    // are carried but not checked: the host validates TRY as ibc-go v9 does
+    // (`kh_ibc_ledger::conn`).
     refused(
-        ledger
-            .submit(vec![proto_any(
-                "/ibc.core.connection.v1.MsgConnectionOpenTry",
-                &wrong,
-            )])
-            .await,
-        &["path does not match", "value does not match"],
+        ledger.submit(vec![open_try(&proof_client)]).await,
+        &["path does not match"],
     );
-    let at = ledger
-        .submit(vec![open_try(proofs_of(&proof_consensus))])
-        .await
-        .unwrap();
+    let at = ledger.submit(vec![open_try(&proof_init)]).await.unwrap();
     let (stored, _) = ledger.proof("connections/connection-0", at).await;
     let stored = conn::ConnectionEnd::decode(stored.unwrap().as_slice()).unwrap();
     assert_eq!(stored.state, conn::State::Tryopen as i32);
     assert_eq!(stored.client_id, client);
     assert_eq!(stored.counterparty.unwrap().connection_id, conn_id.clone());
-    // A second client whose keys live 5 s: its key is refused once the host time passes.
+
+    // A second client whose keys live 8 s: its key is refused once the host time passes.
     let (elc2, init2, trusted2) = qbft_elc(&lcp, &evm).await;
     let short = lcp.generate_key(None).unwrap();
-    let (cs2, cons2) = lcp_client_of(&init2, mrenclave, 5);
+    let (cs2, cons2) = lcp_client_of(&init2, mrenclave, 8);
     ledger
         .submit(vec![
             create_msg(&cs2, &cons2),
@@ -980,7 +1044,7 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
         ])
         .await
         .unwrap();
-    wait_past(short.attested_at + 5).await;
+    wait_past(short.attested_at + 8).await;
     let (signed, _) = qbft_update(&lcp, &evm, &elc2, trusted2).await;
     refused(
         ledger

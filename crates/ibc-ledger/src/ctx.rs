@@ -18,7 +18,7 @@
 //! Reads of an LCP client's state attach the host's time and attestation root to it, and reads
 //! of an LCP consensus state the height it is stored at (see [`crate::lcp_client`]).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,12 +42,11 @@ use ibc_core::host::types::path::{
 use ibc_core::host::{ExecutionContext, ValidationContext};
 use ibc_core::primitives::proto::{Any, Protobuf};
 use ibc_core::primitives::{Signer, Timestamp};
-use kh_ibc_host_chain::{HostStore, HostTrust, Update};
+use kh_ibc_host_chain::{HostStore, Update};
 use kh_ledger::PublicKey;
 use prost::Message as _;
 
 use crate::client::{AnyClientState, AnyConsensusState, LedgerConsensusState};
-use crate::lcp_client::lcp_host_consensus_state;
 
 /// The commitment prefix of the ledger's IBC store.
 pub const COMMITMENT_PREFIX: &[u8] = b"ibc";
@@ -112,10 +111,6 @@ pub struct IbcCtx {
     /// The outcome of the last client update verified, by client and message bytes (ibc-rs
     /// asks the client three times about one update: verify, misbehaviour, update).
     pub(crate) update_memo: RefCell<Option<UpdateMemo>>,
-    /// Whether the counterparty's client of this ledger in the handshake step being checked is
-    /// an LCP client (set by `validate_self_client`, which ibc-rs runs before it asks for the
-    /// host's consensus state): the host's consensus state is then given in LCP's form.
-    self_client_lcp: Cell<bool>,
 }
 
 /// A verified update outcome, kept until the update is applied.
@@ -145,7 +140,6 @@ impl IbcCtx {
             env,
             events: Vec::new(),
             update_memo: RefCell::new(None),
-            self_client_lcp: Cell::new(false),
         }
     }
 
@@ -373,15 +367,6 @@ impl ValidationContext for IbcCtx {
         let bytes = self.require(&host_state_key(height.revision_height()))?;
         let inner: kh_elc::LedgerConsensusState =
             bcs::from_bytes(&bytes).map_err(HostError::invalid_state)?;
-        if self.self_client_lcp.get() {
-            let trust = HostTrust {
-                notary: self.env.notary,
-                operators: self.env.operators.clone(),
-            };
-            return Ok(AnyConsensusState::Lcp(
-                lcp_host_consensus_state(trust, &inner).map_err(HostError::invalid_state)?,
-            ));
-        }
         Ok(AnyConsensusState::Ledger(LedgerConsensusState::new(inner)))
     }
 
@@ -395,16 +380,10 @@ impl ValidationContext for IbcCtx {
     }
 
     /// The client a counterparty holds of this ledger must be a ledger client of this chain id
-    /// trusting this notary and exactly these operators.
-    ///
-    /// An LCP client of this ledger (the counterparty verifies this ledger through LCP's Ledger
-    /// ELC) must be active and behind this ledger; what it trusts is checked by the
-    /// consensus-state proof that follows in the handshake: this host then expects the state id
-    /// of the Ledger ELC trusting this notary and these operators
-    /// ([`crate::lcp_client::lcp_host_consensus_state`]).
+    /// trusting this notary and exactly these operators; an LCP client of this ledger must be
+    /// active and behind it. (The connection handshake does not ask: the host validates TRY and
+    /// ACK as ibc-go v9 does, `crate::conn`.)
     fn validate_self_client(&self, client_state: AnyClientState) -> Result<(), HostError> {
-        self.self_client_lcp
-            .set(matches!(client_state, AnyClientState::Lcp(_)));
         let cs = match client_state {
             AnyClientState::Ledger(cs) => cs,
             AnyClientState::Lcp(lcp) => {

@@ -33,13 +33,6 @@
 //! ([`crate::IbcCtx`]'s `client_state` and `consensus_state`) attach the host view (time, root)
 //! to the client state and the height to a consensus state; a client state without it refuses
 //! every proof. Development mode (debug enclaves) is never on for a ledger client.
-//!
-//! **Handshakes with a counterparty that holds an LCP client of this ledger**: ibc-rs checks the
-//! counterparty's consensus state of this host. Such a counterparty stores LCP consensus
-//! states: the state id of the Ledger ELC in its LCP, which the host recomputes from its own
-//! host state with [`ledger_elc_client_state`] (this notary, these operators in host-state
-//! order, [`LEDGER_ELC_MAX_CLOCK_DRIFT`]) — so a relayer must create that ELC with exactly this
-//! client state, and a counterparty client trusting other keys fails the handshake.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -728,15 +721,11 @@ impl ClientStateExecution<IbcCtx> for LcpClientState {
     }
 }
 
-/// The clock drift the Ledger ELC of this ledger is created with in LCP (part of its state id:
-/// see [`ledger_elc_client_state`]).
+/// The clock drift the Ledger ELC of this ledger is created with in LCP by default.
 pub const LEDGER_ELC_MAX_CLOCK_DRIFT: Duration = Duration::from_secs(60);
 
-/// The Ledger ELC client state a counterparty's LCP runs for this ledger: the notary, the host
-/// operators in the host state's order, [`LEDGER_ELC_MAX_CLOCK_DRIFT`]. A relayer creates the
-/// ELC with exactly this (and `latest_height` set), so that the LCP consensus states the
-/// counterparty stores of this ledger are the ones this host expects in a connection handshake
-/// ([`lcp_host_consensus_state`]).
+/// A Ledger ELC client state for a counterparty's LCP to run for this ledger: the notary, the
+/// host operators in the host state's order, [`LEDGER_ELC_MAX_CLOCK_DRIFT`].
 pub fn ledger_elc_client_state(trust: HostTrust, latest_height: u64) -> kh_elc::LedgerClientState {
     kh_elc::LedgerClientState {
         trust,
@@ -744,44 +733,6 @@ pub fn ledger_elc_client_state(trust: HostTrust, latest_height: u64) -> kh_elc::
         latest_height,
         frozen: false,
     }
-}
-
-/// The Ledger ELC's state id of host state `consensus` (LCP's `sha256(Any(client state with
-/// latest height 0) ‖ Any(consensus state))` with the ELC's `/kakehashi.elc.ledger.*` type URLs
-/// and bcs values).
-pub fn ledger_elc_state_id(
-    client_state: &kh_elc::LedgerClientState,
-    consensus: &kh_elc::LedgerConsensusState,
-) -> Result<StateId, ClientError> {
-    let mut canonical = client_state.clone();
-    canonical.latest_height = 0;
-    let any = |url: &str, value: Vec<u8>| prost_types::Any {
-        type_url: url.into(),
-        value,
-    };
-    Ok(StateId::from_any(
-        &any(
-            "/kakehashi.elc.ledger.ClientState",
-            bcs::to_bytes(&canonical).map_err(decoding)?,
-        ),
-        &any(
-            "/kakehashi.elc.ledger.ConsensusState",
-            bcs::to_bytes(consensus).map_err(decoding)?,
-        ),
-    ))
-}
-
-/// This host's state at a height as a counterparty's LCP client of it stores it: the Ledger
-/// ELC's state id (of [`ledger_elc_client_state`]) and the host timestamp in ns.
-pub fn lcp_host_consensus_state(
-    trust: HostTrust,
-    consensus: &kh_elc::LedgerConsensusState,
-) -> Result<LcpConsensusState, ClientError> {
-    let id = ledger_elc_state_id(&ledger_elc_client_state(trust, 0), consensus)?;
-    Ok(LcpConsensusState::new(
-        id,
-        consensus.timestamp_ms.saturating_mul(1_000_000),
-    ))
 }
 
 /// `Any` of the wire client state and consensus state of a new LCP client (what a relayer puts
