@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test support: a failed setup should stop the test
 
 pub mod host_chain;
+pub mod net;
 
 use kh_ledger::{KeyPair, Store};
 

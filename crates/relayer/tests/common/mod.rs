@@ -2,7 +2,6 @@
 //! that can be killed (an endpoint dying under the relayer), and contract deployment.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use alloy_primitives::{Address, Bytes};
@@ -10,9 +9,6 @@ use alloy_signer_local::PrivateKeySigner;
 use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
 use kh_relayer::evm::FailoverRpc;
 use serde_json::{Value, json};
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 pub(crate) async fn devnet(chain_id: u64) -> Devnet {
     Devnet::start(DevnetConfig {
@@ -27,35 +23,7 @@ pub(crate) async fn devnet(chain_id: u64) -> Devnet {
     .unwrap()
 }
 
-/// A TCP proxy on loopback forwarding to `target`, connections included; send on the returned
-/// channel (or drop it) to kill it.
-pub(crate) async fn proxy(target: SocketAddr) -> (SocketAddr, watch::Sender<bool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (kill, killed) = watch::channel(false);
-    tokio::spawn(async move {
-        let mut stop = killed.clone();
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => return,
-            };
-            let Ok((mut inbound, _)) = accepted else {
-                return;
-            };
-            let mut stop = killed.clone();
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(target).await {
-                    tokio::select! {
-                        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            });
-        }
-    });
-    (addr, kill)
-}
+pub(crate) use kh_test_support::net::proxy;
 
 pub(crate) fn url(devnet: &Devnet) -> String {
     format!("http://{}", devnet.rpc_addr())
