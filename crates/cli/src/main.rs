@@ -13,6 +13,7 @@ mod bench_gas;
 mod bench_gas_lcp;
 mod bench_gas_qbft;
 mod bench_ledger_rpc;
+mod demo;
 mod devnet;
 mod devnet_evm;
 mod devnet_ledger;
@@ -28,6 +29,7 @@ mod qbft;
 mod relayer;
 mod run;
 mod signal;
+mod stack;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -56,6 +58,9 @@ enum Command {
     /// Benchmarks printing one JSON object.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Demonstrations of the whole stack in one process.
+    #[command(subcommand)]
+    Demo(demo::Command),
     /// Local development networks (EVM devnet, ledger network).
     #[command(subcommand)]
     Devnet(devnet::Command),
@@ -77,9 +82,9 @@ enum Command {
     Run(run::Args),
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -92,9 +97,15 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo prints its own progress; other commands log what they do.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_filter);
     let result: anyhow::Result<()> = match cli.command {
         Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Demo(cmd) => demo::run(cmd).await,
         Command::Devnet(cmd) => devnet::run(cmd).await,
         Command::Ibc(cmd) => ibc::run(cmd).await,
         Command::Lcp(cmd) => lcp::run(cmd).await,

@@ -101,9 +101,14 @@ pub(crate) async fn run(cmd: Command) -> anyhow::Result<()> {
                     std::process::id()
                 )
             });
-            serve(&config, path, &holder, crate::signal::shutdown_signal())
-                .await
-                .context("relayer start")
+            serve(
+                &config,
+                std::sync::Arc::new(path),
+                &holder,
+                crate::signal::shutdown_signal(),
+            )
+            .await
+            .context("relayer start")
         }
         Command::Query(QueryCommand::Unrelayed(args)) => {
             let (_, path) = open(&args).await?;

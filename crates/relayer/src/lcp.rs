@@ -192,10 +192,12 @@ impl Prover for LcpLedgerProver {
             return Ok((None, trusted));
         }
         let to = latest.min(trusted.revision_height.saturating_add(self.max_heights));
-        let mut proofs = Vec::new();
-        for height in trusted.revision_height + 1..=to {
-            proofs.push(self.ledger.host_proof(height).await?);
-        }
+        let proofs = futures::future::join_all(
+            (trusted.revision_height + 1..=to).map(|height| self.ledger.host_proof(height)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         let header = bcs::to_bytes(&LedgerHeader {
             trusted_height: trusted.revision_height,
             proofs,

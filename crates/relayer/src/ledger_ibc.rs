@@ -91,12 +91,16 @@ impl LedgerEnd {
 
     /// Submits `messages` in one host transaction; its id.
     pub async fn submit_messages(&self, messages: &[Any]) -> Result<String, IbcError> {
+        self.run_flow(SUBMIT_FLOW, &SubmitArgs::of(messages)).await
+    }
+
+    /// Runs flow `name` of the node's apps with `args` to its end; the transaction it recorded.
+    pub async fn run_flow(&self, name: &str, args: &serde_json::Value) -> Result<String, IbcError> {
         let mut rpc = self.endpoint.connect().await?;
-        let args = SubmitArgs::of(messages);
         let result = rpc
             .run_flow(RunFlowRequest {
                 flow: Some(run_flow_request::Flow::Generic(GenericFlow {
-                    name: SUBMIT_FLOW.into(),
+                    name: name.into(),
                     args_json: args.to_string(),
                 })),
                 timeout_ms: u64::try_from(self.flow_timeout.as_millis()).unwrap_or(u64::MAX),

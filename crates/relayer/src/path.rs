@@ -477,7 +477,7 @@ pub struct Unrelayed {
 /// the lease, standing by while another does, until `shutdown` resolves.
 pub async fn serve(
     config: &RelayerConfig,
-    path: RelayPath,
+    path: Arc<RelayPath>,
     holder: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), PathError> {
@@ -498,7 +498,6 @@ pub async fn serve(
     let mut lease = Lease::open(&config.lease, &path.name, holder)
         .await
         .map_err(|e| PathError::Config(format!("lease: {e}")))?;
-    let path = Arc::new(path);
     let stats = Arc::new(RelayStats::default());
     tokio::pin!(shutdown);
     loop {

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -57,6 +59,27 @@ pub struct RelayStats {
     pub failures: AtomicU64,
     /// Submissions made (each with one client update at most).
     pub submissions: AtomicU64,
+    /// Per delivered step (the most recent [`MAX_SAMPLES`]): its direction and timings.
+    pub samples: std::sync::Mutex<Vec<HopSample>>,
+}
+
+/// At most this many [`HopSample`]s are kept.
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// The timings of one delivered step (a packet, an acknowledgement or a timeout).
+#[derive(Debug, Clone)]
+pub struct HopSample {
+    /// `recv`, `ack` or `timeout`.
+    pub kind: &'static str,
+    /// The chain whose event it was.
+    pub from: String,
+    /// The chain the datagram went to.
+    pub to: String,
+    /// From the relayer receiving the event to its datagram being submitted: the relayer's and
+    /// LCP's share of the hop (store reads, client update, proofs).
+    pub overhead: Duration,
+    /// From the relayer receiving the event to the destination confirming the datagram.
+    pub total: Duration,
 }
 
 /// How the relay works through its queue.
@@ -227,153 +250,215 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
         name: name_a,
         chain: chain_a,
         prover: prover_a,
-        events: mut events_a,
+        events: events_a,
     } = a;
     let RelayEnd {
         name: name_b,
         chain: chain_b,
         prover: prover_b,
-        events: mut events_b,
+        events: events_b,
     } = b;
     let names = [name_a, name_b];
     let chains = [Either::A(&chain_a), Either::B(&chain_b)];
     let provers = [Either::A(&prover_a), Either::B(&prover_b)];
+    // Both ends' events in one stream, each stamped when it arrived (a step's latency counts
+    // from there, also while the loop is busy delivering).
+    let (arrivals, mut events) = mpsc::unbounded_channel::<(usize, Instant, HandlerEvent)>();
+    for (end, mut rx) in [(0usize, events_a), (1, events_b)] {
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if arrivals.send((end, Instant::now(), e)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(arrivals);
     let mut queue: VecDeque<Queued> = VecDeque::new();
-    let (mut open_a, mut open_b) = (true, true);
+    let mut open = true;
+    // At most one submission in flight per chain; the other chain's goes on meanwhile, and new
+    // events are planned while one confirms.
+    let mut flights = FuturesUnordered::new();
+    let mut busy = [false, false];
+    // Jobs planned for a chain while it was busy: back in the queue when it is idle again.
+    let mut parked: [Vec<Queued>; 2] = [Vec::new(), Vec::new()];
     loop {
-        // Take every event available now; wait for one only when there is nothing to do.
-        while let Ok(e) = events_a.try_recv() {
-            enqueue(&mut queue, 0, e);
-        }
-        while let Ok(e) = events_b.try_recv() {
-            enqueue(&mut queue, 1, e);
+        while let Ok((end, at, e)) = events.try_recv() {
+            enqueue(&mut queue, end, at, e);
         }
         if let Some(m) = &metrics {
             report_backlog(m, &names, &queue);
         }
+        if !open && queue.is_empty() && flights.is_empty() && parked.iter().all(Vec::is_empty) {
+            return;
+        }
+        // The ready jobs, in order, planned against the chains' stores; each idle chain gets a
+        // batch, a busy chain's steps wait for the next round.
         let now = Instant::now();
-        let next_ready = queue.iter().map(|q| q.not_before).min();
-        match next_ready {
-            None => {
-                if !open_a && !open_b {
-                    return;
+        if busy.contains(&false) && queue.iter().any(|q| q.not_before <= now) {
+            let mut ready = Vec::new();
+            let mut waiting = VecDeque::with_capacity(queue.len());
+            for q in queue.drain(..) {
+                if q.not_before <= now && ready.len() < policy.max_batch * 2 {
+                    ready.push(q);
+                } else {
+                    waiting.push_back(q);
                 }
-                tokio::select! {
-                    e = events_a.recv(), if open_a => match e {
-                        Some(e) => enqueue(&mut queue, 0, e),
-                        None => open_a = false,
-                    },
-                    e = events_b.recv(), if open_b => match e {
-                        Some(e) => enqueue(&mut queue, 1, e),
-                        None => open_b = false,
-                    },
-                }
-                continue;
             }
-            Some(at) if at > now => {
-                tokio::select! {
-                    _ = tokio::time::sleep(at - now) => {}
-                    e = events_a.recv(), if open_a => match e {
-                        Some(e) => enqueue(&mut queue, 0, e),
-                        None => open_a = false,
-                    },
-                    e = events_b.recv(), if open_b => match e {
-                        Some(e) => enqueue(&mut queue, 1, e),
-                        None => open_b = false,
-                    },
-                }
-                continue;
-            }
-            Some(_) => {}
-        }
-        // The ready jobs, in order, up to a batch for each target chain.
-        let mut ready = Vec::new();
-        let mut waiting = VecDeque::with_capacity(queue.len());
-        for q in queue.drain(..) {
-            if q.not_before <= now && ready.len() < policy.max_batch * 2 {
-                ready.push(q);
-            } else {
-                waiting.push_back(q);
-            }
-        }
-        queue = waiting;
-        // Decide each job's step against the chains' stores.
-        let mut batches: [Vec<(Queued, Step)>; 2] = [Vec::new(), Vec::new()];
-        for q in ready {
-            match plan([&chains[0], &chains[1]], &q.job).await {
-                Ok(None) => {
-                    stats.skipped.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Some((target, step))) => {
-                    if batches[target].len() < policy.max_batch {
-                        batches[target].push((q, step));
-                    } else {
-                        queue.push_back(q);
+            queue = waiting;
+            let mut batches: [Vec<(Queued, Step)>; 2] = [Vec::new(), Vec::new()];
+            let mut heads = [None, None];
+            for q in ready {
+                match plan([&chains[0], &chains[1]], &mut heads, &q.job).await {
+                    Ok(None) => {
+                        stats.skipped.fetch_add(1, Ordering::Relaxed);
                     }
-                }
-                Err(e) => {
-                    warn!(error = %e, "reading the chains failed");
-                    retry(&mut queue, q, &policy, &stats);
-                }
-            }
-        }
-        for (target, batch) in batches.into_iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            let source = 1 - target;
-            let started = Instant::now();
-            let steps: Vec<&Step> = batch.iter().map(|(_, s)| s).collect();
-            match deliver(&chains[target], &provers[source], &steps).await {
-                Ok(()) => {
-                    stats.submissions.fetch_add(1, Ordering::Relaxed);
-                    for (q, step) in &batch {
-                        let counter = match step {
-                            Step::Recv(_) => &stats.received,
-                            Step::Timeout(_) => &stats.timed_out,
-                            Step::Ack(..) => &stats.acknowledged,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        if let Some(m) = &metrics {
-                            // The hop's direction: where the event happened, and where the
-                            // datagram went.
-                            let (from, to) = match &q.job {
-                                Job::Packet { from, .. } => (*from, 1 - *from),
-                                Job::Ack { at, .. } => (*at, 1 - *at),
-                            };
-                            m.hop_latency
-                                .get_or_create(&Metrics::direction(&names[from], &names[to]))
-                                .observe(started.elapsed().as_secs_f64());
-                        }
-                    }
-                    debug!(
-                        target = %names[target],
-                        steps = batch.len(),
-                        took = ?started.elapsed(),
-                        "submitted"
-                    );
-                }
-                Err(e) => {
-                    if let Some(m) = &metrics {
-                        m.submission_errors
-                            .get_or_create(&Metrics::chain(&names[target]))
-                            .inc();
-                    }
-                    warn!(target = %names[target], steps = batch.len(), error = %e, "submission failed");
-                    let split = batch.len() > 1;
-                    for (mut q, _) in batch {
-                        if split {
-                            // Retried alone at once: the store read skips what was handled.
-                            q.not_before = Instant::now();
-                            queue.push_back(q);
+                    Ok(Some((target, step))) => {
+                        if busy[target] {
+                            parked[target].push(q);
+                        } else if batches[target].len() < policy.max_batch {
+                            batches[target].push((q, step));
                         } else {
-                            retry(&mut queue, q, &policy, &stats);
+                            queue.push_back(q);
                         }
                     }
-                    if split {
-                        stats.failures.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        warn!(error = %e, "reading the chains failed");
+                        retry(&mut queue, q, &policy, &stats);
                     }
                 }
+            }
+            for (target, batch) in batches.into_iter().enumerate() {
+                if batch.is_empty() {
+                    continue;
+                }
+                busy[target] = true;
+                let (chain, prover) = (&chains[target], &provers[1 - target]);
+                flights.push(async move {
+                    let started = Instant::now();
+                    let steps: Vec<&Step> = batch.iter().map(|(_, s)| s).collect();
+                    let result = deliver(chain, prover, &steps).await;
+                    (target, batch, started, result)
+                });
+            }
+        }
+        // Wait for an event, a submission's end, or the next retry.
+        let next_retry = queue
+            .iter()
+            .filter(|q| q.not_before > Instant::now())
+            .map(|q| q.not_before)
+            .min();
+        let has_ready = queue.iter().any(|q| q.not_before <= Instant::now());
+        let idle_for_ready = has_ready && busy.contains(&false);
+        if idle_for_ready {
+            continue;
+        }
+        let sleep_until = next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            e = events.recv(), if open => match e {
+                Some((end, at, e)) => enqueue(&mut queue, end, at, e),
+                None => open = false,
+            },
+            Some((target, batch, started, result)) = flights.next(), if !flights.is_empty() => {
+                busy[target] = false;
+                queue.extend(parked[target].drain(..));
+                settle(
+                    target,
+                    batch,
+                    started,
+                    result,
+                    &names,
+                    &stats,
+                    metrics.as_ref(),
+                    &policy,
+                    &mut queue,
+                );
+            }
+            _ = tokio::time::sleep_until(sleep_until.into()) => {}
+        }
+    }
+}
+
+/// Accounts for a finished submission: counts, samples and metrics when it went through;
+/// when it failed, its steps go back to the queue (split and retried at once, or alone with
+/// backoff).
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    target: usize,
+    batch: Vec<(Queued, Step)>,
+    started: Instant,
+    result: Result<Instant, IbcError>,
+    names: &[String; 2],
+    stats: &RelayStats,
+    metrics: Option<&Metrics>,
+    policy: &RelayPolicy,
+    queue: &mut VecDeque<Queued>,
+) {
+    match result {
+        Ok(submitted_at) => {
+            stats.submissions.fetch_add(1, Ordering::Relaxed);
+            let done_at = Instant::now();
+            for (q, step) in &batch {
+                let counter = match step {
+                    Step::Recv(_) => &stats.received,
+                    Step::Timeout(_) => &stats.timed_out,
+                    Step::Ack(..) => &stats.acknowledged,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                // The hop's direction: where the event happened, and where the datagram went.
+                let (from, to) = match &q.job {
+                    Job::Packet { from, .. } => (*from, 1 - *from),
+                    Job::Ack { at, .. } => (*at, 1 - *at),
+                };
+                if let Ok(mut samples) = stats.samples.lock() {
+                    if samples.len() >= MAX_SAMPLES {
+                        samples.remove(0);
+                    }
+                    samples.push(HopSample {
+                        kind: match step {
+                            Step::Recv(_) => "recv",
+                            Step::Timeout(_) => "timeout",
+                            Step::Ack(..) => "ack",
+                        },
+                        from: names[from].clone(),
+                        to: names[to].clone(),
+                        overhead: submitted_at.saturating_duration_since(q.seen),
+                        total: done_at.saturating_duration_since(q.seen),
+                    });
+                }
+                if let Some(m) = metrics {
+                    m.hop_latency
+                        .get_or_create(&Metrics::direction(&names[from], &names[to]))
+                        .observe(done_at.saturating_duration_since(q.seen).as_secs_f64());
+                }
+            }
+            debug!(
+                target = %names[target],
+                steps = batch.len(),
+                took = ?started.elapsed(),
+                "submitted"
+            );
+        }
+        Err(e) => {
+            if let Some(m) = metrics {
+                m.submission_errors
+                    .get_or_create(&Metrics::chain(&names[target]))
+                    .inc();
+            }
+            warn!(target = %names[target], steps = batch.len(), error = %e, "submission failed");
+            let split = batch.len() > 1;
+            for (mut q, _) in batch {
+                if split {
+                    // Retried alone at once: the store read skips what was handled.
+                    q.not_before = Instant::now();
+                    queue.push_back(q);
+                } else {
+                    retry(queue, q, policy, stats);
+                }
+            }
+            if split {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -387,7 +472,7 @@ fn retry(queue: &mut VecDeque<Queued>, mut q: Queued, policy: &RelayPolicy, stat
     queue.push_back(q);
 }
 
-fn enqueue(queue: &mut VecDeque<Queued>, end: usize, event: HandlerEvent) {
+fn enqueue(queue: &mut VecDeque<Queued>, end: usize, seen: Instant, event: HandlerEvent) {
     let job = match event {
         HandlerEvent::SendPacket(packet) => Job::Packet { from: end, packet },
         HandlerEvent::WriteAcknowledgement(packet, ack) => Job::Ack {
@@ -397,11 +482,10 @@ fn enqueue(queue: &mut VecDeque<Queued>, end: usize, event: HandlerEvent) {
         },
         _ => return,
     };
-    let now = Instant::now();
     queue.push_back(Queued {
         job,
-        seen: now,
-        not_before: now,
+        seen,
+        not_before: seen,
         attempts: 0,
     });
 }
@@ -426,8 +510,12 @@ fn report_backlog(m: &Metrics, names: &[String; 2], queue: &VecDeque<Queued>) {
 }
 
 /// What `job` still needs, read from the stores: `None` when it was handled already, else the
-/// chain the datagram goes to and the step.
-async fn plan<C: Chain>(chains: [&C; 2], job: &Job) -> Result<Option<(usize, Step)>, IbcError> {
+/// chain the datagram goes to and the step. `heads` caches each chain's head for one round.
+async fn plan<C: Chain>(
+    chains: [&C; 2],
+    heads: &mut [Option<(u64, u64)>; 2],
+    job: &Job,
+) -> Result<Option<(usize, Step)>, IbcError> {
     match job {
         Job::Packet { from, packet } => {
             let (src, dst) = (chains[*from], chains[1 - *from]);
@@ -454,7 +542,14 @@ async fn plan<C: Chain>(chains: [&C; 2], job: &Job) -> Result<Option<(usize, Ste
                 // Received already; its acknowledgement comes from the destination's events.
                 return Ok(None);
             }
-            let (height, time) = dst.head().await?;
+            let (height, time) = match heads[1 - *from] {
+                Some(head) => head,
+                None => {
+                    let head = dst.head().await?;
+                    heads[1 - *from] = Some(head);
+                    head
+                }
+            };
             let th = packet.timeoutHeight.revisionHeight;
             let tt = packet.timeoutTimestamp;
             if (th != 0 && height >= th) || (tt != 0 && time >= tt) {
@@ -486,14 +581,17 @@ async fn plan<C: Chain>(chains: [&C; 2], job: &Job) -> Result<Option<(usize, Ste
 }
 
 /// Brings `target`'s client of the other chain up to date and submits `steps` with `prover`'s
-/// proofs, in one submission.
+/// proofs, in one submission; when the datagrams were ready and handed to the chain.
 async fn deliver<C: Chain, Q: Prover>(
     target: &C,
     prover: &Q,
     steps: &[&Step],
-) -> Result<(), IbcError> {
+) -> Result<Instant, IbcError> {
+    let t0 = Instant::now();
     let trusted = target.client_latest().await?;
+    let t1 = Instant::now();
     let (update, height) = prover.update(trusted).await?;
+    let t2 = Instant::now();
     let mut datagrams = Vec::with_capacity(steps.len() + 1);
     if let Some(message) = update {
         datagrams.push(Datagram::UpdateClient(message));
@@ -520,5 +618,14 @@ async fn deliver<C: Chain, Q: Prover>(
             },
         });
     }
-    target.submit(datagrams).await
+    let submitted_at = Instant::now();
+    debug!(
+        steps = steps.len(),
+        client_read = ?(t1 - t0),
+        update = ?(t2 - t1),
+        proofs = ?(submitted_at - t2),
+        "datagrams ready"
+    );
+    target.submit(datagrams).await?;
+    Ok(submitted_at)
 }

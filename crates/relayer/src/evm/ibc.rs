@@ -530,7 +530,10 @@ impl Chain for EvmEnd {
     }
 
     async fn submit(&self, datagrams: Vec<Datagram>) -> Result<(), IbcError> {
-        // One transaction each, in order (the handler takes one message per call).
+        // One transaction per datagram (the handler takes one message per call). A client
+        // update goes first and is confirmed before the rest, whose proofs it makes checkable;
+        // the rest go out at once (the submitter numbers them) and are confirmed together.
+        let mut calls = Vec::with_capacity(datagrams.len());
         for d in datagrams {
             let data = match d {
                 Datagram::UpdateClient(message) => IBCClient::updateClientCall {
@@ -578,9 +581,22 @@ impl Chain for EvmEnd {
                 }
                 .abi_encode(),
             };
-            self.submitter
-                .submit(self.handler, Bytes::from(data))
-                .await?;
+            calls.push(Bytes::from(data));
+        }
+        let mut rest = calls.as_slice();
+        if let Some((update, tail)) = rest.split_first()
+            && update.starts_with(&IBCClient::updateClientCall::SELECTOR)
+        {
+            self.submitter.submit(self.handler, update.clone()).await?;
+            rest = tail;
+        }
+        let results = futures::future::join_all(
+            rest.iter()
+                .map(|data| self.submitter.submit(self.handler, data.clone())),
+        )
+        .await;
+        for r in results {
+            r?;
         }
         Ok(())
     }
