@@ -875,31 +875,60 @@ contract LCPClient is ILightClient {
     }
 
     /// @dev UpdateClientMessage {1 proxy_message, 2 repeated signatures}: the message's range
-    /// in `b` and the signatures' calldata references (see `_ref`).
+    /// in `b` and the signatures' calldata references (see `_ref`). Strict as LCPProto's
+    /// readers (varints of at most 10 bytes, length-delimited fields only, inside `b`); field 1
+    /// once and first, then field 2 any number of times.
     function _decodeUpdateClientMessage(bytes calldata b)
         private
         pure
         returns (uint256 ms, uint256 me, uint256[] memory signatures)
     {
-        uint256 count;
-        for (uint256 pass = 0; pass < 2; pass++) {
-            if (pass == 1) signatures = new uint256[](count);
-            uint256 p;
-            uint256 i;
-            uint256 last;
-            while (p < b.length) {
-                (uint256 f, uint256 s, uint256 e) = LCPProto.lenFieldCd(b, p);
-                if (f > 2 || f < last || (f == 1 && last == 1)) revert LCPClientUnknownMessage();
-                last = f;
-                if (f == 1) {
-                    (ms, me) = (s, e);
-                } else if (pass == 0) {
-                    count++;
-                } else {
-                    signatures[i++] = _ref(b[s:e]);
-                }
-                p = e;
+        assembly ("memory-safe") {
+            function malformed(at) {
+                mstore(0, 0xd2387b4e) // LCPProto.LCPProtoMalformed(uint256)
+                mstore(0x20, at)
+                revert(28, 36)
             }
+            function readVarint(base, len, q, at) -> v, next {
+                for { let shift := 0 } 1 { shift := add(shift, 7) } {
+                    if or(iszero(lt(q, len)), eq(shift, 70)) { malformed(at) }
+                    let c := byte(0, calldataload(add(base, q)))
+                    v := or(v, shl(shift, and(c, 0x7f)))
+                    q := add(q, 1)
+                    if lt(c, 0x80) { break }
+                }
+                next := q
+            }
+            let base := b.offset
+            let len := b.length
+            signatures := mload(0x40)
+            let count := 0
+            let last := 0
+            for { let p := 0 } lt(p, len) {} {
+                let k, s := readVarint(base, len, p, p)
+                let f := shr(3, k)
+                if or(iszero(f), iszero(eq(and(k, 7), 2))) { malformed(p) }
+                let n, start := readVarint(base, len, s, p)
+                if gt(n, sub(len, start)) { malformed(p) }
+                let e := add(start, n)
+                if or(gt(f, 2), or(lt(f, last), and(eq(f, 1), eq(last, 1)))) {
+                    mstore(0, 0x20c1a3f7) // LCPClientUnknownMessage()
+                    revert(28, 4)
+                }
+                last := f
+                switch f
+                case 1 {
+                    ms := start
+                    me := e
+                }
+                default {
+                    count := add(count, 1)
+                    mstore(add(signatures, shl(5, count)), or(shl(128, add(base, start)), n))
+                }
+                p := e
+            }
+            mstore(signatures, count)
+            mstore(0x40, add(signatures, shl(5, add(count, 1))))
         }
     }
 
@@ -1006,10 +1035,12 @@ contract LCPClient is ILightClient {
 
     /// @dev The length of the varint of `v`.
     function _varintLength(uint256 v) private pure returns (uint256 n) {
-        n = 1;
-        while (v > 0x7f) {
-            v >>= 7;
-            n++;
+        assembly ("memory-safe") {
+            n := 1
+            for {} gt(v, 0x7f) {} {
+                v := shr(7, v)
+                n := add(n, 1)
+            }
         }
     }
 
