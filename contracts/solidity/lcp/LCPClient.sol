@@ -421,7 +421,7 @@ contract LCPClient is ILightClient {
         bytes calldata inner = _tupleAt(_bytesAt(hm, 32), 0);
         _verifySigners(c, keccak256(message), sigs);
         if (header == _header(TYPE_UPDATE_STATE)) {
-            return _updateState(c, inner);
+            _updateState(c, inner); // ends the call with its result
         } else if (header == _header(TYPE_MISBEHAVIOUR)) {
             MisbehaviourProxyMessage memory mb = abi.decode(_bytesAt(hm, 32), (MisbehaviourProxyMessage));
             if (mb.prevStates.length == 0) revert LCPClientBadUpdate();
@@ -442,11 +442,9 @@ contract LCPClient is ILightClient {
 
     /// @dev `u` is the ABI tuple UpdateStateProxyMessage {Height prevHeight; bytes32 prevStateId;
     /// Height postHeight; bytes32 postStateId; uint128 timestamp; bytes context;
-    /// EmittedState[] emittedStates}, read in place (words 0-8 of the head).
-    function _updateState(Client storage c, bytes calldata u)
-        private
-        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
-    {
+    /// EmittedState[] emittedStates}, read in place (words 0-8 of the head). Ends the call,
+    /// returning the new client state and the consensus state stored (`_returnUpdate`).
+    function _updateState(Client storage c, bytes calldata u) private {
         uint256 emitted = _emittedStates(u);
         uint64 latestNumber = c.latestRevisionNumber;
         uint64 latestHeight = c.latestRevisionHeight;
@@ -484,9 +482,43 @@ contract LCPClient is ILightClient {
             c.latestRevisionNumber = postHeight.revisionNumber;
             c.latestRevisionHeight = postHeight.revisionHeight;
         }
-        updates = new ConsensusStateUpdate[](1);
-        updates[0] = ConsensusStateUpdate(postHeight, _encodeConsensusState(postStateId, uint64(timestamp)));
-        clientState = _encodeClientState(c);
+        _returnUpdate(
+            _encodeClientState(c),
+            postHeight.revisionNumber,
+            postHeight.revisionHeight,
+            _encodeConsensusState(postStateId, uint64(timestamp))
+        );
+    }
+
+    /// @dev Ends the call, returning what `updateClient` declares: (bytes clientState,
+    /// ConsensusStateUpdate[] with the one update {height, consensusState}), ABI-encoded here
+    /// directly.
+    function _returnUpdate(bytes memory clientState, uint64 revisionNumber, uint64 revisionHeight, bytes memory cons)
+        private
+        pure
+    {
+        assembly ("memory-safe") {
+            // Copies `b` (length word and data, zero-padded to words) to `dst`; returns the end.
+            function put(dst, b) -> end {
+                let n := mload(b)
+                let padded := and(add(n, 31), not(31))
+                mstore(dst, n)
+                mstore(add(dst, padded), 0)
+                mcopy(add(dst, 0x20), add(b, 0x20), n)
+                end := add(add(dst, 0x20), padded)
+            }
+            let out := mload(0x40)
+            mstore(out, 0x40)
+            let array := put(add(out, 0x40), clientState)
+            mstore(add(out, 0x20), sub(array, out))
+            mstore(array, 1)
+            mstore(add(array, 0x20), 0x20)
+            mstore(add(array, 0x40), revisionNumber)
+            mstore(add(array, 0x60), revisionHeight)
+            mstore(add(array, 0x80), 0x60)
+            let end := put(add(array, 0xa0), cons)
+            return(out, sub(end, out))
+        }
     }
 
     /// @dev The number of emitted states (word 8 of UpdateState: EmittedState[] {Height height;
