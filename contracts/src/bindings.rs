@@ -80,6 +80,13 @@ sol!(
     "artifacts/LCPAttestation.json"
 );
 
+// Runs a sequence of calls in one transaction and returns the gas of each (measurements only).
+sol!(
+    #[derive(Debug, PartialEq, Eq)]
+    LCPGasProbe,
+    "artifacts/LCPGasProbe.json"
+);
+
 // A QBFT header seal verifier (`solidity/qbft/`), for the on-chain cost comparison.
 sol!(
     #[derive(Debug, PartialEq, Eq)]

@@ -28,7 +28,9 @@
 //!   from IAS attestation reports, optional operator set with threshold, UpdateState /
 //!   VerifyMembership / Misbehaviour proxy messages signed by enclave keys) using
 //!   [`LCPAttestation`] (X.509, RSA PKCS#1 v1.5 through modexp, strict AVR JSON parsing) as a
-//!   separate contract so each stays under the 24 KiB code limit.
+//!   separate contract so each stays under the 24 KiB code limit. [`LCPGasProbe`]
+//!   (`solidity/lcp/testing/`, measurements only) makes several calls in one transaction and
+//!   returns the gas of each, as a Forge test measures.
 //! - [`QBFTHeaderVerifier`] (`solidity/qbft/`): verifies a QBFT header's committed seals on
 //!   chain (RLP decode, seal digest, ecrecover, quorum), to measure the cost LCP avoids.
 //! - `LinkedCounter` with its external library `Tally` (artifacts only, bound in the tests):
@@ -42,7 +44,8 @@ mod layout;
 
 pub use bindings::{
     IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy, KhNft,
-    LCPAttestation, LCPClient, PingApp, QBFTHeaderVerifier, TestOnlyClient, TestReceiver,
+    LCPAttestation, LCPClient, LCPGasProbe, PingApp, QBFTHeaderVerifier, TestOnlyClient,
+    TestReceiver,
 };
 pub use layout::{
     IBC_COMMITMENTS_BASE, KH_NFT_OWNERS_SLOT, ibc_commitment_slot, kh_nft_owner_slot,

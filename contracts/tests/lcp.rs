@@ -94,6 +94,19 @@ fn run_commands(lcp: &mut Lcp, dir: &str, first: u32) -> Vec<(Vec<u8>, Vec<u8>)>
                 (u.post_state_id.0, u.timestamp_ns as u64)
             );
             assert_eq!(lcp.latest(CLIENT_ID), u.post_height);
+            // The client state returned is the canonical encoding of the stored one.
+            let any =
+                <ibc_proto::google::protobuf::Any as prost::Message>::decode(&r.clientState[..])
+                    .unwrap();
+            assert_eq!(any.type_url, CLIENT_STATE_URL, "{name}");
+            let cs = <LcpClientState as prost::Message>::decode(&any.value[..]).unwrap();
+            assert_eq!(prost::Message::encode_to_vec(&cs), any.value, "{name}");
+            let latest = cs.latest_height.unwrap();
+            assert_eq!(
+                Height::new(latest.revision_number, latest.revision_height),
+                u.post_height,
+                "{name}"
+            );
             updates.push((message, sig));
         } else {
             let m = verify_message(&message);

@@ -114,12 +114,16 @@ contract LCPClient is ILightClient {
         uint64 timestamp;
     }
 
-    /// @dev Slot 0 holds what every update and proof reads (existence = keyExpiration != 0).
+    /// @dev Slot 0 holds what every update and proof reads (existence = keyExpiration != 0),
+    /// the latest height included (a `Height` member would take a slot of its own).
     struct Client {
         uint64 keyExpiration;
         bool frozen;
         uint8 operatorCount;
-        Height latest;
+        /// @dev Whether `tail` is non-empty (else the client state's encoding skips reading it).
+        bool hasTail;
+        uint64 latestRevisionNumber;
+        uint64 latestRevisionHeight;
         uint64 thresholdNumerator;
         uint64 thresholdDenominator;
         bytes32 mrenclave;
@@ -186,6 +190,7 @@ contract LCPClient is ILightClient {
     error LCPClientContextFuture();
     error LCPClientBadContext();
     error LCPClientNoConsensusState(Height height);
+    error LCPClientMalformedMessage();
 
     /// @param handler_ the IBC handler (the only caller of initializeClient/updateClient)
     /// @param attestation_ the AVR/certificate checker
@@ -220,13 +225,13 @@ contract LCPClient is ILightClient {
         if (c.keyExpiration != 0) revert LCPClientExists(clientId);
         _decodeClientState(c, LCPProto.unpack(clientState, CLIENT_STATE_URL));
         (bytes32 stateId, uint64 timestamp) = _decodeConsensusState(LCPProto.unpack(consensusState, CONSENSUS_STATE_URL));
-        if (c.latest.revisionNumber == 0 && c.latest.revisionHeight == 0) {
+        if (c.latestRevisionNumber == 0 && c.latestRevisionHeight == 0) {
             if (stateId != bytes32(0) || timestamp != 0) revert LCPClientBadConsensusState();
         } else {
             if (stateId == bytes32(0) || timestamp == 0) revert LCPClientBadConsensusState();
-            c.consensus[_key(c.latest)] = ConsensusState(stateId, timestamp);
+            c.consensus[_key(c.latestRevisionNumber, c.latestRevisionHeight)] = ConsensusState(stateId, timestamp);
         }
-        return c.latest;
+        return Height(c.latestRevisionNumber, c.latestRevisionHeight);
     }
 
     /// @inheritdoc ILightClient
@@ -240,7 +245,7 @@ contract LCPClient is ILightClient {
         Client storage c = _client(clientId);
         (bytes32 t, uint256 vs, uint256 ve) = LCPProto.anyCd(clientMessage);
         if (t == keccak256(bytes(UPDATE_CLIENT_URL))) {
-            (uint256 ms, uint256 me, bytes[] memory signatures) = _decodeUpdateClientMessage(clientMessage[vs:ve]);
+            (uint256 ms, uint256 me, uint256[] memory signatures) = _decodeUpdateClientMessage(clientMessage[vs:ve]);
             return _routeProxyMessage(clientId, c, clientMessage[vs:ve][ms:me], signatures);
         } else if (t == keccak256(bytes(REGISTER_URL))) {
             _registerEnclaveKey(clientId, c, _decodeRegisterMessage(clientMessage[vs:ve]));
@@ -251,14 +256,15 @@ contract LCPClient is ILightClient {
 
     /// @inheritdoc ILightClient
     function getTimestampAtHeight(string calldata clientId, Height calldata height) external view returns (uint64) {
-        ConsensusState storage cs = clients[clientId].consensus[_key(height)];
+        ConsensusState storage cs = clients[clientId].consensus[_key(height.revisionNumber, height.revisionHeight)];
         if (cs.stateId == bytes32(0)) revert LCPClientNoConsensusState(height);
         return cs.timestamp;
     }
 
     /// @inheritdoc ILightClient
     function getLatestHeight(string calldata clientId) external view returns (Height memory) {
-        return clients[clientId].latest;
+        Client storage c = clients[clientId];
+        return Height(c.latestRevisionNumber, c.latestRevisionHeight);
     }
 
     /// @inheritdoc ILightClient
@@ -268,9 +274,9 @@ contract LCPClient is ILightClient {
         Height calldata height,
         uint64,
         uint64,
-        bytes memory proof,
+        bytes calldata proof,
         bytes memory prefix,
-        bytes memory path,
+        bytes calldata path,
         bytes memory value
     ) external view returns (bool) {
         return _verifyState(clientId, height, proof, keccak256(prefix), keccak256(path), keccak256(value));
@@ -282,9 +288,9 @@ contract LCPClient is ILightClient {
         Height calldata height,
         uint64,
         uint64,
-        bytes memory proof,
-        bytes memory prefix,
-        bytes memory path
+        bytes calldata proof,
+        bytes calldata prefix,
+        bytes calldata path
     ) external view returns (bool) {
         return _verifyState(clientId, height, proof, keccak256(prefix), keccak256(path), bytes32(0));
     }
@@ -309,7 +315,7 @@ contract LCPClient is ILightClient {
         view
         returns (bytes32, uint64)
     {
-        ConsensusState storage cs = clients[clientId].consensus[_key(height)];
+        ConsensusState storage cs = clients[clientId].consensus[_key(height.revisionNumber, height.revisionHeight)];
         return (cs.stateId, cs.timestamp);
     }
 
@@ -402,72 +408,149 @@ contract LCPClient is ILightClient {
 
     // ------------------------------------------------------------------ proxy messages
 
-    function _routeProxyMessage(string calldata clientId, Client storage c, bytes calldata message, bytes[] memory sigs)
-        private
-        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
-    {
+    function _routeProxyMessage(
+        string calldata clientId,
+        Client storage c,
+        bytes calldata message,
+        uint256[] memory sigs
+    ) private returns (bytes memory clientState, ConsensusStateUpdate[] memory updates) {
         if (c.frozen) revert LCPClientFrozenState(clientId);
-        HeaderedProxyMessage memory hm = abi.decode(message, (HeaderedProxyMessage));
+        // HeaderedProxyMessage {bytes32 header; bytes message}
+        bytes calldata hm = _tupleAt(message, 0);
+        bytes32 header = bytes32(_word(hm, 0));
+        bytes calldata inner = _tupleAt(_bytesAt(hm, 32), 0);
         _verifySigners(c, keccak256(message), sigs);
-        if (hm.header == _header(TYPE_UPDATE_STATE)) {
-            return _updateState(c, abi.decode(hm.message, (UpdateStateProxyMessage)));
-        } else if (hm.header == _header(TYPE_MISBEHAVIOUR)) {
-            MisbehaviourProxyMessage memory mb = abi.decode(hm.message, (MisbehaviourProxyMessage));
+        if (header == _header(TYPE_UPDATE_STATE)) {
+            _updateState(c, inner); // ends the call with its result
+        } else if (header == _header(TYPE_MISBEHAVIOUR)) {
+            MisbehaviourProxyMessage memory mb = abi.decode(_bytesAt(hm, 32), (MisbehaviourProxyMessage));
             if (mb.prevStates.length == 0) revert LCPClientBadUpdate();
             for (uint256 i = 0; i < mb.prevStates.length; i++) {
-                ConsensusState storage cs = c.consensus[_key(mb.prevStates[i].height)];
+                Height memory h = mb.prevStates[i].height;
+                ConsensusState storage cs = c.consensus[_key(h.revisionNumber, h.revisionHeight)];
                 if (cs.stateId == bytes32(0) || cs.stateId != mb.prevStates[i].stateId) {
-                    revert LCPClientPrevStateMismatch(mb.prevStates[i].height);
+                    revert LCPClientPrevStateMismatch(h);
                 }
             }
-            _validateContext(mb.context);
+            _validateContext(_bytesAt(inner, 32));
             c.frozen = true;
             emit LCPClientFrozen(clientId);
             return (_encodeClientState(c), new ConsensusStateUpdate[](0));
         }
-        revert LCPClientBadHeader(hm.header);
+        revert LCPClientBadHeader(header);
     }
 
-    function _updateState(Client storage c, UpdateStateProxyMessage memory u)
-        private
-        returns (bytes memory clientState, ConsensusStateUpdate[] memory updates)
-    {
-        if (c.latest.revisionNumber == 0 && c.latest.revisionHeight == 0) {
-            if (u.emittedStates.length == 0) revert LCPClientNoEmittedStates();
+    /// @dev `u` is the ABI tuple UpdateStateProxyMessage {Height prevHeight; bytes32 prevStateId;
+    /// Height postHeight; bytes32 postStateId; uint128 timestamp; bytes context;
+    /// EmittedState[] emittedStates}, read in place (words 0-8 of the head). Ends the call,
+    /// returning the new client state and the consensus state stored (`_returnUpdate`).
+    function _updateState(Client storage c, bytes calldata u) private {
+        uint256 emitted = _emittedStates(u);
+        uint64 latestNumber = c.latestRevisionNumber;
+        uint64 latestHeight = c.latestRevisionHeight;
+        if (latestNumber == 0 && latestHeight == 0) {
+            if (emitted == 0) revert LCPClientNoEmittedStates();
         } else {
-            ConsensusState storage prev = c.consensus[_key(u.prevHeight)];
-            if (prev.stateId == bytes32(0) || prev.stateId != u.prevStateId) revert LCPClientPrevStateMismatch(u.prevHeight);
+            uint64 prevNumber = _u64(u, 0);
+            uint64 prevHeight = _u64(u, 32);
+            bytes32 prevStateId = c.consensus[_key(prevNumber, prevHeight)].stateId;
+            if (prevStateId == bytes32(0) || prevStateId != bytes32(_word(u, 64))) {
+                revert LCPClientPrevStateMismatch(Height(prevNumber, prevHeight));
+            }
         }
-        _validateContext(u.context);
-        if (u.postStateId == bytes32(0) || u.timestamp == 0 || u.timestamp > type(uint64).max || u.postHeight.revisionHeight == 0) {
+        _validateContext(_bytesAt(u, 224));
+        Height memory postHeight = Height(_u64(u, 96), _u64(u, 128));
+        bytes32 postStateId = bytes32(_word(u, 160));
+        uint256 timestamp = _word(u, 192);
+        if (timestamp >> 128 != 0) revert LCPClientMalformedMessage();
+        if (postStateId == bytes32(0) || timestamp == 0 || timestamp > type(uint64).max || postHeight.revisionHeight == 0)
+        {
             revert LCPClientBadUpdate();
         }
-        uint128 postKey = _key(u.postHeight);
+        uint128 postKey = _key(postHeight.revisionNumber, postHeight.revisionHeight);
         ConsensusState storage post = c.consensus[postKey];
-        if (post.stateId != bytes32(0)) {
-            if (post.stateId != u.postStateId || post.timestamp != u.timestamp) {
-                revert LCPClientConsensusStateConflict(u.postHeight);
+        bytes32 existing = post.stateId;
+        if (existing != bytes32(0)) {
+            if (existing != postStateId || post.timestamp != timestamp) {
+                revert LCPClientConsensusStateConflict(postHeight);
             }
         } else {
-            post.stateId = u.postStateId;
-            post.timestamp = uint64(u.timestamp);
+            post.stateId = postStateId;
+            post.timestamp = uint64(timestamp);
         }
-        if (postKey > _key(c.latest)) c.latest = u.postHeight;
-        updates = new ConsensusStateUpdate[](1);
-        updates[0] = ConsensusStateUpdate(u.postHeight, _encodeConsensusState(u.postStateId, uint64(u.timestamp)));
-        clientState = _encodeClientState(c);
+        if (postKey > _key(latestNumber, latestHeight)) {
+            c.latestRevisionNumber = postHeight.revisionNumber;
+            c.latestRevisionHeight = postHeight.revisionHeight;
+        }
+        _returnUpdate(
+            _encodeClientState(c),
+            postHeight.revisionNumber,
+            postHeight.revisionHeight,
+            _encodeConsensusState(postStateId, uint64(timestamp))
+        );
     }
 
-    /// @dev Empty context (type 0) or trusting period (type 1, ns): the now must be within
-    /// the trusting period of the trusted state and not before the untrusted header (with drift).
-    function _validateContext(bytes memory context) private view {
-        ValidationContext memory vc = abi.decode(context, (ValidationContext));
-        if (vc.header == bytes32(0)) {
-            if (vc.context.length != 0) revert LCPClientBadContext();
+    /// @dev Ends the call, returning what `updateClient` declares: (bytes clientState,
+    /// ConsensusStateUpdate[] with the one update {height, consensusState}), ABI-encoded here
+    /// directly.
+    function _returnUpdate(bytes memory clientState, uint64 revisionNumber, uint64 revisionHeight, bytes memory cons)
+        private
+        pure
+    {
+        assembly ("memory-safe") {
+            // Copies `b` (length word and data, zero-padded to words) to `dst`; returns the end.
+            function put(dst, b) -> end {
+                let n := mload(b)
+                let padded := and(add(n, 31), not(31))
+                mstore(dst, n)
+                mstore(add(dst, padded), 0)
+                mcopy(add(dst, 0x20), add(b, 0x20), n)
+                end := add(add(dst, 0x20), padded)
+            }
+            let out := mload(0x40)
+            mstore(out, 0x40)
+            let array := put(add(out, 0x40), clientState)
+            mstore(add(out, 0x20), sub(array, out))
+            mstore(array, 1)
+            mstore(add(array, 0x20), 0x20)
+            mstore(add(array, 0x40), revisionNumber)
+            mstore(add(array, 0x60), revisionHeight)
+            mstore(add(array, 0x80), 0x60)
+            let end := put(add(array, 0xa0), cons)
+            return(out, sub(end, out))
+        }
+    }
+
+    /// @dev The number of emitted states (word 8 of UpdateState: EmittedState[] {Height height;
+    /// bytes state}), each checked to be well formed.
+    function _emittedStates(bytes calldata u) private pure returns (uint256 n) {
+        bytes calldata a = _tupleAt(u, 256);
+        n = _word(a, 0);
+        if (n > a.length) revert LCPClientMalformedMessage();
+        bytes calldata elems = a[32:];
+        for (uint256 i = 0; i < n; i++) {
+            bytes calldata e = _tupleAt(elems, i * 32);
+            _u64(e, 0);
+            _u64(e, 32);
+            _bytesAt(e, 64);
+        }
+    }
+
+    /// @dev `context` is abi.encode(ValidationContext {bytes32 header; bytes context}): empty
+    /// (type 0), or trusting period (type 1, two words: untrusted header and trusted state
+    /// timestamps, trusting period and clock drift, ns, 128 bits each): now must be within the
+    /// trusting period of the trusted state and not before the untrusted header (with drift).
+    function _validateContext(bytes calldata context) private view {
+        bytes calldata vc = _tupleAt(context, 0);
+        bytes32 header = bytes32(_word(vc, 0));
+        bytes calldata body = _bytesAt(vc, 32);
+        if (header == bytes32(0)) {
+            if (body.length != 0) revert LCPClientBadContext();
             return;
         }
-        if (vc.header != bytes32(uint256(1) << 240) || vc.context.length != 64) revert LCPClientBadContext();
-        (uint256 w0, uint256 w1) = abi.decode(vc.context, (uint256, uint256));
+        if (header != bytes32(uint256(1) << 240) || body.length != 64) revert LCPClientBadContext();
+        uint256 w0 = _word(body, 0);
+        uint256 w1 = _word(body, 32);
         uint256 untrusted = w0 >> 128;
         uint256 trusted = uint128(w0);
         uint256 period = w1 >> 128;
@@ -479,43 +562,82 @@ contract LCPClient is ILightClient {
 
     function _verifyState(
         string calldata clientId,
-        Height memory height,
-        bytes memory proof,
+        Height calldata height,
+        bytes calldata proof,
         bytes32 prefixHash,
         bytes32 pathHash,
         bytes32 valueHash
     ) private view returns (bool) {
         Client storage c = _client(clientId);
         if (c.frozen) revert LCPClientFrozenState(clientId);
-        CommitmentProofs memory p = abi.decode(proof, (CommitmentProofs));
-        HeaderedProxyMessage memory hm = abi.decode(p.message, (HeaderedProxyMessage));
-        if (hm.header != _header(TYPE_VERIFY_MEMBERSHIP)) revert LCPClientBadHeader(hm.header);
-        VerifyMembershipProxyMessage memory m = abi.decode(hm.message, (VerifyMembershipProxyMessage));
-        if (
-            m.value != valueHash || m.height.revisionNumber != height.revisionNumber
-                || m.height.revisionHeight != height.revisionHeight || keccak256(m.prefix) != prefixHash
-                || keccak256(m.path) != pathHash
-        ) return false;
-        bytes32 stateId = c.consensus[_key(height)].stateId;
-        if (stateId == bytes32(0) || stateId != m.stateId) return false;
-        _verifySigners(c, keccak256(p.message), p.signatures);
+        return _verifyProof(c, height, proof, [prefixHash, pathHash, valueHash]);
+    }
+
+    /// @dev `proof` is abi.encode(CommitmentProofs {bytes message; bytes[] signatures}), read in
+    /// place; `expected` the hashes of prefix, path and value (zero: absence).
+    function _verifyProof(
+        Client storage c,
+        Height calldata height,
+        bytes calldata proof,
+        bytes32[3] memory expected
+    ) private view returns (bool) {
+        (bytes calldata message, uint256[] memory sigs) = _commitmentProofs(proof);
+        (bool matches, bytes32 stateId) = _membershipMatches(message, height, expected);
+        if (!matches || !_hasStateId(c, height, stateId)) return false;
+        _verifySigners(c, keccak256(message), sigs);
         return true;
     }
 
+    /// @dev The message and the signatures' calldata references of abi.encode(CommitmentProofs).
+    function _commitmentProofs(bytes calldata proof)
+        private
+        pure
+        returns (bytes calldata message, uint256[] memory sigs)
+    {
+        bytes calldata p = _tupleAt(proof, 0);
+        message = _bytesAt(p, 0);
+        sigs = _abiSignatures(_tupleAt(p, 32));
+    }
+
+    /// @dev Whether the consensus state at `height` has state id `stateId`.
+    function _hasStateId(Client storage c, Height calldata height, bytes32 stateId) private view returns (bool) {
+        bytes32 stored = c.consensus[_key(height.revisionNumber, height.revisionHeight)].stateId;
+        return stored != bytes32(0) && stored == stateId;
+    }
+
+    /// @dev Whether the VerifyMembership proxy message {bytes prefix; bytes path; bytes32 value;
+    /// Height height; bytes32 stateId} in `message` (a HeaderedProxyMessage) is about these
+    /// prefix, path, value and height; and its state id.
+    function _membershipMatches(
+        bytes calldata message,
+        Height calldata height,
+        bytes32[3] memory expected
+    ) private pure returns (bool, bytes32) {
+        bytes calldata hm = _tupleAt(message, 0);
+        bytes32 header = bytes32(_word(hm, 0));
+        if (header != _header(TYPE_VERIFY_MEMBERSHIP)) revert LCPClientBadHeader(header);
+        bytes calldata m = _tupleAt(_bytesAt(hm, 32), 0);
+        bool matches = bytes32(_word(m, 64)) == expected[2] && _u64(m, 96) == height.revisionNumber
+            && _u64(m, 128) == height.revisionHeight && keccak256(_bytesAt(m, 0)) == expected[0]
+            && keccak256(_bytesAt(m, 32)) == expected[1];
+        return (matches, bytes32(_word(m, 160)));
+    }
+
     /// @dev One registered, unexpired key (no operator set), or keys of the operators in set
-    /// order (empty signature = operator absent) reaching the threshold.
-    function _verifySigners(Client storage c, bytes32 digest, bytes[] memory sigs) private view {
+    /// order (empty signature = operator absent) reaching the threshold. `sigs` are calldata
+    /// references (see `_ref`).
+    function _verifySigners(Client storage c, bytes32 digest, uint256[] memory sigs) private view {
         uint256 n = c.operatorCount;
         if (n == 0) {
             if (sigs.length != 1) revert LCPClientSignaturesLength(sigs.length, 1);
-            _checkKey(c, _recover(digest, sigs[0]));
+            _checkKey(c, _recoverCd(digest, sigs[0]));
             return;
         }
         if (sigs.length != n) revert LCPClientSignaturesLength(sigs.length, n);
         uint256 success;
         for (uint256 i = 0; i < n; i++) {
-            if (sigs[i].length == 0) continue;
-            EnclaveKey storage k = _checkKey(c, _recover(digest, sigs[i]));
+            if (uint128(sigs[i]) == 0) continue;
+            EnclaveKey storage k = _checkKey(c, _recoverCd(digest, sigs[i]));
             if (k.operator != c.operators[i]) revert LCPClientEnclaveKeyUnexpectedOperator(k.operator, c.operators[i]);
             success++;
         }
@@ -526,12 +648,13 @@ contract LCPClient is ILightClient {
 
     function _checkKey(Client storage c, address signer) private view returns (EnclaveKey storage k) {
         k = c.keys[signer];
-        if (k.expiredAt == 0) revert LCPClientEnclaveKeyNotRegistered(signer);
-        if (k.expiredAt <= block.timestamp) revert LCPClientKeyExpired(signer, k.expiredAt);
+        uint64 expiredAt = k.expiredAt;
+        if (expiredAt == 0) revert LCPClientEnclaveKeyNotRegistered(signer);
+        if (expiredAt <= block.timestamp) revert LCPClientKeyExpired(signer, expiredAt);
     }
 
     /// @dev ecrecover of a 65-byte r‖s‖v signature (v ∈ {0, 1, 27, 28}, low s).
-    function _recover(bytes32 digest, bytes memory sig) private pure returns (address signer) {
+    function _recover(bytes32 digest, bytes memory sig) private pure returns (address) {
         if (sig.length != 65) revert LCPClientBadSignature();
         bytes32 r;
         bytes32 s;
@@ -541,10 +664,121 @@ contract LCPClient is ILightClient {
             s := mload(add(sig, 0x40))
             v := byte(0, mload(add(sig, 0x60)))
         }
+        return _ecrecover(digest, v, r, s);
+    }
+
+    /// @dev `_recover` of the signature in calldata referenced by `ref`.
+    function _recoverCd(bytes32 digest, uint256 ref) private pure returns (address) {
+        if (uint128(ref) != 65) revert LCPClientBadSignature();
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            let o := shr(128, ref)
+            r := calldataload(o)
+            s := calldataload(add(o, 0x20))
+            v := byte(0, calldataload(add(o, 0x40)))
+        }
+        return _ecrecover(digest, v, r, s);
+    }
+
+    function _ecrecover(bytes32 digest, uint8 v, bytes32 r, bytes32 s) private pure returns (address signer) {
         if (v < 27) v += 27;
         if ((v != 27 && v != 28) || uint256(s) > SECP256K1_HALF_N) revert LCPClientBadSignature();
         signer = ecrecover(digest, v, r, s);
         if (signer == address(0)) revert LCPClientBadSignature();
+    }
+
+    // ------------------------------------------------------------------ ABI in calldata
+    // Strict readers of ABI-encoded proxy messages where they lie (no copies): every offset and
+    // length is checked against the enclosing data, as abi.decode does.
+
+    /// @dev The word at `o` of `b`.
+    function _word(bytes calldata b, uint256 o) private pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            if or(gt(o, b.length), lt(sub(b.length, o), 32)) {
+                mstore(0, 0xf51d1215) // LCPClientMalformedMessage()
+                revert(28, 4)
+            }
+            w := calldataload(add(b.offset, o))
+        }
+    }
+
+    /// @dev The word at `o` of `b`, which must be a uint64.
+    function _u64(bytes calldata b, uint256 o) private pure returns (uint64 v) {
+        assembly ("memory-safe") {
+            if or(gt(o, b.length), lt(sub(b.length, o), 32)) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            let w := calldataload(add(b.offset, o))
+            if gt(w, 0xffffffffffffffff) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            v := w
+        }
+    }
+
+    /// @dev The dynamic tuple (or array) whose offset from the start of `b` is the word at `head`:
+    /// `b` from there on.
+    function _tupleAt(bytes calldata b, uint256 head) private pure returns (bytes calldata t) {
+        assembly ("memory-safe") {
+            let len := b.length
+            if or(gt(head, len), lt(sub(len, head), 32)) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            let o := calldataload(add(b.offset, head))
+            if gt(o, len) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            t.offset := add(b.offset, o)
+            t.length := sub(len, o)
+        }
+    }
+
+    /// @dev The `bytes` whose offset from the start of `b` is the word at `head`.
+    function _bytesAt(bytes calldata b, uint256 head) private pure returns (bytes calldata t) {
+        assembly ("memory-safe") {
+            let len := b.length
+            if or(gt(head, len), lt(sub(len, head), 32)) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            let o := calldataload(add(b.offset, head))
+            // o + 32 + n <= len
+            if or(gt(o, len), lt(sub(len, o), 32)) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            let n := calldataload(add(b.offset, o))
+            if gt(n, sub(sub(len, o), 32)) {
+                mstore(0, 0xf51d1215)
+                revert(28, 4)
+            }
+            t.offset := add(add(b.offset, o), 32)
+            t.length := n
+        }
+    }
+
+    /// @dev The calldata references of the `bytes[]` at `a` (length, then offsets from `a`+32).
+    function _abiSignatures(bytes calldata a) private pure returns (uint256[] memory refs) {
+        uint256 n = _word(a, 0);
+        if (n > a.length) revert LCPClientMalformedMessage();
+        bytes calldata elems = a[32:];
+        refs = new uint256[](n);
+        for (uint256 i = 0; i < n; i++) {
+            refs[i] = _ref(_bytesAt(elems, i * 32));
+        }
+    }
+
+    /// @dev A calldata reference: absolute offset (high 128 bits) and length.
+    function _ref(bytes calldata b) private pure returns (uint256 r) {
+        assembly ("memory-safe") {
+            r := or(shl(128, b.offset), b.length)
+        }
     }
 
     function _header(uint16 messageType) private pure returns (bytes32) {
@@ -585,7 +819,9 @@ contract LCPClient is ILightClient {
             } else if (f == 3) {
                 if (v != 0) revert LCPClientBadClientState();
             } else if (f == 4) {
-                c.latest = _decodeHeight(LCPProto.slice(b, s, n));
+                Height memory h = _decodeHeight(LCPProto.slice(b, s, n));
+                c.latestRevisionNumber = h.revisionNumber;
+                c.latestRevisionHeight = h.revisionHeight;
             } else if (f == 5) {
                 bytes memory status = LCPProto.slice(b, s, n);
                 c.allowedStatus[keccak256(status)] = true;
@@ -627,6 +863,7 @@ contract LCPClient is ILightClient {
             ProtoEncoder.varintField(9, c.thresholdNumerator),
             ProtoEncoder.varintField(10, c.thresholdDenominator)
         );
+        c.hasTail = c.tail.length != 0;
     }
 
     function _decodeHeight(bytes memory b) private pure returns (Height memory h) {
@@ -670,31 +907,60 @@ contract LCPClient is ILightClient {
     }
 
     /// @dev UpdateClientMessage {1 proxy_message, 2 repeated signatures}: the message's range
-    /// in `b` and the signatures.
+    /// in `b` and the signatures' calldata references (see `_ref`). Strict as LCPProto's
+    /// readers (varints of at most 10 bytes, length-delimited fields only, inside `b`); field 1
+    /// once and first, then field 2 any number of times.
     function _decodeUpdateClientMessage(bytes calldata b)
         private
         pure
-        returns (uint256 ms, uint256 me, bytes[] memory signatures)
+        returns (uint256 ms, uint256 me, uint256[] memory signatures)
     {
-        uint256 count;
-        for (uint256 pass = 0; pass < 2; pass++) {
-            if (pass == 1) signatures = new bytes[](count);
-            uint256 p;
-            uint256 i;
-            uint256 last;
-            while (p < b.length) {
-                (uint256 f, uint256 s, uint256 e) = LCPProto.lenFieldCd(b, p);
-                if (f > 2 || f < last || (f == 1 && last == 1)) revert LCPClientUnknownMessage();
-                last = f;
-                if (f == 1) {
-                    (ms, me) = (s, e);
-                } else if (pass == 0) {
-                    count++;
-                } else {
-                    signatures[i++] = b[s:e];
-                }
-                p = e;
+        assembly ("memory-safe") {
+            function malformed(at) {
+                mstore(0, 0xd2387b4e) // LCPProto.LCPProtoMalformed(uint256)
+                mstore(0x20, at)
+                revert(28, 36)
             }
+            function readVarint(base, len, q, at) -> v, next {
+                for { let shift := 0 } 1 { shift := add(shift, 7) } {
+                    if or(iszero(lt(q, len)), eq(shift, 70)) { malformed(at) }
+                    let c := byte(0, calldataload(add(base, q)))
+                    v := or(v, shl(shift, and(c, 0x7f)))
+                    q := add(q, 1)
+                    if lt(c, 0x80) { break }
+                }
+                next := q
+            }
+            let base := b.offset
+            let len := b.length
+            signatures := mload(0x40)
+            let count := 0
+            let last := 0
+            for { let p := 0 } lt(p, len) {} {
+                let k, s := readVarint(base, len, p, p)
+                let f := shr(3, k)
+                if or(iszero(f), iszero(eq(and(k, 7), 2))) { malformed(p) }
+                let n, start := readVarint(base, len, s, p)
+                if gt(n, sub(len, start)) { malformed(p) }
+                let e := add(start, n)
+                if or(gt(f, 2), or(lt(f, last), and(eq(f, 1), eq(last, 1)))) {
+                    mstore(0, 0x20c1a3f7) // LCPClientUnknownMessage()
+                    revert(28, 4)
+                }
+                last := f
+                switch f
+                case 1 {
+                    ms := start
+                    me := e
+                }
+                default {
+                    count := add(count, 1)
+                    mstore(add(signatures, shl(5, count)), or(shl(128, add(base, start)), n))
+                }
+                p := e
+            }
+            mstore(signatures, count)
+            mstore(0x40, add(signatures, shl(5, add(count, 1))))
         }
     }
 
@@ -715,33 +981,114 @@ contract LCPClient is ILightClient {
         }
     }
 
-    function _encodeClientState(Client storage c) private view returns (bytes memory) {
-        Height memory h = c.latest;
-        bytes memory height = abi.encodePacked(
-            h.revisionNumber == 0 ? bytes("") : abi.encodePacked(hex"08", ProtoEncoder.varint(h.revisionNumber)),
-            h.revisionHeight == 0 ? bytes("") : abi.encodePacked(hex"10", ProtoEncoder.varint(h.revisionHeight))
-        );
-        bytes memory value = abi.encodePacked(
-            hex"0a20",
-            c.mrenclave,
-            hex"10",
-            ProtoEncoder.varint(c.keyExpiration),
-            c.frozen ? bytes(hex"1801") : bytes(""),
-            hex"22",
-            uint8(height.length),
-            height,
-            c.tail
-        );
+    /// @dev The client state `Any`: {1 mrenclave, 2 key_expiration, 3 frozen (if set),
+    /// 4 latest_height, then the stored tail (fields 5-10)}.
+    function _encodeClientState(Client storage c) private view returns (bytes memory out) {
+        uint64 revisionNumber = c.latestRevisionNumber;
+        uint64 revisionHeight = c.latestRevisionHeight;
+        uint64 keyExpiration = c.keyExpiration;
+        bool frozen = c.frozen;
+        bytes memory tail = c.hasTail ? c.tail : bytes("");
+        uint256 heightLength =
+            (revisionNumber == 0 ? 0 : 1 + _varintLength(revisionNumber)) + (revisionHeight == 0 ? 0 : 1 + _varintLength(revisionHeight));
+        // 0a20 mrenclave, 10 key_expiration, [1801], 22 len height, tail
+        uint256 valueLength = 35 + _varintLength(keyExpiration) + (frozen ? 2 : 0) + 2 + heightLength + tail.length;
         // Any{1: url (36 bytes), 2: value}
-        return abi.encodePacked(hex"0a24", CLIENT_STATE_URL, hex"12", ProtoEncoder.varint(uint64(value.length)), value);
+        out = new bytes(39 + _varintLength(valueLength) + valueLength);
+        bytes memory url = bytes(CLIENT_STATE_URL);
+        bytes32 mrenclave = c.mrenclave;
+        uint256 p;
+        assembly ("memory-safe") {
+            p := add(out, 0x20)
+            mstore8(p, 0x0a)
+            mstore8(add(p, 1), 0x24)
+            mcopy(add(p, 2), add(url, 0x20), 36)
+            mstore8(add(p, 38), 0x12)
+            p := add(p, 39)
+        }
+        p = _putVarint(p, valueLength);
+        assembly ("memory-safe") {
+            mstore8(p, 0x0a)
+            mstore8(add(p, 1), 0x20)
+            mstore(add(p, 2), mrenclave)
+            mstore8(add(p, 34), 0x10)
+            p := add(p, 35)
+        }
+        p = _putVarint(p, keyExpiration);
+        assembly ("memory-safe") {
+            if frozen {
+                mstore8(p, 0x18)
+                mstore8(add(p, 1), 0x01)
+                p := add(p, 2)
+            }
+            mstore8(p, 0x22)
+            mstore8(add(p, 1), heightLength)
+            p := add(p, 2)
+            if revisionNumber {
+                mstore8(p, 0x08)
+                p := add(p, 1)
+            }
+        }
+        if (revisionNumber != 0) p = _putVarint(p, revisionNumber);
+        if (revisionHeight != 0) {
+            assembly ("memory-safe") {
+                mstore8(p, 0x10)
+                p := add(p, 1)
+            }
+            p = _putVarint(p, revisionHeight);
+        }
+        assembly ("memory-safe") {
+            mcopy(p, add(tail, 0x20), mload(tail))
+        }
     }
 
-    function _encodeConsensusState(bytes32 stateId, uint64 timestamp) private pure returns (bytes memory) {
-        // Any{1: url (39 bytes), 2: {1: state_id (32 bytes), 2: timestamp}}; timestamp > 0.
-        bytes memory ts = ProtoEncoder.varint(timestamp);
-        return abi.encodePacked(
-            hex"0a27", CONSENSUS_STATE_URL, hex"12", uint8(35 + ts.length), hex"0a20", stateId, hex"10", ts
-        );
+    /// @dev The consensus state `Any`: {1: url (39 bytes), 2: {1: state_id, 2: timestamp}};
+    /// timestamp > 0.
+    function _encodeConsensusState(bytes32 stateId, uint64 timestamp) private pure returns (bytes memory out) {
+        uint256 tsLength = _varintLength(timestamp);
+        out = new bytes(78 + tsLength);
+        bytes memory url = bytes(CONSENSUS_STATE_URL);
+        uint256 p;
+        assembly ("memory-safe") {
+            p := add(out, 0x20)
+            mstore8(p, 0x0a)
+            mstore8(add(p, 1), 0x27)
+            mcopy(add(p, 2), add(url, 0x20), 39)
+            mstore8(add(p, 41), 0x12)
+            mstore8(add(p, 42), add(35, tsLength))
+            mstore8(add(p, 43), 0x0a)
+            mstore8(add(p, 44), 0x20)
+            mstore(add(p, 45), stateId)
+            mstore8(add(p, 77), 0x10)
+            p := add(p, 78)
+        }
+        _putVarint(p, timestamp);
+    }
+
+    /// @dev The length of the varint of `v`.
+    function _varintLength(uint256 v) private pure returns (uint256 n) {
+        assembly ("memory-safe") {
+            n := 1
+            for {} gt(v, 0x7f) {} {
+                v := shr(7, v)
+                n := add(n, 1)
+            }
+        }
+    }
+
+    /// @dev Writes the varint of `v` at memory `p` (inside an allocated buffer); returns the
+    /// position after it.
+    function _putVarint(uint256 p, uint256 v) private pure returns (uint256) {
+        assembly ("memory-safe") {
+            for {} gt(v, 0x7f) {} {
+                mstore8(p, or(and(v, 0x7f), 0x80))
+                v := shr(7, v)
+                p := add(p, 1)
+            }
+            mstore8(p, v)
+            p := add(p, 1)
+        }
+        return p;
     }
 
     function _client(string calldata clientId) private view returns (Client storage c) {
@@ -749,7 +1096,7 @@ contract LCPClient is ILightClient {
         if (c.keyExpiration == 0) revert LCPClientNotFound(clientId);
     }
 
-    function _key(Height memory h) private pure returns (uint128) {
-        return (uint128(h.revisionNumber) << 64) | h.revisionHeight;
+    function _key(uint64 revisionNumber, uint64 revisionHeight) private pure returns (uint128) {
+        return (uint128(revisionNumber) << 64) | revisionHeight;
     }
 }

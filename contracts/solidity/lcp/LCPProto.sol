@@ -71,13 +71,23 @@ library LCPProto {
 
     /// @notice The varint at `p` of calldata `b`.
     function varintCd(bytes calldata b, uint256 p) internal pure returns (uint256 v, uint256 next) {
-        for (uint256 i = 0; i < 10; i++) {
-            if (p + i >= b.length) revert LCPProtoMalformed(p);
-            uint8 c = uint8(b[p + i]);
-            v |= uint256(c & 0x7f) << (7 * i);
-            if (c & 0x80 == 0) return (v, p + i + 1);
+        assembly ("memory-safe") {
+            let len := b.length
+            let q := p
+            for { let shift := 0 } 1 { shift := add(shift, 7) } {
+                // at most 10 bytes, all inside b
+                if or(iszero(lt(q, len)), eq(shift, 70)) {
+                    mstore(0, 0xd2387b4e) // LCPProtoMalformed(uint256)
+                    mstore(0x20, p)
+                    revert(28, 36)
+                }
+                let c := byte(0, calldataload(add(b.offset, q)))
+                v := or(v, shl(shift, and(c, 0x7f)))
+                q := add(q, 1)
+                if lt(c, 0x80) { break }
+            }
+            next := q
         }
-        revert LCPProtoMalformed(p);
     }
 
     /// @notice A length-delimited field at `p` of calldata `b`: field number, value start and

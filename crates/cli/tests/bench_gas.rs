@@ -4,7 +4,8 @@
 //! object: operation -> gas used. Gas is
 //! deterministic, so the figures are checked against the targets of issue 10 (yui-ibc-solidity's
 //! published figures for sendPacket, recvPacket and acknowledgePacket). The LCP client and QBFT
-//! header verifier figures (issue 11) must be present, with their execution parts.
+//! header verifier figures (issue 11) must be present, with their execution parts and (LCP) their
+//! same-transaction figures.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -55,6 +56,17 @@ fn reports_gas_of_every_operation() {
             let execution = gas(&format!("{op}_execution"));
             assert!(execution > 0 && execution < gas(op), "{op}: {execution}");
         }
+    }
+    // The same LCP calls in one transaction (lcp-solidity's Forge way of measuring).
+    for op in [
+        "lcpRegisterEnclaveKey",
+        "lcpRegisterEnclaveKeyKnownCert",
+        "lcpUpdateClient",
+        "lcpVerifyMembership",
+        "lcpVerifyNonMembership",
+    ] {
+        let same_tx = gas(&format!("{op}_sameTx"));
+        assert!(same_tx > 0 && same_tx < gas(op), "{op}_sameTx: {same_tx}");
     }
     // A cached signing certificate saves its RSA check; more validators cost more seals.
     assert!(gas("lcpRegisterEnclaveKeyKnownCert") < gas("lcpRegisterEnclaveKey"));
