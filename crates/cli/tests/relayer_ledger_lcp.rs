@@ -21,10 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use alloy_sol_types::SolCall;
 use alloy_sol_types::SolConstructor;
 use evm_ibc::{Chain, chain};
 use ibc_proto::ibc::core::channel::v1 as chan;
-use kh_contracts::{IBCChannelPacket as P, LCPAttestation, LCPClient};
+use kh_contracts::{IBCChannelPacket as P, IBCHandler, LCPAttestation, LCPClient};
 use kh_lcp_service::enclave::Enclave;
 use kh_lcp_service::seal::{PlatformSecret, Sealer};
 use kh_lcp_service::service;
@@ -35,7 +36,7 @@ use kh_relayer::evm::ibc::EvmEnd;
 use kh_relayer::handshake::{ChannelSpec, connect, open_channel};
 use kh_relayer::lcp::{
     LcpClientParams, LcpEvmProver, LcpLedgerProver, create_lcp_client_on, create_ledger_elc,
-    create_qbft_elc,
+    create_qbft_elc, register_keys, rotate_key,
 };
 use kh_relayer::ledger::follow_events;
 use kh_relayer::ledger_ibc::{LedgerEnd, ledger_events};
@@ -193,6 +194,58 @@ async fn evm_and_ledger_through_lcp() {
         open_channel(&end_ledger, &prover_ledger, &end_evm, &prover_evm, &spec)
             .await
             .unwrap();
+
+    // Key rotation: while the key has more than a quarter of its validity (here 3600 s) left,
+    // nothing happens; with less, LCP generates and attests a new key, which the relayer
+    // registers on both chains (and the relay below runs with it there).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(!rotate_key(&mut lcp, 3600, now).await.unwrap());
+    assert!(rotate_key(&mut lcp, 3600, now + 3000).await.unwrap());
+    let keys = lcp
+        .available_enclave_keys(kh_lcp_service::proto::AvailableEnclaveKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys.len(), 2);
+    register_keys(&mut lcp, &end_evm).await.unwrap();
+    register_keys(&mut lcp, &end_ledger).await.unwrap();
+    let client_contract = {
+        let out = end_evm
+            .submitter
+            .call(
+                evm.handler,
+                &IBCHandler::getClientCall {
+                    clientId: end_evm.client_id.clone(),
+                }
+                .abi_encode(),
+            )
+            .await
+            .unwrap();
+        IBCHandler::getClientCall::abi_decode_returns(&out)
+            .unwrap()
+            .lightClient
+    };
+    for k in &keys {
+        let key = alloy_primitives::Address::from_slice(&k.address);
+        let out = end_evm
+            .submitter
+            .call(
+                client_contract,
+                &LCPClient::getEnclaveKeyInfoCall {
+                    clientId: end_evm.client_id.clone(),
+                    key,
+                }
+                .abi_encode(),
+            )
+            .await
+            .unwrap();
+        let info = LCPClient::getEnclaveKeyInfoCall::abi_decode_returns(&out).unwrap();
+        assert!(info._0 > now, "key {key} is registered on the EVM client");
+    }
 
     // A ping from the EVM that times out on the ledger: sent while no relayer runs, with the
     // ledger's next height as its timeout height.

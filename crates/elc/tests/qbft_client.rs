@@ -252,10 +252,15 @@ fn a_header_out_of_time_order_with_stored_states_freezes() {
         ok.update(&upd(15, T0 + 10), now).unwrap(),
         UpdateOutcome::Updated { .. }
     ));
-    // Height 15 at the time of 20 or later: a fork.
+    // Height 15 later than 20: a fork.
+    assert!(matches!(
+        c.clone().update(&upd(15, T0 + 21), now).unwrap(),
+        UpdateOutcome::Frozen { height: 15, .. }
+    ));
+    // Height 15 in the same second as 20 (sub-second blocks): not evidence.
     assert!(matches!(
         c.clone().update(&upd(15, T0 + 20), now).unwrap(),
-        UpdateOutcome::Frozen { height: 15, .. }
+        UpdateOutcome::Updated { .. }
     ));
     // Height 16 at an earlier time than 15 (both from 10).
     let mut below = ok.clone();

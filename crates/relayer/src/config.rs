@@ -152,8 +152,8 @@ pub struct RelayConfig {
     /// catches a subscription that died silently).
     #[serde(default = "default_reconcile", with = "humantime_serde")]
     pub reconcile_every: Duration,
-    /// How often the enclave keys LCP offers are registered on both chains (a new key before the
-    /// old one expires).
+    /// How often the relayer checks LCP's enclave keys: when the freshest has less than a quarter
+    /// of its validity left it has LCP generate a new one and registers it on both chains.
     #[serde(default = "default_key_refresh", with = "humantime_serde")]
     pub key_refresh: Duration,
 }
@@ -184,6 +184,15 @@ pub enum SignerConfig {
         /// An environment variable holding the password.
         #[serde(default)]
         password_env: Option<String>,
+    },
+    /// A remote signer answering `eth_signTransaction` with the signed transaction (Web3Signer's
+    /// Ethereum JSON-RPC, or any node that holds the key). The relayer checks every answer: the
+    /// transaction it asked for, signed by `address`.
+    Remote {
+        /// The signer's JSON-RPC URL.
+        url: String,
+        /// The account it signs for.
+        address: Address,
     },
 }
 
@@ -309,12 +318,13 @@ impl RelayerConfig {
         if self.evm.confirmations == 0 {
             return invalid("evm.confirmations must be at least 1 (1 = included in a block)");
         }
-        let SignerConfig::Keystore {
+        if let SignerConfig::Keystore {
             password_file,
             password_env,
             ..
-        } = &self.evm.signer;
-        if password_file.is_some() == password_env.is_some() {
+        } = &self.evm.signer
+            && password_file.is_some() == password_env.is_some()
+        {
             return invalid("evm.signer needs exactly one of password_file and password_env");
         }
         for (name, path) in &self.paths {

@@ -567,6 +567,38 @@ pub async fn create_lcp_client(
     Ok(elc)
 }
 
+/// Has the LCP node generate (and attest) a new enclave key when its freshest key has less than
+/// a quarter of `key_expiration` (seconds, the LCP clients' key validity) left at `now` (Unix
+/// seconds), so that the new key is registered on the chains before the old one expires there.
+/// Whether it generated one.
+pub async fn rotate_key(
+    lcp: &mut LcpGrpc,
+    key_expiration: u64,
+    now: u64,
+) -> Result<bool, IbcError> {
+    let keys = lcp
+        .available_enclave_keys(proto::AvailableEnclaveKeysRequest {})
+        .await
+        .map_err(lcp_err)?
+        .into_inner()
+        .keys;
+    let valid_until = keys
+        .iter()
+        .map(|k| {
+            k.attested_at
+                .saturating_add(key_expiration)
+                .min(k.expires_at)
+        })
+        .max();
+    if valid_until.is_some_and(|until| until.saturating_sub(now) > key_expiration / 4) {
+        return Ok(false);
+    }
+    lcp.generate_enclave_key(proto::GenerateEnclaveKeyRequest { operator: vec![] })
+        .await
+        .map_err(lcp_err)?;
+    Ok(true)
+}
+
 /// Registers every enclave key the LCP node offers on `dst`'s LCP client (a key already
 /// registered is registered again: the client accepts the same report twice).
 pub async fn register_keys<D: ClientHost>(lcp: &mut LcpGrpc, dst: &D) -> Result<usize, IbcError> {

@@ -18,11 +18,12 @@ use crate::chain::{Chain, HandlerEvent, IbcError, Packet, packet_commitment, pac
 use crate::config::{PathConfig, RelayerConfig};
 use crate::evm::follow::{FollowConfig, follow, handler_events};
 use crate::evm::ibc::EvmEnd;
-use crate::evm::{FailoverRpc, SubmitPolicy, Submitter, load_signer};
+use crate::evm::signer::load_tx_signer;
+use crate::evm::{FailoverRpc, SubmitPolicy, Submitter};
 use crate::handshake::{ChannelSpec, connect, open_channel};
 use crate::lcp::{
     LcpClientParams, LcpEvmProver, LcpLedgerProver, create_lcp_client_on, create_ledger_elc,
-    create_qbft_elc, register_keys,
+    create_qbft_elc, register_keys, rotate_key,
 };
 use crate::lease::Lease;
 use crate::ledger::LedgerEndpoint;
@@ -199,7 +200,7 @@ impl RelayPath {
             .lcp
             .as_ref()
             .ok_or_else(|| PathError::Config("no [lcp] in the configuration".into()))?;
-        let signer = load_signer(&config.evm.signer)
+        let signer = load_tx_signer(&config.evm.signer)
             .map_err(|e| PathError::Config(format!("evm.signer: {e}")))?;
         let rpc = Arc::new(
             FailoverRpc::new(
@@ -209,7 +210,7 @@ impl RelayPath {
             )
             .map_err(|e| PathError::Config(format!("evm.rpc: {e}")))?,
         );
-        let submitter = Arc::new(Submitter::new(
+        let submitter = Arc::new(Submitter::with_signer(
             rpc.clone(),
             signer,
             SubmitPolicy {
@@ -416,6 +417,22 @@ impl RelayPath {
         Ok(n)
     }
 
+    /// Has LCP generate a new enclave key when the freshest one nears its expiry on the chains
+    /// (a quarter of the validity left), and registers it on both; whether it did.
+    pub async fn rotate_keys(&self) -> Result<bool, PathError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut lcp = self.lcp.connect().await?;
+        if !rotate_key(&mut lcp, self.params.key_expiration, now).await? {
+            return Ok(false);
+        }
+        info!(path = %self.name, "LCP generated a new enclave key; registering it");
+        self.refresh_keys().await?;
+        Ok(true)
+    }
+
     /// `relayer query unrelayed`: the packets of the path's channel still in flight — sent
     /// (their commitment still stored at the source) and not yet received at the destination,
     /// or received and not yet acknowledged — by direction, from the chains' events and stores.
@@ -523,11 +540,16 @@ pub async fn serve(
             let path = path.clone();
             let every = config.relay.key_refresh;
             tokio::spawn(async move {
+                // Every key LCP offers once on taking over (a key generated while another
+                // process held the lease), then new keys as they are generated.
+                if let Err(e) = path.refresh_keys().await {
+                    warn!(error = %e, "registering LCP's enclave keys");
+                }
                 loop {
-                    if let Err(e) = path.refresh_keys().await {
-                        warn!(error = %e, "registering LCP's enclave keys");
-                    }
                     tokio::time::sleep(every).await;
+                    if let Err(e) = path.rotate_keys().await {
+                        warn!(error = %e, "rotating LCP's enclave key");
+                    }
                 }
             })
         };

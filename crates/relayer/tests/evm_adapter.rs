@@ -160,3 +160,96 @@ async fn fails_over_to_the_next_endpoint_and_never_uses_another_chain() {
     );
     stranger.shutdown().await.unwrap();
 }
+
+/// A remote signer (the devnet's own `eth_signTransaction`, Web3Signer's form) signs the
+/// relayer's transactions; a signer whose answer is not the transaction asked for (here a server
+/// that always answers one fixed transaction) is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_signer_signs_and_a_lying_one_is_refused() {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_primitives::{TxKind, U256};
+    use alloy_signer::SignerSync;
+    use kh_relayer::evm::{RemoteSigner, TxSigner};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let chain = devnet(4545).await;
+    let rpc = Arc::new(FailoverRpc::new(4545, &[url(&chain)], Duration::from_secs(10)).unwrap());
+    let account = chain.dev_accounts()[1].address;
+    let remote = RemoteSigner::new(&url(&chain), account).unwrap();
+    let submitter = Submitter::with_signer(
+        rpc.clone(),
+        TxSigner::Remote(remote),
+        SubmitPolicy::default(),
+    );
+    let sink = deploy(&rpc, chain.dev_accounts()[0].address, &[0x00]).await;
+    let receipt = submitter
+        .submit(sink, Bytes::from_static(b"signed elsewhere"))
+        .await
+        .unwrap();
+    let tx: serde_json::Value = rpc
+        .request("eth_getTransactionByHash", vec![json!(receipt.tx_hash)])
+        .await
+        .unwrap();
+    assert_eq!(
+        tx["from"].as_str().unwrap().to_lowercase(),
+        account.to_string().to_lowercase()
+    );
+
+    // A liar: whatever it is asked, it answers a transaction of its own (validly signed).
+    let fixed = {
+        let tx = TxEip1559 {
+            chain_id: 4545,
+            nonce: 999,
+            gas_limit: 21_000,
+            max_fee_per_gas: 1_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(sink),
+            value: U256::ZERO,
+            access_list: Default::default(),
+            input: Bytes::new(),
+        };
+        let signer = key(&chain, 1);
+        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+        let envelope: TxEnvelope = tx.into_signed(sig).into();
+        Bytes::from(envelope.encoded_2718())
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let fixed = fixed.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let body_start = req.find("\r\n\r\n").map(|i| i + 4).unwrap_or(n);
+                let id = serde_json::from_str::<serde_json::Value>(&req[body_start..])
+                    .map(|v| v["id"].clone())
+                    .unwrap_or(json!(0));
+                let body = json!({"jsonrpc": "2.0", "id": id, "result": fixed}).to_string();
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    let liar = RemoteSigner::new(&format!("http://{liar_addr}"), account).unwrap();
+    let submitter =
+        Submitter::with_signer(rpc.clone(), TxSigner::Remote(liar), SubmitPolicy::default());
+    let err = submitter
+        .submit(sink, Bytes::from_static(b"not this"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("another transaction than asked"),
+        "{err}"
+    );
+    chain.shutdown().await.unwrap();
+}

@@ -1,4 +1,5 @@
 //! Signing with the dev accounts, as anvil and Besu's dev mode do: `eth_sendTransaction`,
+//! `eth_signTransaction` (signed, not sent: what a remote signer such as Web3Signer answers),
 //! `eth_sign` and `personal_sign` (EIP-191 messages), `eth_signTypedData_v4` (EIP-712). Only the prefunded accounts of the
 //! devnet's mnemonic can sign; any other address is refused.
 
@@ -111,6 +112,11 @@ fn build(s: &Shared, req: TransactionRequest) -> RpcResult<Bytes> {
 pub(super) fn register(
     m: &mut RpcModule<Arc<Shared>>,
 ) -> Result<(), jsonrpsee::core::RegisterMethodError> {
+    // Web3Signer's form: the transaction signed (RLP, EIP-2718), not sent.
+    m.register_method("eth_signTransaction", |p, s, _| -> RpcResult<Bytes> {
+        let req: TransactionRequest = p.one()?;
+        build(s, req)
+    })?;
     m.register_method("eth_sign", |p, s, _| -> RpcResult<Bytes> {
         let mut seq = p.sequence();
         let address: Address = seq.next()?;

@@ -14,5 +14,5 @@ pub mod submit;
 
 pub use follow::{ChainLog, FollowConfig, FollowStats, follow};
 pub use rpc::{FailoverRpc, RpcError};
-pub use signer::{SignerError, load_signer, open_keystore};
-pub use submit::{Log, Receipt, SubmitError, SubmitPolicy, Submitter};
+pub use signer::{SignerError, load_signer, load_tx_signer, open_keystore};
+pub use submit::{Log, Receipt, RemoteSigner, SubmitError, SubmitPolicy, Submitter, TxSigner};

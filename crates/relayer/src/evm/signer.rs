@@ -7,6 +7,17 @@ use std::path::{Path, PathBuf};
 use alloy_signer_local::PrivateKeySigner;
 
 use crate::config::SignerConfig;
+use crate::evm::submit::{RemoteSigner, TxSigner};
+
+/// The transaction signer `config` describes: a keystore's key, or a remote signer.
+pub fn load_tx_signer(config: &SignerConfig) -> Result<TxSigner, SignerError> {
+    match config {
+        SignerConfig::Remote { url, address } => Ok(TxSigner::Remote(
+            RemoteSigner::new(url, *address).map_err(SignerError::Remote)?,
+        )),
+        SignerConfig::Keystore { .. } => load_signer(config).map(TxSigner::Local),
+    }
+}
 
 /// Why the signer could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +36,12 @@ pub enum SignerError {
     /// Neither or both password sources.
     #[error("the signer needs exactly one of password_file and password_env")]
     PasswordSource,
+    /// The remote signer's URL does not make a client.
+    #[error("remote signer: {0}")]
+    Remote(String),
+    /// A remote signer where a local key was needed.
+    #[error("the signer is remote, not a keystore")]
+    NotLocal,
     /// The keystore could not be decrypted (wrong password, damaged or unreadable file).
     #[error("cannot open keystore {path}: {reason}")]
     Keystore {
@@ -49,7 +66,10 @@ pub fn load_signer(config: &SignerConfig) -> Result<PrivateKeySigner, SignerErro
         path,
         password_file,
         password_env,
-    } = config;
+    } = config
+    else {
+        return Err(SignerError::NotLocal);
+    };
     let password = match (password_file, password_env) {
         (Some(file), None) => {
             let text =

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
@@ -101,11 +101,116 @@ impl Default for SubmitPolicy {
     }
 }
 
+/// A remote signer: `eth_signTransaction` over JSON-RPC (Web3Signer's form: the answer is the
+/// signed transaction). Its answers are checked, never trusted: decoded, compared field by field
+/// with the request, and the signer recovered.
+#[derive(Debug, Clone)]
+pub struct RemoteSigner {
+    client: jsonrpsee::http_client::HttpClient,
+    url: String,
+    address: Address,
+}
+
+impl RemoteSigner {
+    /// A signer at `url` for `address`.
+    pub fn new(url: &str, address: Address) -> Result<Self, String> {
+        let client = jsonrpsee::http_client::HttpClientBuilder::default()
+            .request_timeout(std::time::Duration::from_secs(10))
+            .build(url)
+            .map_err(|e| e.to_string())?;
+        Ok(RemoteSigner {
+            client,
+            url: url.to_string(),
+            address,
+        })
+    }
+
+    async fn sign(&self, tx: &TxEip1559) -> Result<Bytes, SubmitError> {
+        use jsonrpsee::core::client::ClientT;
+        let to = match tx.to {
+            TxKind::Call(a) => Some(a),
+            TxKind::Create => None,
+        };
+        let request = json!({
+            "from": self.address,
+            "to": to,
+            "gas": format!("{:#x}", tx.gas_limit),
+            "maxFeePerGas": format!("{:#x}", tx.max_fee_per_gas),
+            "maxPriorityFeePerGas": format!("{:#x}", tx.max_priority_fee_per_gas),
+            "nonce": format!("{:#x}", tx.nonce),
+            "value": "0x0",
+            "data": tx.input,
+            "chainId": format!("{:#x}", tx.chain_id),
+            "type": "0x2",
+        });
+        let raw: Bytes = self
+            .client
+            .request("eth_signTransaction", jsonrpsee::rpc_params![request])
+            .await
+            .map_err(|e| SubmitError::Sign(format!("remote signer {}: {e}", self.url)))?;
+        let envelope = TxEnvelope::decode_2718(&mut raw.as_ref())
+            .map_err(|e| SubmitError::Sign(format!("remote signer's answer: {e}")))?;
+        let TxEnvelope::Eip1559(signed) = &envelope else {
+            return Err(SubmitError::Sign(
+                "the remote signer answered another transaction type".into(),
+            ));
+        };
+        let got = signed.tx();
+        if got != tx {
+            return Err(SubmitError::Sign(
+                "the remote signer signed another transaction than asked".into(),
+            ));
+        }
+        let signer = signed
+            .recover_signer()
+            .map_err(|e| SubmitError::Sign(format!("remote signature: {e}")))?;
+        if signer != self.address {
+            return Err(SubmitError::Sign(format!(
+                "the remote signer signed with {signer}, not {}",
+                self.address
+            )));
+        }
+        Ok(raw)
+    }
+}
+
+/// What signs the relayer's transactions.
+#[derive(Debug)]
+pub enum TxSigner {
+    /// A key in this process (from a keystore).
+    Local(PrivateKeySigner),
+    /// A remote signer.
+    Remote(RemoteSigner),
+}
+
+impl TxSigner {
+    /// The signing account.
+    pub fn address(&self) -> Address {
+        match self {
+            TxSigner::Local(k) => k.address(),
+            TxSigner::Remote(r) => r.address,
+        }
+    }
+
+    async fn sign(&self, tx: TxEip1559) -> Result<Bytes, SubmitError> {
+        match self {
+            TxSigner::Local(key) => {
+                let signature = key
+                    .sign_hash_sync(&tx.signature_hash())
+                    .map_err(|e| SubmitError::Sign(e.to_string()))?;
+                let envelope: TxEnvelope = tx.into_signed(signature).into();
+                Ok(Bytes::from(envelope.encoded_2718()))
+            }
+            TxSigner::Remote(r) => r.sign(&tx).await,
+        }
+    }
+}
+
 /// Sends transactions from one account.
 #[derive(Debug)]
 pub struct Submitter {
     rpc: Arc<FailoverRpc>,
-    signer: PrivateKeySigner,
+    signer: TxSigner,
     policy: SubmitPolicy,
     nonce: Mutex<Option<u64>>,
 }
@@ -116,6 +221,11 @@ const NONCE_RETRIES: usize = 3;
 impl Submitter {
     /// A submitter for `signer`'s account on the chain behind `rpc`.
     pub fn new(rpc: Arc<FailoverRpc>, signer: PrivateKeySigner, policy: SubmitPolicy) -> Self {
+        Self::with_signer(rpc, TxSigner::Local(signer), policy)
+    }
+
+    /// A submitter signing with `signer` (a local key or a remote signer).
+    pub fn with_signer(rpc: Arc<FailoverRpc>, signer: TxSigner, policy: SubmitPolicy) -> Self {
         Submitter {
             rpc,
             signer,
@@ -217,12 +327,7 @@ impl Submitter {
                 access_list: Default::default(),
                 input: data.clone(),
             };
-            let signature = self
-                .signer
-                .sign_hash_sync(&tx.signature_hash())
-                .map_err(|e| SubmitError::Sign(e.to_string()))?;
-            let envelope: TxEnvelope = tx.into_signed(signature).into();
-            let raw = Bytes::from(envelope.encoded_2718());
+            let raw = self.signer.sign(tx).await?;
             let hash = keccak256(&raw);
             match self
                 .rpc
