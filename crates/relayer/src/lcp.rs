@@ -231,18 +231,22 @@ impl Prover for LcpLedgerProver {
         value: Option<&[u8]>,
         height: IbcHeight,
     ) -> Result<Bytes, IbcError> {
-        let answer = self
-            .ledger
-            .endpoint
-            .ibc_proof(path.as_bytes(), height.revision_height)
-            .await?;
-        if answer.exists != value.is_some() || value.is_some_and(|v| v != answer.value) {
+        let (stored, proof) = self.ledger.query(path, height.revision_height).await?;
+        if stored.as_deref() != value {
             return Err(IbcError::Prover(format!(
                 "{path} does not hold the value to prove at ledger height {}",
                 height.revision_height
             )));
         }
-        signed_proof(&self.lcp, &self.elc_id, path, value, height, answer.proof).await
+        signed_proof(
+            &self.lcp,
+            &self.elc_id,
+            path,
+            value,
+            height,
+            proof.to_bytes(),
+        )
+        .await
     }
 }
 

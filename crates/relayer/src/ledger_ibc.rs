@@ -17,6 +17,7 @@ use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_ibc_host_chain::{HOST_CONTRACT, HostState, HostStateProof, LedgerProof};
 use kh_ibc_ledger::{HostEvent, MESSAGES_CONTRACT, MessagesCommand, SUBMIT_FLOW, SubmitArgs};
 use kh_ledger::SignedTransaction;
+use kh_ledger_node::RpcClient;
 use kh_ledger_node::proto::{GenericFlow, GetTransactionRequest, RunFlowRequest, run_flow_request};
 use prost::{Message, Name};
 use tokio::sync::mpsc;
@@ -50,6 +51,9 @@ pub struct LedgerEnd {
     pub client_id: String,
     /// How long one submission may take.
     pub flow_timeout: Duration,
+    /// One mutual-TLS connection to the node, shared by the calls (and the clones of this end);
+    /// dropped when a call finds the node unreachable, so the next call connects again.
+    connection: std::sync::Arc<tokio::sync::Mutex<Option<RpcClient>>>,
 }
 
 impl LedgerEnd {
@@ -59,6 +63,28 @@ impl LedgerEnd {
             endpoint,
             client_id: client_id.into(),
             flow_timeout: Duration::from_secs(60),
+            connection: Default::default(),
+        }
+    }
+
+    /// The shared connection to the node (made on first use, and again after a failure).
+    async fn rpc(&self) -> Result<RpcClient, IbcError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self.endpoint.connect().await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops the shared connection when `status` says the node was not reached.
+    async fn forget_if_unreachable(&self, status: &tonic::Status) {
+        if matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        ) {
+            *self.connection.lock().await = None;
         }
     }
 
@@ -96,8 +122,8 @@ impl LedgerEnd {
 
     /// Runs flow `name` of the node's apps with `args` to its end; the transaction it recorded.
     pub async fn run_flow(&self, name: &str, args: &serde_json::Value) -> Result<String, IbcError> {
-        let mut rpc = self.endpoint.connect().await?;
-        let result = rpc
+        let mut rpc = self.rpc().await?;
+        let result = match rpc
             .run_flow(RunFlowRequest {
                 flow: Some(run_flow_request::Flow::Generic(GenericFlow {
                     name: name.into(),
@@ -106,8 +132,13 @@ impl LedgerEnd {
                 timeout_ms: u64::try_from(self.flow_timeout.as_millis()).unwrap_or(u64::MAX),
             })
             .await
-            .map_err(LedgerError::from)?
-            .into_inner();
+        {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                self.forget_if_unreachable(&status).await;
+                return Err(LedgerError::from(status).into());
+            }
+        };
         match result.status.as_str() {
             "completed" => Ok(result.tx_id),
             _ => Err(IbcError::from(LedgerError::Refused(format!(
@@ -119,16 +150,21 @@ impl LedgerEnd {
 
     /// The IBC events of host transaction `tx_id` (none for a transaction of another kind).
     pub async fn events_of(&self, tx_id: &str) -> Result<Vec<HostEvent>, IbcError> {
-        let mut rpc = self.endpoint.connect().await?;
-        let r = rpc
+        let mut rpc = self.rpc().await?;
+        let r = match rpc
             .get_transaction(GetTransactionRequest {
                 tx_id: tx_id.into(),
                 whole: true,
                 reveal: vec![],
             })
             .await
-            .map_err(LedgerError::from)?
-            .into_inner();
+        {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                self.forget_if_unreachable(&status).await;
+                return Err(LedgerError::from(status).into());
+            }
+        };
         if !r.found {
             return Err(decode(format!("transaction {tx_id} not found")));
         }
