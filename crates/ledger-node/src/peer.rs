@@ -161,7 +161,7 @@ pub(crate) async fn serve_mtls(
     let address = listener
         .local_addr()
         .map_err(|source| PeerError::Bind { addr, source })?;
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = router(Server::builder().tls_config(tls)?);
     tokio::spawn(async move {
