@@ -8,89 +8,17 @@
 
 #[path = "support/evm_ibc.rs"]
 mod evm_ibc;
+#[path = "support/lcp_node.rs"]
+mod lcp_node;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use alloy_sol_types::{SolCall, SolConstructor};
-use evm_ibc::{Chain, chain};
+use alloy_sol_types::SolCall;
+use evm_ibc::Chain;
 use ibc_proto::ibc::core::channel::v1 as chan;
-use kh_contracts::{LCPAttestation, LCPClient, PingApp};
-use kh_lcp_service::enclave::Enclave;
-use kh_lcp_service::seal::{PlatformSecret, Sealer};
-use kh_lcp_service::service::{self, Client as LcpGrpc};
-use kh_lcp_service::{EnclaveHandle, LcpNode};
-use kh_ledger_node::NetworkCa;
+use kh_contracts::PingApp;
 use kh_relayer::evm::handshake::{ChannelSpec, channel_end, connect, open_channel};
 use kh_relayer::evm::ibc::{EvmEnd, IbcError};
 use kh_relayer::lcp::{LcpClientParams, LcpEvmProver, create_lcp_client, register_keys};
-
-async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
-    let c = chain(chain_id).await;
-    let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
-    let mut init = LCPClient::BYTECODE.to_vec();
-    init.extend(
-        LCPClient::constructorCall {
-            handler_: c.handler,
-            attestation_: attestation,
-            rootCert: root_der.to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    let client = c.deploy(init).await;
-    c.register_client("lcp-client", client).await;
-    c
-}
-
-/// An LCP node of enclave build `mrenclave` in `home`, with one attested key, served over
-/// gRPC with mutual TLS; a connector for its clients.
-struct Lcp {
-    service: service::ServiceHandle,
-    ca: NetworkCa,
-    client_cert: (String, String),
-}
-
-impl Lcp {
-    async fn start(home: &Path, mrenclave: [u8; 32]) -> (Self, Vec<u8>) {
-        let platform = PlatformSecret::load_or_create(&home.join("platform-secret")).unwrap();
-        let enclave =
-            EnclaveHandle::in_process(Enclave::new(Sealer::new(&platform, mrenclave))).unwrap();
-        let node = LcpNode::open(home, enclave, 3600).unwrap();
-        node.generate_key(None).unwrap();
-        let root = node.attestation_root_der();
-        let ca = NetworkCa::generate("lcp-r9").unwrap();
-        let (server, relayer) = (ca.issue("lcp").unwrap(), ca.issue("relayer").unwrap());
-        let service = service::serve(
-            "127.0.0.1:0".parse().unwrap(),
-            &server.cert_pem,
-            &server.key_pem,
-            &ca.root_pem(),
-            Arc::new(node),
-        )
-        .await
-        .unwrap();
-        (
-            Lcp {
-                service,
-                ca,
-                client_cert: (relayer.cert_pem, relayer.key_pem),
-            },
-            root,
-        )
-    }
-
-    async fn connect(&self) -> LcpGrpc {
-        service::connect(
-            self.service.addr,
-            &self.client_cert.0,
-            &self.client_cert.1,
-            &self.ca.root_pem(),
-        )
-        .await
-        .unwrap()
-    }
-}
+use lcp_node::{Lcp, lcp_chain};
 
 fn end(c: &Chain) -> EvmEnd {
     EvmEnd {

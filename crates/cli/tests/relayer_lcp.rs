@@ -10,45 +10,22 @@
 
 #[path = "support/evm_ibc.rs"]
 mod evm_ibc;
+#[path = "support/lcp_node.rs"]
+mod lcp_node;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Bytes;
-use alloy_sol_types::SolConstructor;
-use evm_ibc::{Chain, chain};
 use ibc_proto::ibc::core::channel::v1 as chan;
-use kh_contracts::{IBCChannelPacket as P, LCPAttestation, LCPClient};
-use kh_lcp_service::enclave::Enclave;
-use kh_lcp_service::seal::{PlatformSecret, Sealer};
-use kh_lcp_service::service;
-use kh_lcp_service::{EnclaveHandle, LcpNode};
-use kh_ledger_node::NetworkCa;
+use kh_contracts::IBCChannelPacket as P;
 use kh_relayer::evm::follow::handler_events;
 use kh_relayer::evm::handshake::{ChannelSpec, connect, open_channel};
 use kh_relayer::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
 use kh_relayer::lcp::{LcpClientParams, LcpEvmProver, create_lcp_client};
 use kh_relayer::relay::{RelayEnd, RelayPolicy, RelayStats, relay};
-
-/// A chain with the LCP client registered under "lcp-client", trusting `root_der`.
-async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
-    let c = chain(chain_id).await;
-    let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
-    let mut init = LCPClient::BYTECODE.to_vec();
-    init.extend(
-        LCPClient::constructorCall {
-            handler_: c.handler,
-            attestation_: attestation,
-            rootCert: root_der.to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    let client = c.deploy(init).await;
-    c.register_client("lcp-client", client).await;
-    c
-}
+use lcp_node::{Lcp, lcp_chain};
 
 /// Changes one byte of every proof: of its enclave signature (`true`) or of its signed
 /// message (`false`).
@@ -82,34 +59,9 @@ async fn evm_to_evm_through_lcp() {
     // The LCP node: enclave in simulation (in process, behind the same call boundary), one
     // attested key, gRPC with mutual TLS on loopback.
     let home = tempfile::tempdir().unwrap();
-    let platform = PlatformSecret::load_or_create(&home.path().join("platform-secret")).unwrap();
-    let mrenclave = [0x5a; 32];
-    let enclave =
-        EnclaveHandle::in_process(Enclave::new(Sealer::new(&platform, mrenclave))).unwrap();
-    let node = LcpNode::open(home.path(), enclave, 3600).unwrap();
-    node.generate_key(None).unwrap();
-    let root_der = node.attestation_root_der();
-    let ca = NetworkCa::generate("lcp-e2e").unwrap();
-    let (server, relayer_id) = (ca.issue("lcp").unwrap(), ca.issue("relayer").unwrap());
-    let lcp_service = service::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        &server.cert_pem,
-        &server.key_pem,
-        &ca.root_pem(),
-        Arc::new(node),
-    )
-    .await
-    .unwrap();
-    let root_pem = ca.root_pem();
-    let connect_lcp = || {
-        service::connect(
-            lcp_service.addr,
-            &relayer_id.cert_pem,
-            &relayer_id.key_pem,
-            &root_pem,
-        )
-    };
-    let mut lcp = connect_lcp().await.unwrap();
+    let (node, root_der) = Lcp::start(home.path(), [0x5a; 32]).await;
+    let connect_lcp = || node.connect();
+    let mut lcp = connect_lcp().await;
 
     let (mut a, mut b) = (
         lcp_chain(1601, &root_der).await,
@@ -134,18 +86,8 @@ async fn evm_to_evm_through_lcp() {
         .await
         .unwrap();
     assert_eq!(end_a.client_id, "lcp-client-0");
-    let prover_a = LcpEvmProver::new(
-        connect_lcp().await.unwrap(),
-        elc_a,
-        a.rpc.clone(),
-        a.handler,
-    );
-    let prover_b = LcpEvmProver::new(
-        connect_lcp().await.unwrap(),
-        elc_b,
-        b.rpc.clone(),
-        b.handler,
-    );
+    let prover_a = LcpEvmProver::new(connect_lcp().await, elc_a, a.rpc.clone(), a.handler);
+    let prover_b = LcpEvmProver::new(connect_lcp().await, elc_b, b.rpc.clone(), b.handler);
 
     let (conn_a, conn_b) = connect(&end_a, &prover_a, &end_b, &prover_b).await.unwrap();
     let spec = ChannelSpec {
@@ -215,7 +157,7 @@ async fn evm_to_evm_through_lcp() {
     let ack_b = b.sequences::<P::AcknowledgePacket>(0, |e| e.sequence).await;
     assert_eq!(recv_a, (1..=n).collect::<Vec<_>>());
     assert_eq!(ack_b, (1..=n).collect::<Vec<_>>());
-    lcp_service.stop().await;
+    node.stop().await;
     a.devnet.shutdown().await.unwrap();
     b.devnet.shutdown().await.unwrap();
 }

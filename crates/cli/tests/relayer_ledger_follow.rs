@@ -5,125 +5,22 @@
 //! in cursor order, checked against `kakehashi ledger events` after the run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/ledger_net.rs"]
+mod ledger_net;
 
-use kh_ledger_node::NetworkDirectory;
-use kh_relayer::ledger::{LedgerEndpoint, follow_events};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kakehashi");
+use kh_relayer::ledger::follow_events;
+use ledger_net::{LedgerNet, NodeProcess, json_of as json, ledger_cli as cli, wait_until};
+
 const WAIT: Duration = Duration::from_secs(60);
-
-struct NodeProcess(Child);
-
-impl NodeProcess {
-    fn start(dir: &Path, org: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["ledger", "node", "--config"])
-            .arg(config(dir, org))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(
-            move || for _ in BufReader::new(stderr).lines().map_while(Result::ok) {},
-        );
-        NodeProcess(child)
-    }
-
-    fn kill_9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn config(dir: &Path, org: &str) -> PathBuf {
-    dir.join("nodes").join(org).join("node.toml")
-}
-
-fn cli(dir: &Path, node: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["ledger", "--network", dir.to_str().unwrap(), "--node", node])
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_follower_delivers_every_event_once_across_a_node_restart() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let init = Command::new(BIN)
-        .args(["devnet", "ledger", "--init-only", "--data"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let added = json(&cli(
-        dir,
-        "PartyA",
-        &[
-            "users",
-            "add",
-            "--name",
-            "relayer",
-            "--permissions",
-            "read",
-            "--json",
-        ],
-    ));
-    assert_eq!(added["name"], "relayer");
-
-    let _notary = NodeProcess::start(dir, "Notary");
-    let _bank = NodeProcess::start(dir, "Bank");
-    let mut a = NodeProcess::start(dir, "PartyA");
-    let _b = NodeProcess::start(dir, "PartyB");
-    let _validator = NodeProcess::start(dir, "Validator");
-    for node in ["Notary", "Bank", "PartyA", "PartyB", "Validator"] {
-        wait_until(node, || {
-            cli(dir, node, &["accounts", "list"]).status.success()
-        });
-    }
-
-    let (network, root_pem) = NetworkDirectory::read(dir).unwrap();
-    let (_, party_a) = network.node("PartyA").unwrap();
-    let endpoint = LedgerEndpoint {
-        addr: party_a.rpc,
-        identity: NetworkDirectory::client_identity(dir, "PartyA", "relayer").unwrap(),
-        root_pem,
-    };
+    let mut net = LedgerNet::start(dir, "relayer", "read", &[]);
+    let endpoint = net.endpoint("relayer");
     let (mut events, stats, task) = follow_events(endpoint, 0, Duration::from_millis(500));
 
     let alice = json(&cli(
@@ -177,10 +74,11 @@ async fn the_ledger_follower_delivers_every_event_once_across_a_node_restart() {
         pay("5");
     }
     // PartyA dies and comes back on its database; the follower reconnects by itself.
-    a.kill_9();
+    let party_a = net.nodes.iter_mut().find(|(n, _)| n == "PartyA").unwrap();
+    party_a.1.kill_9();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let _a = NodeProcess::start(dir, "PartyA");
-    wait_until("PartyA again", || {
+    party_a.1 = NodeProcess::start(dir, "PartyA");
+    wait_until("PartyA again", WAIT, || {
         cli(dir, "PartyA", &["accounts", "list"]).status.success()
     });
     issue("50");

@@ -13,24 +13,18 @@
 
 #[path = "support/evm_ibc.rs"]
 mod evm_ibc;
+#[path = "support/lcp_node.rs"]
+mod lcp_node;
 #[path = "support/ledger_net.rs"]
 mod ledger_net;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use alloy_sol_types::SolCall;
-use alloy_sol_types::SolConstructor;
-use evm_ibc::{Chain, chain};
 use ibc_proto::ibc::core::channel::v1 as chan;
-use kh_contracts::{IBCChannelPacket as P, IBCHandler, LCPAttestation, LCPClient};
-use kh_lcp_service::enclave::Enclave;
-use kh_lcp_service::seal::{PlatformSecret, Sealer};
-use kh_lcp_service::service;
-use kh_lcp_service::{EnclaveHandle, LcpNode};
-use kh_ledger_node::NetworkCa;
+use kh_contracts::{IBCChannelPacket as P, IBCHandler, LCPClient};
 use kh_relayer::evm::follow::handler_events;
 use kh_relayer::evm::ibc::EvmEnd;
 use kh_relayer::handshake::{ChannelSpec, connect, open_channel};
@@ -38,70 +32,16 @@ use kh_relayer::lcp::{
     LcpClientParams, LcpEvmProver, LcpLedgerProver, create_lcp_client_on, create_ledger_elc,
     create_qbft_elc, register_keys, rotate_key,
 };
-use kh_relayer::ledger::follow_events;
 use kh_relayer::ledger_ibc::{LedgerEnd, ledger_events};
 use kh_relayer::relay::{RelayEnd, RelayPolicy, RelayStats, relay};
-use ledger_net::LedgerNet;
-
-/// A chain with the LCP client registered under "lcp-client", trusting `root_der`.
-async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
-    let c = chain(chain_id).await;
-    let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
-    let mut init = LCPClient::BYTECODE.to_vec();
-    init.extend(
-        LCPClient::constructorCall {
-            handler_: c.handler,
-            attestation_: attestation,
-            rootCert: root_der.to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    let client = c.deploy(init).await;
-    c.register_client("lcp-client", client).await;
-    c
-}
-
-/// The ledger's recorded IBC events of kind `kind` on `port`/`channel` (source side for
-/// acknowledge/timeout, destination side for receive), by sequence: how many times each.
-async fn ledger_counts(
-    end: &LedgerEnd,
-    kind: &str,
-    channel_key: &str,
-    channel: &str,
-) -> BTreeMap<u64, u32> {
-    let (mut events, _, task) = follow_events(end.endpoint.clone(), 0, Duration::from_secs(1));
-    let mut out = BTreeMap::new();
-    // The backlog: everything recorded so far, then stop at the first quiet moment.
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(700), events.recv()).await {
-        if !e
-            .produced
-            .iter()
-            .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
-        {
-            continue;
-        }
-        for h in end.events_of(&e.tx_id).await.unwrap() {
-            if h.kind == kind && h.attribute(channel_key) == Some(channel) {
-                let seq: u64 = h.attribute("packet_sequence").unwrap().parse().unwrap();
-                *out.entry(seq).or_insert(0) += 1;
-            }
-        }
-    }
-    task.abort();
-    out
-}
+use lcp_node::{Lcp, lcp_chain};
+use ledger_net::{LedgerNet, ledger_counts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evm_and_ledger_through_lcp() {
     // The LCP node: enclave in simulation, one attested key, gRPC with mutual TLS.
     let home = tempfile::tempdir().unwrap();
-    let platform = PlatformSecret::load_or_create(&home.path().join("platform-secret")).unwrap();
-    let enclave =
-        EnclaveHandle::in_process(Enclave::new(Sealer::new(&platform, [0x5b; 32]))).unwrap();
-    let node = LcpNode::open(home.path(), enclave, 3600).unwrap();
-    node.generate_key(None).unwrap();
-    let root_der = node.attestation_root_der();
+    let (node, root_der) = Lcp::start(home.path(), [0x5b; 32]).await;
     let root_file = home.path().join("attestation-root.der");
     std::fs::write(&root_file, &root_der).unwrap();
 
@@ -119,27 +59,8 @@ async fn evm_and_ledger_through_lcp() {
         "ibc.host.genesis",
         &serde_json::json!({"operators": ["PartyA", "PartyB"]}),
     );
-    let ca = NetworkCa::generate("lcp-e2e").unwrap();
-    let (server, relayer_id) = (ca.issue("lcp").unwrap(), ca.issue("relayer").unwrap());
-    let lcp_service = service::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        &server.cert_pem,
-        &server.key_pem,
-        &ca.root_pem(),
-        Arc::new(node),
-    )
-    .await
-    .unwrap();
-    let root_pem = ca.root_pem();
-    let connect_lcp = || {
-        service::connect(
-            lcp_service.addr,
-            &relayer_id.cert_pem,
-            &relayer_id.key_pem,
-            &root_pem,
-        )
-    };
-    let mut lcp = connect_lcp().await.unwrap();
+    let connect_lcp = || node.connect();
+    let mut lcp = connect_lcp().await;
 
     let mut evm = lcp_chain(1701, &root_der).await;
     let mut end_evm = EvmEnd {
@@ -169,14 +90,8 @@ async fn evm_and_ledger_through_lcp() {
         "{}",
         end_ledger.client_id
     );
-    let prover_evm = LcpEvmProver::new(
-        connect_lcp().await.unwrap(),
-        elc_evm,
-        evm.rpc.clone(),
-        evm.handler,
-    );
-    let prover_ledger =
-        LcpLedgerProver::new(connect_lcp().await.unwrap(), elc_ledger, end_ledger.clone());
+    let prover_evm = LcpEvmProver::new(connect_lcp().await, elc_evm, evm.rpc.clone(), evm.handler);
+    let prover_ledger = LcpLedgerProver::new(connect_lcp().await, elc_ledger, end_ledger.clone());
 
     // The connection from the EVM side, the channel from the ledger side.
     let (conn_evm, conn_ledger) = connect(&end_evm, &prover_evm, &end_ledger, &prover_ledger)

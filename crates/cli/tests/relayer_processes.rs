@@ -12,10 +12,11 @@
 //! once, checked from both chains' events; `relayer query unrelayed` ends empty.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/evm_ibc.rs"]
+mod evm_ibc;
 #[path = "support/ledger_net.rs"]
 mod ledger_net;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,14 +24,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
+use evm_ibc::handler_sequences;
 use kh_contracts::{IBCChannelPacket as P, PingApp};
 use kh_relayer::evm::{FailoverRpc, SubmitPolicy, Submitter};
-use kh_relayer::ledger::follow_events;
 use kh_relayer::ledger_ibc::LedgerEnd;
-use ledger_net::{LEDGER_BIN as BIN, LedgerNet, NodeProcess, json_of};
+use ledger_net::{LEDGER_BIN as BIN, LedgerNet, NodeProcess, json_of, ledger_counts};
 use serde_json::{Value, json};
 
 const CHAIN_ID: u64 = 1337;
@@ -145,60 +146,15 @@ fn run(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// Sorted sequences of the handler's `E` events.
+/// Sorted sequences of the handler's `E` events (none while the chain does not answer).
 async fn sequences<E: SolEvent>(
     rpc: &FailoverRpc,
     handler: Address,
     seq: impl Fn(&E) -> u64,
 ) -> Vec<u64> {
-    let logs: Vec<Value> = rpc
-        .request(
-            "eth_getLogs",
-            vec![json!({"address": handler, "fromBlock": "0x0", "toBlock": "latest", "topics": [E::SIGNATURE_HASH]})],
-        )
+    handler_sequences(rpc, handler, 0, seq)
         .await
-        .unwrap_or_default();
-    let mut out: Vec<u64> = logs
-        .iter()
-        .filter_map(|l| {
-            let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).ok()?;
-            let data: Bytes = serde_json::from_value(l["data"].clone()).ok()?;
-            Some(seq(&E::decode_raw_log(topics, &data).ok()?))
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
-/// How often each sequence appears in the ledger's recorded `kind` events of `channel`.
-async fn ledger_counts(
-    end: &LedgerEnd,
-    kind: &str,
-    key: &str,
-    channel: &str,
-) -> BTreeMap<u64, u32> {
-    let (mut events, _, task) = follow_events(end.endpoint.clone(), 0, Duration::from_secs(1));
-    let mut out = BTreeMap::new();
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(800), events.recv()).await {
-        if !e
-            .produced
-            .iter()
-            .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
-        {
-            continue;
-        }
-        let Ok(hs) = end.events_of(&e.tx_id).await else {
-            continue;
-        };
-        for h in hs {
-            if h.kind == kind && h.attribute(key) == Some(channel) {
-                let seq: u64 = h.attribute("packet_sequence").unwrap().parse().unwrap();
-                *out.entry(seq).or_insert(0) += 1;
-            }
-        }
-    }
-    task.abort();
-    out
+        .unwrap_or_default()
 }
 
 /// The relayer's `/health` answer (empty while it does not answer).

@@ -108,26 +108,8 @@ impl Prover for LcpEvmProver {
             trusted_height: trusted.revision_height,
         })
         .map_err(|e| IbcError::Prover(e.to_string()))?;
-        let signed = self
-            .lcp
-            .lock()
-            .await
-            .update_client(proto::UpdateClientRequest {
-                client_id: self.elc_id.clone(),
-                header,
-                now_unix_ns: 0,
-            })
-            .await
-            .map_err(lcp_err)?
-            .into_inner();
-        let message = wire::any(
-            wire::UPDATE_CLIENT_URL,
-            &UpdateClientMessage {
-                proxy_message: signed.message,
-                signatures: vec![signed.signature],
-            },
-        );
-        Ok((Some(Bytes::from(message)), IbcHeight::at(head)))
+        let message = signed_update(&self.lcp, &self.elc_id, header).await?;
+        Ok((Some(message), IbcHeight::at(head)))
     }
 
     async fn prove(
@@ -203,26 +185,8 @@ impl Prover for LcpLedgerProver {
             proofs,
         })
         .map_err(|e| IbcError::Prover(e.to_string()))?;
-        let signed = self
-            .lcp
-            .lock()
-            .await
-            .update_client(proto::UpdateClientRequest {
-                client_id: self.elc_id.clone(),
-                header,
-                now_unix_ns: 0,
-            })
-            .await
-            .map_err(lcp_err)?
-            .into_inner();
-        let message = wire::any(
-            wire::UPDATE_CLIENT_URL,
-            &UpdateClientMessage {
-                proxy_message: signed.message,
-                signatures: vec![signed.signature],
-            },
-        );
-        Ok((Some(Bytes::from(message)), IbcHeight::at(to)))
+        let message = signed_update(&self.lcp, &self.elc_id, header).await?;
+        Ok((Some(message), IbcHeight::at(to)))
     }
 
     async fn prove(
@@ -248,6 +212,33 @@ impl Prover for LcpLedgerProver {
         )
         .await
     }
+}
+
+/// LCP's signed UpdateState for `header` (the ELC's own header form) of ELC `elc_id`, as the
+/// LCP client's `UpdateClientMessage` (a protobuf `Any`).
+async fn signed_update(
+    lcp: &Mutex<LcpGrpc>,
+    elc_id: &str,
+    header: Vec<u8>,
+) -> Result<Bytes, IbcError> {
+    let signed = lcp
+        .lock()
+        .await
+        .update_client(proto::UpdateClientRequest {
+            client_id: elc_id.to_string(),
+            header,
+            now_unix_ns: 0,
+        })
+        .await
+        .map_err(lcp_err)?
+        .into_inner();
+    Ok(Bytes::from(wire::any(
+        wire::UPDATE_CLIENT_URL,
+        &UpdateClientMessage {
+            proxy_message: signed.message,
+            signatures: vec![signed.signature],
+        },
+    )))
 }
 
 /// LCP's signed verification of `proof` (the source chain's own proof form) of `value` (None:

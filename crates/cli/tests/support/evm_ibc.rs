@@ -136,24 +136,8 @@ impl Chain {
         from: u64,
         seq: impl Fn(&E) -> u64,
     ) -> Vec<u64> {
-        let logs: Vec<Value> = self
-            .rpc
-            .request(
-                "eth_getLogs",
-                vec![json!({"address": self.handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [E::SIGNATURE_HASH]})],
-            )
-            .await
-            .unwrap();
-        let mut out: Vec<u64> = logs
-            .iter()
-            .map(|l| {
-                let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
-                let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
-                seq(&E::decode_raw_log(topics, &data).unwrap())
-            })
-            .collect();
-        out.sort_unstable();
-        out
+        let seqs = handler_sequences(&self.rpc, self.handler, from, seq).await;
+        seqs.unwrap()
     }
 
     /// The packet of the handler's latest `SendPacket` event.
@@ -188,4 +172,29 @@ impl Chain {
         );
         logs
     }
+}
+
+/// Sorted sequences of `handler`'s `E` events since block `from`, read through `rpc`.
+pub(crate) async fn handler_sequences<E: SolEvent>(
+    rpc: &FailoverRpc,
+    handler: Address,
+    from: u64,
+    seq: impl Fn(&E) -> u64,
+) -> Result<Vec<u64>, kh_relayer::evm::RpcError> {
+    let logs: Vec<Value> = rpc
+        .request(
+            "eth_getLogs",
+            vec![json!({"address": handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [E::SIGNATURE_HASH]})],
+        )
+        .await?;
+    let mut out: Vec<u64> = logs
+        .iter()
+        .map(|l| {
+            let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
+            let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
+            seq(&E::decode_raw_log(topics, &data).unwrap())
+        })
+        .collect();
+    out.sort_unstable();
+    Ok(out)
 }

@@ -9,7 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kh_ledger_node::NetworkDirectory;
-use kh_relayer::ledger::LedgerEndpoint;
+use std::collections::BTreeMap;
+
+use kh_relayer::ledger::{LedgerEndpoint, follow_events};
+use kh_relayer::ledger_ibc::LedgerEnd;
 
 pub(crate) const LEDGER_BIN: &str = env!("CARGO_BIN_EXE_kakehashi");
 pub(crate) const NODES: [&str; 5] = ["Notary", "Bank", "PartyA", "PartyB", "Validator"];
@@ -154,4 +157,36 @@ impl LedgerNet {
             &["flow", "start", name, "--args", &args.to_string(), "--json"],
         ))
     }
+}
+
+/// How often each sequence appears in the ledger's recorded `kind` events whose attribute `key`
+/// is `channel` (the node's history read up to the first quiet moment).
+pub(crate) async fn ledger_counts(
+    end: &LedgerEnd,
+    kind: &str,
+    key: &str,
+    channel: &str,
+) -> BTreeMap<u64, u32> {
+    let (mut events, _, task) = follow_events(end.endpoint.clone(), 0, Duration::from_secs(1));
+    let mut out = BTreeMap::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(800), events.recv()).await {
+        if !e
+            .produced
+            .iter()
+            .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
+        {
+            continue;
+        }
+        let Ok(hs) = end.events_of(&e.tx_id).await else {
+            continue;
+        };
+        for h in hs {
+            if h.kind == kind && h.attribute(key) == Some(channel) {
+                let seq: u64 = h.attribute("packet_sequence").unwrap().parse().unwrap();
+                *out.entry(seq).or_insert(0) += 1;
+            }
+        }
+    }
+    task.abort();
+    out
 }
