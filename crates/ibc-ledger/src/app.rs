@@ -35,6 +35,9 @@ pub const APP_NAME: &str = "ibc-host";
 /// The chain id a host gets unless configured otherwise.
 pub const DEFAULT_CHAIN_ID: &str = "kakehashi-ledger";
 
+/// How long a co-signing operator waits for its store to reach the consumed host height.
+pub const CATCH_UP_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS ibc_host_updates (
     height BIGINT PRIMARY KEY,
     tx_id TEXT NOT NULL,
@@ -88,6 +91,14 @@ impl HostShared {
 
     fn is_loaded(&self) -> bool {
         self.store.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    /// The height the in-memory store is at (None: not loaded, or empty).
+    fn store_height(&self) -> Option<u64> {
+        self.store
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(HostStore::latest))
     }
 
     fn set(&self, store: HostStore) {
@@ -222,32 +233,9 @@ impl IbcHostApp {
         hub: &ServiceHub,
         messages: Vec<HostMessage>,
     ) -> Result<Executed, FlowError> {
-        let current = host_states(hub, StateStatus::Unconsumed).await?;
-        let [current] = current.as_slice() else {
-            return Err(failed("this node holds no single current host state"));
-        };
-        let prev: HostState = current
-            .state
-            .decode()
-            .map_err(|e| failed(format!("host state: {e}")))?;
-        self.shared.loaded(hub).await?;
-        self.shared.check_at(prev.height).map_err(failed)?;
-        let env = HostEnv {
-            chain_id: self.shared.chain_id.clone(),
-            notary: hub.notary().owning_key,
-            operators: prev.operators.clone(),
-            height: prev.height + 1,
-            timestamp_ms: u64::try_from(kh_ledger::util::now_ms())
-                .unwrap_or(0)
-                .max(prev.timestamp_ms),
-            lcp_attestation_root: self.shared.lcp_attestation_root.clone(),
-        };
-        let base = StoreAt {
-            store: self.shared.store.clone(),
-            height: prev.height,
-        };
+        let (reference, prev, env, base) = self.next_view(hub).await?;
         let consumed = Consumed {
-            state_ref: current.reference,
+            state_ref: reference,
             state: &prev,
         };
         execute(base, env, consumed, &self.shared.bindings, &messages)
@@ -262,6 +250,16 @@ impl IbcHostApp {
         hub: &ServiceHub,
         read: impl FnOnce(&crate::ctx::IbcCtx) -> R,
     ) -> Result<R, FlowError> {
+        let (_, _, env, base) = self.next_view(hub).await?;
+        Ok(read(&crate::ctx::IbcCtx::new(base, env)))
+    }
+
+    /// The current host state (reference and state) and what the next host transaction would
+    /// see: its environment (height + 1, time now) and the store at the current height.
+    async fn next_view(
+        &self,
+        hub: &ServiceHub,
+    ) -> Result<(kh_ledger::StateRef, HostState, HostEnv, StoreAt), FlowError> {
         let current = host_states(hub, StateStatus::Unconsumed).await?;
         let [current] = current.as_slice() else {
             return Err(failed("this node holds no single current host state"));
@@ -286,7 +284,7 @@ impl IbcHostApp {
             store: self.shared.store.clone(),
             height: prev.height,
         };
-        Ok(read(&crate::ctx::IbcCtx::new(base, env)))
+        Ok((current.reference, prev, env, base))
     }
 
     /// Whether this host's client accepts a proof ([`ProofCheck`]) — ibc-rs's check exactly as
@@ -410,6 +408,35 @@ impl IbcHostApp {
         Err("the IBC store is loading; retry".into())
     }
 
+    /// The store must be at `height` before a co-signing check. A store one or more heights
+    /// behind is waited for (up to [`CATCH_UP_WAIT`]): the proposer of the next host
+    /// transaction may ask before this node has recorded the previous one it just finalised.
+    fn caught_up(&self, hub: &ServiceHub, height: u64) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + CATCH_UP_WAIT;
+        loop {
+            let Err(e) = self.shared.check_at(height) else {
+                return Ok(());
+            };
+            let behind = self.shared.store_height().unwrap_or(0) < height;
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| e.clone())?;
+            if !behind
+                || std::time::Instant::now() > deadline
+                || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+            {
+                return Err(e);
+            }
+            tokio::task::block_in_place(|| {
+                handle.block_on(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    // A store dropped for reloading (a height applied out of order) loads
+                    // again from the table.
+                    self.shared.loaded(hub).await
+                })
+            })
+            .map_err(|e| e.to_string())?;
+        }
+    }
+
     /// Re-executes a host transaction's messages on this operator's store and compares.
     fn reexecute(&self, hub: &ServiceHub, tx: &LedgerTransaction) -> Result<(), String> {
         let id = host_contract_id();
@@ -441,7 +468,7 @@ impl IbcHostApp {
             .decode()
             .map_err(|e| e.to_string())?;
         self.ensure_loaded(hub)?;
-        self.shared.check_at(prev.height)?;
+        self.caught_up(hub, prev.height)?;
         let env = HostEnv {
             chain_id: self.shared.chain_id.clone(),
             notary: hub.notary().owning_key,
