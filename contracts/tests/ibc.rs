@@ -4,7 +4,8 @@
 //! (sync and async), ordered and unordered channels, timeouts by height and by timestamp,
 //! timeout-on-close, channel close, and every rejection (replay, wrong proof, out-of-order
 //! sequence, receive after timeout, ack for an unknown packet, handshake step out of order,
-//! send on a port the sender does not own).
+//! send on a port the sender does not own), and `multicall` (an update and several packets in one
+//! transaction, atomic with the failing index, the caller kept behind the proxy and alone, gas).
 //!
 //! Every proof is made from the sending chain's store: `prove` first checks that the storage
 //! slot of the ICS-24 path (DESIGN §5 formula, `ibc_commitment_slot`) holds keccak256 of the
@@ -1804,4 +1805,291 @@ fn upgrade_keeps_the_store() {
         v.call(ALICE, proxy, IBCHandler::ownerCall {}).unwrap().0,
         BOB
     );
+}
+
+// ---- multicall -----------------------------------------------------------------------------------
+
+/// The update of `dst`'s client to `src`'s current block and the MsgRecvPacket of each packet
+/// proved at that height, as handler calldata (not sent); moves `src` to its next block.
+fn update_and_recvs(dst: &Side, src: &mut Side, packets: &[P::Packet]) -> (Bytes, Vec<Bytes>) {
+    let (n, t) = src.chain.block();
+    let message = ((0u64, n), t * 1_000_000_000, keccak256(n.to_be_bytes())).abi_encode_params();
+    let update = IBCClient::updateClientCall {
+        clientId: dst.client_id.clone(),
+        clientMessage: message.into(),
+    }
+    .abi_encode()
+    .into();
+    let h = height(n);
+    let recvs = packets
+        .iter()
+        .map(|p| {
+            let path = packet_path("commitments", &p.sourcePort, &p.sourceChannel, p.sequence);
+            P::recvPacketCall {
+                m: P::MsgRecvPacket {
+                    packet: p.clone(),
+                    proof: src.prove(&h, &path, Some(&packet_commitment(p))),
+                    proofHeight: h.clone(),
+                },
+            }
+            .abi_encode()
+            .into()
+        })
+        .collect();
+    src.tick();
+    (update, recvs)
+}
+
+fn multicall_failure(result: Result<impl Sized, Bytes>) -> (U256, Bytes) {
+    let data = result.err().expect("expected a revert");
+    let e = IBCHandler::IBCMulticallFailed::abi_decode(&data)
+        .unwrap_or_else(|_| panic!("reverted with {data}, expected IBCMulticallFailed"));
+    (e.index, e.reason)
+}
+
+#[test]
+fn multicall_lands_an_update_and_packets_in_one_transaction() {
+    let mut pair = open_pair(UNORDERED);
+    let packets: Vec<_> = (0..3)
+        .map(|i| pair.send(true, format!("burst {i}").as_bytes(), 1_000, 0))
+        .collect();
+    let (a, b) = (&mut pair.a, &mut pair.b);
+    let (update_call, recvs) = update_and_recvs(b, a, &packets);
+    let mut data = vec![update_call];
+    data.extend(recvs);
+    let (results, logs) = b
+        .call(IBCHandler::multicallCall { data: data.clone() })
+        .unwrap();
+    // One result per element: updateClient and recvPacket return nothing.
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|r| r.is_empty()));
+    // Every element's events, in order, in the one transaction.
+    assert_eq!(events::<IBCClient::UpdateClient>(&logs).len(), 1);
+    let received: Vec<u64> = events::<P::RecvPacket>(&logs)
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
+    assert_eq!(received, vec![1, 2, 3]);
+    let acks = events::<P::WriteAcknowledgement>(&logs);
+    assert_eq!(acks.len(), 3);
+    assert_eq!(acks[2].acknowledgement.to_vec(), b"echo:burst 2");
+    let first_update = logs
+        .iter()
+        .position(|l| l.topics()[0] == IBCClient::UpdateClient::SIGNATURE_HASH)
+        .unwrap();
+    let first_recv = logs
+        .iter()
+        .position(|l| l.topics()[0] == P::RecvPacket::SIGNATURE_HASH)
+        .unwrap();
+    assert!(first_update < first_recv, "the update runs first");
+    assert_eq!(app_counters(b), (3, 0, 0));
+    for p in &packets {
+        let receipt = packet_path("receipts", PORT, &b.channel_id, p.sequence);
+        assert_eq!(b.stored(&receipt), keccak256([1u8]));
+    }
+    assert_eq!(events::<PingApp::PingReceived>(&logs).len(), 3);
+
+    // Acknowledgements go back the same way: the update and three acks in one transaction.
+    let h = update(a, b);
+    let acks: Vec<Bytes> = acks
+        .iter()
+        .map(|e| {
+            let path = packet_path("acks", PORT, &b.channel_id, e.packet.sequence);
+            P::acknowledgePacketCall {
+                m: P::MsgAcknowledgement {
+                    packet: e.packet.clone(),
+                    acknowledgement: e.acknowledgement.clone(),
+                    proof: b.prove(&h, &path, Some(&sha256(&e.acknowledgement))),
+                    proofHeight: h.clone(),
+                },
+            }
+            .abi_encode()
+            .into()
+        })
+        .collect();
+    let (_, logs) = a.call(IBCHandler::multicallCall { data: acks }).unwrap();
+    assert_eq!(events::<P::AcknowledgePacket>(&logs).len(), 3);
+    assert_eq!(app_counters(a), (0, 3, 0));
+}
+
+#[test]
+fn multicall_is_atomic_and_names_the_failing_element() {
+    let mut pair = open_pair(UNORDERED);
+    let p1 = pair.send(true, b"one", 1_000, 0);
+    pair.recv(true, &p1).unwrap();
+    let p2 = pair.send(true, b"two", 1_000, 0);
+    let p3 = pair.send(true, b"three", 1_000, 0);
+    let (a, b) = (&mut pair.a, &mut pair.b);
+    let (n, _) = a.chain.block();
+    // p1 was already received (by another relayer, say): element 2 of 4 fails.
+    let (update, recvs) = update_and_recvs(b, a, &[p2.clone(), p1, p3.clone()]);
+    let mut data = vec![update.clone()];
+    data.extend(recvs.clone());
+    let (index, reason) = multicall_failure(b.call(IBCHandler::multicallCall { data }));
+    assert_eq!(index, U256::from(2));
+    assert_eq!(
+        P::IBCPacketAlreadyReceived::abi_decode(&reason).unwrap(),
+        P::IBCPacketAlreadyReceived { sequence: 1 }
+    );
+    // Nothing was kept: neither the update before the failure nor the packet after it.
+    let id = b.client_id.clone();
+    assert_eq!(
+        b.stored(&format!("clients/{id}/consensusStates/0-{n}")),
+        B256::ZERO
+    );
+    for seq in [p2.sequence, p3.sequence] {
+        let receipt = packet_path("receipts", PORT, &b.channel_id, seq);
+        assert_eq!(b.stored(&receipt), B256::ZERO);
+    }
+    assert_eq!(app_counters(b), (1, 0, 0));
+
+    // Without the stale element the same batch lands.
+    let data = vec![update, recvs[0].clone(), recvs[2].clone()];
+    let (_, logs) = b.call(IBCHandler::multicallCall { data }).unwrap();
+    assert_eq!(events::<P::RecvPacket>(&logs).len(), 2);
+    assert_eq!(app_counters(b), (3, 0, 0));
+
+    // An unknown selector inside a multicall: the router's error, wrapped with the index.
+    let data = vec![Bytes::from(vec![0xde, 0xad, 0xbe, 0xef])];
+    let (index, reason) = multicall_failure(b.call(IBCHandler::multicallCall { data }));
+    assert_eq!(index, U256::ZERO);
+    assert_eq!(
+        IBCHandler::IBCUnknownSelector::abi_decode(&reason)
+            .unwrap()
+            .selector,
+        alloy_primitives::FixedBytes([0xde, 0xad, 0xbe, 0xef])
+    );
+    // A multicall inside a multicall is refused.
+    let inner: Bytes = IBCHandler::multicallCall { data: vec![] }
+        .abi_encode()
+        .into();
+    assert_error(
+        b.call(IBCHandler::multicallCall {
+            data: vec![
+                IBCHandler::getNextSequencesCall {}.abi_encode().into(),
+                inner,
+            ],
+        }),
+        IBCHandler::IBCMulticallNested {
+            index: U256::from(1),
+        },
+    );
+    // An empty multicall does nothing.
+    let (results, logs) = b.call(IBCHandler::multicallCall { data: vec![] }).unwrap();
+    assert!(results.is_empty() && logs.is_empty());
+}
+
+#[test]
+fn multicall_keeps_the_sender_behind_the_proxy_and_alone() {
+    // Behind IBCProxy (as deployed) and the handler deployed alone (its constructor's owner).
+    let proxied = Side::deploy(1_700_000_000);
+    let some_app = proxied.app;
+    let mut chain = proxied.chain;
+    let alone = deploy_handler_code(&mut chain);
+    for (handler, port) in [(proxied.handler, "owned-a"), (alone, "owned-b")] {
+        let bind: Bytes = IBCClient::bindPortCall {
+            portId: port.into(),
+            app: some_app,
+        }
+        .abi_encode()
+        .into();
+        let get = IBCHandler::getPortAppCall {
+            portId: port.into(),
+        };
+        let data = vec![bind.clone(), get.abi_encode().into()];
+        // A non-owner's owner-only call through the multicall is refused with its own address.
+        let (index, reason) = multicall_failure(chain.call(
+            BOB,
+            handler,
+            IBCHandler::multicallCall { data: data.clone() },
+        ));
+        assert_eq!(index, U256::ZERO);
+        assert_eq!(
+            IBCClient::IBCNotOwner::abi_decode(&reason).unwrap(),
+            IBCClient::IBCNotOwner { caller: BOB }
+        );
+        // The owner's goes through, and a later element sees the earlier one's write.
+        let (results, _) = chain
+            .call(OWNER, handler, IBCHandler::multicallCall { data })
+            .unwrap();
+        assert_eq!(
+            IBCHandler::getPortAppCall::abi_decode_returns(&results[1]).unwrap(),
+            some_app
+        );
+        // Not payable.
+        let value_tx = revm::context::TxEnv {
+            caller: OWNER,
+            kind: alloy_primitives::TxKind::Call(handler),
+            data: IBCHandler::multicallCall { data: vec![] }
+                .abi_encode()
+                .into(),
+            value: U256::from(1),
+            gas_limit: 1_000_000,
+            nonce: chain.nonces[&OWNER],
+            ..Default::default()
+        };
+        *chain.nonces.get_mut(&OWNER).unwrap() += 1;
+        let r = revm::ExecuteCommitEvm::transact_commit(&mut chain.evm, value_tx).unwrap();
+        assert!(!r.is_success(), "a multicall with value was accepted");
+    }
+    // The handler alone did not write the proxy's store, nor the other way round.
+    let app = |v: &mut Chain, handler, port: &str| {
+        v.call(
+            BOB,
+            handler,
+            IBCHandler::getPortAppCall {
+                portId: port.into(),
+            },
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(app(&mut chain, proxied.handler, "owned-b"), Address::ZERO);
+    assert_eq!(app(&mut chain, alone, "owned-a"), Address::ZERO);
+    assert_eq!(app(&mut chain, alone, "owned-b"), some_app);
+}
+
+/// Gas of N packets received through one multicall (with the client update) against the same
+/// update and N recvPacket transactions (test-only client: the handler's own cost). Prints the
+/// figures (`--nocapture`); checks the multicall is the cheaper.
+#[test]
+fn multicall_gas_against_separate_transactions() {
+    const N: usize = 10;
+    let run = |batched: bool| -> u64 {
+        let mut pair = open_pair(UNORDERED);
+        let packets: Vec<_> = (0..N)
+            .map(|i| pair.send(true, format!("packet {i}").as_bytes(), 1_000, 0))
+            .collect();
+        let (a, b) = (&mut pair.a, &mut pair.b);
+        let (update, recvs) = update_and_recvs(b, a, &packets);
+        let mut gas = 0;
+        if batched {
+            let mut data = vec![update];
+            data.extend(recvs);
+            b.call(IBCHandler::multicallCall { data }).unwrap();
+            gas += b.chain.last_gas;
+        } else {
+            for data in std::iter::once(update).chain(recvs) {
+                let h = b.handler;
+                match b
+                    .chain
+                    .exec(RELAYER, alloy_primitives::TxKind::Call(h), data.to_vec())
+                {
+                    revm_chain::Outcome::Ok(..) => gas += b.chain.last_gas,
+                    revm_chain::Outcome::Revert(r) => panic!("reverted: {r}"),
+                }
+            }
+        }
+        assert_eq!(app_counters(b), (N as u64, 0, 0));
+        gas
+    };
+    let (one, separate) = (run(true), run(false));
+    eprintln!(
+        "update + {N} recvPacket (test-only client): multicall {one} gas in 1 tx, \
+         separate {separate} gas in {} txs ({} per packet vs {})",
+        N + 1,
+        one / N as u64,
+        separate / N as u64
+    );
+    assert!(one < separate, "multicall {one} >= separate {separate}");
 }

@@ -19,7 +19,8 @@ import {IBCChannelPacket} from "./IBCChannelPacket.sol";
 /// `initialize(owner)`. Upgrade: deploy new modules and a new IBCHandler pointing at them, then
 /// the owner calls `upgradeTo(newHandler)` through the proxy: code changes, the store stays.
 /// New store members may only be appended (IBCStore). The handler can also be deployed alone
-/// (its constructor sets the owner), without upgrades.
+/// (its constructor sets the owner), without upgrades. `multicall` runs several handler calls
+/// in one transaction (a relayer's update and the packets it proves), all or nothing.
 contract IBCHandler is IBCStore {
     /// @notice bytes32(uint256(keccak256("eip1967.proxy.implementation")) - 1).
     bytes32 internal constant IMPLEMENTATION_SLOT = 0x360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc;
@@ -125,6 +126,29 @@ contract IBCHandler is IBCStore {
             returndatacopy(0, 0, returndatasize())
             if iszero(ok) { revert(0, returndatasize()) }
             return(0, returndatasize())
+        }
+    }
+
+    // ---- batching ----------------------------------------------------------------------------
+
+    /// @notice Runs each element of `data` (the calldata of one handler function: a module
+    /// function such as updateClient or recvPacket, or one of this contract's) as a call on this
+    /// handler, in order, in this transaction, and returns their return data. Each element runs
+    /// by delegatecall to this contract's own address: behind IBCProxy that is the proxy, which
+    /// delegates to the current implementation, and with the handler deployed alone it is the
+    /// handler; either way on this store, with the caller's `msg.sender` (owner-only functions
+    /// and the relayer address passed to apps see the real caller). Atomic: if an element
+    /// reverts, the whole multicall reverts with IBCMulticallFailed(index, its revert data).
+    /// A nested multicall is refused (IBCMulticallNested). Lets a relayer submit a client update
+    /// and the packets it proves in one transaction.
+    function multicall(bytes[] calldata data) external returns (bytes[] memory results) {
+        results = new bytes[](data.length);
+        for (uint256 i = 0; i < data.length; ++i) {
+            bytes calldata call = data[i];
+            if (call.length >= 4 && bytes4(call[:4]) == this.multicall.selector) revert IBCMulticallNested(i);
+            (bool ok, bytes memory ret) = address(this).delegatecall(call);
+            if (!ok) revert IBCMulticallFailed(i, ret);
+            results[i] = ret;
         }
     }
 

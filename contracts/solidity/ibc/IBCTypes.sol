@@ -297,6 +297,11 @@ error IBCNotOwner(address caller);
 error IBCNotDelegateCall();
 /// @notice The handler has no module for this function selector.
 error IBCUnknownSelector(bytes4 selector);
+/// @notice Element `index` of a multicall reverted with `reason` (its revert data); nothing of
+/// the multicall was kept.
+error IBCMulticallFailed(uint256 index, bytes reason);
+/// @notice Element `index` of a multicall is itself a multicall (refused: one level only).
+error IBCMulticallNested(uint256 index);
 /// @notice No light client is registered for `clientType`.
 error IBCClientTypeNotRegistered(string clientType);
 /// @notice A light client is already registered for `clientType`.
