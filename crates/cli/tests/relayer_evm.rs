@@ -13,6 +13,11 @@
 //! port the caller does not own — each refused with the handler's own error. And the rest of
 //! the packet life cycle: a timeout by timestamp, an asynchronous acknowledgement, a channel
 //! closed by its app with a packet in flight (timed out on close), and the close confirmed.
+//!
+//! Batches: the EVM end submits a client update and the packets it proves as one handler
+//! `multicall` transaction (a burst of pings lands in one), cuts a batch larger than its
+//! `max_messages_per_tx` into several, and names the refused datagram when one is stale; the
+//! relay delivers in fewer transactions than messages plus updates.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/evm_ibc.rs"]
@@ -335,6 +340,18 @@ async fn evm_to_evm_handshake_packets_acks_and_a_timeout_each_once() {
         .await;
     assert_eq!(recv_a, (1..=n).collect::<Vec<_>>());
     assert_eq!(ack_b, (1..=n).collect::<Vec<_>>());
+    // Each client update rode in the transaction of the messages it proves: no transaction
+    // holds an update alone, and there are no more transactions than messages.
+    for c in [&a, &b] {
+        let txs = delivery_txs(c, c.start_block).await;
+        let messages: usize = txs.values().map(|(_, m)| m).sum();
+        assert!(txs.values().all(|(_, m)| *m > 0), "{txs:?}");
+        assert!(
+            txs.len() <= messages,
+            "{} txs for {messages} messages",
+            txs.len()
+        );
+    }
     relayer.abort();
 
     // A second relayer replaying everything since the channel opened submits nothing.
@@ -738,6 +755,183 @@ async fn evm_to_evm_timestamp_timeout_async_ack_close_and_timeout_on_close() {
         )
         .await;
     assert!(r.is_err(), "a send on a closed channel is refused");
+    a.devnet.shutdown().await.unwrap();
+    b.devnet.shutdown().await.unwrap();
+}
+
+/// The handler's delivery transactions since block `from`: per transaction, its client updates
+/// and its messages (packets received, acknowledged, timed out), from the handler's events.
+async fn delivery_txs(c: &Chain, from: u64) -> std::collections::BTreeMap<B256, (usize, usize)> {
+    let mut txs = std::collections::BTreeMap::<B256, (usize, usize)>::new();
+    for (topic, update) in [
+        (kh_contracts::IBCClient::UpdateClient::SIGNATURE_HASH, true),
+        (P::RecvPacket::SIGNATURE_HASH, false),
+        (P::AcknowledgePacket::SIGNATURE_HASH, false),
+        (P::TimeoutPacket::SIGNATURE_HASH, false),
+    ] {
+        let logs: Vec<Value> = c
+            .rpc
+            .request(
+                "eth_getLogs",
+                vec![json!({"address": c.handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [topic]})],
+            )
+            .await
+            .unwrap();
+        for l in logs {
+            let tx: B256 = serde_json::from_value(l["transactionHash"].clone()).unwrap();
+            let e = txs.entry(tx).or_default();
+            if update {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    txs
+}
+
+/// Every packet the handler of `c` sent since block `from`, in order.
+async fn sent_since(c: &Chain, from: u64) -> Vec<P::Packet> {
+    let logs: Vec<Value> = c
+        .rpc
+        .request(
+            "eth_getLogs",
+            vec![json!({"address": c.handler, "fromBlock": format!("{from:#x}"), "toBlock": "latest", "topics": [P::SendPacket::SIGNATURE_HASH]})],
+        )
+        .await
+        .unwrap();
+    logs.iter()
+        .map(|l| {
+            let topics: Vec<B256> = serde_json::from_value(l["topics"].clone()).unwrap();
+            let data: Bytes = serde_json::from_value(l["data"].clone()).unwrap();
+            P::SendPacket::decode_raw_log(topics, &data).unwrap().packet
+        })
+        .collect()
+}
+
+/// A client update of `to`'s client and the MsgRecvPacket of each of `packets`, proven now.
+async fn burst_datagrams(
+    to: &EvmEnd,
+    prover: &TestOnlyProver,
+    packets: &[P::Packet],
+) -> Vec<kh_relayer::evm::ibc::Datagram> {
+    use kh_relayer::evm::ibc::{Datagram, packet_commitment, packet_path};
+    let (update, height) = prover
+        .update(to.client_latest().await.unwrap())
+        .await
+        .unwrap();
+    let mut out = vec![Datagram::UpdateClient(update.unwrap())];
+    for p in packets {
+        let path = packet_path("commitments", &p.sourcePort, &p.sourceChannel, p.sequence);
+        let proof = prover
+            .prove(&path, Some(&packet_commitment(p)), height)
+            .await
+            .unwrap();
+        out.push(Datagram::RecvPacket {
+            packet: p.clone(),
+            proof,
+            proof_height: height,
+        });
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evm_batches_go_in_multicall_transactions() {
+    use kh_relayer::evm::ibc::Chain as _;
+    let Setup {
+        a,
+        b,
+        end_b,
+        chan_a,
+        ..
+    } = setup((1405, 1406)).await;
+    let prover_a = TestOnlyProver {
+        rpc: a.rpc.clone(),
+        handler: a.handler,
+    };
+    let from_a = a.rpc.block_number().await.unwrap();
+    let from_b = b.rpc.block_number().await.unwrap();
+
+    // A burst of five pings, delivered as one batch: the update and the five packets in one
+    // transaction.
+    for i in 0..5 {
+        a.ping(&chan_a, format!("burst {i}").as_bytes(), 1_000_000)
+            .await;
+    }
+    let burst = sent_since(&a, from_a).await;
+    assert_eq!(burst.len(), 5);
+    end_b
+        .submit(burst_datagrams(&end_b, &prover_a, &burst).await)
+        .await
+        .unwrap();
+    let txs = delivery_txs(&b, from_b).await;
+    assert_eq!(
+        txs.values().copied().collect::<Vec<_>>(),
+        vec![(1, 5)],
+        "{txs:?}"
+    );
+    assert_eq!(
+        b.sequences::<P::RecvPacket>(from_b, |e| e.sequence).await,
+        vec![1, 2, 3, 4, 5]
+    );
+
+    // At most two messages per transaction (another account, so the nonces stay apart): five
+    // packets go in three transactions, the update in the first.
+    let key = b.devnet.dev_accounts()[1].private_key;
+    let small = EvmEnd {
+        submitter: Arc::new(kh_relayer::evm::Submitter::new(
+            b.rpc.clone(),
+            alloy_signer_local::PrivateKeySigner::from_bytes(&key).unwrap(),
+            kh_relayer::evm::SubmitPolicy {
+                max_messages_per_tx: 2,
+                ..Default::default()
+            },
+        )),
+        handler: b.handler,
+        client_id: end_b.client_id.clone(),
+    };
+    let from_b = b.rpc.block_number().await.unwrap() + 1;
+    let from_a = a.rpc.block_number().await.unwrap() + 1;
+    for i in 0..5 {
+        a.ping(&chan_a, format!("cut {i}").as_bytes(), 1_000_000)
+            .await;
+    }
+    let cut = sent_since(&a, from_a).await;
+    assert_eq!(cut.len(), 5);
+    small
+        .submit(burst_datagrams(&small, &prover_a, &cut).await)
+        .await
+        .unwrap();
+    let mut shapes: Vec<(usize, usize)> = delivery_txs(&b, from_b).await.into_values().collect();
+    shapes.sort_unstable();
+    assert_eq!(shapes, vec![(0, 1), (0, 2), (1, 2)]);
+    assert_eq!(
+        b.sequences::<P::RecvPacket>(from_b, |e| e.sequence).await,
+        vec![6, 7, 8, 9, 10]
+    );
+
+    // A batch with a packet received already (by another relayer, say): refused as a whole,
+    // the stale datagram named by its position; nothing of it landed.
+    let from_b = b.rpc.block_number().await.unwrap() + 1;
+    let from_a = a.rpc.block_number().await.unwrap() + 1;
+    for i in 0..2 {
+        a.ping(&chan_a, format!("fresh {i}").as_bytes(), 1_000_000)
+            .await;
+    }
+    let fresh = sent_since(&a, from_a).await;
+    let mixed = [fresh[0].clone(), burst[2].clone(), fresh[1].clone()];
+    match end_b
+        .submit(burst_datagrams(&end_b, &prover_a, &mixed).await)
+        .await
+    {
+        Err(IbcError::Refused { index, reason }) => {
+            assert_eq!(index, 2, "{reason}");
+            assert!(reason.contains("IBCPacketAlreadyReceived"), "{reason}");
+        }
+        other => panic!("expected the stale packet refused, got {other:?}"),
+    }
+    assert!(delivery_txs(&b, from_b).await.is_empty());
     a.devnet.shutdown().await.unwrap();
     b.devnet.shutdown().await.unwrap();
 }

@@ -60,6 +60,15 @@ pub enum IbcError {
     /// A chain answered something that does not decode.
     #[error("{0}")]
     Decode(String),
+    /// The chain refused a submitted batch because of one of its datagrams: the one at `index`
+    /// of the datagrams given to [`Chain::submit`] (nothing of the batch was applied).
+    #[error("datagram {index} of the batch refused: {reason}")]
+    Refused {
+        /// Its position in the submitted datagrams.
+        index: usize,
+        /// The chain's reason.
+        reason: String,
+    },
 }
 
 impl From<LedgerError> for IbcError {

@@ -72,6 +72,11 @@ pub struct EvmConfig {
     /// Added to `eth_estimateGas`, in percent.
     #[serde(default = "default_gas_margin")]
     pub gas_margin_percent: u64,
+    /// At most this many IBC messages in one handler `multicall` transaction (a client update
+    /// not counted); a larger batch goes in several, and a multicall over the block gas limit
+    /// is halved.
+    #[serde(default = "default_max_messages_per_tx")]
+    pub max_messages_per_tx: usize,
     /// Bound on each JSON-RPC request.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -253,6 +258,9 @@ fn default_confirmations() -> u64 {
 fn default_gas_margin() -> u64 {
     20
 }
+fn default_max_messages_per_tx() -> usize {
+    50
+}
 fn default_request_timeout() -> Duration {
     Duration::from_secs(10)
 }
@@ -336,6 +344,9 @@ impl RelayerConfig {
         }
         if self.relay.max_batch == 0 {
             return invalid("relay.max_batch must be at least 1");
+        }
+        if self.evm.max_messages_per_tx == 0 {
+            return invalid("evm.max_messages_per_tx must be at least 1");
         }
         if let LeaseConfig::Postgres { ttl, .. } = &self.lease
             && *ttl < Duration::from_secs(1)

@@ -217,6 +217,7 @@ impl RelayPath {
                 confirmations: config.evm.confirmations,
                 gas_margin_percent: config.evm.gas_margin_percent,
                 confirm_timeout: config.evm.confirm_timeout,
+                max_messages_per_tx: config.evm.max_messages_per_tx,
                 ..SubmitPolicy::default()
             },
         ));

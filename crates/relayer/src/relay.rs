@@ -9,9 +9,12 @@
 //! replaying the whole history from an old height is harmless.
 //!
 //! Ready work is taken in batches: the datagrams bound for one chain share one client update
-//! and go in one submission (one ledger transaction; on the EVM, one transaction per datagram).
-//! A batch that fails is split and each of its steps retried alone with backoff; a step that the
-//! chain refused because someone else delivered it first is then skipped by the store read.
+//! and go in one submission (one ledger transaction; on the EVM, one handler `multicall`
+//! transaction, or several for a batch larger than `max_messages_per_tx`). A batch that fails
+//! is split: when the chain named the step it refused ([`IbcError::Refused`]), that step is
+//! retried alone with backoff and the others at once, together; otherwise each step is retried
+//! alone. A step the chain refused because someone else delivered it first is then skipped by
+//! the store read, so it is not retried again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -199,6 +202,8 @@ struct Queued {
     seen: Instant,
     not_before: Instant,
     attempts: u32,
+    /// Goes in a submission of its own (it was in a batch that failed).
+    alone: bool,
 }
 
 /// What one job needs: a datagram on chain `target`, proven by the other chain's prover.
@@ -308,6 +313,8 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
             }
             queue = waiting;
             let mut batches: [Vec<(Queued, Step)>; 2] = [Vec::new(), Vec::new()];
+            // A batch holding a job that goes alone takes no other.
+            let mut closed = [false, false];
             let mut heads = [None, None];
             for q in ready {
                 match plan([&chains[0], &chains[1]], &mut heads, &q.job).await {
@@ -315,12 +322,17 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
                         stats.skipped.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(Some((target, step))) => {
+                        let batch = &mut batches[target];
                         if busy[target] {
                             parked[target].push(q);
-                        } else if batches[target].len() < policy.max_batch {
-                            batches[target].push((q, step));
-                        } else {
+                        } else if closed[target]
+                            || batch.len() >= policy.max_batch
+                            || (q.alone && !batch.is_empty())
+                        {
                             queue.push_back(q);
+                        } else {
+                            closed[target] = q.alone;
+                            batch.push((q, step));
                         }
                     }
                     Err(e) => {
@@ -388,7 +400,7 @@ fn settle(
     target: usize,
     batch: Vec<(Queued, Step)>,
     started: Instant,
-    result: Result<Instant, IbcError>,
+    result: Result<Instant, DeliverError>,
     names: &[String; 2],
     stats: &RelayStats,
     metrics: Option<&Metrics>,
@@ -440,24 +452,41 @@ fn settle(
                 "submitted"
             );
         }
-        Err(e) => {
+        Err(DeliverError { error, refused }) => {
             if let Some(m) = metrics {
                 m.submission_errors
                     .get_or_create(&Metrics::chain(&names[target]))
                     .inc();
             }
-            warn!(target = %names[target], steps = batch.len(), error = %e, "submission failed");
+            let refused_seq = refused
+                .and_then(|i| batch.get(i))
+                .map(|(q, _)| match &q.job {
+                    Job::Packet { packet, .. } | Job::Ack { packet, .. } => packet.sequence,
+                });
+            warn!(
+                target = %names[target],
+                steps = batch.len(),
+                refused_step = ?refused,
+                refused_seq = ?refused_seq,
+                %error,
+                "submission failed"
+            );
             let split = batch.len() > 1;
-            for (mut q, _) in batch {
-                if split {
-                    // Retried alone at once: the store read skips what was handled.
+            for (i, (mut q, _)) in batch.into_iter().enumerate() {
+                if !split || refused == Some(i) {
+                    // The refused step: alone, with backoff (the store read drops it if it
+                    // was delivered by someone else meanwhile).
+                    q.alone = true;
+                    retry(queue, q, policy, stats);
+                } else {
+                    // At once; alone when the refused step is not known. The store read
+                    // skips what was handled.
+                    q.alone = refused.is_none();
                     q.not_before = Instant::now();
                     queue.push_back(q);
-                } else {
-                    retry(queue, q, policy, stats);
                 }
             }
-            if split {
+            if split && refused.is_none() {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -487,6 +516,7 @@ fn enqueue(queue: &mut VecDeque<Queued>, end: usize, seen: Instant, event: Handl
         seen,
         not_before: seen,
         attempts: 0,
+        alone: false,
     });
 }
 
@@ -580,19 +610,36 @@ async fn plan<C: Chain>(
     }
 }
 
+/// Why a submission failed: the error, and the step the chain refused when it said which.
+struct DeliverError {
+    error: IbcError,
+    /// The refused step's position in the batch.
+    refused: Option<usize>,
+}
+
+impl From<IbcError> for DeliverError {
+    fn from(error: IbcError) -> Self {
+        DeliverError {
+            error,
+            refused: None,
+        }
+    }
+}
+
 /// Brings `target`'s client of the other chain up to date and submits `steps` with `prover`'s
 /// proofs, in one submission; when the datagrams were ready and handed to the chain.
 async fn deliver<C: Chain, Q: Prover>(
     target: &C,
     prover: &Q,
     steps: &[&Step],
-) -> Result<Instant, IbcError> {
+) -> Result<Instant, DeliverError> {
     let t0 = Instant::now();
     let trusted = target.client_latest().await?;
     let t1 = Instant::now();
     let (update, height) = prover.update(trusted).await?;
     let t2 = Instant::now();
     let mut datagrams = Vec::with_capacity(steps.len() + 1);
+    let offset = usize::from(update.is_some());
     if let Some(message) = update {
         datagrams.push(Datagram::UpdateClient(message));
     }
@@ -626,6 +673,16 @@ async fn deliver<C: Chain, Q: Prover>(
         proofs = ?(submitted_at - t2),
         "datagrams ready"
     );
-    target.submit(datagrams).await?;
-    Ok(submitted_at)
+    match target.submit(datagrams).await {
+        Ok(()) => Ok(submitted_at),
+        Err(error) => {
+            // The datagram's position, less the update's, is the step's (the update refused:
+            // no step to blame).
+            let refused = match &error {
+                IbcError::Refused { index, .. } => index.checked_sub(offset),
+                _ => None,
+            };
+            Err(DeliverError { error, refused })
+        }
+    }
 }

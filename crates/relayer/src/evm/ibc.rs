@@ -8,16 +8,17 @@
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_sol_types::{SolCall, SolError, SolEvent};
 use kh_contracts::{
     IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCHandler, LCPClient,
     ibc_commitment_slot,
 };
 use serde_json::json;
+use tracing::debug;
 
 use super::follow::ChainLog;
 use super::rpc::quantity;
-use super::submit::{Receipt, Submitter};
+use super::submit::{Receipt, SubmitError, Submitter};
 pub use crate::chain::{
     Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
     packet_commitment, packet_path,
@@ -530,76 +531,177 @@ impl Chain for EvmEnd {
     }
 
     async fn submit(&self, datagrams: Vec<Datagram>) -> Result<(), IbcError> {
-        // One transaction per datagram (the handler takes one message per call). A client
-        // update goes first and is confirmed before the rest, whose proofs it makes checkable;
-        // the rest go out at once (the submitter numbers them) and are confirmed together.
-        let mut calls = Vec::with_capacity(datagrams.len());
-        for d in datagrams {
-            let data = match d {
-                Datagram::UpdateClient(message) => IBCClient::updateClientCall {
-                    clientId: self.client_id.clone(),
-                    clientMessage: message,
-                }
-                .abi_encode(),
-                Datagram::RecvPacket {
-                    packet,
-                    proof,
-                    proof_height,
-                } => P::recvPacketCall {
-                    m: P::MsgRecvPacket {
-                        packet,
-                        proof,
-                        proofHeight: sol_height(proof_height),
-                    },
-                }
-                .abi_encode(),
-                Datagram::Acknowledge {
-                    packet,
-                    ack,
-                    proof,
-                    proof_height,
-                } => P::acknowledgePacketCall {
-                    m: P::MsgAcknowledgement {
-                        packet,
-                        acknowledgement: ack,
-                        proof,
-                        proofHeight: sol_height(proof_height),
-                    },
-                }
-                .abi_encode(),
-                Datagram::Timeout {
-                    packet,
-                    proof,
-                    proof_height,
-                } => P::timeoutPacketCall {
-                    m: P::MsgTimeout {
-                        packet,
-                        proof,
-                        proofHeight: sol_height(proof_height),
-                        nextSequenceRecv: 0,
-                    },
-                }
-                .abi_encode(),
-            };
-            calls.push(Bytes::from(data));
+        // The handler's `multicall` takes several messages in one transaction: a client update
+        // and the messages its height makes provable go together, atomically. At most
+        // `max_messages_per_tx` messages per transaction: a larger batch is cut, the first
+        // transaction carries the update, and each is confirmed before the next is estimated
+        // (an ordered channel's later packets need the earlier ones received). A single call
+        // is sent as itself.
+        let calls: Vec<Bytes> = datagrams.into_iter().map(|d| self.encode(d)).collect();
+        let (update, messages) = match calls.split_first() {
+            Some((first, rest)) if first.starts_with(&IBCClient::updateClientCall::SELECTOR) => {
+                (Some(first.clone()), rest)
+            }
+            _ => (None, calls.as_slice()),
+        };
+        let offset = usize::from(update.is_some());
+        let per_tx = self.submitter.policy().max_messages_per_tx.max(1);
+        let mut chunks = messages.chunks(per_tx);
+        let mut first: Vec<Bytes> = update.into_iter().collect();
+        first.extend(chunks.next().unwrap_or_default().iter().cloned());
+        if !first.is_empty() {
+            self.send_batch(first, 0).await?;
         }
-        let mut rest = calls.as_slice();
-        if let Some((update, tail)) = rest.split_first()
-            && update.starts_with(&IBCClient::updateClientCall::SELECTOR)
-        {
-            self.submitter.submit(self.handler, update.clone()).await?;
-            rest = tail;
-        }
-        let results = futures::future::join_all(
-            rest.iter()
-                .map(|data| self.submitter.submit(self.handler, data.clone())),
-        )
-        .await;
-        for r in results {
-            r?;
+        for (i, chunk) in chunks.enumerate() {
+            self.send_batch(chunk.to_vec(), offset + (i + 1) * per_tx)
+                .await?;
         }
         Ok(())
     }
+}
+
+impl EvmEnd {
+    /// The handler calldata of `datagram`.
+    fn encode(&self, datagram: Datagram) -> Bytes {
+        let data = match datagram {
+            Datagram::UpdateClient(message) => IBCClient::updateClientCall {
+                clientId: self.client_id.clone(),
+                clientMessage: message,
+            }
+            .abi_encode(),
+            Datagram::RecvPacket {
+                packet,
+                proof,
+                proof_height,
+            } => P::recvPacketCall {
+                m: P::MsgRecvPacket {
+                    packet,
+                    proof,
+                    proofHeight: sol_height(proof_height),
+                },
+            }
+            .abi_encode(),
+            Datagram::Acknowledge {
+                packet,
+                ack,
+                proof,
+                proof_height,
+            } => P::acknowledgePacketCall {
+                m: P::MsgAcknowledgement {
+                    packet,
+                    acknowledgement: ack,
+                    proof,
+                    proofHeight: sol_height(proof_height),
+                },
+            }
+            .abi_encode(),
+            Datagram::Timeout {
+                packet,
+                proof,
+                proof_height,
+            } => P::timeoutPacketCall {
+                m: P::MsgTimeout {
+                    packet,
+                    proof,
+                    proofHeight: sol_height(proof_height),
+                    nextSequenceRecv: 0,
+                },
+            }
+            .abi_encode(),
+        };
+        Bytes::from(data)
+    }
+
+    /// Sends handler calls `calls` (the datagrams from position `base` of the submitted ones)
+    /// in one transaction: the call itself when there is one, else a `multicall`. A multicall
+    /// whose gas would not fit in a block is halved (the halves in order, the first confirmed
+    /// before the second is estimated). A refused element is reported as
+    /// [`IbcError::Refused`] with its position in the submitted datagrams.
+    fn send_batch(
+        &self,
+        calls: Vec<Bytes>,
+        base: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), IbcError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            if calls.len() == 1 {
+                let data = calls.into_iter().next().unwrap_or_default();
+                self.submitter.submit(self.handler, data).await?;
+                return Ok(());
+            }
+            let count = calls.len();
+            let data = Bytes::from(
+                IBCHandler::multicallCall {
+                    data: calls.clone(),
+                }
+                .abi_encode(),
+            );
+            let estimate = self
+                .submitter
+                .estimate(self.handler, &data)
+                .await
+                .map_err(|e| refused(e, base))?;
+            let limit = self.submitter.block_gas_limit().await?;
+            if self.submitter.gas_limit_for(estimate) > limit {
+                let mid = count / 2;
+                debug!(
+                    count,
+                    estimate, limit, "multicall over the block gas limit: halved"
+                );
+                let mut calls = calls;
+                let second = calls.split_off(mid);
+                self.send_batch(calls, base).await?;
+                return self.send_batch(second, base + mid).await;
+            }
+            self.submitter
+                .submit_estimated(self.handler, data, estimate)
+                .await
+                .map_err(|e| refused(e, base))?;
+            debug!(count, estimate, "multicall confirmed");
+            Ok(())
+        })
+    }
+}
+
+/// A multicall's refusal as [`IbcError::Refused`] (the element's position plus `base`, its
+/// revert decoded); other failures unchanged.
+fn refused(e: SubmitError, base: usize) -> IbcError {
+    if let SubmitError::Reverted {
+        data: Some(data), ..
+    } = &e
+        && let Ok(failed) = IBCHandler::IBCMulticallFailed::abi_decode(data)
+    {
+        let index = usize::try_from(failed.index)
+            .unwrap_or(usize::MAX)
+            .saturating_add(base);
+        return IbcError::Refused {
+            index,
+            reason: describe_revert(&failed.reason),
+        };
+    }
+    e.into()
+}
+
+/// A revert's data as text: `Error(string)`'s message, the handler's or the LCP client's
+/// custom error by name, else hex.
+pub fn describe_revert(data: &[u8]) -> String {
+    use alloy_sol_types::SolInterface;
+    if let Ok(r) = alloy_sol_types::Revert::abi_decode(data) {
+        return r.reason;
+    }
+    if let Ok(e) = P::IBCChannelPacketErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = IBCClient::IBCClientErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if let Ok(e) = LCPClient::LCPClientErrors::abi_decode(data) {
+        return format!("{e:?}");
+    }
+    if data.is_empty() {
+        return "no revert data (out of gas?)".into();
+    }
+    format!("custom error 0x{}", alloy_primitives::hex::encode(data))
 }
 
 /// The first log of `receipt` that decodes as `E`.

@@ -88,6 +88,9 @@ pub struct SubmitPolicy {
     pub confirm_timeout: Duration,
     /// How often the receipt is polled.
     pub poll: Duration,
+    /// At most this many IBC messages (packets, acknowledgements, timeouts; a client update not
+    /// counted) in one handler `multicall` transaction; a larger batch goes in several.
+    pub max_messages_per_tx: usize,
 }
 
 impl Default for SubmitPolicy {
@@ -97,6 +100,7 @@ impl Default for SubmitPolicy {
             gas_margin_percent: 20,
             confirm_timeout: Duration::from_secs(60),
             poll: Duration::from_millis(50),
+            max_messages_per_tx: 50,
         }
     }
 }
@@ -258,18 +262,56 @@ impl Submitter {
         }
     }
 
+    /// The submission policy.
+    pub fn policy(&self) -> &SubmitPolicy {
+        &self.policy
+    }
+
     /// Sends `data` to `to` and waits for its confirmation. A call that would revert is not sent.
     pub async fn submit(&self, to: Address, data: Bytes) -> Result<Receipt, SubmitError> {
+        let estimate = self.estimate(to, &data).await?;
+        self.submit_estimated(to, data, estimate).await
+    }
+
+    /// `eth_estimateGas` of `data` on `to` from the sending account; a call that would revert
+    /// gives [`SubmitError::Reverted`] with its revert data.
+    pub async fn estimate(&self, to: Address, data: &Bytes) -> Result<u64, SubmitError> {
         let from = self.address();
-        let estimate = self
-            .rpc
+        self.rpc
             .quantity(
                 "eth_estimateGas",
                 vec![json!({"from": from, "to": to, "data": data})],
             )
             .await
-            .map_err(revert_of)?;
-        let gas_limit = estimate.saturating_add(estimate * self.policy.gas_margin_percent / 100);
+            .map_err(revert_of)
+    }
+
+    /// The gas limit a transaction with gas estimate `estimate` is sent with (the margin added).
+    pub fn gas_limit_for(&self, estimate: u64) -> u64 {
+        estimate.saturating_add(estimate.saturating_mul(self.policy.gas_margin_percent) / 100)
+    }
+
+    /// The latest block's gas limit: no transaction can use more.
+    pub async fn block_gas_limit(&self) -> Result<u64, SubmitError> {
+        let block: Value = self
+            .rpc
+            .request("eth_getBlockByNumber", vec![json!("latest"), json!(false)])
+            .await?;
+        block
+            .get("gasLimit")
+            .and_then(quantity)
+            .ok_or_else(|| SubmitError::Malformed("latest block has no gasLimit".into()))
+    }
+
+    /// Sends `data` to `to` with the gas of `estimate` (from [`Submitter::estimate`]) and waits
+    /// for its confirmation.
+    pub async fn submit_estimated(
+        &self,
+        to: Address,
+        data: Bytes,
+        estimate: u64,
+    ) -> Result<Receipt, SubmitError> {
+        let gas_limit = self.gas_limit_for(estimate);
         let (max_fee, tip) = self.fees().await?;
         let tx_hash = self
             .sign_and_send(to, data, gas_limit, max_fee, tip)
