@@ -615,7 +615,7 @@ impl EvmEnd {
     /// Sends handler calls `calls` (the datagrams from position `base` of the submitted ones)
     /// in one transaction: the call itself when there is one, else a `multicall`. A multicall
     /// whose gas would not fit in a block is halved (the halves in order, the first confirmed
-    /// before the second is estimated). A refused element is reported as
+    /// before the second is estimated). A refused element (or single call) is reported as
     /// [`IbcError::Refused`] with its position in the submitted datagrams.
     fn send_batch(
         &self,
@@ -626,8 +626,16 @@ impl EvmEnd {
         Box::pin(async move {
             if calls.len() == 1 {
                 let data = calls.into_iter().next().unwrap_or_default();
-                self.submitter.submit(self.handler, data).await?;
-                return Ok(());
+                return match self.submitter.submit(self.handler, data).await {
+                    Ok(_) => Ok(()),
+                    Err(SubmitError::Reverted {
+                        data: Some(data), ..
+                    }) => Err(IbcError::Refused {
+                        index: base,
+                        reason: describe_revert(&data),
+                    }),
+                    Err(e) => Err(e.into()),
+                };
             }
             let count = calls.len();
             let data = Bytes::from(
