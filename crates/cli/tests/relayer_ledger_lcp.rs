@@ -8,7 +8,8 @@
 //! from its attestation report, runs the connection and channel handshakes (the connection
 //! initiated on the EVM side, the channel on the ledger side), and relays pings both ways with
 //! their acknowledgements, plus a ping that times out on the ledger — each exactly once by the
-//! chains' own events.
+//! chains' own events. A client update that never landed is given again by the prover (LCP
+//! refuses to apply its header twice).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/evm_ibc.rs"]
@@ -160,6 +161,21 @@ async fn evm_and_ledger_through_lcp() {
             .unwrap();
         let info = LCPClient::getEnclaveKeyInfoCall::abi_decode_returns(&out).unwrap();
         assert!(info._0 > now, "key {key} is registered on the EVM client");
+    }
+
+    // An update of the EVM's client of the ledger that never landed (an EVM multicall refused
+    // as a whole): LCP applied its header, and asked again it gives the same signed update.
+    {
+        use kh_relayer::evm::ibc::Prover;
+        let trusted = end_evm.client_latest().await.unwrap();
+        end_ledger
+            .advance_past(trusted.revision_height + 1, 0)
+            .await
+            .unwrap();
+        let first = prover_ledger.update(trusted).await.unwrap();
+        let again = prover_ledger.update(trusted).await.unwrap();
+        assert!(first.0.is_some());
+        assert_eq!(first, again);
     }
 
     // A ping from the EVM that times out on the ledger: sent while no relayer runs, with the

@@ -7,10 +7,11 @@
 //! header, the LCP client on the destination's handler from the ELC's signed initial state, and
 //! the node's enclave keys registered there from their attestation reports.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
 use kh_contracts::ibc_commitment_slot;
 use kh_elc::LedgerHeader;
 use kh_elc::{QbftClientState, QbftConsensusState, QbftHeader, StorageLayout, StorageProof};
@@ -25,6 +26,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde_json::{Value, json};
+use tracing::debug;
 
 use crate::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
 use crate::evm::rpc::{FailoverRpc, quantity};
@@ -34,11 +36,21 @@ use crate::metrics::MethodLabel;
 /// A prover's connection to LCP, timing every call into the relayer's `lcp_call_seconds`
 /// histogram when metrics are attached. The gRPC client multiplexes one channel, so calls of
 /// concurrent relay jobs do not wait for each other.
+///
+/// It keeps the last few signed client updates: LCP applies a header once, so when the
+/// transaction carrying its signed update did not land (an EVM multicall is all or nothing: one
+/// stale packet in it drops the update too), asking again for the same header is refused as
+/// applied already, and the update kept is given again instead.
 #[derive(Debug, Clone)]
 pub struct LcpLink {
     client: LcpGrpc,
     latency: Option<Family<MethodLabel, Histogram>>,
+    /// keccak256(client id ‖ 0 ‖ header) and LCP's answer, the latest last.
+    signed_updates: Arc<std::sync::Mutex<VecDeque<(B256, proto::SignedResponse)>>>,
 }
+
+/// How many signed client updates [`LcpLink`] keeps.
+const SIGNED_UPDATES_KEPT: usize = 16;
 
 impl LcpLink {
     /// A link over a connected client, without metrics.
@@ -46,6 +58,7 @@ impl LcpLink {
         LcpLink {
             client,
             latency: None,
+            signed_updates: Arc::default(),
         }
     }
 
@@ -68,10 +81,38 @@ impl LcpLink {
         &self,
         request: proto::UpdateClientRequest,
     ) -> Result<proto::SignedResponse, IbcError> {
+        let key = keccak256([request.client_id.as_bytes(), &[0], &request.header].concat());
         let started = Instant::now();
         let answer = self.client.clone().update_client(request).await;
         self.observe("UpdateClient", started);
-        Ok(answer.map_err(lcp_err)?.into_inner())
+        let mut kept = self
+            .signed_updates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match answer {
+            Ok(signed) => {
+                let signed = signed.into_inner();
+                if kept.len() >= SIGNED_UPDATES_KEPT {
+                    kept.pop_front();
+                }
+                kept.push_back((key, signed.clone()));
+                Ok(signed)
+            }
+            // Refused (applied already) a header LCP signed before: the same signed update.
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                match kept.iter().rev().find(|(k, _)| *k == key) {
+                    Some((_, signed)) => {
+                        debug!(
+                            reason = status.message(),
+                            "LCP signed this header before: the same update again"
+                        );
+                        Ok(signed.clone())
+                    }
+                    None => Err(lcp_err(status)),
+                }
+            }
+            Err(status) => Err(lcp_err(status)),
+        }
     }
 
     async fn verify_membership(
