@@ -259,7 +259,7 @@ fn default_gas_margin() -> u64 {
     20
 }
 fn default_max_messages_per_tx() -> usize {
-    50
+    crate::evm::SubmitPolicy::default().max_messages_per_tx
 }
 fn default_request_timeout() -> Duration {
     Duration::from_secs(10)
