@@ -534,9 +534,10 @@ impl Chain for EvmEnd {
         // The handler's `multicall` takes several messages in one transaction: a client update
         // and the messages its height makes provable go together, atomically. At most
         // `max_messages_per_tx` messages per transaction: a larger batch is cut, the first
-        // transaction carries the update, and each is confirmed before the next is estimated
-        // (an ordered channel's later packets need the earlier ones received). A single call
-        // is sent as itself.
+        // transaction carries the update and is confirmed before the others, which go out at
+        // once (the submitter numbers them) and are confirmed together (on an ordered channel
+        // a later transaction can then be refused for a sequence not yet received: the relay
+        // retries that step). A single call is sent as itself.
         let calls: Vec<Bytes> = datagrams.into_iter().map(|d| self.encode(d)).collect();
         let (update, messages) = match calls.split_first() {
             Some((first, rest)) if first.starts_with(&IBCClient::updateClientCall::SELECTOR) => {
@@ -552,11 +553,13 @@ impl Chain for EvmEnd {
         if !first.is_empty() {
             self.send_batch(first, 0).await?;
         }
-        for (i, chunk) in chunks.enumerate() {
-            self.send_batch(chunk.to_vec(), offset + (i + 1) * per_tx)
-                .await?;
-        }
-        Ok(())
+        let rest = futures::future::join_all(
+            chunks
+                .enumerate()
+                .map(|(i, chunk)| self.send_batch(chunk.to_vec(), offset + (i + 1) * per_tx)),
+        )
+        .await;
+        rest.into_iter().collect()
     }
 }
 
