@@ -447,4 +447,64 @@ mod tests {
             .to_string();
         assert!(err.contains("exactly one"), "{err}");
     }
+
+    #[test]
+    fn tls_requires_https_and_wss_endpoints() {
+        let text = include_str!("../relayer.example.toml")
+            .replace("# [evm.tls]", "[evm.tls]")
+            .replace("# ca = \"evm/ca.pem\"", "ca = \"evm/ca.pem\"")
+            .replace("# cert = \"evm/relayer.pem\"", "cert = \"evm/relayer.pem\"")
+            .replace("# key = \"evm/relayer.key\"", "key = \"evm/relayer.key\"");
+        let err = RelayerConfig::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("http://127.0.0.1:8545 is not https://"), "{err}");
+        let secure = text.replace("\"http://", "\"https://");
+        let err = RelayerConfig::parse(&secure).unwrap_err().to_string();
+        assert!(err.contains("ws://127.0.0.1:8545 is not wss://"), "{err}");
+        let secure = secure.replace("\"ws://", "\"wss://");
+        let config = RelayerConfig::parse(&secure).unwrap();
+        assert_eq!(
+            config.evm.tls,
+            Some(EvmTlsConfig {
+                ca: "evm/ca.pem".into(),
+                cert: Some("evm/relayer.pem".into()),
+                key: Some("evm/relayer.key".into()),
+            })
+        );
+        let half = secure.replace("key = \"evm/relayer.key\"", "");
+        let err = RelayerConfig::parse(&half).unwrap_err().to_string();
+        assert!(err.contains("both cert and key"), "{err}");
+        let typo = secure.replace("ca = \"evm/ca.pem\"", "ca = \"evm/ca.pem\"\ncrt = \"x\"");
+        let err = RelayerConfig::parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `crt`"), "{err}");
+
+        // The remote signer: [evm.tls] or its own table, and then an https:// URL.
+        let remote = |url: &str, own_tls: &str| {
+            secure
+                .replace("kind = \"keystore\"", "kind = \"remote\"")
+                .replace("path = \"relayer-key.json\"", &format!("url = \"{url}\""))
+                .replace(
+                    "password_env = \"KH_RELAYER_PASSWORD\"",
+                    &format!("address = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n{own_tls}"),
+                )
+        };
+        let err = RelayerConfig::parse(&remote("http://127.0.0.1:9000", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote signer"), "{err}");
+        let config = RelayerConfig::parse(&remote("https://127.0.0.1:9000", "")).unwrap();
+        assert_eq!(
+            config.evm.signer.remote_tls(config.evm.tls.as_ref()),
+            config.evm.tls.as_ref()
+        );
+        let own = "tls = { ca = \"signer/ca.pem\" }";
+        let config = RelayerConfig::parse(&remote("https://127.0.0.1:9000", own)).unwrap();
+        assert_eq!(
+            config
+                .evm
+                .signer
+                .remote_tls(config.evm.tls.as_ref())
+                .map(|t| t.ca.clone()),
+            Some(PathBuf::from("signer/ca.pem"))
+        );
+    }
 }
