@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use jsonrpsee::server::{
-    BatchRequestConfig, HttpBody, IdProvider, Methods, RpcModule, ServerBuilder, ServerConfig, ServerHandle,
-    serve_with_graceful_shutdown, stop_channel,
+    BatchRequestConfig, HttpBody, IdProvider, Methods, RpcModule, ServerBuilder, ServerConfig,
+    ServerHandle, serve_with_graceful_shutdown, stop_channel,
 };
 use tracing::{debug, warn};
 

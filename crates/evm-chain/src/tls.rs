@@ -39,10 +39,13 @@ pub(crate) fn server_config(tls: &RpcTls) -> Result<Arc<ServerConfig>, DevnetErr
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(&tls.cert, "certificate", e))?;
     if certs.is_empty() {
-        return Err(pem_error(&tls.cert, "certificate", "no certificate in the file"));
+        return Err(pem_error(
+            &tls.cert,
+            "certificate",
+            "no certificate in the file",
+        ));
     }
-    let key =
-        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| pem_error(&tls.key, "key", e))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| pem_error(&tls.key, "key", e))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| DevnetError::Tls(e.to_string()))?;
@@ -50,8 +53,8 @@ pub(crate) fn server_config(tls: &RpcTls) -> Result<Arc<ServerConfig>, DevnetErr
         None => builder.with_no_client_auth(),
         Some(path) => {
             let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_file_iter(path)
-                .map_err(|e| pem_error(path, "client CA", e))?
+            for cert in
+                CertificateDer::pem_file_iter(path).map_err(|e| pem_error(path, "client CA", e))?
             {
                 roots
                     .add(cert.map_err(|e| pem_error(path, "client CA", e))?)

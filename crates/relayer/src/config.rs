@@ -456,7 +456,10 @@ mod tests {
             .replace("# cert = \"evm/relayer.pem\"", "cert = \"evm/relayer.pem\"")
             .replace("# key = \"evm/relayer.key\"", "key = \"evm/relayer.key\"");
         let err = RelayerConfig::parse(&text).unwrap_err().to_string();
-        assert!(err.contains("http://127.0.0.1:8545 is not https://"), "{err}");
+        assert!(
+            err.contains("http://127.0.0.1:8545 is not https://"),
+            "{err}"
+        );
         let secure = text.replace("\"http://", "\"https://");
         let err = RelayerConfig::parse(&secure).unwrap_err().to_string();
         assert!(err.contains("ws://127.0.0.1:8545 is not wss://"), "{err}");

@@ -259,11 +259,22 @@ async fn clients_without_the_right_certificates_are_refused_at_the_handshake() {
     assert!(err.contains("UnknownIssuer"), "{err}");
 
     // The same three through the relayer's clients: the endpoint is unusable.
-    assert!(rpc(&https, Some(&pki.tls("ca.pem", Some("relayer")))).block_number().await.is_ok());
+    assert!(
+        rpc(&https, Some(&pki.tls("ca.pem", Some("relayer"))))
+            .block_number()
+            .await
+            .is_ok()
+    );
     for (what, tls) in [
         ("no client certificate", pki.tls("ca.pem", None)),
-        ("another CA's client certificate", pki.tls("ca.pem", Some("stranger"))),
-        ("another CA trusted", pki.tls("other-ca.pem", Some("relayer"))),
+        (
+            "another CA's client certificate",
+            pki.tls("ca.pem", Some("stranger")),
+        ),
+        (
+            "another CA trusted",
+            pki.tls("other-ca.pem", Some("relayer")),
+        ),
     ] {
         assert_unavailable(rpc(&https, Some(&tls)).block_number().await, what);
         let ws = jsonrpsee::ws_client::WsClientBuilder::default()
@@ -281,7 +292,10 @@ async fn clients_without_the_right_certificates_are_refused_at_the_handshake() {
         }
     }
     // Plain HTTP to the TLS port is not JSON-RPC either; nor the system's roots.
-    assert_unavailable(rpc(&format!("http://{addr}"), None).block_number().await, "plain http");
+    assert_unavailable(
+        rpc(&format!("http://{addr}"), None).block_number().await,
+        "plain http",
+    );
     assert_unavailable(rpc(&https, None).block_number().await, "system roots");
     chain.shutdown().await.unwrap();
 }
@@ -292,7 +306,12 @@ async fn tls_without_client_authentication_and_unusable_files() {
     // TLS only: any client that trusts the CA is served, with or without a certificate.
     let chain = Devnet::start(tls_devnet_config(&pki, false)).await.unwrap();
     let https = format!("https://{}", chain.rpc_addr());
-    assert!(rpc(&https, Some(&pki.tls("ca.pem", None))).block_number().await.is_ok());
+    assert!(
+        rpc(&https, Some(&pki.tls("ca.pem", None)))
+            .block_number()
+            .await
+            .is_ok()
+    );
     assert!(
         rpc(&https, Some(&pki.tls("ca.pem", Some("stranger"))))
             .block_number()

@@ -17,5 +17,5 @@ pub mod tls;
 pub use follow::{ChainLog, FollowConfig, FollowStats, follow};
 pub use rpc::{FailoverRpc, RpcError};
 pub use signer::{SignerError, load_signer, load_tx_signer, open_keystore};
-pub use tls::{EvmTls, TlsError};
 pub use submit::{Log, Receipt, RemoteSigner, SubmitError, SubmitPolicy, Submitter, TxSigner};
+pub use tls::{EvmTls, TlsError};

@@ -139,12 +139,10 @@ impl FailoverRpc {
                 if let Some(tls) = tls {
                     builder = builder.with_custom_cert_store(tls.client_config());
                 }
-                let client = builder
-                    .build(url)
-                    .map_err(|e| RpcError::Endpoint {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let client = builder.build(url).map_err(|e| RpcError::Endpoint {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
                 Ok(Endpoint {
                     url: url.clone(),
                     client,

@@ -18,13 +18,9 @@ pub fn load_tx_signer(
 ) -> Result<TxSigner, SignerError> {
     match config {
         SignerConfig::Remote { url, address, .. } => {
-            let tls = config
-                .remote_tls(evm_tls)
-                .map(EvmTls::load)
-                .transpose()?;
+            let tls = config.remote_tls(evm_tls).map(EvmTls::load).transpose()?;
             Ok(TxSigner::Remote(
-                RemoteSigner::with_tls(url, *address, tls.as_ref())
-                    .map_err(SignerError::Remote)?,
+                RemoteSigner::with_tls(url, *address, tls.as_ref()).map_err(SignerError::Remote)?,
             ))
         }
         SignerConfig::Keystore { .. } => load_signer(config).map(TxSigner::Local),
