@@ -142,8 +142,10 @@ pub(crate) async fn serve(
             let service = IncomingBody(service);
             let stopped = stop.clone().shutdown();
             tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                tokio::pin!(stopped);
+                let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let stream = tokio::select! {
+                    done = handshake => match done {
                         Ok(Ok(stream)) => stream,
                         Ok(Err(e)) => {
                             warn!(%peer, error = %e, "JSON-RPC TLS handshake refused");
@@ -153,7 +155,9 @@ pub(crate) async fn serve(
                             debug!(%peer, "JSON-RPC TLS handshake timed out");
                             return;
                         }
-                    };
+                    },
+                    () = &mut stopped => return,
+                };
                 if let Err(e) = serve_with_graceful_shutdown(stream, service, stopped).await {
                     debug!(%peer, error = %e, "JSON-RPC connection ended");
                 }

@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHAIN: u64 = 4646;
+/// The devnet's request body limit (small, to see it kept over TLS).
+const MAX_BODY: u32 = 16 * 1024;
 
 /// Runtime: `LOG1(topic = calldata[0..32])`.
 const EMITTER: [u8; 9] = [0x60, 0x00, 0x35, 0x60, 0x00, 0x60, 0x00, 0xa1, 0x00];
@@ -86,6 +88,7 @@ fn tls_devnet_config(pki: &Pki, client_ca: bool) -> DevnetConfig {
         }),
         dev_accounts: 2,
         chain_id: CHAIN,
+        max_request_body: MAX_BODY,
         ..DevnetConfig::default()
     }
 }
@@ -185,21 +188,21 @@ async fn rpc_doorbell_and_remote_signer_over_tls_with_the_relayers_certificate()
 }
 
 /// What the devnet answers a TLS client trusting `ca` and presenting `client` (an io error
-/// when the handshake fails): the first line of the HTTP response to `eth_chainId`.
+/// when the handshake fails): the whole HTTP/1.1 response to a POST of `body`.
 async fn raw_exchange(
     addr: std::net::SocketAddr,
     ca: &[u8],
     client: Option<(&[u8], &[u8])>,
+    body: &str,
 ) -> std::io::Result<String> {
     let config = EvmTls::from_pem(ca, client).unwrap().client_config();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await?;
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
     tls.write_all(
         format!(
-            "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\norigin: http://dapp.example\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .as_bytes(),
@@ -209,12 +212,10 @@ async fn raw_exchange(
     tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer))
         .await
         .map_err(|_| std::io::Error::other("no answer within 10 s"))??;
-    Ok(String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string())
+    Ok(String::from_utf8_lossy(&answer).to_lowercase())
 }
+
+const CHAIN_ID_CALL: &str = r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#;
 
 fn assert_unavailable(result: Result<u64, RpcError>, what: &str) {
     match result {
@@ -234,17 +235,38 @@ async fn clients_without_the_right_certificates_are_refused_at_the_handshake() {
     let stranger = (pki.read("stranger.pem"), pki.read("stranger.key"));
     let id = |p: &(Vec<u8>, Vec<u8>)| (p.0.clone(), p.1.clone());
 
-    // The right certificate: answered.
+    // The right certificate: answered, with the plain server's CORS headers and limits.
     let (c, k) = id(&relayer);
-    let line = raw_exchange(addr, &ca, Some((&c, &k))).await.unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let answer = raw_exchange(addr, &ca, Some((&c, &k)), CHAIN_ID_CALL)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("access-control-allow-origin: *"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!("\"result\":\"{CHAIN:#x}\"")),
+        "{answer}"
+    );
+    let oversized = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":["{}"]}}"#,
+        "0".repeat(MAX_BODY as usize)
+    );
+    let answer = raw_exchange(addr, &ca, Some((&c, &k)), &oversized)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
 
     // No certificate: the server ends the handshake with certificate_required.
-    let err = raw_exchange(addr, &ca, None).await.unwrap_err().to_string();
+    let err = raw_exchange(addr, &ca, None, CHAIN_ID_CALL)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("CertificateRequired"), "{err}");
     // A certificate of another CA: unknown_ca.
     let (c, k) = id(&stranger);
-    let err = raw_exchange(addr, &ca, Some((&c, &k)))
+    let err = raw_exchange(addr, &ca, Some((&c, &k)), CHAIN_ID_CALL)
         .await
         .unwrap_err()
         .to_string();
@@ -252,7 +274,7 @@ async fn clients_without_the_right_certificates_are_refused_at_the_handshake() {
     // Trusting another CA than the one that signed the server's certificate: the client
     // itself refuses the server.
     let (c, k) = id(&relayer);
-    let err = raw_exchange(addr, &other_ca, Some((&c, &k)))
+    let err = raw_exchange(addr, &other_ca, Some((&c, &k)), CHAIN_ID_CALL)
         .await
         .unwrap_err()
         .to_string();
