@@ -190,14 +190,17 @@ async fn sequences<E: SolEvent>(
 
 /// The relayer's `/health` answer (empty while it does not answer).
 async fn health(addr: SocketAddr) -> String {
+    http_get(addr, "/health").await
+}
+
+/// The answer of the relayer's metrics server to `GET path` (empty while it does not answer).
+async fn http_get(addr: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
         return String::new();
     };
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .is_err()
-    {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    if s.write_all(request.as_bytes()).await.is_err() {
         return String::new();
     }
     let mut out = Vec::new();
@@ -575,4 +578,39 @@ listen = "{metrics}"
     assert!(recv_ledger.values().all(|c| *c == 1), "{recv_ledger:?}");
     let unrelayed = relayer(&["query", "unrelayed"], "relayer-b.toml");
     assert_eq!(unrelayed, json!({"evm_to_ledger": [], "ledger_to_evm": []}));
+
+    // What the active relayer reports to Prometheus after its share of the traffic: relay
+    // hops and LCP calls observed, both chains' heights seen.
+    let metrics = http_get(metrics_b, "/metrics").await;
+    let count = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    for series in [
+        "kh_relayer_hop_latency_seconds_count{direction=\"evm->ledger\"}",
+        "kh_relayer_hop_latency_seconds_count{direction=\"ledger->evm\"}",
+        "kh_relayer_lcp_call_seconds_count{method=\"UpdateClient\"}",
+        "kh_relayer_lcp_call_seconds_count{method=\"VerifyMembership\"}",
+        "kh_relayer_chain_height{chain=\"evm\"}",
+        "kh_relayer_chain_height{chain=\"ledger\"}",
+        // The proxy it used died under it.
+        "kh_relayer_rpc_failovers_total{chain=\"evm\"}",
+    ] {
+        assert!(count(series) > 0, "{series} in\n{metrics}");
+    }
+    // The relay's checkpoint is in the shared state file (where relayer B took up A's work, and
+    // where a restart takes the chains up again), past the channel's opening.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.join("path-p.json")).unwrap()).unwrap();
+    let from = state["evm_from_block"].as_u64().unwrap();
+    assert!(
+        state["resume"]["evm_block"].as_u64().unwrap_or(0) > from,
+        "{state}"
+    );
+    assert!(
+        state["resume"]["ledger_cursor"].as_u64().unwrap_or(0) > 0,
+        "{state}"
+    );
 }

@@ -86,6 +86,11 @@ pub trait Prover: Send + Sync {
     ) -> impl Future<Output = Result<Bytes, IbcError>> + Send;
 }
 
+/// An event with its position in its chain's event stream: the EVM block it was emitted in, or
+/// the ledger node's cursor of its host transaction. Positions never decrease along a stream,
+/// and a stream started at a position delivers every event at or after it.
+pub type Positioned = (u64, HandlerEvent);
+
 /// An IBC event the relay acts on.
 #[derive(Debug, Clone)]
 pub enum HandlerEvent {

@@ -21,13 +21,79 @@ use kh_lcp::wire::{
 use kh_lcp::{CommitmentProofs, ProxyMessage};
 use kh_lcp_service::proto;
 use kh_lcp_service::service::Client as LcpGrpc;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 use crate::evm::ibc::{EvmEnd, IbcError, IbcHeight, Prover};
 use crate::evm::rpc::{FailoverRpc, quantity};
 use crate::ledger_ibc::LedgerEnd;
+use crate::metrics::MethodLabel;
+
+/// A prover's connection to LCP, timing every call into the relayer's `lcp_call_seconds`
+/// histogram when metrics are attached. The gRPC client multiplexes one channel, so calls of
+/// concurrent relay jobs do not wait for each other.
+#[derive(Debug, Clone)]
+pub struct LcpLink {
+    client: LcpGrpc,
+    latency: Option<Family<MethodLabel, Histogram>>,
+}
+
+impl LcpLink {
+    /// A link over a connected client, without metrics.
+    pub fn new(client: LcpGrpc) -> Self {
+        LcpLink {
+            client,
+            latency: None,
+        }
+    }
+
+    /// Records every call's latency in `latency`, labelled by method.
+    pub fn with_latency(mut self, latency: Family<MethodLabel, Histogram>) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+
+    fn observe(&self, method: &str, started: Instant) {
+        if let Some(h) = &self.latency {
+            h.get_or_create(&MethodLabel {
+                method: method.to_string(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    async fn update_client(
+        &self,
+        request: proto::UpdateClientRequest,
+    ) -> Result<proto::SignedResponse, IbcError> {
+        let started = Instant::now();
+        let answer = self.client.clone().update_client(request).await;
+        self.observe("UpdateClient", started);
+        Ok(answer.map_err(lcp_err)?.into_inner())
+    }
+
+    async fn verify_membership(
+        &self,
+        request: proto::VerifyMembershipRequest,
+    ) -> Result<proto::SignedResponse, IbcError> {
+        let started = Instant::now();
+        let answer = self.client.clone().verify_membership(request).await;
+        self.observe("VerifyMembership", started);
+        Ok(answer.map_err(lcp_err)?.into_inner())
+    }
+
+    async fn verify_non_membership(
+        &self,
+        request: proto::VerifyNonMembershipRequest,
+    ) -> Result<proto::SignedResponse, IbcError> {
+        let started = Instant::now();
+        let answer = self.client.clone().verify_non_membership(request).await;
+        self.observe("VerifyNonMembership", started);
+        Ok(answer.map_err(lcp_err)?.into_inner())
+    }
+}
 
 fn lcp_err(e: tonic::Status) -> IbcError {
     IbcError::Prover(format!("LCP: {}", e.message()))
@@ -53,7 +119,7 @@ pub async fn header_rlp(rpc: &FailoverRpc, number: u64) -> Result<(Bytes, Value)
 /// Proves an EVM chain's handler store through an LCP node's QBFT ELC.
 #[derive(Debug)]
 pub struct LcpEvmProver {
-    lcp: Mutex<LcpGrpc>,
+    lcp: LcpLink,
     elc_id: String,
     rpc: Arc<FailoverRpc>,
     handler: Address,
@@ -65,7 +131,7 @@ impl LcpEvmProver {
     /// A prover of the chain behind `rpc` through ELC `elc_id` of the node behind `lcp`.
     pub fn new(lcp: LcpGrpc, elc_id: String, rpc: Arc<FailoverRpc>, handler: Address) -> Self {
         LcpEvmProver {
-            lcp: Mutex::new(lcp),
+            lcp: LcpLink::new(lcp),
             elc_id,
             rpc,
             handler,
@@ -76,6 +142,12 @@ impl LcpEvmProver {
     /// The ELC this prover uses.
     pub fn elc_id(&self) -> &str {
         &self.elc_id
+    }
+
+    /// Times every LCP call into `latency`.
+    pub fn with_lcp_latency(mut self, latency: Family<MethodLabel, Histogram>) -> Self {
+        self.lcp = self.lcp.with_latency(latency);
+        self
     }
 }
 
@@ -148,7 +220,7 @@ impl Prover for LcpEvmProver {
 /// ledger proofs, verified by the ELC and signed by the enclave.
 #[derive(Debug)]
 pub struct LcpLedgerProver {
-    lcp: Mutex<LcpGrpc>,
+    lcp: LcpLink,
     elc_id: String,
     ledger: LedgerEnd,
     /// At most this many host heights in one update.
@@ -159,11 +231,17 @@ impl LcpLedgerProver {
     /// A prover of the ledger behind `ledger` through ELC `elc_id` of the node behind `lcp`.
     pub fn new(lcp: LcpGrpc, elc_id: String, ledger: LedgerEnd) -> Self {
         LcpLedgerProver {
-            lcp: Mutex::new(lcp),
+            lcp: LcpLink::new(lcp),
             elc_id,
             ledger,
             max_heights: 64,
         }
+    }
+
+    /// Times every LCP call into `latency`.
+    pub fn with_lcp_latency(mut self, latency: Family<MethodLabel, Histogram>) -> Self {
+        self.lcp = self.lcp.with_latency(latency);
+        self
     }
 }
 
@@ -216,22 +294,14 @@ impl Prover for LcpLedgerProver {
 
 /// LCP's signed UpdateState for `header` (the ELC's own header form) of ELC `elc_id`, as the
 /// LCP client's `UpdateClientMessage` (a protobuf `Any`).
-async fn signed_update(
-    lcp: &Mutex<LcpGrpc>,
-    elc_id: &str,
-    header: Vec<u8>,
-) -> Result<Bytes, IbcError> {
+async fn signed_update(lcp: &LcpLink, elc_id: &str, header: Vec<u8>) -> Result<Bytes, IbcError> {
     let signed = lcp
-        .lock()
-        .await
         .update_client(proto::UpdateClientRequest {
             client_id: elc_id.to_string(),
             header,
             now_unix_ns: 0,
         })
-        .await
-        .map_err(lcp_err)?
-        .into_inner();
+        .await?;
     Ok(Bytes::from(wire::any(
         wire::UPDATE_CLIENT_URL,
         &UpdateClientMessage {
@@ -244,36 +314,34 @@ async fn signed_update(
 /// LCP's signed verification of `proof` (the source chain's own proof form) of `value` (None:
 /// absence) at `path`, as the LCP client's `CommitmentProofs`.
 async fn signed_proof(
-    lcp: &Mutex<LcpGrpc>,
+    lcp: &LcpLink,
     elc_id: &str,
     path: &str,
     value: Option<&[u8]>,
     height: IbcHeight,
     proof: Vec<u8>,
 ) -> Result<Bytes, IbcError> {
-    let mut lcp = lcp.lock().await;
     let signed = match value {
-        Some(v) => lcp
-            .verify_membership(proto::VerifyMembershipRequest {
+        Some(v) => {
+            lcp.verify_membership(proto::VerifyMembershipRequest {
                 client_id: elc_id.to_string(),
                 height: height.revision_height,
                 proof,
                 path: path.as_bytes().to_vec(),
                 value: v.to_vec(),
             })
-            .await
-            .map_err(lcp_err)?,
-        None => lcp
-            .verify_non_membership(proto::VerifyNonMembershipRequest {
+            .await?
+        }
+        None => {
+            lcp.verify_non_membership(proto::VerifyNonMembershipRequest {
                 client_id: elc_id.to_string(),
                 height: height.revision_height,
                 proof,
                 path: path.as_bytes().to_vec(),
             })
-            .await
-            .map_err(lcp_err)?,
-    }
-    .into_inner();
+            .await?
+        }
+    };
     Ok(Bytes::from(
         CommitmentProofs {
             message: signed.message,

@@ -23,7 +23,7 @@ use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::chain::{Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet};
+use crate::chain::{Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Positioned};
 use crate::handshake::{HandshakeStep, PREFIX};
 use crate::ledger::{LedgerEndpoint, LedgerError, follow_events};
 
@@ -591,7 +591,7 @@ pub fn ledger_events(
     end: LedgerEnd,
     after_cursor: u64,
     reconcile_every: Duration,
-) -> mpsc::Receiver<HandlerEvent> {
+) -> mpsc::Receiver<Positioned> {
     let (tx, rx) = mpsc::channel(1024);
     let (mut recorded, _stats, follower) =
         follow_events(end.endpoint.clone(), after_cursor, reconcile_every);
@@ -615,7 +615,7 @@ pub fn ledger_events(
             for e in &events {
                 match handler_event(e) {
                     Ok(Some(h)) => {
-                        if tx.send(h).await.is_err() {
+                        if tx.send((event.cursor, h)).await.is_err() {
                             follower.abort();
                             return;
                         }

@@ -12,9 +12,11 @@ use kh_lcp_service::service::{self, Client as LcpGrpc};
 use kh_ledger_node::TlsIdentity;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::chain::{Chain, HandlerEvent, IbcError, Packet, packet_commitment, packet_path};
+use crate::chain::{
+    Chain, HandlerEvent, IbcError, Packet, Positioned, packet_commitment, packet_path,
+};
 use crate::config::{PathConfig, RelayerConfig};
 use crate::evm::follow::{FollowConfig, follow, handler_events};
 use crate::evm::ibc::EvmEnd;
@@ -75,6 +77,23 @@ pub struct PathState {
     pub ledger: EndState,
     /// The EVM block the channel opened at: the relay reads logs from there.
     pub evm_from_block: u64,
+    /// Where a relay (re)started takes the chains' events up again; absent: from the channel's
+    /// opening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// A relay's checkpoint ([`RelayStats::checkpoint`]): every packet, acknowledgement and timeout
+/// of the events before these positions was delivered or found done, so a relay started again
+/// reads the chains from here instead of replaying the channel's whole history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The EVM block to read handler logs from.
+    pub evm_block: u64,
+    /// The ledger node's cursor to read host transactions from (that node's numbering).
+    pub ledger_cursor: u64,
+    /// The ledger node the cursor belongs to; with another node the ledger is read from the start.
+    pub ledger_node: String,
 }
 
 impl PathState {
@@ -99,7 +118,8 @@ impl PathState {
             path: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("tmp");
+        // One temporary file per process: relayers sharing a state file never write each other's.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let text = serde_json::to_vec_pretty(self)
             .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         std::fs::write(&tmp, text).map_err(err)?;
@@ -305,6 +325,7 @@ impl RelayPath {
                 ..EndState::default()
             },
             evm_from_block: 0,
+            resume: None,
         };
         self.save()?;
         info!(path = %self.name, evm = %self.state.evm.client_id, ledger = %self.state.ledger.client_id, "clients created");
@@ -366,17 +387,41 @@ impl RelayPath {
         self.state.ledger.channel_id = chan_ledger;
         self.state.evm.channel_id = chan_evm;
         self.state.evm_from_block = from_block;
+        self.state.resume = None;
         self.save()?;
         info!(path = %self.name, evm = %self.state.evm.channel_id, ledger = %self.state.ledger.channel_id, "channel open");
         Ok(())
     }
 
-    fn follow_evm(&self) -> tokio::sync::mpsc::Receiver<HandlerEvent> {
+    /// Where the chains' events are read from: the state file's checkpoint when there is one
+    /// (read again now: a relayer that took over from another may share its state file), else
+    /// the channel's opening — as (EVM block, ledger cursor to read after).
+    fn start_positions(&self) -> (u64, u64) {
+        let state = PathState::load(&self.config.state).unwrap_or_else(|e| {
+            warn!(path = %self.name, error = %e, "state file unreadable; relaying from the channel's opening");
+            self.state.clone()
+        });
+        let mut evm = self.state.evm_from_block;
+        let mut ledger_after = 0;
+        if let Some(r) = state
+            .resume
+            .filter(|_| state.evm == self.state.evm && state.ledger == self.state.ledger)
+        {
+            evm = evm.max(r.evm_block);
+            if r.ledger_node == self.ledger.endpoint.addr.to_string() {
+                // The checkpoint's own position is read again.
+                ledger_after = r.ledger_cursor.saturating_sub(1);
+            }
+        }
+        (evm, ledger_after)
+    }
+
+    fn follow_evm(&self, from_block: u64) -> tokio::sync::mpsc::Receiver<Positioned> {
         let (logs, _, _) = follow(
             self.rpc.clone(),
             FollowConfig {
                 address: self.evm.handler,
-                from_block: self.state.evm_from_block,
+                from_block,
                 confirmations: 1,
                 ws: self.ws.clone(),
                 reconcile_every: self.reconcile_every,
@@ -399,26 +444,115 @@ impl RelayPath {
         if self.state.evm.channel_id.is_empty() {
             return Err(PathError::NotSetUp(self.name.clone(), "channel"));
         }
-        let (p_evm, p_ledger) = self.provers().await?;
+        let (mut p_evm, mut p_ledger) = self.provers().await?;
+        if let Some(m) = &metrics {
+            p_evm = p_evm.with_lcp_latency(m.lcp_call_latency.clone());
+            p_ledger = p_ledger.with_lcp_latency(m.lcp_call_latency.clone());
+        }
+        let (evm_from, ledger_after) = self.start_positions();
+        info!(path = %self.name, evm_block = evm_from, ledger_cursor = ledger_after, "relaying from");
+        let checkpoints = self.keep_checkpoints(stats.clone());
+        let watch = metrics.clone().map(|m| self.watch_chains(m));
         relay(
             RelayEnd {
                 name: "evm".into(),
                 chain: self.evm.clone(),
                 prover: p_evm,
-                events: self.follow_evm(),
+                events: self.follow_evm(evm_from),
             },
             RelayEnd {
                 name: "ledger".into(),
                 chain: self.ledger.clone(),
                 prover: p_ledger,
-                events: ledger_events(self.ledger.clone(), 0, self.reconcile_every),
+                events: ledger_events(self.ledger.clone(), ledger_after, self.reconcile_every),
             },
             stats,
             metrics,
             self.policy.clone(),
         )
         .await;
+        checkpoints.abort();
+        if let Some(w) = watch {
+            w.abort();
+        }
         Ok(())
+    }
+
+    /// Feeds the chains' heights and the EVM endpoint failovers into `metrics` every
+    /// reconciliation period, until aborted.
+    fn watch_chains(&self, metrics: Metrics) -> tokio::task::JoinHandle<()> {
+        let (evm, ledger, rpc, every) = (
+            self.evm.clone(),
+            self.ledger.clone(),
+            self.rpc.clone(),
+            self.reconcile_every,
+        );
+        tokio::spawn(async move {
+            let mut failovers = 0;
+            loop {
+                for (name, head) in [("evm", evm.head().await), ("ledger", ledger.head().await)] {
+                    match head {
+                        Ok((height, _)) => {
+                            metrics
+                                .chain_height
+                                .get_or_create(&Metrics::chain(name))
+                                .set(i64::try_from(height).unwrap_or(i64::MAX));
+                        }
+                        Err(e) => debug!(chain = name, error = %e, "reading the head"),
+                    }
+                }
+                let now = rpc.failovers();
+                metrics
+                    .rpc_failovers
+                    .get_or_create(&Metrics::chain("evm"))
+                    .inc_by(now.saturating_sub(failovers));
+                failovers = now;
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    /// Writes the relay's checkpoint into the state file whenever it moved (checked every
+    /// reconciliation period), until aborted.
+    fn keep_checkpoints(&self, stats: Arc<RelayStats>) -> tokio::task::JoinHandle<()> {
+        let (file, name, every) = (
+            self.config.state.clone(),
+            self.name.clone(),
+            self.reconcile_every,
+        );
+        let (ends, node) = (
+            (self.state.evm.clone(), self.state.ledger.clone()),
+            self.ledger.endpoint.addr.to_string(),
+        );
+        tokio::spawn(async move {
+            let mut written = None;
+            loop {
+                tokio::time::sleep(every).await;
+                let [Some(evm_block), Some(ledger_cursor)] = stats.checkpoint() else {
+                    continue;
+                };
+                let resume = Resume {
+                    evm_block,
+                    ledger_cursor,
+                    ledger_node: node.clone(),
+                };
+                if written.as_ref() == Some(&resume) {
+                    continue;
+                }
+                let result = PathState::load(&file).and_then(|mut state| {
+                    // Only for the path as this relay knows it (not one set up again meanwhile).
+                    if (state.evm.clone(), state.ledger.clone()) != ends {
+                        return Ok(());
+                    }
+                    state.resume = Some(resume.clone());
+                    state.save(&file)
+                });
+                match result {
+                    Ok(()) => written = Some(resume),
+                    Err(e) => warn!(path = %name, error = %e, "writing the relay checkpoint"),
+                }
+            }
+        })
     }
 
     /// Registers LCP's current enclave keys on both chains' LCP clients.
@@ -453,17 +587,19 @@ impl RelayPath {
             return Err(PathError::NotSetUp(self.name.clone(), "channel"));
         }
         let mut sent: Vec<(bool, Packet)> = Vec::new();
-        let mut evm_events = self.follow_evm();
-        let mut ledger_events = ledger_events(self.ledger.clone(), 0, self.reconcile_every);
+        let (evm_from, ledger_after) = self.start_positions();
+        let mut evm_events = self.follow_evm(evm_from);
+        let mut ledger_events =
+            ledger_events(self.ledger.clone(), ledger_after, self.reconcile_every);
         // The histories up to now: each stream until it has been quiet for a while.
         let quiet = self.reconcile_every * 3;
         while let Ok(Some(e)) = tokio::time::timeout(quiet, evm_events.recv()).await {
-            if let HandlerEvent::SendPacket(p) = e {
+            if let (_, HandlerEvent::SendPacket(p)) = e {
                 sent.push((true, p));
             }
         }
         while let Ok(Some(e)) = tokio::time::timeout(quiet, ledger_events.recv()).await {
-            if let HandlerEvent::SendPacket(p) = e {
+            if let (_, HandlerEvent::SendPacket(p)) = e {
                 sent.push((false, p));
             }
         }
@@ -604,5 +740,36 @@ pub async fn serve(
             return Ok(());
         }
         warn!("lease lost (or the relay stopped): standing by");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_without_a_checkpoint_still_load_and_checkpoints_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.json");
+        // A state file written before checkpoints existed.
+        std::fs::write(
+            &file,
+            r#"{"evm":{"client_id":"lcp-client-0","elc_id":"e","connection_id":"connection-0","channel_id":"channel-0"},
+               "ledger":{"client_id":"07-lcp-0","elc_id":"l","connection_id":"connection-0","channel_id":"channel-0"},
+               "evm_from_block":42}"#,
+        )
+        .unwrap();
+        let mut state = PathState::load(&file).unwrap();
+        assert_eq!(state.resume, None);
+        assert_eq!(state.evm_from_block, 42);
+        state.resume = Some(Resume {
+            evm_block: 50,
+            ledger_cursor: 7,
+            ledger_node: "127.0.0.1:1".into(),
+        });
+        state.save(&file).unwrap();
+        assert_eq!(PathState::load(&file).unwrap(), state);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

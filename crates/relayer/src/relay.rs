@@ -12,6 +12,10 @@
 //! and go in one submission (one ledger transaction; on the EVM, one transaction per datagram).
 //! A batch that fails is split and each of its steps retried alone with backoff; a step that the
 //! chain refused because someone else delivered it first is then skipped by the store read.
+//!
+//! Each event comes with its position in its stream; whenever nothing is queued or in flight the
+//! relay notes the last position taken from each stream ([`RelayStats::checkpoint`]), from which
+//! a relay started again misses nothing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,7 +29,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::chain::{
-    Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Prover, ack_commitment,
+    Chain, Datagram, HandlerEvent, IbcError, IbcHeight, Packet, Positioned, Prover, ack_commitment,
     packet_commitment, packet_path,
 };
 use crate::handshake::HandshakeStep;
@@ -40,8 +44,8 @@ pub struct RelayEnd<C: Chain, Q: Prover> {
     pub chain: C,
     /// Proves this chain's store to the other end's client.
     pub prover: Q,
-    /// This chain's IBC events, in order.
-    pub events: mpsc::Receiver<HandlerEvent>,
+    /// This chain's IBC events, in order, with their positions.
+    pub events: mpsc::Receiver<Positioned>,
 }
 
 /// What the relay did.
@@ -61,6 +65,35 @@ pub struct RelayStats {
     pub submissions: AtomicU64,
     /// Per delivered step (the most recent [`MAX_SAMPLES`]): its direction and timings.
     pub samples: std::sync::Mutex<Vec<HopSample>>,
+    /// Per end, the position from which a new relay misses nothing: see [`RelayStats::checkpoint`].
+    checkpoint: std::sync::Mutex<[Option<u64>; 2]>,
+}
+
+impl RelayStats {
+    /// Per end (in the order given to [`relay`]), the position of its event stream from which a
+    /// relay started again would miss nothing: every step of every event before it has been
+    /// delivered or found done. Taken when the relay was idle (nothing queued, nothing in
+    /// flight), at the position of the last event taken from each stream, so a resumed stream
+    /// repeats that position's events (harmless: steps are read against the stores first).
+    /// `None` for an end none of whose events was seen yet.
+    pub fn checkpoint(&self) -> [Option<u64>; 2] {
+        *self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_checkpoint(&self, seen: [Option<u64>; 2]) {
+        let mut c = self
+            .checkpoint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (c, s) in c.iter_mut().zip(seen) {
+            if s.is_some() {
+                *c = s;
+            }
+        }
+    }
 }
 
 /// At most this many [`HopSample`]s are kept.
@@ -263,7 +296,7 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
     let provers = [Either::A(&prover_a), Either::B(&prover_b)];
     // Both ends' events in one stream, each stamped when it arrived (a step's latency counts
     // from there, also while the loop is busy delivering).
-    let (arrivals, mut events) = mpsc::unbounded_channel::<(usize, Instant, HandlerEvent)>();
+    let (arrivals, mut events) = mpsc::unbounded_channel::<(usize, Instant, Positioned)>();
     for (end, mut rx) in [(0usize, events_a), (1, events_b)] {
         let arrivals = arrivals.clone();
         tokio::spawn(async move {
@@ -283,12 +316,18 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
     let mut busy = [false, false];
     // Jobs planned for a chain while it was busy: back in the queue when it is idle again.
     let mut parked: [Vec<Queued>; 2] = [Vec::new(), Vec::new()];
+    // The position of the last event taken from each stream.
+    let mut seen: [Option<u64>; 2] = [None, None];
     loop {
-        while let Ok((end, at, e)) = events.try_recv() {
+        while let Ok((end, at, (position, e))) = events.try_recv() {
+            seen[end] = Some(position);
             enqueue(&mut queue, end, at, e);
         }
         if let Some(m) = &metrics {
             report_backlog(m, &names, &queue);
+        }
+        if queue.is_empty() && flights.is_empty() && parked.iter().all(Vec::is_empty) {
+            stats.set_checkpoint(seen);
         }
         if !open && queue.is_empty() && flights.is_empty() && parked.iter().all(Vec::is_empty) {
             return;
@@ -357,7 +396,10 @@ pub async fn relay<CA: Chain, QA: Prover, CB: Chain, QB: Prover>(
         let sleep_until = next_retry.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             e = events.recv(), if open => match e {
-                Some((end, at, e)) => enqueue(&mut queue, end, at, e),
+                Some((end, at, (position, e))) => {
+                    seen[end] = Some(position);
+                    enqueue(&mut queue, end, at, e);
+                }
                 None => open = false,
             },
             Some((target, batch, started, result)) = flights.next(), if !flights.is_empty() => {

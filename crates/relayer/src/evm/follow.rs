@@ -277,12 +277,12 @@ fn parse_log(value: &Value, url: &str) -> Result<ChainLog, RpcError> {
 /// receiver is dropped.
 pub fn handler_events(
     mut logs: mpsc::Receiver<ChainLog>,
-) -> mpsc::Receiver<crate::chain::HandlerEvent> {
+) -> mpsc::Receiver<crate::chain::Positioned> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         while let Some(log) = logs.recv().await {
             if let Some(e) = super::ibc::decode_event(&log)
-                && tx.send(e).await.is_err()
+                && tx.send((log.block_number, e)).await.is_err()
             {
                 return;
             }
