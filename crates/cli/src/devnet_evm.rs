@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
+use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig, RpcTls};
 
 use crate::output::UsageError;
 
@@ -31,6 +31,18 @@ pub(crate) struct Args {
     /// JSON-RPC address (HTTP and WebSocket).
     #[arg(long, default_value = "127.0.0.1:8545")]
     rpc: SocketAddr,
+    /// Serve JSON-RPC over TLS (https:// and wss://) with this certificate chain (PEM, leaf
+    /// first; Besu's --rpc-http-tls-enabled).
+    #[arg(long, requires = "rpc_tls_key")]
+    rpc_tls_cert: Option<PathBuf>,
+    /// The private key of --rpc-tls-cert (PEM).
+    #[arg(long, requires = "rpc_tls_cert")]
+    rpc_tls_key: Option<PathBuf>,
+    /// Require a client certificate issued by this CA (PEM) from every JSON-RPC client; others
+    /// are refused during the TLS handshake (Besu's --rpc-http-tls-client-auth-enabled with
+    /// CA-signed clients).
+    #[arg(long, requires = "rpc_tls_cert")]
+    rpc_tls_client_ca: Option<PathBuf>,
     /// Data directory (blocks survive restarts); in memory when absent.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -95,6 +107,14 @@ impl Args {
                 BlockProduction::Interval(Duration::from_millis(self.block_time))
             },
             rpc_addr: self.rpc,
+            rpc_tls: match (&self.rpc_tls_cert, &self.rpc_tls_key) {
+                (Some(cert), Some(key)) => Some(RpcTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.rpc_tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
             data_dir: self.data.clone(),
             chain_id: self.chain_id,
             dev_accounts: self.accounts,
@@ -151,8 +171,13 @@ pub(crate) fn print_banner(devnet: &Devnet, chain_id: u64) {
         "kakehashi QBFT EVM devnet (chain id {chain_id}, head #{})",
         devnet.head_number()
     );
-    println!("RPC: http://{addr}");
-    println!("WS:  ws://{addr}");
+    let (http, ws) = if devnet.rpc_tls() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    println!("RPC: {http}://{addr}");
+    println!("WS:  {ws}://{addr}");
     println!("Validators:");
     for v in devnet.validators() {
         println!("  {v}");

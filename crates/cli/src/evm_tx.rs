@@ -16,6 +16,44 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use serde_json::{Value, json};
 
+/// TLS of an EVM JSON-RPC link given on the command line (an `https://` `--rpc`): the roots
+/// its certificate must chain to and the client certificate to present, as the relayer's
+/// `[evm.tls]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct RpcTlsArgs {
+    /// Trust only these root certificates (PEM) for an https:// --rpc (default: the system's).
+    #[arg(long)]
+    pub(crate) rpc_tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a node that requires one (with --rpc-tls-key).
+    #[arg(long, requires_all = ["rpc_tls_key", "rpc_tls_ca"])]
+    pub(crate) rpc_tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "rpc_tls_cert")]
+    pub(crate) rpc_tls_key: Option<std::path::PathBuf>,
+}
+
+impl RpcTlsArgs {
+    /// An HTTP JSON-RPC client for `url` with these TLS settings.
+    pub(crate) fn client(&self, url: &str, timeout: Duration) -> anyhow::Result<HttpClient> {
+        let mut builder = HttpClientBuilder::default().request_timeout(timeout);
+        if let Some(ca) = &self.rpc_tls_ca {
+            let tls = kh_relayer::evm::EvmTls::load(&kh_relayer::config::EvmTlsConfig {
+                ca: ca.clone(),
+                cert: self.rpc_tls_cert.clone(),
+                key: self.rpc_tls_key.clone(),
+            })?;
+            anyhow::ensure!(
+                url.starts_with("https://"),
+                "--rpc-tls-ca is given but {url} is not https://"
+            );
+            builder = builder.with_custom_cert_store(tls.client_config());
+        }
+        builder
+            .build(url)
+            .with_context(|| format!("JSON-RPC client for {url}"))
+    }
+}
+
 /// One account sending signed transactions.
 pub(crate) struct Sender {
     pub(crate) client: HttpClient,
@@ -59,10 +97,17 @@ impl Sender {
         key: PrivateKeySigner,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let client = HttpClientBuilder::default()
-            .request_timeout(timeout)
-            .build(url)
-            .with_context(|| format!("JSON-RPC client for {url}"))?;
+        Self::connect_with(url, key, timeout, &RpcTlsArgs::default()).await
+    }
+
+    /// As [`Sender::connect`], over TLS as `tls` says.
+    pub(crate) async fn connect_with(
+        url: &str,
+        key: PrivateKeySigner,
+        timeout: Duration,
+        tls: &RpcTlsArgs,
+    ) -> anyhow::Result<Self> {
+        let client = tls.client(url, timeout)?;
         let chain_id = quantity(
             &client
                 .request::<Value, _>("eth_chainId", Vec::<Value>::new())

@@ -13,7 +13,7 @@ use alloy_sol_types::{SolCall, SolConstructor};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use jsonrpsee::core::client::ClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::HttpClient;
 use kh_contracts::{
     IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection, IBCHandler, IBCProxy,
     LCPAttestation, LCPClient, PingApp, ibc_commitment_slot,
@@ -21,7 +21,7 @@ use kh_contracts::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::evm_tx::Sender;
+use crate::evm_tx::{RpcTlsArgs, Sender};
 use crate::output::{UsageError, print_json};
 
 /// The environment variable holding the deploying account's key.
@@ -41,7 +41,7 @@ pub(crate) enum Command {
 /// (`--ledger DIR --node NAME`, as `kakehashi ledger --network DIR --node NAME ibc query`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct QueryArgs {
-    /// The EVM chain's JSON-RPC endpoint (HTTP).
+    /// The EVM chain's JSON-RPC endpoint (http:// or https://).
     #[arg(long, required_unless_present = "ledger", conflicts_with = "ledger")]
     rpc: Option<String>,
     /// The handler's address (the proxy printed by `ibc deploy`).
@@ -63,6 +63,8 @@ pub(crate) struct QueryArgs {
     /// Print JSON (the only format; accepted so the documented command line works).
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    tls: RpcTlsArgs,
     #[command(subcommand)]
     what: Query,
 }
@@ -103,7 +105,7 @@ enum Query {
 /// command line).
 #[derive(Debug, clap::Args)]
 pub(crate) struct DeployArgs {
-    /// The chain's JSON-RPC endpoint (HTTP).
+    /// The chain's JSON-RPC endpoint (http:// or https://).
     #[arg(long)]
     rpc: String,
     /// The port the ping app is bound to.
@@ -120,6 +122,8 @@ pub(crate) struct DeployArgs {
     /// Deploy the LCP client in development mode (accepts debug enclaves).
     #[arg(long, requires = "lcp_root_der_hex")]
     lcp_development_mode: bool,
+    #[command(flatten)]
+    tls: RpcTlsArgs,
 }
 
 /// Addresses of a deployed handler and ping app.
@@ -283,7 +287,8 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         .map_err(|_| UsageError("KAKEHASHI_EVM_KEY is not a 32-byte hex key".into()))?;
     let key = PrivateKeySigner::from_bytes(&key)
         .map_err(|_| UsageError("KAKEHASHI_EVM_KEY is not a valid secp256k1 key".into()))?;
-    let mut sender = Sender::connect(&args.rpc, key, Duration::from_secs(args.timeout_secs))
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let mut sender = Sender::connect_with(&args.rpc, key, timeout, &args.tls)
         .await
         .with_context(|| format!("connecting to {}", args.rpc))?;
     let mut deployment = deploy_stack(&mut sender, &args.port).await?;
@@ -379,10 +384,7 @@ async fn query(args: QueryArgs) -> anyhow::Result<()> {
     let (Some(rpc), Some(h)) = (args.rpc, args.handler) else {
         return Err(UsageError("give --rpc and --handler, or --ledger and --node".into()).into());
     };
-    let client = HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(30))
-        .build(&rpc)
-        .with_context(|| format!("JSON-RPC client for {rpc}"))?;
+    let client = args.tls.client(&rpc, Duration::from_secs(30))?;
     let block = match args.height {
         Some(h) => json!(format!("{h:#x}")),
         None => json!("latest"),

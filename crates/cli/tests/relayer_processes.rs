@@ -10,6 +10,11 @@
 //! over to the second, and their WebSocket doorbell with it); the ledger node they use is
 //! killed and started again. Every packet is received once and acknowledged (or timed out)
 //! once, checked from both chains' events; `relayer query unrelayed` ends empty.
+//!
+//! The EVM links are TLS with client certificates, as every relayer link (R10): the devnet
+//! serves JSON-RPC over TLS and requires a certificate of the chain's CA; `ibc deploy` and the
+//! relayers reach it over https:// and wss:// with theirs (the killable endpoint is a TCP
+//! proxy, so TLS passes through it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/evm_ibc.rs"]
@@ -29,7 +34,8 @@ use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolEvent};
 use evm_ibc::handler_sequences;
 use kh_contracts::{IBCChannelPacket as P, PingApp};
-use kh_relayer::evm::{FailoverRpc, SubmitPolicy, Submitter};
+use kh_relayer::config::EvmTlsConfig;
+use kh_relayer::evm::{EvmTls, FailoverRpc, SubmitPolicy, Submitter};
 use kh_relayer::ledger_ibc::LedgerEnd;
 use ledger_net::{LEDGER_BIN as BIN, LedgerNet, NodeProcess, json_of, ledger_counts};
 use serde_json::{Value, json};
@@ -77,14 +83,39 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// The EVM devnet process: its RPC address and dev account keys.
-fn start_devnet(log: &Path) -> (Proc, SocketAddr, Vec<B256>) {
+/// The EVM chain's CA and certificates (PEM files in `dir`): the devnet's (`node.pem`,
+/// `node.key`) and the relayers' and deployer's client certificate (`client.pem`,
+/// `client.key`), both of `ca.pem`.
+fn evm_pki(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca = kh_ledger_node::NetworkCa::generate("evm").unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.root_pem()).unwrap();
+    for (name, label) in [("node", "devnet rpc"), ("client", "relayer")] {
+        let identity = ca.issue(label).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), &identity.cert_pem).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), &identity.key_pem).unwrap();
+    }
+}
+
+fn path_str(p: std::path::PathBuf) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// The EVM devnet process (JSON-RPC over TLS, client certificates of `pki`'s CA required):
+/// its RPC address and dev account keys.
+fn start_devnet(log: &Path, pki: &Path) -> (Proc, SocketAddr, Vec<B256>) {
     let (p, out) = Proc::spawn(
         &[
             "devnet",
             "evm",
             "--rpc",
             "127.0.0.1:0",
+            "--rpc-tls-cert",
+            &path_str(pki.join("node.pem")),
+            "--rpc-tls-key",
+            &path_str(pki.join("node.key")),
+            "--rpc-tls-client-ca",
+            &path_str(pki.join("ca.pem")),
             "--block-time",
             "250",
             "--chain-id",
@@ -99,7 +130,7 @@ fn start_devnet(log: &Path) -> (Proc, SocketAddr, Vec<B256>) {
         let mut addr = None;
         let mut keys = vec![];
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.strip_prefix("RPC: http://") {
+            if let Some(a) = line.strip_prefix("RPC: https://") {
                 addr = Some(a.trim().to_string());
             }
             if let Some((_, k)) = line.split_once(" key ") {
@@ -224,8 +255,10 @@ async fn separate_processes_deliver_everything_once_through_faults() {
 
     // The EVM devnet, the IBC stack and the LCP client on it; a proxy in front of its RPC (the
     // endpoint that will die).
-    let (_devnet, evm_addr, keys) = start_devnet(&logs.join("devnet.log"));
-    let direct = format!("http://{evm_addr}");
+    let pki = w.join("evm-tls");
+    evm_pki(&pki);
+    let (_devnet, evm_addr, keys) = start_devnet(&logs.join("devnet.log"), &pki);
+    let direct = format!("https://{evm_addr}");
     let deployed = {
         let out = Command::new(BIN)
             .args([
@@ -233,6 +266,12 @@ async fn separate_processes_deliver_everything_once_through_faults() {
                 "deploy",
                 "--rpc",
                 &direct,
+                "--rpc-tls-ca",
+                &path_str(pki.join("ca.pem")),
+                "--rpc-tls-cert",
+                &path_str(pki.join("client.pem")),
+                "--rpc-tls-key",
+                &path_str(pki.join("client.key")),
                 "--lcp-root-der-hex",
                 &root_hex,
             ])
@@ -270,11 +309,16 @@ async fn separate_processes_deliver_everything_once_through_faults() {
             r#"
 [evm]
 chain_id = {CHAIN_ID}
-rpc = ["http://{proxy_addr}", "{direct}"]
-ws = ["ws://{proxy_addr}", "ws://{evm_addr}"]
+rpc = ["https://{proxy_addr}", "{direct}"]
+ws = ["wss://{proxy_addr}", "wss://{evm_addr}"]
 handler = "{handler}"
 confirmations = 1
 request_timeout = "3s"
+
+[evm.tls]
+ca = "{evm_ca}"
+cert = "{evm_cert}"
+key = "{evm_key}"
 
 [evm.signer]
 kind = "keystore"
@@ -309,6 +353,9 @@ poll = "300ms"
 listen = "{metrics}"
 "#,
             keystore = w.join("relayer-key.json").display(),
+            evm_ca = pki.join("ca.pem").display(),
+            evm_cert = pki.join("client.pem").display(),
+            evm_key = pki.join("client.key").display(),
             cert = node_dir.join("rpc-relayer.pem").display(),
             key = node_dir.join("rpc-relayer.key").display(),
             root = ledger_dir.join("root.pem").display(),
@@ -339,11 +386,18 @@ listen = "{metrics}"
     let chan_ledger = state["ledger"]["channel_id"].as_str().unwrap().to_string();
 
     // The test's own access to both chains.
+    let tls = EvmTls::load(&EvmTlsConfig {
+        ca: pki.join("ca.pem"),
+        cert: Some(pki.join("client.pem")),
+        key: Some(pki.join("client.key")),
+    })
+    .unwrap();
     let rpc = Arc::new(
-        FailoverRpc::new(
+        FailoverRpc::with_tls(
             CHAIN_ID,
             std::slice::from_ref(&direct),
             Duration::from_secs(10),
+            Some(&tls),
         )
         .unwrap(),
     );

@@ -19,6 +19,7 @@ use crate::chain::{Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT, DEFAULT_GAS_LI
 use crate::error::{ChainError, DevnetError};
 use crate::node::{Shared, now_ms};
 use crate::store::{BlockLog, Meta};
+use crate::tls::RpcTls;
 
 /// The mnemonic every Ethereum tool knows.
 pub const TEST_MNEMONIC: &str = "test test test test test test test test test test test junk";
@@ -45,6 +46,9 @@ pub struct DevnetConfig {
     pub production: BlockProduction,
     /// JSON-RPC listen address (HTTP and WebSocket).
     pub rpc_addr: SocketAddr,
+    /// TLS on the JSON-RPC port (and a client-certificate requirement); `None` serves plain
+    /// HTTP and WebSocket.
+    pub rpc_tls: Option<RpcTls>,
     /// Data directory; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// EIP-155 chain id.
@@ -88,6 +92,7 @@ impl Default for DevnetConfig {
             validator_keys: vec![],
             production: BlockProduction::Interval(Duration::from_millis(1000)),
             rpc_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            rpc_tls: None,
             data_dir: None,
             chain_id: 1337,
             dev_accounts: 10,
@@ -153,6 +158,7 @@ pub fn dev_accounts(mnemonic: &str, count: usize) -> Result<Vec<DevAccount>, Cha
 pub struct Devnet {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    tls: bool,
     server: jsonrpsee::server::ServerHandle,
     producer: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -162,6 +168,11 @@ pub struct Devnet {
 impl Devnet {
     /// Builds (or reopens from `data_dir`) the chain, starts block production and the RPC server.
     pub async fn start(config: DevnetConfig) -> Result<Self, DevnetError> {
+        let tls = config
+            .rpc_tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         let keys: Vec<SigningKey> = if config.validator_keys.is_empty() {
             if config.validators == 0 {
                 return Err(ChainError::Config("--validators must be at least 1".into()).into());
@@ -222,6 +233,7 @@ impl Devnet {
             config.rpc_addr,
             config.max_request_body,
             config.subscription_buffer.max(1),
+            tls,
         )
         .await?;
         let (stop, stop_rx) = watch::channel(false);
@@ -232,10 +244,17 @@ impl Devnet {
             )),
             BlockProduction::Instant => None,
         };
-        info!(rpc = %addr, validators = validators.len(), "devnet started");
+        info!(
+            rpc = %addr,
+            tls = config.rpc_tls.is_some(),
+            client_certificates = config.rpc_tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+            validators = validators.len(),
+            "devnet started"
+        );
         Ok(Self {
             shared,
             addr,
+            tls: config.rpc_tls.is_some(),
             server,
             producer,
             stop,
@@ -246,6 +265,11 @@ impl Devnet {
     /// The bound JSON-RPC address.
     pub fn rpc_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether JSON-RPC is served over TLS (`https://` and `wss://` at [`Devnet::rpc_addr`]).
+    pub fn rpc_tls(&self) -> bool {
+        self.tls
     }
 
     /// The genesis validator set.

@@ -196,4 +196,8 @@ pub enum DevnetError {
     /// A background task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The JSON-RPC TLS configuration is unusable (unreadable or malformed PEM, a key that
+    /// does not match the certificate, an empty client CA).
+    #[error("JSON-RPC TLS: {0}")]
+    Tls(String),
 }

@@ -3,7 +3,8 @@
 //! Owns: the world state and Ethereum's tries (state, storage, transactions, receipts roots and
 //! `eth_getProof`), block production with revm (Cancun rules, EIP-1559 fees), sealing by the
 //! devnet's QBFT validators, validator-set votes, persistence in a data directory, and the
-//! Ethereum JSON-RPC server (HTTP and WebSocket on one address).
+//! Ethereum JSON-RPC server (HTTP and WebSocket on one address, plain or over TLS with client
+//! certificates).
 //!
 //! Does not own: the QBFT header codec and quorum rules (`kh-qbft`, used here for every
 //! header), Solidity contracts (`kh-contracts`), the relayer's chain client (`kh-relayer`).
@@ -22,6 +23,7 @@ mod node;
 mod rpc;
 mod state;
 mod store;
+mod tls;
 
 pub use chain::{
     Block, CallOutcome, CallRequest, CallView, Chain, ChainSpec, DEFAULT_CONTRACT_SIZE_LIMIT,
@@ -33,3 +35,4 @@ pub use devnet::{
 };
 pub use error::{ChainError, DevnetError, TxError, VoteError};
 pub use state::{Account, AccountProof, WorldState, decode_node};
+pub use tls::RpcTls;

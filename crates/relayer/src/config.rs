@@ -86,6 +86,26 @@ pub struct EvmConfig {
     /// WebSocket endpoints for the new-block doorbell (none: the reconciliation timer only).
     #[serde(default)]
     pub ws: Vec<String>,
+    /// TLS of the EVM links. When set, every `rpc` endpoint must be `https://` and every `ws`
+    /// endpoint `wss://`; their certificates must chain to `ca` (the system's roots are not
+    /// used) and the relayer presents `cert`. Without it, `https://`/`wss://` endpoints are
+    /// checked against the system's roots and no client certificate is presented.
+    #[serde(default)]
+    pub tls: Option<EvmTlsConfig>,
+}
+
+/// TLS of the EVM links: whom to trust, and the relayer's client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvmTlsConfig {
+    /// The root certificate(s) the nodes' certificates chain to (PEM).
+    pub ca: PathBuf,
+    /// The relayer's client certificate (PEM), for nodes that require one; with `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
 }
 
 /// The ledger: the relayer is an RPC user of the node that runs the IBC host, with the
@@ -198,6 +218,9 @@ pub enum SignerConfig {
         url: String,
         /// The account it signs for.
         address: Address,
+        /// TLS towards the signer (an `https://` URL then required); default: `[evm.tls]`.
+        #[serde(default)]
+        tls: Option<EvmTlsConfig>,
     },
 }
 
@@ -335,6 +358,29 @@ impl RelayerConfig {
         {
             return invalid("evm.signer needs exactly one of password_file and password_env");
         }
+        if let Some(tls) = &self.evm.tls {
+            check_tls("evm.tls", tls)?;
+            if let Some(url) = self.evm.rpc.iter().find(|u| !u.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "evm.tls is set but evm.rpc endpoint {url} is not https://"
+                )));
+            }
+            if let Some(url) = self.evm.ws.iter().find(|u| !u.starts_with("wss://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "evm.tls is set but evm.ws endpoint {url} is not wss://"
+                )));
+            }
+        }
+        if let SignerConfig::Remote { url, tls, .. } = &self.evm.signer {
+            if let Some(tls) = tls {
+                check_tls("evm.signer.tls", tls)?;
+            }
+            if tls.as_ref().or(self.evm.tls.as_ref()).is_some() && !url.starts_with("https://") {
+                return Err(ConfigError::Invalid(format!(
+                    "TLS is set for the remote signer but its url {url} is not https://"
+                )));
+            }
+        }
         for (name, path) in &self.paths {
             if !matches!(path.ordering.as_str(), "ordered" | "unordered") {
                 return Err(ConfigError::Invalid(format!(
@@ -354,6 +400,25 @@ impl RelayerConfig {
             return invalid("lease.ttl must be at least 1s");
         }
         Ok(())
+    }
+}
+
+fn check_tls(table: &str, tls: &EvmTlsConfig) -> Result<(), ConfigError> {
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(ConfigError::Invalid(format!(
+            "{table} needs both cert and key, or neither"
+        )));
+    }
+    Ok(())
+}
+
+impl SignerConfig {
+    /// The TLS settings of the remote signer's link: its own, else the EVM links'.
+    pub fn remote_tls<'a>(&'a self, evm: Option<&'a EvmTlsConfig>) -> Option<&'a EvmTlsConfig> {
+        match self {
+            SignerConfig::Remote { tls, .. } => tls.as_ref().or(evm),
+            SignerConfig::Keystore { .. } => None,
+        }
     }
 }
 
@@ -392,5 +457,68 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("exactly one"), "{err}");
+    }
+
+    #[test]
+    fn tls_requires_https_and_wss_endpoints() {
+        let text = include_str!("../relayer.example.toml")
+            .replace("# [evm.tls]", "[evm.tls]")
+            .replace("# ca = \"evm/ca.pem\"", "ca = \"evm/ca.pem\"")
+            .replace("# cert = \"evm/relayer.pem\"", "cert = \"evm/relayer.pem\"")
+            .replace("# key = \"evm/relayer.key\"", "key = \"evm/relayer.key\"");
+        let err = RelayerConfig::parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("http://127.0.0.1:8545 is not https://"),
+            "{err}"
+        );
+        let secure = text.replace("\"http://", "\"https://");
+        let err = RelayerConfig::parse(&secure).unwrap_err().to_string();
+        assert!(err.contains("ws://127.0.0.1:8545 is not wss://"), "{err}");
+        let secure = secure.replace("\"ws://", "\"wss://");
+        let config = RelayerConfig::parse(&secure).unwrap();
+        assert_eq!(
+            config.evm.tls,
+            Some(EvmTlsConfig {
+                ca: "evm/ca.pem".into(),
+                cert: Some("evm/relayer.pem".into()),
+                key: Some("evm/relayer.key".into()),
+            })
+        );
+        let half = secure.replace("key = \"evm/relayer.key\"", "");
+        let err = RelayerConfig::parse(&half).unwrap_err().to_string();
+        assert!(err.contains("both cert and key"), "{err}");
+        let typo = secure.replace("ca = \"evm/ca.pem\"", "ca = \"evm/ca.pem\"\ncrt = \"x\"");
+        let err = RelayerConfig::parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("unknown field `crt`"), "{err}");
+
+        // The remote signer: [evm.tls] or its own table, and then an https:// URL.
+        let remote = |url: &str, own_tls: &str| {
+            secure
+                .replace("kind = \"keystore\"", "kind = \"remote\"")
+                .replace("path = \"relayer-key.json\"", &format!("url = \"{url}\""))
+                .replace(
+                    "password_env = \"KH_RELAYER_PASSWORD\"",
+                    &format!("address = \"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"\n{own_tls}"),
+                )
+        };
+        let err = RelayerConfig::parse(&remote("http://127.0.0.1:9000", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("remote signer"), "{err}");
+        let config = RelayerConfig::parse(&remote("https://127.0.0.1:9000", "")).unwrap();
+        assert_eq!(
+            config.evm.signer.remote_tls(config.evm.tls.as_ref()),
+            config.evm.tls.as_ref()
+        );
+        let own = "tls = { ca = \"signer/ca.pem\" }";
+        let config = RelayerConfig::parse(&remote("https://127.0.0.1:9000", own)).unwrap();
+        assert_eq!(
+            config
+                .evm
+                .signer
+                .remote_tls(config.evm.tls.as_ref())
+                .map(|t| t.ca.clone()),
+            Some(PathBuf::from("signer/ca.pem"))
+        );
     }
 }

@@ -21,7 +21,7 @@ use crate::config::{PathConfig, RelayerConfig};
 use crate::evm::follow::{FollowConfig, follow, handler_events};
 use crate::evm::ibc::EvmEnd;
 use crate::evm::signer::load_tx_signer;
-use crate::evm::{FailoverRpc, SubmitPolicy, Submitter};
+use crate::evm::{EvmTls, FailoverRpc, SubmitPolicy, Submitter};
 use crate::handshake::{ChannelSpec, connect, open_channel};
 use crate::lcp::{
     LcpClientParams, LcpEvmProver, LcpLedgerProver, create_lcp_client_on, create_ledger_elc,
@@ -189,6 +189,8 @@ pub struct RelayPath {
     pub rpc: Arc<FailoverRpc>,
     /// WebSocket endpoints of the EVM chain (doorbell).
     pub ws: Vec<String>,
+    /// TLS of the EVM links.
+    pub evm_tls: Option<EvmTls>,
     /// The ledger end.
     pub ledger: LedgerEnd,
     /// LCP.
@@ -220,13 +222,21 @@ impl RelayPath {
             .lcp
             .as_ref()
             .ok_or_else(|| PathError::Config("no [lcp] in the configuration".into()))?;
-        let signer = load_tx_signer(&config.evm.signer)
+        let signer = load_tx_signer(&config.evm.signer, config.evm.tls.as_ref())
             .map_err(|e| PathError::Config(format!("evm.signer: {e}")))?;
+        let tls = config
+            .evm
+            .tls
+            .as_ref()
+            .map(EvmTls::load)
+            .transpose()
+            .map_err(|e| PathError::Config(format!("evm.tls: {e}")))?;
         let rpc = Arc::new(
-            FailoverRpc::new(
+            FailoverRpc::with_tls(
                 config.evm.chain_id,
                 &config.evm.rpc,
                 config.evm.request_timeout,
+                tls.as_ref(),
             )
             .map_err(|e| PathError::Config(format!("evm.rpc: {e}")))?,
         );
@@ -267,6 +277,7 @@ impl RelayPath {
             },
             rpc,
             ws: config.evm.ws.clone(),
+            evm_tls: tls,
             ledger: ledger_end,
             lcp: LcpEndpoint::new(
                 lcp.addr,
@@ -417,6 +428,7 @@ impl RelayPath {
                 reconcile_every: self.reconcile_every,
                 silence: self.reconcile_every * 5,
                 max_range: 5_000,
+                tls: self.evm_tls.clone(),
             },
         );
         handler_events(logs)

@@ -40,6 +40,7 @@ async fn every_log_once_in_order_across_a_dead_subscription() {
             reconcile_every: Duration::from_secs(2),
             silence: Duration::from_millis(600),
             max_range: 3,
+            tls: None,
         },
     );
 

@@ -168,6 +168,7 @@ impl Chain {
                 reconcile_every: Duration::from_secs(1),
                 silence: Duration::from_secs(3),
                 max_range: 1000,
+                tls: None,
             },
         );
         logs

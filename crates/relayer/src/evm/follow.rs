@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::rpc::{FailoverRpc, RpcError, quantity};
+use super::tls::EvmTls;
 
 /// One log, with where it is in the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub struct FollowConfig {
     pub silence: Duration,
     /// Largest block range of one `eth_getLogs`.
     pub max_range: u64,
+    /// TLS of the `wss://` endpoints (without it: the system's roots, no client certificate).
+    pub tls: Option<EvmTls>,
 }
 
 /// Counters of a running follower.
@@ -90,6 +93,7 @@ pub fn follow(
 
 struct Doorbell {
     urls: Vec<String>,
+    tls: Option<EvmTls>,
     next_url: usize,
     live: Option<(WsClient, Subscription<Value>)>,
     last_ring: Instant,
@@ -101,11 +105,11 @@ impl Doorbell {
         for _ in 0..self.urls.len() {
             let url = self.urls[self.next_url % self.urls.len()].clone();
             self.next_url += 1;
-            let client = match WsClientBuilder::default()
-                .connection_timeout(Duration::from_secs(2))
-                .build(&url)
-                .await
-            {
+            let mut builder = WsClientBuilder::default().connection_timeout(Duration::from_secs(2));
+            if let Some(tls) = &self.tls {
+                builder = builder.with_custom_cert_store(tls.client_config());
+            }
+            let client = match builder.build(&url).await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(%url, error = %e, "WebSocket endpoint not reachable");
@@ -166,6 +170,7 @@ async fn run(
     let mut next = config.from_block;
     let mut bell = Doorbell {
         urls: config.ws.clone(),
+        tls: config.tls.clone(),
         next_url: 0,
         live: None,
         last_ring: Instant::now(),

@@ -18,6 +18,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::warn;
 
+use super::tls::EvmTls;
+
 /// Why a JSON-RPC request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -111,6 +113,17 @@ pub fn quantity(value: &Value) -> Option<u64> {
 impl FailoverRpc {
     /// Clients for `urls` (in order of preference), each request bounded by `timeout`.
     pub fn new(chain_id: u64, urls: &[String], timeout: Duration) -> Result<Self, RpcError> {
+        Self::with_tls(chain_id, urls, timeout, None)
+    }
+
+    /// As [`FailoverRpc::new`], `https://` endpoints checked against and authenticated with
+    /// `tls` (without it: the system's roots, no client certificate).
+    pub fn with_tls(
+        chain_id: u64,
+        urls: &[String],
+        timeout: Duration,
+        tls: Option<&EvmTls>,
+    ) -> Result<Self, RpcError> {
         if urls.is_empty() {
             return Err(RpcError::Endpoint {
                 url: String::new(),
@@ -120,14 +133,16 @@ impl FailoverRpc {
         let endpoints = urls
             .iter()
             .map(|url| {
-                let client = HttpClientBuilder::default()
+                let mut builder = HttpClientBuilder::default()
                     .request_timeout(timeout)
-                    .max_response_size(64 << 20)
-                    .build(url)
-                    .map_err(|e| RpcError::Endpoint {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .max_response_size(64 << 20);
+                if let Some(tls) = tls {
+                    builder = builder.with_custom_cert_store(tls.client_config());
+                }
+                let client = builder.build(url).map_err(|e| RpcError::Endpoint {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
                 Ok(Endpoint {
                     url: url.clone(),
                     client,

@@ -6,15 +6,23 @@ use std::path::{Path, PathBuf};
 
 use alloy_signer_local::PrivateKeySigner;
 
-use crate::config::SignerConfig;
+use crate::config::{EvmTlsConfig, SignerConfig};
 use crate::evm::submit::{RemoteSigner, TxSigner};
+use crate::evm::tls::{EvmTls, TlsError};
 
-/// The transaction signer `config` describes: a keystore's key, or a remote signer.
-pub fn load_tx_signer(config: &SignerConfig) -> Result<TxSigner, SignerError> {
+/// The transaction signer `config` describes: a keystore's key, or a remote signer (over TLS
+/// with its own `tls` settings, else `evm_tls`, the EVM links').
+pub fn load_tx_signer(
+    config: &SignerConfig,
+    evm_tls: Option<&EvmTlsConfig>,
+) -> Result<TxSigner, SignerError> {
     match config {
-        SignerConfig::Remote { url, address } => Ok(TxSigner::Remote(
-            RemoteSigner::new(url, *address).map_err(SignerError::Remote)?,
-        )),
+        SignerConfig::Remote { url, address, .. } => {
+            let tls = config.remote_tls(evm_tls).map(EvmTls::load).transpose()?;
+            Ok(TxSigner::Remote(
+                RemoteSigner::with_tls(url, *address, tls.as_ref()).map_err(SignerError::Remote)?,
+            ))
+        }
         SignerConfig::Keystore { .. } => load_signer(config).map(TxSigner::Local),
     }
 }
@@ -39,6 +47,9 @@ pub enum SignerError {
     /// The remote signer's URL does not make a client.
     #[error("remote signer: {0}")]
     Remote(String),
+    /// The remote signer's TLS settings are unusable.
+    #[error("remote signer TLS: {0}")]
+    Tls(#[from] TlsError),
     /// A remote signer where a local key was needed.
     #[error("the signer is remote, not a keystore")]
     NotLocal,

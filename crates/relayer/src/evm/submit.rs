@@ -121,10 +121,21 @@ pub struct RemoteSigner {
 impl RemoteSigner {
     /// A signer at `url` for `address`.
     pub fn new(url: &str, address: Address) -> Result<Self, String> {
-        let client = jsonrpsee::http_client::HttpClientBuilder::default()
-            .request_timeout(std::time::Duration::from_secs(10))
-            .build(url)
-            .map_err(|e| e.to_string())?;
+        Self::with_tls(url, address, None)
+    }
+
+    /// A signer at `url` for `address`, an `https://` URL checked and authenticated with `tls`.
+    pub fn with_tls(
+        url: &str,
+        address: Address,
+        tls: Option<&super::tls::EvmTls>,
+    ) -> Result<Self, String> {
+        let mut builder = jsonrpsee::http_client::HttpClientBuilder::default()
+            .request_timeout(std::time::Duration::from_secs(10));
+        if let Some(tls) = tls {
+            builder = builder.with_custom_cert_store(tls.client_config());
+        }
+        let client = builder.build(url).map_err(|e| e.to_string())?;
         Ok(RemoteSigner {
             client,
             url: url.to_string(),

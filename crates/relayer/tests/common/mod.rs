@@ -23,6 +23,7 @@ pub(crate) async fn devnet(chain_id: u64) -> Devnet {
     .unwrap()
 }
 
+#[allow(unused_imports)]
 pub(crate) use kh_test_support::net::proxy;
 
 pub(crate) fn url(devnet: &Devnet) -> String {
