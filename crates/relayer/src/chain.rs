@@ -81,7 +81,8 @@ impl From<LedgerError> for IbcError {
 pub trait Prover: Send + Sync {
     /// A client message bringing the counterparty's client of this chain, whose latest height
     /// is `trusted`, to this chain's current (proof-ready) height, and that height; `None` when
-    /// the client is at that height already (a ledger whose host has not moved).
+    /// the client is at that height already (a ledger whose host has not moved, an EVM chain
+    /// with no block since).
     fn update(
         &self,
         trusted: IbcHeight,
