@@ -100,10 +100,11 @@ impl Default for SubmitPolicy {
             gas_margin_percent: 20,
             confirm_timeout: Duration::from_secs(60),
             poll: Duration::from_millis(50),
-            // A multicall's eth_estimateGas runs the whole batch once per step of its binary
-            // search: 20 messages through LCP (about 2.3M gas) keep that one request short
-            // on a slow node, where 50 timed out a debug-built devnet under load.
-            max_messages_per_tx: 20,
+            // 50 messages through LCP are about 5.6M gas. A multicall's eth_estimateGas runs the
+            // whole batch once per step of its binary search: on a slow node (a debug-built
+            // devnet under load) that one request can outlast a short request timeout; lower
+            // this there (the process test uses 20).
+            max_messages_per_tx: 50,
         }
     }
 }
