@@ -6,8 +6,9 @@
 //! restarts: it reconnects with backoff and resumes after the last cursor it delivered. A stream
 //! that stays open but silent (a half-open connection, a node that restarted behind a proxy) is
 //! caught by reconciliation: after `reconcile_every` without an event, a one-shot query asks
-//! for what follows the cursor; if there is anything, the stream is stale and is replaced (the
-//! new stream starts from the cursor, so nothing is lost or repeated).
+//! for what follows the cursor; if there is anything and the stream has still not delivered it
+//! a moment later, the stream is stale and is replaced (the new stream starts from the cursor,
+//! so nothing is lost or repeated).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,6 +140,8 @@ pub fn follow_events(
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a stream found behind the node may take to catch up before it is replaced.
+const STALE_GRACE: Duration = Duration::from_millis(500);
 
 async fn run(
     endpoint: LedgerEndpoint,
@@ -178,10 +181,20 @@ async fn run(
         stats.streams.fetch_add(1, Ordering::Relaxed);
         info!(cursor, node = %endpoint.addr, "following ledger events");
         backoff = BACKOFF_MIN;
+        // The probe found an event after the cursor: the stream gets a short grace to deliver
+        // it (the probe may have seen a transaction recorded an instant ago) before it is
+        // replaced.
+        let mut suspect = false;
         loop {
-            let next = tokio::time::timeout(reconcile_every, stream.message()).await;
+            let wait = if suspect {
+                STALE_GRACE.min(reconcile_every)
+            } else {
+                reconcile_every
+            };
+            let next = tokio::time::timeout(wait, stream.message()).await;
             match next {
                 Ok(Ok(Some(event))) => {
+                    suspect = false;
                     if event.cursor <= cursor {
                         warn!(
                             got = event.cursor,
@@ -209,11 +222,12 @@ async fn run(
                     if out.is_closed() {
                         return;
                     }
-                    if stale(&endpoint, cursor).await {
+                    if suspect {
                         stats.stale.fetch_add(1, Ordering::Relaxed);
                         warn!(cursor, "ledger event stream is stale; replacing it");
                         break;
                     }
+                    suspect = stale(&endpoint, cursor).await;
                 }
             }
         }
