@@ -45,3 +45,21 @@ pub fn ibc_commitment_slot(path: &str) -> B256 {
     preimage[32..].copy_from_slice(IBC_COMMITMENTS_BASE.as_slice());
     keccak256(preimage)
 }
+
+/// The ICS-24 path of a packet's commitment, receipt or acknowledgement (`kind`: `commitments`,
+/// `receipts` or `acks`) on `port`/`channel`.
+pub fn packet_path(kind: &str, port: &str, channel: &str, sequence: u64) -> String {
+    format!("{kind}/ports/{port}/channels/{channel}/sequences/{sequence}")
+}
+
+/// ICS-04's packet commitment, as the handler stores it at the packet's `commitments` path:
+/// sha256(timeout_timestamp ‖ revision_number ‖ revision_height ‖ sha256(data)).
+pub fn packet_commitment(p: &crate::IBCChannelPacket::Packet) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut pre = Vec::with_capacity(56);
+    pre.extend(p.timeoutTimestamp.to_be_bytes());
+    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
+    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
+    pre.extend(Sha256::digest(&p.data));
+    Sha256::digest(&pre).into()
+}

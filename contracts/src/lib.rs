@@ -23,7 +23,8 @@
 //!   [`IBCChannelHandshake`] and [`IBCChannelPacket`], whose ABIs are called at the handler's
 //!   address; [`PingApp`], the ping/echo test app; [`TestOnlyClient`], a light client for tests
 //!   only (trivial verification: never on a real network). Commitments are stored at
-//!   [`ibc_commitment_slot`].
+//!   [`ibc_commitment_slot`]; packets' paths and commitments are [`packet_path`] and
+//!   [`packet_commitment`].
 //! - The LCP client (`solidity/lcp/`): [`LCPClient`] (client type "lcp": enclave keys registered
 //!   from IAS attestation reports, optional operator set with threshold, UpdateState /
 //!   VerifyMembership / Misbehaviour proxy messages signed by enclave keys) using
@@ -49,4 +50,5 @@ pub use bindings::{
 };
 pub use layout::{
     IBC_COMMITMENTS_BASE, KH_NFT_OWNERS_SLOT, ibc_commitment_slot, kh_nft_owner_slot,
+    packet_commitment, packet_path,
 };

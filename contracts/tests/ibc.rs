@@ -24,7 +24,7 @@ use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_contracts::{
     IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, IBCHandler,
-    IBCProxy, PingApp, TestOnlyClient, ibc_commitment_slot,
+    IBCProxy, PingApp, TestOnlyClient, ibc_commitment_slot, packet_commitment, packet_path,
 };
 use prost::Message;
 use revm_chain::{ALICE, BOB, Chain, OWNER};
@@ -137,20 +137,6 @@ fn channel_end(
 
 fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
-}
-
-/// ICS-04: sha256(timeout_timestamp ‖ revision_number ‖ revision_height ‖ sha256(data)).
-fn packet_commitment(p: &P::Packet) -> [u8; 32] {
-    let mut pre = Vec::new();
-    pre.extend(p.timeoutTimestamp.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
-    pre.extend(sha256(&p.data));
-    sha256(&pre)
-}
-
-fn packet_path(kind: &str, port: &str, channel: &str, seq: u64) -> String {
-    format!("{kind}/ports/{port}/channels/{channel}/sequences/{seq}")
 }
 
 /// Converts between the `sol!` types of two bindings generated from the same Solidity type.

@@ -18,7 +18,7 @@ use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
 use kh_contracts::{
     IBCChannelHandshake, IBCChannelPacket, IBCClient, IBCConnection as C, IBCHandler, IBCProxy,
-    LCPAttestation, LCPClient, PingApp, ibc_commitment_slot,
+    LCPAttestation, LCPClient, PingApp, ibc_commitment_slot, packet_commitment,
 };
 use kh_lcp::{
     CommitmentProofs, EnclaveKey, Height, ProxyMessage, SimulationCa, StateId,
@@ -67,6 +67,76 @@ fn deploy_handler(chain: &mut Chain) -> Address {
     )
 }
 
+/// A simulation CA and, behind `handler`, an LCP client trusting it, registered as client type
+/// "lcp"; the client's address.
+fn deploy_lcp_client(chain: &mut Chain, handler: Address) -> (Address, SimulationCa) {
+    let ca = SimulationCa::generate(T0 - 86_400, T0 + 365 * 86_400).unwrap();
+    let attestation = chain.deploy(OWNER, &LCPAttestation::BYTECODE, vec![]);
+    let lc = chain.deploy(
+        OWNER,
+        &LCPClient::BYTECODE,
+        LCPClient::constructorCall {
+            handler_: handler,
+            attestation_: attestation,
+            rootCert: ca.root_der().to_vec().into(),
+            developmentMode_: false,
+        }
+        .abi_encode(),
+    );
+    chain
+        .call(
+            OWNER,
+            handler,
+            IBCClient::registerClientCall {
+                clientType: "lcp".into(),
+                lightClient: lc,
+            },
+        )
+        .unwrap();
+    (lc, ca)
+}
+
+/// The enclave key registration of `report`, as an `updateClient` message.
+fn register_message(report: &kh_lcp::SignedReport) -> Vec<u8> {
+    any(
+        REGISTER_URL,
+        RegisterEnclaveKeyMessage {
+            report: report.avr.clone(),
+            signature: report.signature.clone(),
+            signing_cert: report.signing_cert.clone(),
+            operator_signature: vec![],
+        }
+        .encode_to_vec(),
+    )
+}
+
+/// A connection end (ibc-go encoding) of `client_id` in `state`, facing `counterparty_client`'s
+/// `counterparty_connection` (empty while unknown).
+fn connection_end(
+    state: conn::State,
+    client_id: &str,
+    counterparty_client: &str,
+    counterparty_connection: &str,
+) -> Vec<u8> {
+    conn::ConnectionEnd {
+        client_id: client_id.into(),
+        versions: vec![conn::Version {
+            identifier: "1".into(),
+            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
+        }],
+        state: state as i32,
+        counterparty: Some(conn::Counterparty {
+            client_id: counterparty_client.into(),
+            connection_id: counterparty_connection.into(),
+            prefix: Some(MerklePrefix {
+                key_prefix: PREFIX.to_vec(),
+            }),
+        }),
+        delay_period: 0,
+    }
+    .encode_to_vec()
+}
+
 fn stored(chain: &Chain, handler: Address, path: &str) -> alloy_primitives::B256 {
     alloy_primitives::B256::from(
         chain.storage(handler, U256::from_be_bytes(ibc_commitment_slot(path).0)),
@@ -92,23 +162,7 @@ fn update_message(prev: (Height, StateId, u64), post: (Height, StateId, u64)) ->
 
 /// The counterparty's connection end in INIT (ibc-go encoding).
 fn init_connection_end(our_client: &str) -> Vec<u8> {
-    conn::ConnectionEnd {
-        client_id: COUNTERPARTY_CLIENT.into(),
-        versions: vec![conn::Version {
-            identifier: "1".into(),
-            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
-        }],
-        state: conn::State::Init as i32,
-        counterparty: Some(conn::Counterparty {
-            client_id: our_client.into(),
-            connection_id: String::new(),
-            prefix: Some(MerklePrefix {
-                key_prefix: PREFIX.to_vec(),
-            }),
-        }),
-        delay_period: 0,
-    }
-    .encode_to_vec()
+    connection_end(conn::State::Init, COUNTERPARTY_CLIENT, our_client, "")
 }
 
 #[test]
@@ -116,29 +170,7 @@ fn lcp_client_behind_the_ibc_handler_opens_a_connection() {
     let mut chain = Chain::new();
     chain.set_block(1, T0);
     let handler = deploy_handler(&mut chain);
-    let ca = SimulationCa::generate(T0 - 86_400, T0 + 365 * 86_400).unwrap();
-    let attestation = chain.deploy(OWNER, &LCPAttestation::BYTECODE, vec![]);
-    let lc = chain.deploy(
-        OWNER,
-        &LCPClient::BYTECODE,
-        LCPClient::constructorCall {
-            handler_: handler,
-            attestation_: attestation,
-            rootCert: ca.root_der().to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    chain
-        .call(
-            OWNER,
-            handler,
-            IBCClient::registerClientCall {
-                clientType: "lcp".into(),
-                lightClient: lc,
-            },
-        )
-        .unwrap();
+    let (lc, ca) = deploy_lcp_client(&mut chain, handler);
 
     // createClient at 1-10 with the trusted consensus state.
     let key = EnclaveKey::generate();
@@ -202,16 +234,7 @@ fn lcp_client_behind_the_ibc_handler_opens_a_connection() {
     assert_eq!(err[..4], LCPClient::LCPClientNotHandler::SELECTOR);
 
     // The enclave key is registered through the handler's updateClient.
-    let register = any(
-        REGISTER_URL,
-        RegisterEnclaveKeyMessage {
-            report: report.avr.clone(),
-            signature: report.signature.clone(),
-            signing_cert: report.signing_cert.clone(),
-            operator_signature: vec![],
-        }
-        .encode_to_vec(),
-    );
+    let register = register_message(&report);
     chain
         .call(
             RELAYER,
@@ -306,23 +329,12 @@ fn lcp_client_behind_the_ibc_handler_opens_a_connection() {
         .unwrap();
     assert_eq!(connection_id, "connection-0");
     // Our end is TRYOPEN, committed as the ibc-go ConnectionEnd.
-    let tryopen = conn::ConnectionEnd {
-        client_id: client_id.clone(),
-        versions: vec![conn::Version {
-            identifier: "1".into(),
-            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
-        }],
-        state: conn::State::Tryopen as i32,
-        counterparty: Some(conn::Counterparty {
-            client_id: COUNTERPARTY_CLIENT.into(),
-            connection_id: "connection-0".into(),
-            prefix: Some(MerklePrefix {
-                key_prefix: PREFIX.to_vec(),
-            }),
-        }),
-        delay_period: 0,
-    }
-    .encode_to_vec();
+    let tryopen = connection_end(
+        conn::State::Tryopen,
+        &client_id,
+        COUNTERPARTY_CLIENT,
+        "connection-0",
+    );
     assert_eq!(
         stored(&chain, handler, "connections/connection-0"),
         keccak256(&tryopen)
@@ -358,47 +370,13 @@ fn lcp_proof(key: &EnclaveKey, path: &str, value: &[u8], height: Height, state: 
     .into()
 }
 
-/// ICS-04's packet commitment: sha256(timeout_timestamp ‖ revision_number ‖ revision_height ‖
-/// sha256(data)).
-fn packet_commitment(p: &IBCChannelPacket::Packet) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut pre = Vec::new();
-    pre.extend(p.timeoutTimestamp.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
-    pre.extend(Sha256::digest(&p.data));
-    Sha256::digest(&pre).to_vec()
-}
-
 /// A handler with an LCP client (key registered, state at 1-11), connection-0 and an unordered
 /// "ping" channel-0 to the counterparty open through LCP-signed proofs, PingApp on port "ping".
 fn lcp_channel(chain: &mut Chain) -> (Address, EnclaveKey, String) {
     use ibc_proto::ibc::core::channel::v1 as chan;
     chain.set_block(1, T0);
     let handler = deploy_handler(chain);
-    let ca = SimulationCa::generate(T0 - 86_400, T0 + 365 * 86_400).unwrap();
-    let attestation = chain.deploy(OWNER, &LCPAttestation::BYTECODE, vec![]);
-    let lc = chain.deploy(
-        OWNER,
-        &LCPClient::BYTECODE,
-        LCPClient::constructorCall {
-            handler_: handler,
-            attestation_: attestation,
-            rootCert: ca.root_der().to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    let register = |chain: &mut Chain, call: IBCClient::registerClientCall| {
-        chain.call(OWNER, handler, call).unwrap();
-    };
-    register(
-        chain,
-        IBCClient::registerClientCall {
-            clientType: "lcp".into(),
-            lightClient: lc,
-        },
-    );
+    let (_, ca) = deploy_lcp_client(chain, handler);
     let key = EnclaveKey::generate();
     let report = ca
         .simulate(key.address(), None, MRENCLAVE, T0, false)
@@ -426,16 +404,7 @@ fn lcp_channel(chain: &mut Chain) -> (Address, EnclaveKey, String) {
             },
         )
         .unwrap();
-    let registration = any(
-        REGISTER_URL,
-        RegisterEnclaveKeyMessage {
-            report: report.avr.clone(),
-            signature: report.signature.clone(),
-            signing_cert: report.signing_cert.clone(),
-            operator_signature: vec![],
-        }
-        .encode_to_vec(),
-    );
+    let registration = register_message(&report);
     let h2 = (
         Height::new(1, 11),
         StateId([2; 32]),
@@ -478,23 +447,12 @@ fn lcp_channel(chain: &mut Chain) -> (Address, EnclaveKey, String) {
             },
         )
         .unwrap();
-    let open = conn::ConnectionEnd {
-        client_id: COUNTERPARTY_CLIENT.into(),
-        versions: vec![conn::Version {
-            identifier: "1".into(),
-            features: vec!["ORDER_ORDERED".into(), "ORDER_UNORDERED".into()],
-        }],
-        state: conn::State::Open as i32,
-        counterparty: Some(conn::Counterparty {
-            client_id: client_id.clone(),
-            connection_id: "connection-0".into(),
-            prefix: Some(MerklePrefix {
-                key_prefix: PREFIX.to_vec(),
-            }),
-        }),
-        delay_period: 0,
-    }
-    .encode_to_vec();
+    let open = connection_end(
+        conn::State::Open,
+        COUNTERPARTY_CLIENT,
+        &client_id,
+        "connection-0",
+    );
     chain
         .call(
             RELAYER,

@@ -24,7 +24,7 @@ use ibc_proto::ibc::core::connection::v1 as conn;
 use jsonrpsee::core::client::ClientT;
 use kh_contracts::{
     IBCChannelHandshake as H, IBCChannelPacket as P, IBCClient, IBCConnection as C, PingApp,
-    TestOnlyClient, ibc_commitment_slot,
+    TestOnlyClient, ibc_commitment_slot, packet_commitment, packet_path,
 };
 use kh_evm_chain::{BlockProduction, Devnet, DevnetConfig};
 use prost::Message;
@@ -487,20 +487,6 @@ fn conv<A: SolValue, B: SolValue + From<<B::SolType as alloy_sol_types::SolType>
     a: &A,
 ) -> anyhow::Result<B> {
     Ok(B::abi_decode(&a.abi_encode())?)
-}
-
-fn packet_path(kind: &str, port: &str, channel: &str, seq: u64) -> String {
-    format!("{kind}/ports/{port}/channels/{channel}/sequences/{seq}")
-}
-
-/// ICS-04: sha256(timeout_timestamp ‖ revision_number ‖ revision_height ‖ sha256(data)).
-fn packet_commitment(p: &P::Packet) -> [u8; 32] {
-    let mut pre = Vec::with_capacity(56);
-    pre.extend(p.timeoutTimestamp.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
-    pre.extend(sha256(&p.data));
-    sha256(&pre)
 }
 
 fn any(type_url: &str, value: Vec<u8>) -> Vec<u8> {

@@ -18,7 +18,7 @@ use alloy_sol_types::SolEvent;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kh_contracts::IBCChannelPacket as P;
-use kh_relayer::ledger::follow_events;
+use kh_relayer::ledger_ibc::host_events;
 use kh_relayer::relay::{HopSample, RelayStats};
 use serde_json::{Value, json};
 
@@ -145,22 +145,11 @@ async fn ibc(args: IbcArgs) -> anyhow::Result<()> {
     let watch_ledger = {
         let (stack, acked) = (stack.clone(), acked_ledger.clone());
         tokio::spawn(async move {
-            let end = &stack.path.ledger;
             let channel = stack.path.state.ledger.channel_id.clone();
-            let (mut events, _, _task) =
-                follow_events(end.endpoint.clone(), 0, Duration::from_millis(500));
-            while let Some(e) = events.recv().await {
+            let mut transactions =
+                host_events(stack.path.ledger.clone(), 0, Duration::from_millis(500));
+            while let Some((_, hs)) = transactions.recv().await {
                 let now = Instant::now();
-                if !e
-                    .produced
-                    .iter()
-                    .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
-                {
-                    continue;
-                }
-                let Ok(hs) = end.events_of(&e.tx_id).await else {
-                    continue;
-                };
                 let mut acked = acked.lock().await;
                 for h in hs {
                     if h.kind == "acknowledge_packet"

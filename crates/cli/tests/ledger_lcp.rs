@@ -26,18 +26,20 @@
 
 #[path = "support/evm_ibc.rs"]
 mod evm_ibc;
+#[path = "support/lcp_node.rs"]
+mod lcp_node;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{B256, Bytes};
-use alloy_sol_types::{SolCall, SolConstructor};
-use evm_ibc::{Chain, chain};
+use alloy_sol_types::SolCall;
+use evm_ibc::Chain;
 use ibc_proto::google::protobuf::Any;
 use ibc_proto::ibc::core::client::v1::{Height as RawHeight, MsgCreateClient, MsgUpdateClient};
 use ibc_proto::ibc::core::commitment::v1::MerklePrefix;
 use ibc_proto::ibc::core::connection::v1 as conn;
-use kh_contracts::{IBCConnection as C, LCPAttestation, LCPClient, ibc_commitment_slot};
+use kh_contracts::{IBCConnection as C, LCPClient, ibc_commitment_slot};
 use kh_elc::{QbftClientState, QbftConsensusState, QbftHeader, StorageLayout, StorageProof};
 use kh_ibc_ledger::{
     GENESIS_FLOW, HostStateProof, HostTrust, IbcHostApp, LedgerProof, ProofCheck, SUBMIT_FLOW,
@@ -59,6 +61,7 @@ use kh_relayer::evm::handshake::{PREFIX, connection_end};
 use kh_relayer::evm::ibc::{EvmEnd, event};
 use kh_relayer::evm::rpc::quantity;
 use kh_relayer::lcp::header_rlp;
+use lcp_node::lcp_chain_and_client;
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -314,26 +317,6 @@ fn lcp_node(dir: &std::path::Path, mrenclave: [u8; 32]) -> LcpNode {
     let node = LcpNode::open(dir, enclave, 3600).unwrap();
     node.generate_key(None).unwrap();
     node
-}
-
-/// A devnet with the IBC stack and the LCP client contract under "lcp-client" (trusting
-/// `root_der`); returns the chain and the LCP client contract.
-async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> (Chain, alloy_primitives::Address) {
-    let c = chain(chain_id).await;
-    let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
-    let mut init = LCPClient::BYTECODE.to_vec();
-    init.extend(
-        LCPClient::constructorCall {
-            handler_: c.handler,
-            attestation_: attestation,
-            rootCert: root_der.to_vec().into(),
-            developmentMode_: false,
-        }
-        .abi_encode(),
-    );
-    let client = c.deploy(init).await;
-    c.register_client("lcp-client", client).await;
-    (c, client)
 }
 
 /// Creates the QBFT ELC of the devnet's current block in LCP: its id and signed initial state.
@@ -628,7 +611,7 @@ async fn ledger_and_evm_verify_each_other_through_lcp() {
 
     let ledger = Ledger::new("ledger-lcp", &root_der).await;
     assert_eq!(ledger.submit(vec![]).await.unwrap(), 1);
-    let (evm, evm_lcp_client) = lcp_chain(1701, &root_der).await;
+    let (evm, evm_lcp_client) = lcp_chain_and_client(1701, &root_der).await;
 
     // ---- ledger ← EVM: lcp-client-0 of the devnet on the ledger.
     let (elc, init, mut trusted) = qbft_elc(&lcp, &evm).await;

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use alloy_primitives::Bytes;
 use kh_contracts::IBCChannelPacket as P;
+pub use kh_contracts::{packet_commitment, packet_path};
 
 use crate::evm::rpc::RpcError;
 use crate::evm::submit::SubmitError;
@@ -203,22 +204,6 @@ pub trait Chain: Send + Sync {
     /// are applied or the call fails.
     fn submit(&self, datagrams: Vec<Datagram>)
     -> impl Future<Output = Result<(), IbcError>> + Send;
-}
-
-/// ICS-24 path of a packet's commitment, receipt or acknowledgement (`kind`).
-pub fn packet_path(kind: &str, port: &str, channel: &str, sequence: u64) -> String {
-    format!("{kind}/ports/{port}/channels/{channel}/sequences/{sequence}")
-}
-
-/// ICS-04 packet commitment: sha256(timeout_timestamp ‖ rev_number ‖ rev_height ‖ sha256(data)).
-pub fn packet_commitment(p: &Packet) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut pre = Vec::with_capacity(56);
-    pre.extend(p.timeoutTimestamp.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionNumber.to_be_bytes());
-    pre.extend(p.timeoutHeight.revisionHeight.to_be_bytes());
-    pre.extend(Sha256::digest(&p.data));
-    Sha256::digest(&pre).into()
 }
 
 /// ICS-04 acknowledgement commitment: sha256(ack).

@@ -68,13 +68,21 @@ impl LcpLink {
         self
     }
 
-    fn observe(&self, method: &str, started: Instant) {
+    /// `call`'s answer, its latency recorded under `method`.
+    async fn timed<T>(
+        &self,
+        method: &str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, tonic::Status> {
+        let started = Instant::now();
+        let answer = call.await;
         if let Some(h) = &self.latency {
             h.get_or_create(&MethodLabel {
                 method: method.to_string(),
             })
             .observe(started.elapsed().as_secs_f64());
         }
+        answer.map(tonic::Response::into_inner)
     }
 
     async fn update_client(
@@ -82,16 +90,15 @@ impl LcpLink {
         request: proto::UpdateClientRequest,
     ) -> Result<proto::SignedResponse, IbcError> {
         let key = keccak256([request.client_id.as_bytes(), &[0], &request.header].concat());
-        let started = Instant::now();
-        let answer = self.client.clone().update_client(request).await;
-        self.observe("UpdateClient", started);
+        let answer = self
+            .timed("UpdateClient", self.client.clone().update_client(request))
+            .await;
         let mut kept = self
             .signed_updates
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match answer {
             Ok(signed) => {
-                let signed = signed.into_inner();
                 if kept.len() >= SIGNED_UPDATES_KEPT {
                     kept.pop_front();
                 }
@@ -119,20 +126,24 @@ impl LcpLink {
         &self,
         request: proto::VerifyMembershipRequest,
     ) -> Result<proto::SignedResponse, IbcError> {
-        let started = Instant::now();
-        let answer = self.client.clone().verify_membership(request).await;
-        self.observe("VerifyMembership", started);
-        Ok(answer.map_err(lcp_err)?.into_inner())
+        self.timed(
+            "VerifyMembership",
+            self.client.clone().verify_membership(request),
+        )
+        .await
+        .map_err(lcp_err)
     }
 
     async fn verify_non_membership(
         &self,
         request: proto::VerifyNonMembershipRequest,
     ) -> Result<proto::SignedResponse, IbcError> {
-        let started = Instant::now();
-        let answer = self.client.clone().verify_non_membership(request).await;
-        self.observe("VerifyNonMembership", started);
-        Ok(answer.map_err(lcp_err)?.into_inner())
+        self.timed(
+            "VerifyNonMembership",
+            self.client.clone().verify_non_membership(request),
+        )
+        .await
+        .map_err(lcp_err)
     }
 }
 

@@ -585,44 +585,70 @@ pub fn handler_event(e: &HostEvent) -> Result<Option<HandlerEvent>, IbcError> {
     })
 }
 
-/// Follows the node's recorded transactions after `after_cursor` and delivers the IBC events
-/// of its host transactions, in order. Ends when the receiver is dropped.
+/// Follows the node's recorded transactions after `after_cursor` and delivers each host
+/// transaction's cursor and IBC events, in order; a transaction the node does not answer for is
+/// asked again (with backoff) rather than skipped. Ends when the receiver is dropped.
+pub fn host_events(
+    end: LedgerEnd,
+    after_cursor: u64,
+    reconcile_every: Duration,
+) -> mpsc::Receiver<(u64, Vec<HostEvent>)> {
+    let (tx, rx) = mpsc::channel(1024);
+    let (mut recorded, _stats, follower) =
+        follow_events(end.endpoint.clone(), after_cursor, reconcile_every);
+    tokio::spawn(async move {
+        let forward = async {
+            while let Some(event) = recorded.recv().await {
+                if !event.produced.iter().any(|p| p.contract == HOST_CONTRACT) {
+                    continue;
+                }
+                let mut wait = Duration::from_millis(100);
+                let events = loop {
+                    match end.events_of(&event.tx_id).await {
+                        Ok(events) => break events,
+                        Err(e) => {
+                            warn!(tx = %event.tx_id, error = %e, retry_in = ?wait, "reading a host transaction");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                };
+                if tx.send((event.cursor, events)).await.is_err() {
+                    return;
+                }
+            }
+        };
+        // The follower stops as soon as nobody listens.
+        tokio::select! {
+            () = forward => {}
+            () = tx.closed() => {}
+        }
+        follower.abort();
+    });
+    rx
+}
+
+/// The handler events of the node's host transactions after `after_cursor` ([`host_events`]),
+/// in order, each with its transaction's cursor. Ends when the receiver is dropped.
 pub fn ledger_events(
     end: LedgerEnd,
     after_cursor: u64,
     reconcile_every: Duration,
 ) -> mpsc::Receiver<Positioned> {
     let (tx, rx) = mpsc::channel(1024);
-    let (mut recorded, _stats, follower) =
-        follow_events(end.endpoint.clone(), after_cursor, reconcile_every);
+    let mut transactions = host_events(end, after_cursor, reconcile_every);
     tokio::spawn(async move {
-        while let Some(event) = recorded.recv().await {
-            if !event.produced.iter().any(|p| p.contract == HOST_CONTRACT) {
-                continue;
-            }
-            // Read until it answers: an event is never skipped.
-            let mut wait = Duration::from_millis(100);
-            let events = loop {
-                match end.events_of(&event.tx_id).await {
-                    Ok(events) => break events,
-                    Err(e) => {
-                        warn!(tx = %event.tx_id, error = %e, retry_in = ?wait, "reading a host transaction");
-                        tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
-                }
-            };
+        while let Some((cursor, events)) = transactions.recv().await {
             for e in &events {
                 match handler_event(e) {
                     Ok(Some(h)) => {
-                        if tx.send((event.cursor, h)).await.is_err() {
-                            follower.abort();
+                        if tx.send((cursor, h)).await.is_err() {
                             return;
                         }
                     }
                     Ok(None) => {}
                     Err(err) => {
-                        warn!(tx = %event.tx_id, error = %err, "an IBC event that does not decode")
+                        warn!(cursor, error = %err, "an IBC event that does not decode")
                     }
                 }
             }

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use alloy_primitives::Address;
 use alloy_sol_types::SolConstructor;
 use kh_contracts::{LCPAttestation, LCPClient};
 use kh_lcp_service::enclave::Enclave;
@@ -18,6 +19,11 @@ use super::evm_ibc::{Chain, chain};
 
 /// A devnet chain with the LCP client registered under "lcp-client", trusting `root_der`.
 pub(crate) async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
+    lcp_chain_and_client(chain_id, root_der).await.0
+}
+
+/// [`lcp_chain`], with the LCP client contract's address.
+pub(crate) async fn lcp_chain_and_client(chain_id: u64, root_der: &[u8]) -> (Chain, Address) {
     let c = chain(chain_id).await;
     let attestation = c.deploy(LCPAttestation::BYTECODE.to_vec()).await;
     let mut init = LCPClient::BYTECODE.to_vec();
@@ -32,7 +38,7 @@ pub(crate) async fn lcp_chain(chain_id: u64, root_der: &[u8]) -> Chain {
     );
     let client = c.deploy(init).await;
     c.register_client("lcp-client", client).await;
-    c
+    (c, client)
 }
 
 /// An LCP node of enclave build `mrenclave` in `home`, with one attested key, served over

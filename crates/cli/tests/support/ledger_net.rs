@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use kh_ledger_node::NetworkDirectory;
 use std::collections::BTreeMap;
 
-use kh_relayer::ledger::{LedgerEndpoint, follow_events};
-use kh_relayer::ledger_ibc::LedgerEnd;
+use kh_relayer::ledger::LedgerEndpoint;
+use kh_relayer::ledger_ibc::{LedgerEnd, host_events};
 
 pub(crate) const LEDGER_BIN: &str = env!("CARGO_BIN_EXE_kakehashi");
 pub(crate) const NODES: [&str; 5] = ["Notary", "Bank", "PartyA", "PartyB", "Validator"];
@@ -167,19 +167,11 @@ pub(crate) async fn ledger_counts(
     key: &str,
     channel: &str,
 ) -> BTreeMap<u64, u32> {
-    let (mut events, _, task) = follow_events(end.endpoint.clone(), 0, Duration::from_secs(1));
+    let mut transactions = host_events(end.clone(), 0, Duration::from_secs(1));
     let mut out = BTreeMap::new();
-    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(800), events.recv()).await {
-        if !e
-            .produced
-            .iter()
-            .any(|p| p.contract == kh_ibc_ledger::host::HOST_CONTRACT)
-        {
-            continue;
-        }
-        let Ok(hs) = end.events_of(&e.tx_id).await else {
-            continue;
-        };
+    while let Ok(Some((_, hs))) =
+        tokio::time::timeout(Duration::from_millis(800), transactions.recv()).await
+    {
         for h in hs {
             if h.kind == kind && h.attribute(key) == Some(channel) {
                 let seq: u64 = h.attribute("packet_sequence").unwrap().parse().unwrap();
@@ -187,6 +179,5 @@ pub(crate) async fn ledger_counts(
             }
         }
     }
-    task.abort();
     out
 }
